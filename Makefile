@@ -1,0 +1,39 @@
+# Lockstep. `make test` is what CI runs; `make demo` runs the whole system.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/lockstep-dev/lockstep/version.Version=$(VERSION)
+BIN     := bin
+export LANG ?= C.UTF-8
+
+# The cgo-free binaries that run on a Mac; they must cross-build from Linux.
+DARWIN_CMDS := $(wildcard cmd/lockstepd cmd/lockstep cmd/lockstep-directory)
+
+.PHONY: all build test vet unit cross fuzz-smoke clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+## test: vet, unit and integration tests with the race detector, darwin cross-builds
+test: vet unit cross
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+cross:
+	@set -e; for arch in arm64 amd64; do \
+	  echo "GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 go build $(DARWIN_CMDS)"; \
+	  GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-$$arch/ $(addprefix ./,$(DARWIN_CMDS)); \
+	  GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) vet ./protocol/... ./localapi/...; \
+	done
+
+## fuzz-smoke: a short run of every fuzz target (not part of make test)
+fuzz-smoke:
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+
+clean:
+	rm -rf $(BIN) dist

@@ -1,0 +1,321 @@
+// Package localapi is the contract between lockstepd and its local callers,
+// the menu-bar app and the lockstep CLI: the JSON types of the HTTP API that
+// lockstepd serves on a unix socket, and the Go client both callers share.
+//
+// The socket is world-connectable; lockstepd learns who is calling from the
+// kernel (peer credentials), so the client sends no token. A caller acts on
+// its own account; root may name another with the User field.
+package localapi
+
+import (
+	"time"
+
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// DefaultSocket is where lockstepd listens on a Mac.
+const DefaultSocket = "/var/run/lockstepd.sock"
+
+// Host is the only Host header lockstepd accepts. A browser tricked into
+// talking to the socket through some proxy would send another.
+const Host = "lockstepd.sock"
+
+// API paths.
+const (
+	PathStatus         = "/v0/status"
+	PathPolicy         = "/v0/policy"
+	PathChange         = "/v0/change"
+	PathSync           = "/v0/sync"
+	PathWatch          = "/v0/watch"
+	PathDiagnostics    = "/v0/diagnostics"
+	PathServiceAccount = "/v0/service-account"
+)
+
+// Connection states of the directory session.
+const (
+	ConnConnected   = "connected"
+	ConnConnecting  = "connecting"
+	ConnOffline     = "offline"
+	ConnNotEnrolled = "not_enrolled"
+)
+
+// Account states, from the user's point of view. Exactly one applies; when
+// several could, the first in this list wins.
+const (
+	StateBusy       = "busy"        // an operation is running
+	StateLocked     = "locked"      // the directory locked the account
+	StateSyncNeeded = "sync_needed" // the Mac is behind the directory
+	StateTemporary  = "temporary"   // synced, but a permanent password must be chosen
+	StateExpiring   = "expiring"    // in sync, expiry within the warning window
+	StateInSync     = "in_sync"     // every place holds the directory password
+	StateUnknown    = "unknown"     // not checked yet (for example offline since start)
+)
+
+// Place names: where one password lives.
+const (
+	PlaceDirectory = "directory"
+	PlaceLocal     = "local"
+	PlaceFileVault = "filevault"
+	PlaceKeychain  = "keychain"
+)
+
+// Place states.
+const (
+	PlaceOK            = "ok"
+	PlaceBehind        = "behind"
+	PlaceUnknown       = "unknown"
+	PlaceNotApplicable = "not_applicable"
+)
+
+// Status is the whole state the menu bar and `lockstep status` show.
+type Status struct {
+	Version   string     `json:"version"`
+	Directory Connection `json:"directory"`
+	// Accounts holds the caller's own account, or every bound account for
+	// root.
+	Accounts []Account `json:"accounts"`
+	// ServiceAccount says whether the forgotten-password path is available.
+	ServiceAccount ServiceAccountStatus `json:"service_account"`
+}
+
+// Connection is the state of lockstepd's session with the directory.
+type Connection struct {
+	State     string    `json:"state"`
+	URL       string    `json:"url"`
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	DeviceID  string    `json:"device_id,omitempty"`
+}
+
+// Account is one local account bound to a directory user.
+type Account struct {
+	LocalUser     string `json:"local_user"`
+	DirectoryUser string `json:"directory_user"`
+	DisplayName   string `json:"display_name,omitempty"`
+	State         string `json:"state"`
+	// Reason says in one sentence why the state is what it is.
+	Reason            string     `json:"reason,omitempty"`
+	MFA               bool       `json:"mfa"`
+	Temporary         bool       `json:"temporary"`
+	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
+	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
+	// DaysLeft is set when ExpiresAt is; it may be negative.
+	DaysLeft    *int       `json:"days_left,omitempty"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// FileVault is whether this account unlocks FileVault.
+	FileVault     bool       `json:"filevault"`
+	Places        []Place    `json:"places"`
+	LastOperation *Operation `json:"last_operation,omitempty"`
+}
+
+// Attention reports whether the account needs the user to act.
+func (a Account) Attention() bool {
+	switch a.State {
+	case StateSyncNeeded, StateTemporary, StateExpiring, StateLocked:
+		return true
+	}
+	return false
+}
+
+// Place is the state of the password in one place.
+type Place struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Detail    string     `json:"detail,omitempty"`
+	ChangedAt *time.Time `json:"changed_at,omitempty"`
+}
+
+// Operation kinds.
+const (
+	OpChange     = "change"
+	OpSync       = "sync"
+	OpSyncForgot = "sync_forgot_previous"
+)
+
+// Operation states.
+const (
+	OpRunning    = "running"
+	OpDone       = "done"
+	OpFailed     = "failed"      // nothing changed; safe to retry
+	OpSyncNeeded = "sync_needed" // stopped part-way; `lockstep sync` resolves it
+)
+
+// Operation is one change or sync, with its journal of steps.
+type Operation struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	LocalUser  string     `json:"local_user"`
+	State      string     `json:"state"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Steps      []Step     `json:"steps"`
+	Error      *Error     `json:"error,omitempty"`
+	// Notes tell the user what happened that they must know, for example
+	// where an old keychain was moved.
+	Notes []string `json:"notes,omitempty"`
+	// NextAction is set when the user must do something next, for example
+	// "change" after syncing a temporary password.
+	NextAction string `json:"next_action,omitempty"`
+}
+
+// Step names, in the order a change runs them.
+const (
+	StepValidate  = "validate"
+	StepVerify    = "verify_current"
+	StepDirectory = "directory"
+	StepLocal     = "local_account"
+	StepKeychain  = "keychain"
+	StepFileVault = "filevault"
+	StepPreboot   = "preboot"
+	StepAck       = "acknowledge"
+)
+
+// Step states.
+const (
+	StepPending = "pending"
+	StepRunning = "running"
+	StepDone    = "done"
+	StepSkipped = "skipped"
+	StepFailed  = "failed"
+)
+
+// Step is one journal entry of an operation.
+type Step struct {
+	Name   string    `json:"name"`
+	State  string    `json:"state"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// ChangeRequest asks lockstepd to change the password everywhere.
+type ChangeRequest struct {
+	// User is the local account; empty means the caller. Only root may name
+	// another.
+	User    string          `json:"user,omitempty"`
+	Current protocol.Secret `json:"current"`
+	New     protocol.Secret `json:"new"`
+	TOTP    string          `json:"totp,omitempty"`
+}
+
+// SyncRequest asks lockstepd to bring the Mac in line with a password set
+// in the directory (an admin reset or a change made elsewhere).
+type SyncRequest struct {
+	User string `json:"user,omitempty"`
+	// Previous is the Mac password before the reset. Empty only with
+	// ForgotPrevious.
+	Previous protocol.Secret `json:"previous,omitempty"`
+	// New is the password the directory now holds.
+	New protocol.Secret `json:"new"`
+	// ForgotPrevious resets the Mac through the service account: the old
+	// keychain is moved aside and a new one made.
+	ForgotPrevious bool `json:"forgot_previous,omitempty"`
+}
+
+// ServiceAccountRequest sets up the service account with a SecureToken
+// admin's credentials.
+type ServiceAccountRequest struct {
+	AdminUser     string          `json:"admin_user"`
+	AdminPassword protocol.Secret `json:"admin_password"`
+}
+
+// ServiceAccountStatus says whether the hidden service account exists and
+// can reset users whose previous password is forgotten.
+type ServiceAccountStatus struct {
+	Present     bool   `json:"present"`
+	SecureToken bool   `json:"secure_token"`
+	Usable      bool   `json:"usable"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// Event types on the watch and operation streams.
+const (
+	EventStatus = "status" // Status changed; carries the whole new Status
+	EventStep   = "step"   // an operation step changed
+	EventResult = "result" // an operation finished; carries Operation
+	EventNotice = "notice" // something the user should be told about
+)
+
+// Event is one line of a stream (newline-delimited JSON).
+type Event struct {
+	Type      string     `json:"type"`
+	Status    *Status    `json:"status,omitempty"`
+	Step      *Step      `json:"step,omitempty"`
+	Operation *Operation `json:"operation,omitempty"`
+	Notice    *Notice    `json:"notice,omitempty"`
+	Error     *Error     `json:"error,omitempty"`
+}
+
+// Notice kinds, each a user notification.
+const (
+	NoticeReset    = "reset"    // an administrator reset the password
+	NoticeSynced   = "synced"   // a sync or change finished
+	NoticeExpiry   = "expiry"   // expiry is approaching
+	NoticeLocked   = "locked"   // the account was locked
+	NoticeUnlocked = "unlocked" // the account was unlocked
+)
+
+// Notice is a user notification.
+type Notice struct {
+	Kind      string    `json:"kind"`
+	LocalUser string    `json:"local_user"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	At        time.Time `json:"at"`
+}
+
+// Error codes of the local API. Directory codes (protocol.Code*) pass
+// through unchanged.
+const (
+	CodeForbidden     = "forbidden"   // caller may not act on that account
+	CodeBadRequest    = "bad_request" // malformed request
+	CodeNotBound      = "not_bound"   // account not bound to a directory user
+	CodeBusy          = "busy"        // another operation runs for the account
+	CodeOffline       = "offline"     // the directory is unreachable
+	CodeWrongLocal    = "wrong_local" // password does not open the Mac account
+	CodeNotNeeded     = "not_needed"  // nothing to sync
+	CodeNoServiceAcct = "no_service_account"
+	CodeThrottled     = "throttled" // lockstepd is protecting the account from lockout
+	CodePlatform      = "platform"  // a macOS tool failed; Message has its text
+)
+
+// Fields an error can point at, so the UI shows it next to the right box.
+const (
+	FieldCurrent  = "current"
+	FieldNew      = "new"
+	FieldTOTP     = "totp"
+	FieldPrevious = "previous"
+)
+
+// Error is a failed request. Message is a complete sentence for the user.
+type Error struct {
+	Code       string               `json:"code"`
+	Message    string               `json:"message"`
+	Field      string               `json:"field,omitempty"`
+	Violations []protocol.Violation `json:"violations,omitempty"`
+	// Hint tells the user what to do next.
+	Hint       string     `json:"hint,omitempty"`
+	RetryAfter int        `json:"retry_after,omitempty"`
+	Until      *time.Time `json:"until,omitempty"`
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Hint != "" {
+		return e.Message + " " + e.Hint
+	}
+	return e.Message
+}
+
+// Is matches by code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// PolicyResponse is the policy that applies to the caller's account.
+type PolicyResponse struct {
+	DirectoryUser string          `json:"directory_user"`
+	Policy        protocol.Policy `json:"policy"`
+	Rules         []protocol.Rule `json:"rules"`
+	MFA           bool            `json:"mfa"`
+}

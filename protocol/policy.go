@@ -1,0 +1,186 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxPasswordBytes is the longest password Lockstep accepts, whatever the
+// policy says. macOS tools read passwords with getpass(3), whose buffer holds
+// 128 bytes; a longer password would be silently truncated on the Mac and
+// the places would disagree.
+const MaxPasswordBytes = 128
+
+// Rule codes. Each is stable and comes with a human sentence from Rules.
+const (
+	RuleMinLength   = "min_length"
+	RuleMaxLength   = "max_length"
+	RuleUpper       = "upper"
+	RuleLower       = "lower"
+	RuleDigit       = "digit"
+	RuleSymbol      = "symbol"
+	RuleNotUsername = "not_username"
+	RulePrintable   = "printable"
+	RuleHistory     = "history"
+)
+
+// Policy is the directory's password policy. The directory enforces it on
+// every set; agents fetch it to check a new password while the user types.
+type Policy struct {
+	MinLength        int  `json:"min_length"`
+	RequireUpper     bool `json:"require_upper"`
+	RequireLower     bool `json:"require_lower"`
+	RequireDigit     bool `json:"require_digit"`
+	RequireSymbol    bool `json:"require_symbol"`
+	DisallowUsername bool `json:"disallow_username"`
+	// HistoryCount forbids reusing any of the last N passwords (the current
+	// one included). Only the directory can check it.
+	HistoryCount int `json:"history_count"`
+	// MaxAgeDays makes passwords expire; 0 means never.
+	MaxAgeDays int `json:"max_age_days"`
+	// ExpiryWarningDays is when agents start warning before expiry.
+	ExpiryWarningDays int `json:"expiry_warning_days"`
+}
+
+// DefaultPolicy is what a new directory starts with.
+func DefaultPolicy() Policy {
+	return Policy{
+		MinLength:         12,
+		RequireUpper:      true,
+		RequireLower:      true,
+		RequireDigit:      true,
+		RequireSymbol:     false,
+		DisallowUsername:  true,
+		HistoryCount:      5,
+		MaxAgeDays:        90,
+		ExpiryWarningDays: 14,
+	}
+}
+
+// Validate reports a policy that cannot be satisfied or makes no sense.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.MinLength < 1 || p.MinLength > MaxPasswordBytes {
+		errs = append(errs, fmt.Errorf("min_length must be between 1 and %d, got %d", MaxPasswordBytes, p.MinLength))
+	}
+	if p.HistoryCount < 0 || p.HistoryCount > 50 {
+		errs = append(errs, fmt.Errorf("history_count must be between 0 and 50, got %d", p.HistoryCount))
+	}
+	if p.MaxAgeDays < 0 || p.MaxAgeDays > 3650 {
+		errs = append(errs, fmt.Errorf("max_age_days must be between 0 and 3650, got %d", p.MaxAgeDays))
+	}
+	if p.ExpiryWarningDays < 0 || (p.MaxAgeDays > 0 && p.ExpiryWarningDays >= p.MaxAgeDays) {
+		errs = append(errs, fmt.Errorf("expiry_warning_days must be between 0 and max_age_days-1, got %d", p.ExpiryWarningDays))
+	}
+	return errors.Join(errs...)
+}
+
+// Rule is one line of the policy checklist.
+type Rule struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Local rules can be checked without the directory; the history rule
+	// cannot.
+	Local bool `json:"local"`
+}
+
+// Violation is an unmet rule.
+type Violation struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Rules lists the policy's rules in the order a checklist shows them.
+func (p Policy) Rules() []Rule {
+	rules := []Rule{{RuleMinLength, fmt.Sprintf("At least %d characters", p.MinLength), true}}
+	if p.RequireUpper {
+		rules = append(rules, Rule{RuleUpper, "An uppercase letter", true})
+	}
+	if p.RequireLower {
+		rules = append(rules, Rule{RuleLower, "A lowercase letter", true})
+	}
+	if p.RequireDigit {
+		rules = append(rules, Rule{RuleDigit, "A number", true})
+	}
+	if p.RequireSymbol {
+		rules = append(rules, Rule{RuleSymbol, "A symbol such as ! or #", true})
+	}
+	if p.DisallowUsername {
+		rules = append(rules, Rule{RuleNotUsername, "Does not contain your user name", true})
+	}
+	rules = append(rules,
+		Rule{RuleMaxLength, fmt.Sprintf("At most %d bytes", MaxPasswordBytes), true},
+		Rule{RulePrintable, "No line breaks or control characters", true},
+	)
+	if p.HistoryCount > 0 {
+		rules = append(rules, Rule{RuleHistory, fmt.Sprintf("Not one of your last %d passwords", p.HistoryCount), false})
+	}
+	return rules
+}
+
+// Check evaluates every local rule against a candidate password for user
+// and returns the unmet ones, in Rules order. It does not check history.
+func (p Policy) Check(user string, password []byte) []Violation {
+	var upper, lower, digit, symbol, printable bool
+	printable = utf8.Valid(password)
+	for _, r := range string(password) {
+		switch {
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsDigit(r):
+			digit = true
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			printable = false
+		case unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r) || unicode.IsMark(r):
+			symbol = true
+		case unicode.IsLetter(r):
+			// A letter without case (for example CJK) counts as neither.
+		default:
+			symbol = true
+		}
+	}
+	met := map[string]bool{
+		RuleMinLength:   utf8.RuneCount(password) >= p.MinLength,
+		RuleUpper:       upper,
+		RuleLower:       lower,
+		RuleDigit:       digit,
+		RuleSymbol:      symbol,
+		RuleNotUsername: !containsFold(password, user),
+		RuleMaxLength:   len(password) <= MaxPasswordBytes,
+		RulePrintable:   printable,
+	}
+	var out []Violation
+	for _, r := range p.Rules() {
+		if r.Local && !met[r.Code] {
+			out = append(out, Violation{Code: r.Code, Message: r.Message})
+		}
+	}
+	return out
+}
+
+// HistoryViolation is the violation the directory returns for a reused
+// password.
+func (p Policy) HistoryViolation() Violation {
+	for _, r := range p.Rules() {
+		if r.Code == RuleHistory {
+			return Violation{Code: r.Code, Message: r.Message}
+		}
+	}
+	return Violation{Code: RuleHistory, Message: "Not your current password"}
+}
+
+// containsFold reports whether password contains user, ignoring case. Names
+// shorter than three characters are not checked: they would forbid too much.
+func containsFold(password []byte, user string) bool {
+	if utf8.RuneCountInString(user) < 3 {
+		return false
+	}
+	lower := bytes.ToLower(password)
+	defer clear(lower) // a copy of the password: wipe it too
+	return bytes.Contains(lower, bytes.ToLower([]byte(user)))
+}
