@@ -10,13 +10,19 @@ DARWIN_CMDS := $(wildcard cmd/lockstepd cmd/lockstep cmd/lockstep-directory)
 
 .PHONY: all build test vet unit cross fuzz-smoke clean
 
+# Each area adds its own targets in mk/<area>.mk and appends the checks that
+# belong in `make test` to TEST_EXTRA and fuzz targets to FUZZ_EXTRA.
+TEST_EXTRA :=
+FUZZ_EXTRA :=
+-include mk/*.mk
+
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 ## test: vet, unit and integration tests with the race detector, darwin cross-builds
-test: vet unit cross
+test: vet unit cross $(TEST_EXTRA)
 
 vet:
 	$(GO) vet ./...
@@ -32,7 +38,7 @@ cross:
 	done
 
 ## fuzz-smoke: a short run of every fuzz target (not part of make test)
-fuzz-smoke:
+fuzz-smoke: $(FUZZ_EXTRA)
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
 
 clean:
