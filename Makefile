@@ -33,7 +33,7 @@ unit:
 cross:
 	@set -e; for arch in arm64 amd64; do \
 	  echo "GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 go build $(DARWIN_CMDS)"; \
-	  GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-$$arch/ $(addprefix ./,$(DARWIN_CMDS)); \
+	  $(if $(DARWIN_CMDS),GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-$$arch/ $(addprefix ./,$(DARWIN_CMDS));) \
 	  GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) vet ./protocol/... ./localapi/...; \
 	done
 
