@@ -1,0 +1,104 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const plistHead = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>`
+
+func TestManagedPreferencesWin(t *testing.T) {
+	local := write(t, "config.json", `{"DirectoryURL":"wss://dir.local.example","ExpiryWarningDays":7,"UserMap":{"alice":"alice.smith"}}`)
+	managed := write(t, "dev.lockstep.agent.plist", plistHead+`
+<key>DirectoryURL</key><string>wss://dir.corp.example:8443</string>
+<key>ExpiryWarningDays</key><integer>21</integer>
+<key>EnrollmentToken</key><string>tok-123</string>
+</dict></plist>`)
+	c, err := Load(local, managed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DirectoryURL != "wss://dir.corp.example:8443" || c.ExpiryWarningDays != 21 {
+		t.Fatalf("managed preferences did not win: %+v", c)
+	}
+	if c.DirectoryUser("alice") != "alice.smith" || c.DirectoryUser("bob") != "bob" {
+		t.Fatalf("UserMap not applied: %v", c.UserMap)
+	}
+	if c.Socket == "" || c.StateDir == "" || c.LogLevel != "info" {
+		t.Fatalf("defaults missing: %+v", c)
+	}
+	if string(c.EnrollmentToken) != "tok-123" {
+		t.Fatal("token not read")
+	}
+	if s := fmt.Sprintf("%v", c.Redacted()); strings.Contains(s, "tok-123") || strings.Contains(fmt.Sprintf("%+v", c), "tok-123") {
+		t.Fatalf("token printed: %s", s)
+	}
+	if len(c.Sources) != 2 {
+		t.Fatalf("Sources = %v", c.Sources)
+	}
+}
+
+func TestMissingFilesUseDefaultsButNeedURL(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.plist"), "")
+	if err == nil || !strings.Contains(err.Error(), "DirectoryURL: is required") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	ca := write(t, "notpem.pem", "hello")
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"unknown key", `{"DirectoryURL":"wss://d","DirectoryUrl":"x"}`, `unknown key "DirectoryUrl"`},
+		{"wrong type", `{"DirectoryURL":"wss://d","ExpiryWarningDays":"ten"}`, "ExpiryWarningDays: must be an integer"},
+		{"fraction", `{"DirectoryURL":"wss://d","ExpiryWarningDays":1.5}`, "must be an integer"},
+		{"plain ws remote", `{"DirectoryURL":"ws://dir.example.com"}`, "plain ws:// is allowed only to a loopback"},
+		{"http scheme", `{"DirectoryURL":"https://dir.example.com"}`, "scheme must be wss://"},
+		{"relative socket", `{"DirectoryURL":"wss://d","Socket":"lockstepd.sock"}`, "Socket: must be an absolute path"},
+		{"long socket", `{"DirectoryURL":"wss://d","Socket":"/` + strings.Repeat("s", 120) + `"}`, "at most 103"},
+		{"bad level", `{"DirectoryURL":"wss://d","LogLevel":"chatty"}`, "LogLevel: must be debug"},
+		{"bad map", `{"DirectoryURL":"wss://d","UserMap":{"alice":7}}`, `value for "alice" must be a string`},
+		{"bad ca", `{"DirectoryURL":"wss://d","DirectoryCA":"` + ca + `"}`, "holds no PEM certificate"},
+		{"range", `{"DirectoryURL":"wss://d","ExpiryWarningDays":400}`, "between 0 and 365"},
+		{"not a dict", `[1]`, "not a valid plist dictionary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(write(t, "c.json", tt.doc), "")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoopbackWSAllowed(t *testing.T) {
+	for _, u := range []string{"ws://127.0.0.1:8443", "ws://localhost:1", "ws://[::1]:9", "wss://dir.example.com"} {
+		if err := CheckDirectoryURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestManagedUnknownKeyNamesFile(t *testing.T) {
+	managed := write(t, "m.plist", plistHead+`<key>DirectoryURL</key><string>wss://d</string><key>Bogus</key><true/></dict></plist>`)
+	_, err := Load("", managed)
+	if err == nil || !strings.Contains(err.Error(), managed) || !strings.Contains(err.Error(), `"Bogus"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
