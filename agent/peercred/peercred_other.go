@@ -1,0 +1,5 @@
+//go:build !linux && !darwin
+
+package peercred
+
+func get(int) (Creds, error) { return Creds{}, ErrUnsupported }
