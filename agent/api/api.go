@@ -1,0 +1,450 @@
+// Package api serves lockstepd's local API: HTTP and JSON over a unix socket
+// that anyone may connect to, where the kernel, not the request, says who is
+// calling. A caller acts on its own account only; root may name any.
+//
+// Requests that carry Origin or Referer, or a Host other than
+// localapi.Host, are refused: they come from a browser that was talked into
+// reaching the socket, not from Lockstep's app or CLI.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/agent/peercred"
+	"github.com/lockstep-dev/lockstep/localapi"
+)
+
+// Caller is who is on the other end of a connection.
+type Caller struct {
+	UID int
+	PID int
+	// User is the caller's local short name; empty when the uid has no
+	// account (which only root may get away with).
+	User string
+}
+
+// Root reports whether the caller is root.
+func (c Caller) Root() bool { return c.UID == 0 }
+
+// Backend is what the server needs from the daemon.
+type Backend interface {
+	// LocalUser returns the short name of the local account with uid.
+	LocalUser(ctx context.Context, uid int) (string, error)
+	// Status returns what caller may see: its own account, or all for root.
+	Status(ctx context.Context, caller Caller) *localapi.Status
+	Policy(ctx context.Context, localUser string) (*localapi.PolicyResponse, error)
+	// Change and Sync run an operation to its end. An error means the
+	// operation did not start (busy, not bound, invalid); otherwise the
+	// outcome, failure included, is in the returned operation.
+	Change(ctx context.Context, localUser string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error)
+	Sync(ctx context.Context, localUser string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error)
+	// Subscribe returns a channel of events; cancel releases it. A
+	// subscriber that falls behind loses events but always gets the next
+	// status.
+	Subscribe() (events <-chan localapi.Event, cancel func())
+	Diagnostics(ctx context.Context, caller Caller) (any, error)
+	ServiceAccount(ctx context.Context) localapi.ServiceAccountStatus
+	SetupServiceAccount(ctx context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error)
+	RotateServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error)
+	RemoveServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error)
+}
+
+// maxBody bounds a request body; the largest holds three passwords.
+const maxBody = 16 << 10
+
+// heartbeat is how often an idle watch stream gets a blank line, so that a
+// vanished client is noticed. It is the only timer a quiet daemon runs for a
+// watcher.
+const heartbeat = 30 * time.Second
+
+// Server is the local API.
+type Server struct {
+	b   Backend
+	log *slog.Logger
+	mux *http.ServeMux
+	srv *http.Server
+}
+
+type ctxKey struct{}
+
+// New returns a server over b.
+func New(b Backend, log *slog.Logger) *Server {
+	s := &Server{b: b, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET "+localapi.PathStatus, s.status)
+	s.mux.HandleFunc("GET "+localapi.PathPolicy, s.policy)
+	s.mux.HandleFunc("POST "+localapi.PathChange, s.change)
+	s.mux.HandleFunc("POST "+localapi.PathSync, s.sync)
+	s.mux.HandleFunc("GET "+localapi.PathWatch, s.watch)
+	s.mux.HandleFunc("GET "+localapi.PathDiagnostics, s.diagnostics)
+	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
+	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
+	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)
+	s.mux.HandleFunc("DELETE "+localapi.PathServiceAccount, s.serviceAccount)
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			cr, err := peercred.Get(c)
+			if err != nil {
+				log.Warn("local api peer credentials unavailable", "err", err)
+				return ctx // no identity: every request is refused
+			}
+			return context.WithValue(ctx, ctxKey{}, cr)
+		},
+	}
+	return s
+}
+
+// Listen opens the socket at path: it refuses to take over a socket another
+// lockstepd answers on, removes a stale one, and makes it connectable by
+// every local user (mode 0666); identity comes from peer credentials.
+func Listen(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another lockstepd is already listening on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale socket: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating socket directory: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("opening up socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests to end, up to ctx.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// ServeHTTP applies the checks every request must pass, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Requests from web pages are not accepted."})
+		return
+	}
+	if r.Host != localapi.Host {
+		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("Unexpected Host %q.", r.Host)})
+		return
+	}
+	cr, ok := r.Context().Value(ctxKey{}).(peercred.Creds)
+	if !ok {
+		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Could not tell who is calling."})
+		return
+	}
+	caller := Caller{UID: cr.UID, PID: cr.PID}
+	if name, err := s.b.LocalUser(r.Context(), cr.UID); err == nil {
+		caller.User = name
+	} else if !caller.Root() {
+		s.log.Warn("local api caller has no local account", "uid", cr.UID, "err", err)
+		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("uid %d has no local account.", cr.UID)})
+		return
+	}
+	s.log.Debug("local api request", "method", r.Method, "path", r.URL.Path, "uid", caller.UID, "pid", caller.PID)
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+type callerKey struct{}
+
+func callerOf(r *http.Request) Caller { return r.Context().Value(callerKey{}).(Caller) }
+
+// target resolves which local account a request acts on: the caller's own,
+// or, for root only, the one named.
+func target(c Caller, named string) (string, *localapi.Error) {
+	if c.Root() {
+		if named == "" {
+			return "", &localapi.Error{Code: localapi.CodeBadRequest, Message: "Name the account to act on.", Hint: "Pass --user NAME."}
+		}
+		return named, nil
+	}
+	if named == "" || named == c.User {
+		return c.User, nil
+	}
+	return "", &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("You can only act on your own account (%s).", c.User)}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.Status(r.Context(), callerOf(r)))
+}
+
+func (s *Server) policy(w http.ResponseWriter, r *http.Request) {
+	user, e := target(callerOf(r), r.URL.Query().Get("user"))
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	p, err := s.b.Policy(r.Context(), user)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) change(w http.ResponseWriter, r *http.Request) {
+	var req localapi.ChangeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	defer req.Current.Wipe()
+	defer req.New.Wipe()
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	s.runOperation(w, r, func(ctx context.Context, progress func(localapi.Step)) (*localapi.Operation, error) {
+		return s.b.Change(ctx, user, req, progress)
+	})
+}
+
+func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	var req localapi.SyncRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	defer req.Previous.Wipe()
+	defer req.New.Wipe()
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	s.runOperation(w, r, func(ctx context.Context, progress func(localapi.Step)) (*localapi.Operation, error) {
+		return s.b.Sync(ctx, user, req, progress)
+	})
+}
+
+// runOperation streams an operation's steps and result. The operation runs
+// on a context that outlives the request: a user closing the window half-way
+// must not leave the places half-changed.
+func (s *Server) runOperation(w http.ResponseWriter, r *http.Request, run func(context.Context, func(localapi.Step)) (*localapi.Operation, error)) {
+	sw := newStream(w)
+	started := false
+	progress := func(st localapi.Step) {
+		if !started {
+			started = true
+			sw.begin()
+		}
+		sw.send(localapi.Event{Type: localapi.EventStep, Step: &st})
+	}
+	op, err := run(context.WithoutCancel(r.Context()), progress)
+	if err != nil && !started {
+		writeError(w, err)
+		return
+	}
+	if !started {
+		sw.begin()
+	}
+	if err != nil && op == nil {
+		op = &localapi.Operation{State: localapi.OpFailed, Error: asAPIError(err)}
+	}
+	sw.send(localapi.Event{Type: localapi.EventResult, Operation: op})
+}
+
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	events, cancel := s.b.Subscribe()
+	defer cancel()
+	sw := newStream(w)
+	sw.begin()
+	if !sw.send(localapi.Event{Type: localapi.EventStatus, Status: s.b.Status(r.Context(), c)}) {
+		return
+	}
+	t := time.NewTicker(heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+			if !sw.heartbeat() {
+				return
+			}
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			switch ev.Type {
+			case localapi.EventStatus:
+				ev.Status = s.b.Status(r.Context(), c) // the caller's view only
+			case localapi.EventNotice:
+				if ev.Notice == nil || (!c.Root() && ev.Notice.LocalUser != c.User) {
+					continue
+				}
+			case localapi.EventStep, localapi.EventResult:
+				if ev.Operation != nil && !c.Root() && ev.Operation.LocalUser != c.User {
+					continue
+				}
+			}
+			if !sw.send(ev) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) diagnostics(w http.ResponseWriter, r *http.Request) {
+	d, err := s.b.Diagnostics(r.Context(), callerOf(r))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if r.Method == http.MethodGet {
+		writeJSON(w, http.StatusOK, s.b.ServiceAccount(ctx))
+		return
+	}
+	if !callerOf(r).Root() {
+		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Only root can manage the service account.", Hint: "Run it with sudo."})
+		return
+	}
+	var (
+		st  localapi.ServiceAccountStatus
+		err error
+	)
+	switch r.Method {
+	case http.MethodPost:
+		var req localapi.ServiceAccountRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		defer req.AdminPassword.Wipe()
+		st, err = s.b.SetupServiceAccount(context.WithoutCancel(ctx), req)
+	case http.MethodPut:
+		st, err = s.b.RotateServiceAccount(context.WithoutCancel(ctx))
+	case http.MethodDelete:
+		st, err = s.b.RemoveServiceAccount(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// stream writes newline-delimited JSON events, flushing each.
+type stream struct {
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	enc *json.Encoder
+	rc  *http.ResponseController
+	ok  bool
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	return &stream{w: w, enc: json.NewEncoder(w), rc: http.NewResponseController(w), ok: true}
+}
+
+func (s *stream) begin() {
+	s.w.Header().Set("Content-Type", "application/x-ndjson")
+	s.w.WriteHeader(http.StatusOK)
+}
+
+func (s *stream) send(ev localapi.Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ok {
+		return false
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := s.enc.Encode(ev); err != nil {
+		s.ok = false
+		return false
+	}
+	s.ok = s.rc.Flush() == nil
+	return s.ok
+}
+
+func (s *stream) heartbeat() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(s.w, "\n"); err != nil {
+		s.ok = false
+	}
+	s.ok = s.ok && s.rc.Flush() == nil
+	return s.ok
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		writeError(w, &localapi.Error{Code: localapi.CodeBadRequest, Message: "The request could not be read: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// asAPIError turns any error into the local API's *Error.
+func asAPIError(err error) *localapi.Error {
+	var e *localapi.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &localapi.Error{Code: localapi.CodePlatform, Message: err.Error()}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	e := asAPIError(err)
+	writeJSON(w, httpStatus(e.Code), e)
+}
+
+func httpStatus(code string) int {
+	switch code {
+	case localapi.CodeForbidden:
+		return http.StatusForbidden
+	case localapi.CodeBadRequest:
+		return http.StatusBadRequest
+	case localapi.CodeNotBound:
+		return http.StatusNotFound
+	case localapi.CodeBusy:
+		return http.StatusConflict
+	case localapi.CodeOffline:
+		return http.StatusServiceUnavailable
+	case localapi.CodeThrottled:
+		return http.StatusTooManyRequests
+	case localapi.CodePlatform:
+		return http.StatusInternalServerError
+	}
+	return http.StatusUnprocessableEntity
+}

@@ -1,0 +1,435 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// fakeBackend records what the server asked of it.
+type fakeBackend struct {
+	mu      sync.Mutex
+	users   map[int]string
+	changed []string
+	events  chan localapi.Event
+	gate    chan struct{} // when set, Change blocks on it after its first step
+	done    chan struct{}
+}
+
+func newFake() *fakeBackend {
+	return &fakeBackend{
+		users:  map[int]string{0: "root", os.Getuid(): "me", 1001: "alice", 1002: "bob"},
+		events: make(chan localapi.Event, 16),
+		done:   make(chan struct{}, 1),
+	}
+}
+
+func (f *fakeBackend) LocalUser(_ context.Context, uid int) (string, error) {
+	if n, ok := f.users[uid]; ok {
+		return n, nil
+	}
+	return "", errors.New("no such uid")
+}
+
+func (f *fakeBackend) Status(_ context.Context, c Caller) *localapi.Status {
+	st := &localapi.Status{Directory: localapi.Connection{State: localapi.ConnConnected}}
+	for _, u := range []string{"alice", "bob"} {
+		if c.Root() || c.User == u {
+			st.Accounts = append(st.Accounts, localapi.Account{LocalUser: u, State: localapi.StateInSync})
+		}
+	}
+	return st
+}
+
+func (f *fakeBackend) Policy(_ context.Context, u string) (*localapi.PolicyResponse, error) {
+	return &localapi.PolicyResponse{DirectoryUser: u, Policy: protocol.DefaultPolicy()}, nil
+}
+
+func (f *fakeBackend) Change(ctx context.Context, u string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+	if string(req.Current) == "busy" {
+		return nil, &localapi.Error{Code: localapi.CodeBusy, Message: "busy"}
+	}
+	progress(localapi.Step{Name: localapi.StepDirectory, State: localapi.StepRunning})
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	f.changed = append(f.changed, u+":"+string(req.New))
+	f.mu.Unlock()
+	progress(localapi.Step{Name: localapi.StepDirectory, State: localapi.StepDone})
+	op := &localapi.Operation{ID: "op1", LocalUser: u, State: localapi.OpDone}
+	if string(req.New) == "weak" {
+		op.State = localapi.OpFailed
+		op.Error = &localapi.Error{Code: protocol.CodePolicyViolation, Message: "weak", Field: localapi.FieldNew}
+	}
+	f.done <- struct{}{}
+	return op, nil
+}
+
+func (f *fakeBackend) Sync(ctx context.Context, u string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+	return &localapi.Operation{ID: "op2", LocalUser: u, State: localapi.OpDone}, nil
+}
+
+func (f *fakeBackend) Subscribe() (<-chan localapi.Event, func()) { return f.events, func() {} }
+
+func (f *fakeBackend) Diagnostics(_ context.Context, c Caller) (any, error) {
+	return map[string]any{"uid": c.UID}, nil
+}
+
+func (f *fakeBackend) ServiceAccount(context.Context) localapi.ServiceAccountStatus {
+	return localapi.ServiceAccountStatus{Present: true}
+}
+
+func (f *fakeBackend) SetupServiceAccount(_ context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error) {
+	return localapi.ServiceAccountStatus{Present: true, SecureToken: true, Usable: true}, nil
+}
+
+func (f *fakeBackend) RotateServiceAccount(context.Context) (localapi.ServiceAccountStatus, error) {
+	return localapi.ServiceAccountStatus{Present: true}, nil
+}
+
+func (f *fakeBackend) RemoveServiceAccount(context.Context) (localapi.ServiceAccountStatus, error) {
+	return localapi.ServiceAccountStatus{}, nil
+}
+
+// start serves a fake backend on a real socket in a directory every user
+// can reach.
+func start(t *testing.T, b Backend) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lockstep-api-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "lockstepd.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(b, slog.New(slog.DiscardHandler))
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return sock
+}
+
+func TestSocketModeAndSecondInstance(t *testing.T) {
+	sock := start(t, newFake())
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o666 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket mode = %v, %v", fi.Mode(), err)
+	}
+	if _, err := Listen(sock); err == nil || !strings.Contains(err.Error(), "already listening") {
+		t.Fatalf("second Listen = %v", err)
+	}
+}
+
+func TestStaleSocketReplaced(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // leaves the file behind, like a crashed daemon
+	ln2, err := Listen(sock)
+	if err != nil {
+		t.Fatalf("Listen over stale socket: %v", err)
+	}
+	ln2.Close()
+}
+
+func rawClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+}
+
+func TestBrowserStyleRequestsRefused(t *testing.T) {
+	sock := start(t, newFake())
+	hc := rawClient(sock)
+	tests := []struct {
+		name   string
+		host   string
+		header [2]string
+		want   int
+	}{
+		{"ok", localapi.Host, [2]string{}, 200},
+		{"origin", localapi.Host, [2]string{"Origin", "http://evil.example"}, 403},
+		{"referer", localapi.Host, [2]string{"Referer", "http://evil.example/x"}, 403},
+		{"wrong host", "evil.example", [2]string{}, 403},
+		{"localhost host", "localhost", [2]string{}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://"+tt.host+localapi.PathStatus, nil)
+			if tt.header[0] != "" {
+				req.Header.Set(tt.header[0], tt.header[1])
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
+func TestChangeStreamsStepsAndResult(t *testing.T) {
+	sock := start(t, newFake())
+	c := localapi.NewClient(sock)
+	var steps []string
+	req, want := localapi.ChangeRequest{Current: protocol.Secret("a"), New: protocol.Secret("b")}, "me"
+	if os.Getuid() == 0 {
+		req.User, want = "alice", "alice"
+	}
+	op, err := c.Change(t.Context(), req, func(s localapi.Step) {
+		steps = append(steps, s.Name+"="+s.State)
+	})
+	if err != nil || op.State != localapi.OpDone || op.LocalUser != want {
+		t.Fatalf("Change = %+v, %v", op, err)
+	}
+	if strings.Join(steps, ",") != "directory=running,directory=done" {
+		t.Fatalf("steps = %v", steps)
+	}
+}
+
+func TestRootNamesAccount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	f := newFake()
+	sock := start(t, f)
+	c := localapi.NewClient(sock)
+	// Root without a name is told to give one.
+	_, err := c.Change(t.Context(), localapi.ChangeRequest{Current: protocol.Secret("a"), New: protocol.Secret("b")}, nil)
+	var e *localapi.Error
+	if !errors.As(err, &e) || e.Code != localapi.CodeBadRequest {
+		t.Fatalf("unnamed root change = %v", err)
+	}
+	op, err := c.Change(t.Context(), localapi.ChangeRequest{User: "alice", Current: protocol.Secret("a"), New: protocol.Secret("weak")}, nil)
+	if !errors.As(err, &e) || e.Field != localapi.FieldNew || op == nil || op.LocalUser != "alice" {
+		t.Fatalf("failed op = %+v, %v", op, err)
+	}
+	_, err = c.Change(t.Context(), localapi.ChangeRequest{User: "alice", Current: protocol.Secret("busy"), New: protocol.Secret("x")}, nil)
+	if !errors.As(err, &e) || e.Code != localapi.CodeBusy {
+		t.Fatalf("busy = %v", err)
+	}
+	st, err := c.Status(t.Context())
+	if err != nil || len(st.Accounts) != 2 {
+		t.Fatalf("root status = %+v, %v", st, err)
+	}
+}
+
+func TestOperationSurvivesClientDisconnect(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to name an account")
+	}
+	f := newFake()
+	f.gate = make(chan struct{})
+	sock := start(t, f)
+	ctx, cancel := context.WithCancel(t.Context())
+	stepSeen := make(chan struct{})
+	go localapi.NewClient(sock).Change(ctx, localapi.ChangeRequest{User: "alice", Current: protocol.Secret("a"), New: protocol.Secret("new")}, func(localapi.Step) {
+		select {
+		case <-stepSeen:
+		default:
+			close(stepSeen)
+		}
+	})
+	<-stepSeen
+	cancel() // the user closed the window half-way
+	close(f.gate)
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("operation did not finish after the client left")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.changed) != 1 || f.changed[0] != "alice:new" {
+		t.Fatalf("changed = %v", f.changed)
+	}
+}
+
+func TestWatchFiltersOtherUsers(t *testing.T) {
+	f := newFake()
+	f.users[os.Getuid()] = "alice"
+	sock := start(t, f)
+	if os.Getuid() == 0 {
+		// Watch as alice (uid 1001) from a child process.
+		exe := copyTestBinary(t, filepath.Dir(sock))
+		cmd := exec.Command(exe, "-test.run=^TestHelperClient$")
+		cmd.Env = []string{"LOCKSTEP_HELPER=watch", "LOCKSTEP_SOCK=" + sock}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1001, Gid: 1001}}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		sc := bufio.NewScanner(out)
+		var lines []string
+		for sc.Scan() {
+			l := sc.Text()
+			if !strings.HasPrefix(l, "RESULT ") {
+				continue
+			}
+			lines = append(lines, strings.TrimPrefix(l, "RESULT "))
+			if len(lines) == 1 {
+				f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "bob", Title: "bob's"}}
+				f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "alice", Title: "alice's"}}
+			}
+			if len(lines) == 2 {
+				break
+			}
+		}
+		if strings.Join(lines, "|") != "status alice|notice alice's" {
+			t.Fatalf("alice's watch saw %q", lines)
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan localapi.Event, 8)
+	go localapi.NewClient(sock).Watch(ctx, func(ev localapi.Event) error { got <- ev; return nil })
+	first := <-got
+	if first.Type != localapi.EventStatus || len(first.Status.Accounts) != 1 || first.Status.Accounts[0].LocalUser != "alice" {
+		t.Fatalf("first event = %+v", first)
+	}
+	f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "bob", Title: "bob's"}}
+	f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "alice", Title: "alice's"}}
+	ev := <-got
+	if ev.Notice == nil || ev.Notice.Title != "alice's" {
+		t.Fatalf("got %+v, want only alice's notice", ev)
+	}
+}
+
+// TestOtherUserRefused runs a client as another uid (alice, 1001) against
+// the real socket: the kernel's peer credentials decide what it may do.
+func TestOtherUserRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	sock := start(t, newFake())
+	exe := copyTestBinary(t, filepath.Dir(sock))
+	run := func(uid int, what string) string {
+		cmd := exec.Command(exe, "-test.run=^TestHelperClient$")
+		cmd.Env = []string{"LOCKSTEP_HELPER=" + what, "LOCKSTEP_SOCK=" + sock}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper as %d: %v\n%s", uid, err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "RESULT ") {
+				return strings.TrimPrefix(l, "RESULT ")
+			}
+		}
+		t.Fatalf("no result from helper:\n%s", out)
+		return ""
+	}
+	if got := run(1001, "status"); got != "alice" {
+		t.Fatalf("alice's status shows %q", got)
+	}
+	if got := run(1001, "change-bob"); got != "forbidden" {
+		t.Fatalf("alice changing bob = %q", got)
+	}
+	if got := run(1001, "service-account-setup"); got != "forbidden" {
+		t.Fatalf("alice setting up the service account = %q", got)
+	}
+	if got := run(4242, "status"); got != "forbidden" {
+		t.Fatalf("uid without an account = %q", got)
+	}
+}
+
+// TestHelperClient is the child process of TestOtherUserRefused.
+func TestHelperClient(t *testing.T) {
+	what := os.Getenv("LOCKSTEP_HELPER")
+	if what == "" {
+		t.Skip("helper process only")
+	}
+	c := localapi.NewClient(os.Getenv("LOCKSTEP_SOCK"))
+	var err error
+	switch what {
+	case "status":
+		var st *localapi.Status
+		if st, err = c.Status(context.Background()); err == nil {
+			var names []string
+			for _, a := range st.Accounts {
+				names = append(names, a.LocalUser)
+			}
+			fmt.Println("RESULT " + strings.Join(names, ","))
+			return
+		}
+	case "watch":
+		err = c.Watch(context.Background(), func(ev localapi.Event) error {
+			switch {
+			case ev.Status != nil && len(ev.Status.Accounts) == 1:
+				fmt.Println("RESULT status " + ev.Status.Accounts[0].LocalUser)
+			case ev.Status != nil:
+				fmt.Printf("RESULT status %d accounts\n", len(ev.Status.Accounts))
+			case ev.Notice != nil:
+				fmt.Println("RESULT notice " + ev.Notice.Title)
+			}
+			return nil
+		})
+	case "change-bob":
+		_, err = c.Change(context.Background(), localapi.ChangeRequest{User: "bob", Current: protocol.Secret("x"), New: protocol.Secret("y")}, nil)
+	case "service-account-setup":
+		_, err = c.SetupServiceAccount(context.Background(), localapi.ServiceAccountRequest{AdminUser: "admin", AdminPassword: protocol.Secret("x")})
+	}
+	var e *localapi.Error
+	if errors.As(err, &e) {
+		fmt.Println("RESULT " + e.Code)
+		return
+	}
+	fmt.Printf("RESULT unexpected %v\n", err)
+}
+
+func copyTestBinary(t *testing.T, dir string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	dst := filepath.Join(dir, "api.test")
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	return dst
+}
