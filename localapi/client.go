@@ -87,6 +87,15 @@ func (c *Client) Sync(ctx context.Context, req SyncRequest, onStep func(Step)) (
 	return c.operation(ctx, PathSync, req, onStep)
 }
 
+// Doctor checks every place of an account and says what is out of step.
+func (c *Client) Doctor(ctx context.Context, req DoctorRequest) (*DoctorReport, error) {
+	var r DoctorReport
+	if err := c.do(ctx, http.MethodPost, PathDoctor, req, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // Diagnostics returns a redacted support bundle (JSON).
 func (c *Client) Diagnostics(ctx context.Context) (json.RawMessage, error) {
 	var raw json.RawMessage

@@ -29,6 +29,7 @@ const (
 	PathWatch          = "/v0/watch"
 	PathDiagnostics    = "/v0/diagnostics"
 	PathServiceAccount = "/v0/service-account"
+	PathDoctor         = "/v0/doctor"
 )
 
 // Connection states of the directory session.
@@ -318,4 +319,38 @@ type PolicyResponse struct {
 	Policy        protocol.Policy `json:"policy"`
 	Rules         []protocol.Rule `json:"rules"`
 	MFA           bool            `json:"mfa"`
+}
+
+// DoctorRequest asks lockstepd to check every place for an account. With
+// Password, it also checks that the password opens the Mac account and the
+// keychain; the directory is never sent a password by the doctor, so it
+// cannot add to a lockout.
+type DoctorRequest struct {
+	User     string          `json:"user,omitempty"`
+	Password protocol.Secret `json:"password,omitempty"`
+}
+
+// Check is one finding of the doctor.
+type Check struct {
+	Place  string `json:"place"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	// Fix says what to do when not OK.
+	Fix string `json:"fix,omitempty"`
+}
+
+// DoctorReport lists what the doctor found.
+type DoctorReport struct {
+	LocalUser string  `json:"local_user"`
+	Checks    []Check `json:"checks"`
+}
+
+// OK reports whether every check passed.
+func (r DoctorReport) OK() bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
 }
