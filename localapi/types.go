@@ -271,6 +271,9 @@ const (
 	CodeBadRequest    = "bad_request" // malformed request
 	CodeNotBound      = "not_bound"   // account not bound to a directory user
 	CodeBusy          = "busy"        // another operation runs for the account
+	CodeSyncFirst     = "sync_first"  // the Mac must be synced before a change
+	CodeKeychain      = "keychain"    // the keychain does not open with the password given
+	CodeInterrupted   = "interrupted" // lockstepd stopped during the operation
 	CodeOffline       = "offline"     // the directory is unreachable
 	CodeWrongLocal    = "wrong_local" // password does not open the Mac account
 	CodeNotNeeded     = "not_needed"  // nothing to sync
