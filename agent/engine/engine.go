@@ -1,0 +1,480 @@
+// Package engine is lockstepd's sync engine: it runs every password change
+// and sync, one at a time per account, as a journal of idempotent steps that
+// each observe before they act, and keeps each account's state (in sync,
+// sync needed, temporary, expiring, locked) from the directory's pushes and
+// its own operations.
+//
+// The rule it lives by: a crash or failure at any point ends in one of two
+// states, in sync or "sync needed", and "sync needed" is resolved by the
+// normal sync flow. Nothing is left half-done silently, and a keychain is
+// never deleted.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/agent/journal"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// Errors the platform adapter maps the Mac's failures to.
+var (
+	ErrWrongPassword   = errors.New("wrong password")
+	ErrAccountDisabled = errors.New("account disabled")
+	ErrPolicyRefused   = errors.New("refused by the Mac's password policy")
+	ErrNoSuchUser      = errors.New("no such local account")
+	ErrNoSecureToken   = errors.New("no SecureToken")
+)
+
+// LocalAccount is what the engine needs to know of a Mac account.
+type LocalAccount struct {
+	Name         string
+	UID, GID     int
+	Home         string
+	RealName     string
+	GeneratedUID string
+	SecureToken  bool
+	Disabled     bool
+}
+
+// Accounts is the Mac's local account store.
+type Accounts interface {
+	Lookup(ctx context.Context, name string) (LocalAccount, error)
+	LookupUID(ctx context.Context, uid int) (string, error)
+	Verify(ctx context.Context, name string, password []byte) error
+	// Change changes the password with the old one, which keeps the
+	// SecureToken and FileVault in step.
+	Change(ctx context.Context, name string, old, new []byte) error
+}
+
+// Keychain is the user's login keychain. Every method acts as the user.
+type Keychain interface {
+	Exists(ctx context.Context, a LocalAccount) (bool, error)
+	Opens(ctx context.Context, a LocalAccount, password []byte) (bool, error)
+	Rekey(ctx context.Context, a LocalAccount, old, new []byte) error
+	// MoveAside renames the keychain to a timestamped name and returns it.
+	MoveAside(ctx context.Context, a LocalAccount) (string, error)
+	Create(ctx context.Context, a LocalAccount, password []byte) error
+}
+
+// FileVault is the disk encryption state.
+type FileVault interface {
+	Active(ctx context.Context) (bool, error)
+	IsUser(ctx context.Context, name string) (bool, error)
+	SecureToken(ctx context.Context, name string) (bool, error)
+	RefreshPreboot(ctx context.Context) error
+}
+
+// ServiceAccount is the hidden SecureToken admin used when a user's
+// previous password is forgotten.
+type ServiceAccount interface {
+	Status(ctx context.Context) localapi.ServiceAccountStatus
+	Setup(ctx context.Context, adminUser string, adminPassword []byte) error
+	Rotate(ctx context.Context) error
+	Remove(ctx context.Context) error
+	// Reset sets a user's password authorised by the service account,
+	// which keeps the user's SecureToken and FileVault in step.
+	Reset(ctx context.Context, user string, password []byte) error
+}
+
+// Mac groups the platform interfaces.
+type Mac struct {
+	Accounts  Accounts
+	Keychain  Keychain
+	FileVault FileVault
+	Service   ServiceAccount
+}
+
+// Directory is the directory session as the engine uses it.
+type Directory interface {
+	Connected() bool
+	Policy() protocol.Policy
+	VerifyPassword(ctx context.Context, user string, password protocol.Secret) (protocol.AccountState, error)
+	ChangePassword(ctx context.Context, idemKey string, req protocol.ChangePasswordRequest) (protocol.AccountState, error)
+	GetAccount(ctx context.Context, user, localName string) (protocol.AccountState, error)
+	AckSync(ctx context.Context, idemKey, user string, version int64) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	StateDir  string
+	Mac       Mac
+	Directory Directory
+	Journal   *journal.Journal
+	Log       *slog.Logger
+	// Emit publishes events to the local API's watchers.
+	Emit func(localapi.Event)
+	// DirectoryUser maps a local short name to its directory user.
+	DirectoryUser     func(local string) string
+	ExpiryWarningDays int
+	Now               func() time.Time
+	// Throttle limits the engine's own failed password attempts against the
+	// directory per user, so that it never causes a lockout.
+	Throttle ThrottleConfig
+}
+
+// record is the persisted state of one bound account.
+type record struct {
+	LocalUser     string                 `json:"local_user"`
+	DirectoryUser string                 `json:"directory_user"`
+	Dir           *protocol.AccountState `json:"directory_state,omitempty"`
+	DirAt         time.Time              `json:"directory_state_at,omitzero"`
+	// SyncedVersion is the directory password version every place of the
+	// Mac holds; 0 until known.
+	SyncedVersion int64 `json:"synced_version"`
+	// Assumed marks a SyncedVersion taken on trust at binding time.
+	Assumed    bool   `json:"assumed,omitempty"`
+	SyncNeeded bool   `json:"sync_needed"`
+	Reason     string `json:"reason,omitempty"`
+	// CheckVersion, when set, is the directory version before an operation
+	// whose directory step was not confirmed; if the directory still has it,
+	// the step did not happen.
+	CheckVersion int64                     `json:"check_version,omitempty"`
+	Places       map[string]localapi.Place `json:"places"`
+	LastOpID     string                    `json:"last_op_id,omitempty"`
+	// PendingAck is a synced version the directory has not been told of.
+	PendingAck int64 `json:"pending_ack,omitempty"`
+	ExpiryNotice string                    `json:"expiry_notice,omitempty"` // date of the last expiry notice
+	FileVault    bool                      `json:"filevault"`
+}
+
+// Engine runs operations and keeps account state.
+type Engine struct {
+	opt      Options
+	log      *slog.Logger
+	throttle *throttle
+
+	mu       sync.Mutex
+	accounts map[string]*record
+	running  map[string]*journal.Entry
+	policy   protocol.Policy
+}
+
+// New loads the engine's state and recovers from any operation a crash
+// interrupted.
+func New(opt Options) (*Engine, error) {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Emit == nil {
+		opt.Emit = func(localapi.Event) {}
+	}
+	if opt.DirectoryUser == nil {
+		opt.DirectoryUser = func(s string) string { return s }
+	}
+	e := &Engine{
+		opt: opt, log: opt.Log, throttle: newThrottle(opt.Throttle, opt.Now),
+		accounts: map[string]*record{}, running: map[string]*journal.Entry{},
+		policy: protocol.DefaultPolicy(),
+	}
+	if err := e.load(); err != nil {
+		return nil, err
+	}
+	if err := e.recover(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) statePath() string { return filepath.Join(e.opt.StateDir, "accounts.json") }
+
+func (e *Engine) load() error {
+	b, err := os.ReadFile(e.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading account state: %w", err)
+	}
+	if err := json.Unmarshal(b, &e.accounts); err != nil {
+		return fmt.Errorf("reading account state %s: %w", e.statePath(), err)
+	}
+	for _, r := range e.accounts {
+		if r.Places == nil {
+			r.Places = map[string]localapi.Place{}
+		}
+	}
+	return nil
+}
+
+// saveLocked persists account state; e.mu must be held.
+func (e *Engine) saveLocked() error {
+	b, err := json.MarshalIndent(e.accounts, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(e.opt.StateDir, 0o700); err != nil {
+		return fmt.Errorf("saving account state: %w", err)
+	}
+	return journal.WriteFileAtomic(e.statePath(), b, 0o600)
+}
+
+// update changes one account's record under the lock, saves, and publishes
+// the new status.
+func (e *Engine) update(local string, fn func(r *record)) error {
+	e.mu.Lock()
+	r := e.recordLocked(local)
+	fn(r)
+	err := e.saveLocked()
+	e.mu.Unlock()
+	if err != nil {
+		e.log.Error("account state not saved", "local_user", local, "err", err)
+	}
+	e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
+	return err
+}
+
+func (e *Engine) recordLocked(local string) *record {
+	r := e.accounts[local]
+	if r == nil {
+		r = &record{LocalUser: local, DirectoryUser: e.opt.DirectoryUser(local), Places: map[string]localapi.Place{}}
+		e.accounts[local] = r
+	}
+	return r
+}
+
+// Bound lists the local accounts the engine knows.
+func (e *Engine) Bound() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for k := range e.accounts {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SetPolicy records the directory's policy (from the welcome or a push).
+func (e *Engine) SetPolicy(p protocol.Policy) {
+	e.mu.Lock()
+	changed := e.policy != p
+	e.policy = p
+	e.mu.Unlock()
+	if changed {
+		e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
+	}
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() protocol.Policy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.policy
+}
+
+// Bind makes sure local is known and refreshes its directory state. It is
+// called for configured users at start, on every connect, and the first time
+// a user calls the local API.
+func (e *Engine) Bind(ctx context.Context, local string) error {
+	e.mu.Lock()
+	r := e.recordLocked(local)
+	dirUser := r.DirectoryUser
+	e.mu.Unlock()
+	fv := e.fileVaultUser(ctx, local)
+	st, err := e.opt.Directory.GetAccount(ctx, dirUser, local)
+	if err != nil {
+		_ = e.update(local, func(r *record) { r.FileVault = fv })
+		return fmt.Errorf("reading directory account %s: %w", dirUser, err)
+	}
+	var pending int64
+	err = e.update(local, func(r *record) {
+		r.FileVault = fv
+		e.applyDirState(r, st)
+		pending = r.PendingAck
+	})
+	if pending > 0 {
+		if aerr := e.opt.Directory.AckSync(ctx, ackKey(local, pending), dirUser, pending); aerr == nil {
+			_ = e.update(local, func(r *record) {
+				if r.PendingAck == pending {
+					r.PendingAck = 0
+				}
+			})
+		}
+	}
+	return err
+}
+
+func (e *Engine) fileVaultUser(ctx context.Context, local string) bool {
+	fs := e.opt.Mac.FileVault
+	if on, err := fs.Active(ctx); err != nil || !on {
+		return false
+	}
+	is, err := fs.IsUser(ctx, local)
+	return err == nil && is
+}
+
+// applyDirState merges a fresh directory view into r.
+func (e *Engine) applyDirState(r *record, st protocol.AccountState) {
+	now := e.opt.Now()
+	first := r.Dir == nil && r.SyncedVersion == 0
+	r.Dir, r.DirAt = &st, now
+	changed := st.PasswordChangedAt
+	r.Places[localapi.PlaceDirectory] = localapi.Place{Name: localapi.PlaceDirectory, State: localapi.PlaceOK,
+		Detail: fmt.Sprintf("password version %d", st.PasswordVersion), ChangedAt: &changed}
+	switch {
+	case first:
+		// Binding: take the Mac to be in step with the directory until a
+		// push or an operation says otherwise; the places are shown as not
+		// verified until then.
+		r.SyncedVersion, r.Assumed = st.PasswordVersion, true
+		for _, p := range []string{localapi.PlaceLocal, localapi.PlaceKeychain, localapi.PlaceFileVault} {
+			r.Places[p] = localapi.Place{Name: p, State: localapi.PlaceUnknown, Detail: "Not verified yet: it is checked at the next change or sync."}
+		}
+	case r.CheckVersion != 0 && st.PasswordVersion == r.CheckVersion:
+		// An unconfirmed directory change did not happen, and nothing local
+		// was touched: the account is still in step.
+		r.CheckVersion, r.SyncNeeded, r.Reason = 0, false, ""
+	case st.PasswordVersion > r.SyncedVersion && !r.SyncNeeded && !e.runningFor(r.LocalUser, st.PasswordVersion):
+		r.SyncNeeded = true
+		r.Reason = "Your directory password was changed elsewhere. Sync your Mac with it."
+		e.markBehind(r, now)
+	}
+	r.CheckVersion = 0
+}
+
+// runningFor reports whether an operation of local is bringing the Mac to
+// version; a push about that version is the operation's own doing.
+func (e *Engine) runningFor(local string, version int64) bool {
+	op := e.running[local]
+	return op != nil && op.TargetVersion == version
+}
+
+func (e *Engine) markBehind(r *record, now time.Time) {
+	for _, p := range []string{localapi.PlaceLocal, localapi.PlaceKeychain, localapi.PlaceFileVault} {
+		if p == localapi.PlaceFileVault && !r.FileVault {
+			continue
+		}
+		r.Places[p] = localapi.Place{Name: p, State: localapi.PlaceBehind, Detail: "Still uses your previous password.", ChangedAt: r.Places[p].ChangedAt}
+	}
+}
+
+// Accounts returns the status of the named local accounts (all when names
+// is nil).
+func (e *Engine) Accounts(names []string) []localapi.Account {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []localapi.Account
+	keys := names
+	if keys == nil {
+		for k := range e.accounts {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+	}
+	for _, k := range keys {
+		if r, ok := e.accounts[k]; ok {
+			out = append(out, e.viewLocked(r))
+		}
+	}
+	return out
+}
+
+// viewLocked derives what the user sees from a record.
+func (e *Engine) viewLocked(r *record) localapi.Account {
+	now := e.opt.Now()
+	a := localapi.Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault}
+	if d := r.Dir; d != nil {
+		a.DisplayName, a.MFA, a.Temporary = d.DisplayName, d.MFA, d.MustChange
+		changed := d.PasswordChangedAt
+		a.PasswordChangedAt = &changed
+		a.ExpiresAt = d.ExpiresAt
+		if d.ExpiresAt != nil {
+			days := daysUntil(now, *d.ExpiresAt)
+			a.DaysLeft = &days
+		}
+		if d.Locked && (d.LockedUntil == nil || d.LockedUntil.After(now)) {
+			a.LockedUntil = d.LockedUntil
+		}
+	}
+	for _, name := range []string{localapi.PlaceDirectory, localapi.PlaceLocal, localapi.PlaceFileVault, localapi.PlaceKeychain} {
+		p, ok := r.Places[name]
+		if !ok {
+			p = localapi.Place{Name: name, State: localapi.PlaceUnknown}
+		}
+		if name == localapi.PlaceFileVault && !r.FileVault {
+			p = localapi.Place{Name: name, State: localapi.PlaceNotApplicable, Detail: "This account does not unlock FileVault."}
+		}
+		a.Places = append(a.Places, p)
+	}
+	if r.LastOpID != "" {
+		if op, err := e.opt.Journal.Read(r.LastOpID); err == nil {
+			o := op.Operation
+			a.LastOperation = &o
+		}
+	}
+	switch {
+	case e.running[r.LocalUser] != nil:
+		a.State, a.Reason = localapi.StateBusy, "A password operation is running."
+	case r.Dir == nil:
+		a.State, a.Reason = localapi.StateUnknown, "Waiting for the directory."
+	case a.LockedUntil != nil || (r.Dir.Locked && r.Dir.LockedUntil == nil):
+		a.State = localapi.StateLocked
+		a.Reason = "Your directory account is locked."
+		if a.LockedUntil != nil {
+			a.Reason = fmt.Sprintf("Your directory account is locked until %s.", a.LockedUntil.Local().Format("15:04"))
+		}
+	case r.SyncNeeded:
+		a.State, a.Reason = localapi.StateSyncNeeded, r.Reason
+	case r.Dir.MustChange:
+		a.State, a.Reason = localapi.StateTemporary, "You are using a temporary password. Choose a new one."
+	case a.DaysLeft != nil && *a.DaysLeft <= e.opt.ExpiryWarningDays:
+		a.State = localapi.StateExpiring
+		a.Reason = expiryText(*a.DaysLeft)
+	default:
+		a.State, a.Reason = localapi.StateInSync, "Every place uses your directory password."
+	}
+	return a
+}
+
+func expiryText(days int) string {
+	switch {
+	case days < 0:
+		return "Your password has expired. Change it now."
+	case days == 0:
+		return "Your password expires today."
+	case days == 1:
+		return "Your password expires tomorrow."
+	}
+	return fmt.Sprintf("Your password expires in %d days.", days)
+}
+
+// daysUntil counts whole days from now to t, rounding up partial days.
+func daysUntil(now, t time.Time) int {
+	d := t.Sub(now)
+	if d <= 0 {
+		return int(d / (24 * time.Hour))
+	}
+	return int((d + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
+// LocalUser resolves a uid to a short name.
+func (e *Engine) LocalUser(ctx context.Context, uid int) (string, error) {
+	return e.opt.Mac.Accounts.LookupUID(ctx, uid)
+}
+
+// PolicyFor returns the policy response for local.
+func (e *Engine) PolicyFor(local string) *localapi.PolicyResponse {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.policy
+	r := e.recordLocked(local)
+	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules()}
+	if r.Dir != nil {
+		resp.MFA = r.Dir.MFA
+	}
+	return resp
+}
