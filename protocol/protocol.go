@@ -37,6 +37,11 @@ const (
 	EnrollPath = "/v1/enroll"
 )
 
+// CloseUnauthorized is the websocket close code the directory sends when a
+// handshake fails: unknown device, bad or replayed signature, malformed auth.
+// An agent seeing it should not retry with the same identity in a loop.
+const CloseUnauthorized = 4401
+
 // Frame types. Requests flow agent to directory and are answered by a
 // TypeResult frame with the same ID; pushes flow directory to agent and are
 // acknowledged with TypeAckPush.

@@ -1,0 +1,601 @@
+package directory
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, actor)) {
+		mux.HandleFunc(pattern, s.adminAuth(fn))
+	}
+	h("POST "+admin.PathUsers, s.adminAddUser)
+	h("GET "+admin.PathUsers, s.adminListUsers)
+	h("GET "+admin.PathUsers+"/{name}", s.adminShowUser)
+	h("DELETE "+admin.PathUsers+"/{name}", s.adminDeleteUser)
+	h("POST "+admin.PathUsers+"/{name}/reset", s.adminReset)
+	h("POST "+admin.PathUsers+"/{name}/unlock", s.adminUnlock)
+	h("POST "+admin.PathUsers+"/{name}/mfa", s.adminMFA)
+	h("POST "+admin.PathEnrollTokens, s.adminEnrollToken)
+	h("GET "+admin.PathPolicy, s.adminPolicy)
+	h("PUT "+admin.PathPolicy, s.adminSetPolicy)
+	h("GET "+admin.PathAudit, s.adminAudit)
+	h("GET "+admin.PathStats, func(w http.ResponseWriter, r *http.Request, _ actor) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+}
+
+// adminAuth checks the bearer token in constant time.
+func (s *Server) adminAuth(fn func(http.ResponseWriter, *http.Request, actor)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a := actor{kind: "admin", addr: remoteAddr(r)}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), s.adminToken) != 1 {
+			if ok, wait := s.limits.allowKey(&s.limits.address, "admin:"+a.addr, s.now()); !ok {
+				writeError(w, http.StatusTooManyRequests, &protocol.Error{Code: protocol.CodeRateLimited,
+					Message: "Too many failed admin calls.", RetryAfter: retrySeconds(wait)})
+				return
+			}
+			s.auditAsync(a, "admin_auth_failed", "", map[string]string{"path": r.URL.Path})
+			s.log.Warn("admin_auth_failed", "addr", a.addr, "path", r.URL.Path)
+			writeError(w, http.StatusUnauthorized, protocol.Errorf(protocol.CodeUnauthorized, "a valid admin token is required"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		fn(w, r, a)
+	}
+}
+
+func decodeBody(r *http.Request, v any) *protocol.Error {
+	b, err := io.ReadAll(r.Body)
+	defer clear(b)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "reading request: %v", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "invalid JSON: %v", err)
+	}
+	return nil
+}
+
+func statusOf(e *protocol.Error) int {
+	switch e.Code {
+	case protocol.CodeUnknownUser, admin.CodeNotFound:
+		return http.StatusNotFound
+	case admin.CodeExists:
+		return http.StatusConflict
+	case protocol.CodePolicyViolation, protocol.CodeBadRequest:
+		return http.StatusUnprocessableEntity
+	case protocol.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case protocol.CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+func fail(w http.ResponseWriter, e *protocol.Error) { writeError(w, statusOf(e), e) }
+
+func checkName(name string) *protocol.Error {
+	var probe protocol.GetAccountRequest
+	probe.User = name
+	if err := probe.Validate(); err != nil {
+		return asProtoError(err)
+	}
+	if strings.ContainsAny(name, "/\\") || strings.TrimSpace(name) != name {
+		return protocol.Errorf(protocol.CodeBadRequest, "user names cannot contain slashes or surrounding spaces")
+	}
+	return nil
+}
+
+// adminUser is the admin view of u with its bindings.
+func (s *Server) adminUser(ctx context.Context, tx store.Tx, u store.User, withDevices bool) (admin.User, error) {
+	st := s.accountState(u)
+	out := admin.User{Name: u.Name, DisplayName: u.DisplayName, PasswordVersion: u.PasswordVersion,
+		PasswordChangedAt: u.PasswordChangedAt, ExpiresAt: st.ExpiresAt, MustChange: u.MustChange, MFA: st.MFA,
+		Locked: st.Locked, LockedUntil: st.LockedUntil, FailedAttempts: u.FailedCount, CreatedAt: u.CreatedAt,
+		Devices: []admin.Binding{}}
+	if !withDevices {
+		return out, nil
+	}
+	bs, err := tx.UserBindings(ctx, u.Name)
+	if err != nil {
+		return out, err
+	}
+	for _, b := range bs {
+		d, err := tx.Device(ctx, b.DeviceID)
+		if err != nil {
+			return out, err
+		}
+		out.Devices = append(out.Devices, admin.Binding{DeviceID: b.DeviceID, Hostname: d.Hostname, LocalName: b.LocalName,
+			SyncedVersion: b.SyncedVersion, SyncedAt: timePtr(b.SyncedAt), LastSeenAt: timePtr(d.LastSeenAt),
+			Connected: s.hub.connected(b.DeviceID)})
+	}
+	return out, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// showUser reads a user for a response.
+func (s *Server) showUser(ctx context.Context, name string) (admin.User, *protocol.Error) {
+	var out admin.User
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		u, err := tx.User(ctx, name)
+		if err != nil {
+			return err
+		}
+		out, err = s.adminUser(ctx, tx, u, true)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return out, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+	}
+	if err != nil {
+		s.log.Error("user_read_failed", "user", name, "err", err)
+		return out, internalError(err)
+	}
+	return out, nil
+}
+
+func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
+	var req admin.AddUserRequest
+	if e := decodeBody(r, &req); e != nil {
+		fail(w, e)
+		return
+	}
+	defer req.Password.Wipe()
+	if e := checkName(req.Name); e != nil {
+		fail(w, e)
+		return
+	}
+	if len(req.DisplayName) > protocol.MaxNameLen {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "display name too long"))
+		return
+	}
+	if req.Password.Empty() {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "an initial password is required"))
+		return
+	}
+	if vs := s.Policy().Check(req.Name, req.Password); len(vs) > 0 {
+		fail(w, policyError(vs))
+		return
+	}
+	hash, err := s.hash.Hash(r.Context(), req.Password)
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	var mfa *admin.TOTPEnrollment
+	var sealed []byte
+	if req.MFA {
+		secret, uri, err := newTOTPKey(s.cfg.Issuer, req.Name)
+		if err != nil {
+			fail(w, internalError(err))
+			return
+		}
+		if sealed, err = s.keys.seal(req.Name, secret); err != nil {
+			fail(w, internalError(err))
+			return
+		}
+		mfa = &admin.TOTPEnrollment{URI: protocol.Secret(uri), Secret: protocol.Secret(b32.EncodeToString(secret))}
+		clear(secret)
+	}
+	var out admin.User
+	var exists bool
+	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		u := store.User{Name: req.Name, DisplayName: req.DisplayName, PasswordHash: hash, PasswordVersion: 1,
+			PasswordChangedAt: ob.now, MustChange: req.Temporary, TOTPSecret: sealed, CreatedAt: ob.now}
+		err := tx.CreateUser(r.Context(), u)
+		if errors.Is(err, store.ErrExists) {
+			exists = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.AddPasswordHistory(r.Context(), u.Name, hash, ob.now, maxHistory); err != nil {
+			return err
+		}
+		if err := a.audit(r.Context(), tx, ob.now, "user_created", u.Name, map[string]string{"mfa": fmt.Sprint(req.MFA), "temporary": fmt.Sprint(req.Temporary)}); err != nil {
+			return err
+		}
+		out, err = s.adminUser(r.Context(), tx, u, true)
+		return err
+	})
+	if exists {
+		fail(w, protocol.Errorf(admin.CodeExists, "user %q already exists", req.Name))
+		return
+	}
+	if err != nil {
+		s.log.Error("user_create_failed", "user", req.Name, "err", err)
+		fail(w, internalError(err))
+		return
+	}
+	s.log.Info("user_created", "user", req.Name, "mfa", req.MFA)
+	writeJSON(w, http.StatusCreated, admin.UserResponse{User: out, MFA: mfa})
+}
+
+func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ actor) {
+	out := []admin.User{}
+	err := s.st.View(r.Context(), func(tx store.Tx) error {
+		us, err := tx.Users(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, u := range us {
+			au, err := s.adminUser(r.Context(), tx, u, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, au)
+		}
+		return nil
+	})
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminShowUser(w http.ResponseWriter, r *http.Request, _ actor) {
+	u, e := s.showUser(r.Context(), r.PathValue("name"))
+	if e != nil {
+		fail(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, a actor) {
+	name := r.PathValue("name")
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		if err := tx.DeleteUser(r.Context(), name); err != nil {
+			return err
+		}
+		return a.audit(r.Context(), tx, ob.now, "user_deleted", name, nil)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
+		return
+	}
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	s.log.Info("user_deleted", "user", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
+	name := r.PathValue("name")
+	var req admin.ResetRequest
+	if e := decodeBody(r, &req); e != nil {
+		fail(w, e)
+		return
+	}
+	defer req.Password.Wipe()
+	u, e := s.loadUser(r.Context(), name)
+	if e != nil {
+		fail(w, e)
+		return
+	}
+	generated := req.Password.Empty()
+	pw := []byte(req.Password)
+	if generated {
+		var err error
+		if pw, err = generatePassword(s.Policy(), name); err != nil {
+			fail(w, internalError(err))
+			return
+		}
+		defer clear(pw)
+	}
+	vs, err := s.checkNew(r.Context(), name, u.PasswordHash, pw)
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	if len(vs) > 0 {
+		fail(w, policyError(vs))
+		return
+	}
+	hash, err := s.hash.Hash(r.Context(), pw)
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	var out admin.User
+	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		cur, err := tx.User(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		s.setPassword(&cur, hash, req.Temporary, ob.now)
+		// An administrator reset also ends a lockout: the user has a new
+		// password to try.
+		cur.LockedUntil = time.Time{}
+		if err := tx.UpdateUser(r.Context(), cur); err != nil {
+			return err
+		}
+		if err := tx.AddPasswordHistory(r.Context(), name, hash, ob.now, maxHistory); err != nil {
+			return err
+		}
+		if err := a.audit(r.Context(), tx, ob.now, "password_reset", name, map[string]string{"temporary": fmt.Sprint(req.Temporary),
+			"generated": fmt.Sprint(generated), "password_version": fmt.Sprint(cur.PasswordVersion)}); err != nil {
+			return err
+		}
+		if err := ob.toUser(r.Context(), tx, name, "", protocol.TypePasswordReset, protocol.PasswordReset{User: name,
+			Temporary: req.Temporary, PasswordVersion: cur.PasswordVersion, At: ob.now}); err != nil {
+			return err
+		}
+		out, err = s.adminUser(r.Context(), tx, cur, true)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
+		return
+	}
+	if err != nil {
+		s.log.Error("password_reset_failed", "user", name, "err", err)
+		fail(w, internalError(err))
+		return
+	}
+	s.log.Info("password_reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
+	resp := admin.UserResponse{User: out}
+	if generated {
+		resp.Password = protocol.Secret(pw)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
+	name := r.PathValue("name")
+	var out admin.User
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		u, err := tx.User(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		wasLocked := s.locked(u)
+		u.LockedUntil, u.FailedCount, u.FailedWindowStart = time.Time{}, 0, time.Time{}
+		if err := tx.UpdateUser(r.Context(), u); err != nil {
+			return err
+		}
+		if err := a.audit(r.Context(), tx, ob.now, "account_unlocked", name, map[string]string{"was_locked": fmt.Sprint(wasLocked)}); err != nil {
+			return err
+		}
+		if wasLocked {
+			if err := ob.toUser(r.Context(), tx, name, "", protocol.TypeAccountUnlocked, protocol.AccountUnlocked{User: name}); err != nil {
+				return err
+			}
+		}
+		out, err = s.adminUser(r.Context(), tx, u, true)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
+		return
+	}
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	s.log.Info("account_unlocked", "user", name)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
+	name := r.PathValue("name")
+	var req admin.MFARequest
+	if e := decodeBody(r, &req); e != nil {
+		fail(w, e)
+		return
+	}
+	var sealed []byte
+	var mfa *admin.TOTPEnrollment
+	switch req.Action {
+	case admin.MFAEnable, admin.MFAReset:
+		secret, uri, err := newTOTPKey(s.cfg.Issuer, name)
+		if err != nil {
+			fail(w, internalError(err))
+			return
+		}
+		if sealed, err = s.keys.seal(name, secret); err != nil {
+			fail(w, internalError(err))
+			return
+		}
+		mfa = &admin.TOTPEnrollment{URI: protocol.Secret(uri), Secret: protocol.Secret(b32.EncodeToString(secret))}
+		clear(secret)
+	case admin.MFADisable:
+	default:
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "action must be enable, disable or reset"))
+		return
+	}
+	var out admin.User
+	var perr *protocol.Error
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		perr = nil
+		u, err := tx.User(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case req.Action == admin.MFAEnable && u.TOTPSecret != nil:
+			perr = protocol.Errorf(admin.CodeExists, "MFA is already enabled for %q; use reset to replace the secret", name)
+			return nil
+		case req.Action == admin.MFAReset && u.TOTPSecret == nil:
+			perr = protocol.Errorf(protocol.CodeBadRequest, "MFA is not enabled for %q; use enable", name)
+			return nil
+		}
+		u.TOTPSecret, u.TOTPLastStep = sealed, 0
+		if err := tx.UpdateUser(r.Context(), u); err != nil {
+			return err
+		}
+		if err := a.audit(r.Context(), tx, ob.now, "mfa_"+req.Action, name, nil); err != nil {
+			return err
+		}
+		out, err = s.adminUser(r.Context(), tx, u, true)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
+		return
+	}
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	if perr != nil {
+		fail(w, perr)
+		return
+	}
+	s.log.Info("mfa_changed", "user", name, "action", req.Action)
+	writeJSON(w, http.StatusOK, admin.UserResponse{User: out, MFA: mfa})
+}
+
+func (s *Server) adminEnrollToken(w http.ResponseWriter, r *http.Request, a actor) {
+	var req admin.EnrollTokenRequest
+	if e := decodeBody(r, &req); e != nil {
+		fail(w, e)
+		return
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = s.cfg.EnrollTokenTTL
+	}
+	if ttl < 0 || ttl > 30*24*time.Hour {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "ttl must be between 0 and 30 days"))
+		return
+	}
+	if len(req.Note) > 256 {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "note too long"))
+		return
+	}
+	tok := []byte("lst_" + b64url.EncodeToString(randBytes(32)))
+	sum := sha256Sum(tok)
+	var exp time.Time
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		exp = ob.now.Add(ttl)
+		if err := tx.CreateEnrollToken(r.Context(), store.EnrollToken{Hash: sum, Note: req.Note, CreatedAt: ob.now, ExpiresAt: exp}); err != nil {
+			return err
+		}
+		return a.audit(r.Context(), tx, ob.now, "enroll_token_created", "", map[string]string{"note": req.Note, "expires_at": exp.Format(time.RFC3339)})
+	})
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, admin.EnrollToken{Token: tok, ExpiresAt: exp})
+}
+
+func (s *Server) adminPolicy(w http.ResponseWriter, r *http.Request, _ actor) {
+	writeJSON(w, http.StatusOK, s.Policy())
+}
+
+func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor) {
+	var p protocol.Policy
+	if e := decodeBody(r, &p); e != nil {
+		fail(w, e)
+		return
+	}
+	if err := p.Validate(); err != nil {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
+		return
+	}
+	body, err := json.Marshal(protocol.PolicyChanged{Policy: p})
+	if err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		if err := tx.SetPolicy(r.Context(), p); err != nil {
+			return err
+		}
+		pb, _ := json.Marshal(p)
+		if err := a.audit(r.Context(), tx, ob.now, "policy_changed", "", map[string]string{"policy": string(pb)}); err != nil {
+			return err
+		}
+		devs, err := tx.Devices(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			if err := ob.addRaw(r.Context(), tx, d.ID, protocol.TypePolicyChanged, body); err != nil {
+				return err
+			}
+		}
+		// Publish the new policy before the pushes go out.
+		s.policy.Store(&p)
+		return nil
+	})
+	if err != nil {
+		_ = s.loadPolicyView(r.Context())
+		fail(w, internalError(err))
+		return
+	}
+	s.log.Info("policy_changed")
+	writeJSON(w, http.StatusOK, p)
+}
+
+// loadPolicyView re-reads the stored policy (after a failed set).
+func (s *Server) loadPolicyView(ctx context.Context) error {
+	return s.st.View(ctx, func(tx store.Tx) error {
+		p, err := tx.Policy(ctx)
+		if err == nil {
+			s.policy.Store(&p)
+		}
+		return err
+	})
+}
+
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ actor) {
+	q := r.URL.Query()
+	f := store.AuditFilter{User: q.Get("user")}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			fail(w, protocol.Errorf(protocol.CodeBadRequest, "since must be an RFC 3339 time"))
+			return
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			fail(w, protocol.Errorf(protocol.CodeBadRequest, "limit must be between 1 and 100000"))
+			return
+		}
+		f.Limit = n
+	}
+	var evs []store.AuditEvent
+	if err := s.st.View(r.Context(), func(tx store.Tx) error {
+		var err error
+		evs, err = tx.AuditEvents(r.Context(), f)
+		return err
+	}); err != nil {
+		fail(w, internalError(err))
+		return
+	}
+	out := make([]admin.AuditEvent, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, admin.AuditEvent(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

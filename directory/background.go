@@ -1,0 +1,180 @@
+package directory
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// batcher groups small writes that may trail their cause by a moment
+// (device last-seen times, authentication audit events, push
+// acknowledgements) into one transaction, so that 10,000 agents
+// reconnecting do not cost 10,000 commits. close flushes what is queued.
+type batcher struct {
+	st   store.Store
+	log  *slog.Logger
+	mu   sync.Mutex
+	q    []func(context.Context, store.Tx) error
+	kick chan struct{}
+	done chan struct{}
+	shut bool
+}
+
+const batchDelay = 50 * time.Millisecond
+
+func newBatcher(st store.Store, log *slog.Logger) *batcher {
+	b := &batcher{st: st, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+// add queues a write. After close it runs at once in its own transaction.
+func (b *batcher) add(fn func(context.Context, store.Tx) error) {
+	b.mu.Lock()
+	if b.shut {
+		b.mu.Unlock()
+		b.flush([]func(context.Context, store.Tx) error{fn})
+		return
+	}
+	b.q = append(b.q, fn)
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *batcher) run() {
+	defer close(b.done)
+	for range b.kick {
+		time.Sleep(batchDelay) // let a burst gather
+		b.mu.Lock()
+		q := b.q
+		b.q = nil
+		shut := b.shut
+		b.mu.Unlock()
+		b.flush(q)
+		if shut {
+			return
+		}
+	}
+}
+
+func (b *batcher) flush(q []func(context.Context, store.Tx) error) {
+	if len(q) == 0 {
+		return
+	}
+	ctx := context.Background()
+	err := b.st.Update(ctx, func(tx store.Tx) error {
+		for _, fn := range q {
+			if err := fn(ctx, tx); err != nil {
+				b.log.Warn("batched_write_failed", "err", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.log.Error("batch_commit_failed", "count", len(q), "err", err)
+	}
+}
+
+// close flushes everything queued and stops the batcher.
+func (b *batcher) close() {
+	b.mu.Lock()
+	b.shut = true
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+	<-b.done
+	b.mu.Lock()
+	q := b.q
+	b.q = nil
+	b.mu.Unlock()
+	b.flush(q)
+}
+
+// scanLoop runs the expiry scanner and prunes old idempotency records.
+func (s *Server) scanLoop() {
+	t := time.NewTicker(s.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		if err := s.scanExpiry(s.ctx); err != nil {
+			s.log.Error("expiry_scan_failed", "err", err)
+		}
+		if err := s.st.Update(s.ctx, func(tx store.Tx) error {
+			return tx.PruneIdempotency(s.ctx, s.now().Add(-idempotencyTTL))
+		}); err != nil {
+			s.log.Error("idempotency_prune_failed", "err", err)
+		}
+		select {
+		case <-s.stopScan:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// idempotencyTTL is how long a first outcome is remembered.
+const idempotencyTTL = 7 * 24 * time.Hour
+
+// scanExpiry pushes expiry_approaching to the devices of every user whose
+// password expires within the policy's warning window, at most once a day
+// per user and device.
+func (s *Server) scanExpiry(ctx context.Context) error {
+	pol := s.Policy()
+	if pol.MaxAgeDays == 0 || pol.ExpiryWarningDays == 0 {
+		return nil
+	}
+	now := s.now()
+	maxAge := time.Duration(pol.MaxAgeDays) * 24 * time.Hour
+	warn := time.Duration(pol.ExpiryWarningDays) * 24 * time.Hour
+	// Changed before now+warn-maxAge means expiring before now+warn.
+	var users []store.User
+	if err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		users, err = tx.UsersChangedBefore(ctx, now.Add(warn-maxAge))
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, u := range users {
+		exp := u.PasswordChangedAt.Add(maxAge)
+		if !exp.After(now) {
+			continue // already expired: the account state says so
+		}
+		days := int(exp.Sub(now).Hours() / 24)
+		body, err := json.Marshal(protocol.ExpiryApproaching{User: u.Name, ExpiresAt: exp, DaysLeft: days})
+		if err != nil {
+			return err
+		}
+		err = s.update(ctx, func(tx store.Tx, out *outbox) error {
+			bs, err := tx.UserBindings(ctx, u.Name)
+			if err != nil {
+				return err
+			}
+			for _, b := range bs {
+				if !b.ExpiryWarnedAt.IsZero() && now.Sub(b.ExpiryWarnedAt) < 24*time.Hour {
+					continue
+				}
+				if err := out.addRaw(ctx, tx, b.DeviceID, protocol.TypeExpiryApproaching, body); err != nil {
+					return err
+				}
+				if err := tx.SetExpiryWarned(ctx, b.DeviceID, u.Name, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package directory
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// dispatch handles one frame from an authenticated device and returns the
+// reply, or nil when none is due. It never panics on any input (see
+// FuzzDispatch) and never lets one bad frame affect another connection.
+func (s *Server) dispatch(ctx context.Context, sess session, data []byte) *protocol.Envelope {
+	env, err := protocol.Decode(data)
+	if err != nil {
+		return errorReply(data, asProtoError(err))
+	}
+	a := actor{kind: "device", device: sess.deviceID, addr: sess.addr}
+	switch env.Type {
+	case protocol.TypeVerifyPassword:
+		var req protocol.VerifyPasswordRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		defer req.Password.Wipe()
+		st, perr := s.verifyPassword(ctx, a, &req)
+		return reply(env, st, perr)
+
+	case protocol.TypeChangePassword:
+		var req protocol.ChangePasswordRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		defer req.Current.Wipe()
+		defer req.New.Wipe()
+		return s.idempotent(ctx, sess, env, &req, func(commit commitFunc) (any, *protocol.Error) {
+			st, perr := s.changePassword(ctx, a, &req, func(ctx context.Context, tx store.Tx, st protocol.AccountState) error {
+				return commit(ctx, tx, st)
+			})
+			return st, perr
+		})
+
+	case protocol.TypeGetPolicy:
+		return reply(env, s.Policy(), nil)
+
+	case protocol.TypeGetAccount:
+		var req protocol.GetAccountRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		st, perr := s.getAccount(ctx, a, &req)
+		return reply(env, st, perr)
+
+	case protocol.TypeAckSync:
+		var req protocol.AckSyncRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		return s.idempotent(ctx, sess, env, &req, func(commit commitFunc) (any, *protocol.Error) {
+			return s.ackSync(ctx, a, &req, commit)
+		})
+
+	case protocol.TypeAckPush:
+		var req protocol.AckPush
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		dev, seq := sess.deviceID, req.Seq
+		s.bg.add(func(ctx context.Context, tx store.Tx) error { return tx.AckPushes(ctx, dev, seq) })
+		if env.ID == "" {
+			return nil
+		}
+		return reply(env, nil, nil)
+	}
+	return reply(env, nil, protocol.Errorf(protocol.CodeBadRequest, "%s is not a request an agent can send", env.Type))
+}
+
+// reply builds the result envelope for req.
+func reply(req *protocol.Envelope, v any, perr *protocol.Error) *protocol.Envelope {
+	res, err := protocol.Result(req, v, perr)
+	if err != nil {
+		res, _ = protocol.Result(req, nil, protocol.Errorf(protocol.CodeInternal, "encoding the result failed"))
+	}
+	return res
+}
+
+// errorReply answers a frame that did not decode, echoing its id when one
+// can be read.
+func errorReply(data []byte, perr *protocol.Error) *protocol.Envelope {
+	var probe struct {
+		ID any `json:"id"`
+	}
+	_ = json.Unmarshal(data, &probe)
+	id, _ := probe.ID.(string)
+	if len(id) > protocol.MaxIDLen || !utf8.ValidString(id) {
+		id = ""
+	}
+	return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: id, Error: perr}
+}
+
+// commitFunc records an operation's successful outcome inside the
+// operation's own transaction.
+type commitFunc func(ctx context.Context, tx store.Tx, result any) error
+
+// outcome is what an idempotency record stores: the result minus its id.
+type outcome struct {
+	Body  json.RawMessage `json:"body,omitempty"`
+	Error *protocol.Error `json:"error,omitempty"`
+}
+
+// remembered says which failures are stored as the first outcome. The
+// transient ones (and mfa_required, which changes nothing and asks for a
+// new request) are evaluated again on a retry.
+func remembered(code string) bool {
+	switch code {
+	case protocol.CodeInternal, protocol.CodeRateLimited, protocol.CodeLocked, protocol.CodeMFARequired,
+		protocol.CodeBadRequest, protocol.CodeUnknownUser, protocol.CodeUnsupported:
+		return false
+	}
+	return true
+}
+
+// idempotent runs a mutating request at most once per (device, key): a
+// retry with the same request returns the first outcome, the same key
+// with a different request is refused.
+func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Envelope, req any,
+	run func(commitFunc) (any, *protocol.Error)) *protocol.Envelope {
+	canon, err := json.Marshal(req)
+	if err != nil {
+		return reply(env, nil, internalError(err))
+	}
+	fp := s.keys.fingerprint([]byte(env.Type), canon)
+	clear(canon)
+	unlock := s.keyLocks.lock(sess.deviceID + "\x00" + env.IdempotencyKey)
+	defer unlock()
+
+	var rec store.IdempotencyRecord
+	err = s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		rec, err = tx.Idempotency(ctx, sess.deviceID, env.IdempotencyKey)
+		return err
+	})
+	switch {
+	case err == nil:
+		if !hmac.Equal(rec.Fingerprint, fp) {
+			return reply(env, nil, protocol.Errorf(protocol.CodeIdempotencyReuse,
+				"idempotency_key %q was already used for a different request", env.IdempotencyKey))
+		}
+		var o outcome
+		if err := json.Unmarshal(rec.Outcome, &o); err != nil {
+			return reply(env, nil, internalError(err))
+		}
+		s.log.Debug("idempotent_replay", "device", sess.deviceID, "type", env.Type)
+		return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: env.ID, Body: o.Body, Error: o.Error}
+	case !errors.Is(err, store.ErrNotFound):
+		s.log.Error("idempotency_read_failed", "err", err)
+		return reply(env, nil, internalError(err))
+	}
+
+	record := func(ctx context.Context, tx store.Tx, o outcome) error {
+		b, err := json.Marshal(o)
+		if err != nil {
+			return fmt.Errorf("encoding outcome: %w", err)
+		}
+		return tx.PutIdempotency(ctx, store.IdempotencyRecord{DeviceID: sess.deviceID, Key: env.IdempotencyKey,
+			Fingerprint: fp, Outcome: b, CreatedAt: s.now()})
+	}
+	res, perr := run(func(ctx context.Context, tx store.Tx, result any) error {
+		b, err := json.Marshal(result)
+		if err != nil {
+			return fmt.Errorf("encoding outcome: %w", err)
+		}
+		return record(ctx, tx, outcome{Body: b})
+	})
+	if perr != nil && remembered(perr.Code) {
+		if err := s.st.Update(ctx, func(tx store.Tx) error { return record(ctx, tx, outcome{Error: perr}) }); err != nil {
+			s.log.Error("idempotency_write_failed", "err", err)
+		}
+	}
+	return reply(env, res, perr)
+}
+
+// getAccount answers get_account and binds the user to the device.
+func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccountRequest) (protocol.AccountState, *protocol.Error) {
+	u, perr := s.loadUser(ctx, req.User)
+	if perr != nil {
+		return protocol.AccountState{}, perr
+	}
+	local := req.LocalName
+	if local == "" {
+		local = req.User
+	}
+	var b store.Binding
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		b, err = tx.Binding(ctx, a.device, u.Name)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return protocol.AccountState{}, internalError(err)
+	}
+	if err != nil || b.LocalName != local {
+		err := s.update(ctx, func(tx store.Tx, out *outbox) error {
+			if err := tx.Bind(ctx, store.Binding{DeviceID: a.device, User: u.Name, LocalName: local, BoundAt: out.now}); err != nil {
+				return err
+			}
+			return a.audit(ctx, tx, out.now, "device_bound", u.Name, map[string]string{"local_name": local})
+		})
+		if err != nil {
+			s.log.Error("bind_failed", "user", u.Name, "err", err)
+			return protocol.AccountState{}, internalError(err)
+		}
+	}
+	return s.accountState(u), nil
+}
+
+// ackSync records the password version a device holds everywhere.
+func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequest, commit commitFunc) (any, *protocol.Error) {
+	var res protocol.AccountState
+	var perr *protocol.Error
+	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
+		perr = nil
+		u, err := tx.User(ctx, req.User)
+		if errors.Is(err, store.ErrNotFound) {
+			perr = protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", req.User)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if req.PasswordVersion > u.PasswordVersion {
+			perr = protocol.Errorf(protocol.CodeBadRequest, "password_version %d is newer than the directory's %d", req.PasswordVersion, u.PasswordVersion)
+			return nil
+		}
+		err = tx.SetSyncedVersion(ctx, a.device, u.Name, req.PasswordVersion, out.now)
+		if errors.Is(err, store.ErrNotFound) {
+			perr = protocol.Errorf(protocol.CodeBadRequest, "user %q is not bound to this device; call get_account first", req.User)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.audit(ctx, tx, out.now, "sync_acknowledged", u.Name, map[string]string{"password_version": fmt.Sprint(req.PasswordVersion)}); err != nil {
+			return err
+		}
+		res = s.accountState(u)
+		return commit(ctx, tx, res)
+	})
+	if err != nil {
+		s.log.Error("ack_sync_failed", "user", req.User, "err", err)
+		return nil, internalError(err)
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	return res, nil
+}
+
+// keyedMutex serialises work per key and forgets keys nobody holds.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyedEntry)
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.n++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.n--; e.n == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

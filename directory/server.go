@@ -1,0 +1,319 @@
+// Package directory is lockstep-directory: the source of truth for users'
+// passwords, MFA and policy, and the party that pushes resets to enrolled
+// Macs over the agent websocket.
+//
+// A Server serves, on one TLS listener, the agent websocket
+// (protocol.AgentPath), device enrollment (protocol.EnrollPath) and the
+// admin API (package admin). It can be embedded in tests:
+//
+//	srv, err := directory.New(directory.Config{DataDir: dir})
+//	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+//	err = srv.Start(ln)                 // writes admin.json, serves in the background
+//	client, _ := admin.FromDataDir(dir)
+//	...
+//	srv.Shutdown(ctx)
+package directory
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// Server is a running directory.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	st   store.Store
+	hash *hasher
+	keys *secrets
+
+	policy atomic.Pointer[protocol.Policy]
+
+	adminToken []byte
+	tlsConfig  *tls.Config
+	caFile     string // "" with a configured certificate
+
+	hub      *hub
+	limits   *limiter
+	bg       *batcher
+	upgrader websocket.Upgrader
+	http     *http.Server
+
+	// ctx lives until the hard end of Shutdown; handlers use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	handlers sync.WaitGroup // in-flight websocket requests
+	loops    sync.WaitGroup // readers, scanner
+	closing  atomic.Bool
+	pending  atomic.Int64
+	stopScan chan struct{}
+	keyLocks keyedMutex // serialise requests per (device, idempotency key)
+
+	serveErr chan error
+	mu       sync.Mutex
+	started  bool
+}
+
+// New opens the data directory (creating the database, keys and
+// certificates on first use) and returns a Server ready to Start.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	master, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, ServerKeyFile), 32)
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if n, err := b64url.Decode(raw, master); err != nil || n != 32 {
+		return nil, fmt.Errorf("%s is corrupt", ServerKeyFile)
+	}
+	if s.keys, err = newSecrets(raw); err != nil {
+		return nil, err
+	}
+	clear(raw)
+	if s.adminToken, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, AdminTokenFile), 32); err != nil {
+		return nil, err
+	}
+
+	var cert tls.Certificate
+	if cfg.CertFile != "" {
+		if cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile); err != nil {
+			return nil, fmt.Errorf("loading certificate: %w", err)
+		}
+	} else {
+		if cert, err = ensureTLS(cfg.DataDir, certHosts(cfg.Hosts), s.now()); err != nil {
+			return nil, fmt.Errorf("preparing TLS: %w", err)
+		}
+		s.caFile, _ = filepath.Abs(filepath.Join(cfg.DataDir, CAFile))
+	}
+	s.tlsConfig = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		// HTTP/1.1 only: websockets upgrade from it.
+		NextProtos: []string{"http/1.1"},
+	}
+
+	st, err := store.OpenSQLite(s.ctx, filepath.Join(cfg.DataDir, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	s.st = st
+	if err := s.loadPolicy(s.ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.hash = newHasher(cfg.Argon2, cfg.HashMemoryKiB)
+	s.limits = newLimiter(cfg.AccountRate, cfg.AddressRate)
+	s.hub = newHub(s)
+	s.bg = newBatcher(s.st, s.log)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   512,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		// Agents are not browsers; an Origin header means one is trying.
+		CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+protocol.AgentPath, s.handleAgent)
+	mux.HandleFunc("POST "+protocol.EnrollPath, s.handleEnroll)
+	s.adminRoutes(mux)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	return s, nil
+}
+
+func (s *Server) loadPolicy(ctx context.Context) error {
+	var p protocol.Policy
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		p, err = tx.Policy(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			p = protocol.DefaultPolicy()
+			return tx.SetPolicy(ctx, p)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("loading policy: %w", err)
+	}
+	s.policy.Store(&p)
+	return nil
+}
+
+// CAFile is the absolute path of the generated CA certificate that agents
+// and admin clients must trust, or "" when a certificate was configured.
+func (s *Server) CAFile() string { return s.caFile }
+
+// AdminToken returns a copy of the admin token.
+func (s *Server) AdminToken() []byte { return append([]byte(nil), s.adminToken...) }
+
+// Start writes admin.json for ln and serves on it (TLS on top) in the
+// background. It returns once the server accepts connections.
+func (s *Server) Start(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("directory: already started")
+	}
+	s.started = true
+	if err := s.writeAdminInfo(ln.Addr()); err != nil {
+		return err
+	}
+	s.loops.Add(2)
+	go func() { defer s.loops.Done(); s.scanLoop() }()
+	go func() { defer s.loops.Done(); s.hub.pingLoop() }()
+	go func() {
+		err := s.http.Serve(tls.NewListener(ln, s.tlsConfig))
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	s.log.Info("directory_listening", "addr", ln.Addr().String(), "ca_file", s.caFile)
+	return nil
+}
+
+// Serve is Start followed by waiting until Shutdown (nil) or a listener
+// failure.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.Start(ln); err != nil {
+		return err
+	}
+	return s.Wait()
+}
+
+// Wait blocks until the server stops serving.
+func (s *Server) Wait() error {
+	err := <-s.serveErr
+	s.serveErr <- err
+	return err
+}
+
+// URL is the https URL for a listener address, with a wildcard address
+// replaced by loopback.
+func URL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "https://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) writeAdminInfo(addr net.Addr) error {
+	tok, err := filepath.Abs(filepath.Join(s.cfg.DataDir, AdminTokenFile))
+	if err != nil {
+		return fmt.Errorf("writing admin info: %w", err)
+	}
+	b, err := json.MarshalIndent(admin.Info{URL: URL(addr), CAFile: s.caFile, TokenFile: tok}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing admin info: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(s.cfg.DataDir, AdminInfoFile), append(b, '\n'), 0o644)
+}
+
+// Shutdown stops the server without losing a write: it stops accepting,
+// waits for admin and enrollment requests, closes every agent connection
+// after its in-flight requests finish, flushes queued writes and closes
+// the database. When ctx ends first, remaining work is cancelled.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return errors.New("directory: already shut down")
+	}
+	s.log.Info("shutdown_started")
+	var errs []error
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+	}
+	close(s.stopScan)
+	// Readers now drop new requests; let the running ones finish and queue
+	// their results, then say goodbye to every agent.
+	if err := waitCtx(ctx, &s.handlers, s.cancel); err != nil {
+		errs = append(errs, fmt.Errorf("waiting for requests: %w", err))
+	}
+	s.hub.closeAll()
+	if err := waitCtx(ctx, &s.loops, s.cancel); err != nil {
+		errs = append(errs, fmt.Errorf("waiting for connections: %w", err))
+	}
+	s.bg.close()
+	if err := s.st.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing database: %w", err))
+	}
+	s.cancel()
+	s.mu.Lock()
+	if !s.started {
+		s.serveErr <- nil
+	}
+	s.mu.Unlock()
+	s.log.Info("shutdown_complete")
+	return errors.Join(errs...)
+}
+
+// Stats is a snapshot of the server's load.
+func (s *Server) Stats() admin.Stats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return admin.Stats{
+		Connections: s.hub.count(),
+		Pending:     int(s.pending.Load()),
+		Goroutines:  runtime.NumGoroutine(),
+		HeapBytes:   ms.HeapAlloc,
+		StackBytes:  ms.StackInuse,
+		SysBytes:    ms.Sys,
+	}
+}
+
+// Policy returns the current password policy.
+func (s *Server) Policy() protocol.Policy { return *s.policy.Load() }
+
+// waitCtx waits for wg; when ctx ends first it calls cancel and waits on.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelFunc) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,178 @@
+// Package store is the directory's persistence: users, devices, bindings,
+// push outboxes, enrollment tokens, idempotency records, policy and audit.
+//
+// The directory talks to storage only through [Store] and [Tx], so the
+// embedded SQLite implementation here can be joined by a PostgreSQL one for
+// several replicas without touching the service. Every method of Tx runs in
+// the transaction it belongs to; business rules (policy, lockout, TOTP) live
+// in the directory, not here.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// Errors a Tx returns; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Store opens transactions. Update runs fn in a read-write transaction that
+// commits when fn returns nil and rolls back otherwise; View runs a read-only
+// one. fn may be called again when the backend asks for a retry, so it must
+// not have side effects outside the transaction.
+type Store interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction's view of the data.
+type Tx interface {
+	User(ctx context.Context, name string) (User, error)
+	Users(ctx context.Context) ([]User, error)
+	// UsersChangedBefore lists users whose password was set before t, for
+	// the expiry scanner.
+	UsersChangedBefore(ctx context.Context, t time.Time) ([]User, error)
+	CreateUser(ctx context.Context, u User) error
+	UpdateUser(ctx context.Context, u User) error
+	DeleteUser(ctx context.Context, name string) error
+	// PasswordHistory returns the user's previous password hashes, newest
+	// first, at most n.
+	PasswordHistory(ctx context.Context, user string, n int) ([]string, error)
+	// AddPasswordHistory records a hash and keeps only the newest keep.
+	AddPasswordHistory(ctx context.Context, user, hash string, at time.Time, keep int) error
+
+	Device(ctx context.Context, id string) (Device, error)
+	Devices(ctx context.Context) ([]Device, error)
+	CreateDevice(ctx context.Context, d Device) error
+	TouchDevice(ctx context.Context, id string, at time.Time) error
+
+	// Bind binds a user to a device under a local name, keeping the synced
+	// version when the binding exists.
+	Bind(ctx context.Context, b Binding) error
+	Binding(ctx context.Context, deviceID, user string) (Binding, error)
+	UserBindings(ctx context.Context, user string) ([]Binding, error)
+	SetSyncedVersion(ctx context.Context, deviceID, user string, version int64, at time.Time) error
+	SetExpiryWarned(ctx context.Context, deviceID, user string, at time.Time) error
+
+	// AppendPush stores a push for a device under its next sequence number.
+	AppendPush(ctx context.Context, deviceID, typ string, body []byte, at time.Time) (uint64, error)
+	// Pushes lists a device's stored pushes with Seq > after, oldest first.
+	Pushes(ctx context.Context, deviceID string, after uint64) ([]Push, error)
+	// AckPushes deletes a device's pushes up to and including seq.
+	AckPushes(ctx context.Context, deviceID string, seq uint64) error
+
+	CreateEnrollToken(ctx context.Context, t EnrollToken) error
+	EnrollToken(ctx context.Context, hash []byte) (EnrollToken, error)
+	UseEnrollToken(ctx context.Context, hash []byte, deviceID string, at time.Time) error
+
+	Idempotency(ctx context.Context, deviceID, key string) (IdempotencyRecord, error)
+	PutIdempotency(ctx context.Context, r IdempotencyRecord) error
+	PruneIdempotency(ctx context.Context, before time.Time) error
+
+	// Policy returns the stored policy, or ErrNotFound before the first set.
+	Policy(ctx context.Context) (protocol.Policy, error)
+	SetPolicy(ctx context.Context, p protocol.Policy) error
+
+	Audit(ctx context.Context, e AuditEvent) error
+	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// User is a directory account.
+type User struct {
+	Name        string
+	DisplayName string
+	// PasswordHash is an encoded argon2id hash carrying its parameters.
+	PasswordHash      string
+	PasswordVersion   int64
+	PasswordChangedAt time.Time
+	MustChange        bool
+	// FailedCount counts failures since FailedWindowStart.
+	FailedCount       int
+	FailedWindowStart time.Time
+	// LockedUntil is zero when the account is not locked.
+	LockedUntil time.Time
+	// TOTPSecret is the sealed (encrypted) TOTP secret; nil without MFA.
+	TOTPSecret []byte
+	// TOTPLastStep is the last accepted time step; codes at or before it
+	// are replays.
+	TOTPLastStep int64
+	CreatedAt    time.Time
+}
+
+// Device is an enrolled Mac.
+type Device struct {
+	ID         string
+	Hostname   string
+	PublicKey  []byte
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// LastSeq is the highest push sequence allocated to the device.
+	LastSeq uint64
+}
+
+// Binding ties a directory user to a device under the device's local name.
+type Binding struct {
+	DeviceID       string
+	User           string
+	LocalName      string
+	SyncedVersion  int64
+	SyncedAt       time.Time
+	BoundAt        time.Time
+	ExpiryWarnedAt time.Time
+}
+
+// Push is one stored push awaiting acknowledgement.
+type Push struct {
+	DeviceID  string
+	Seq       uint64
+	Type      string
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// EnrollToken is a one-time enrollment token; only its hash is stored.
+type EnrollToken struct {
+	Hash      []byte
+	Note      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+	DeviceID  string
+}
+
+// IdempotencyRecord remembers the first outcome of a mutating request.
+type IdempotencyRecord struct {
+	DeviceID string
+	Key      string
+	// Fingerprint is a keyed MAC of the request, never the request itself.
+	Fingerprint []byte
+	// Outcome is the encoded result envelope.
+	Outcome   []byte
+	CreatedAt time.Time
+}
+
+// AuditEvent is one security event. Detail never holds a secret.
+type AuditEvent struct {
+	ID     int64             `json:"id"`
+	At     time.Time         `json:"at"`
+	Event  string            `json:"event"`
+	Actor  string            `json:"actor,omitempty"`
+	User   string            `json:"user,omitempty"`
+	Device string            `json:"device,omitempty"`
+	Source string            `json:"source,omitempty"`
+	Detail map[string]string `json:"detail,omitempty"`
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	User  string
+	Since time.Time
+	Limit int
+}
