@@ -170,10 +170,10 @@ type conn struct {
 	closed  bool
 	// sentSeq is the highest push queued; ready is false until the first
 	// catch-up from the outbox is done; filling/refill run catch-ups.
-	sentSeq          uint64
-	ready            bool
-	filling, refill  bool
-	inflight         atomic.Int32
+	sentSeq         uint64
+	ready           bool
+	filling, refill bool
+	inflight        atomic.Int32
 }
 
 func newConn(s *Server, ws *websocket.Conn, sess session, lastSeq uint64) *conn {
