@@ -23,6 +23,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/peercred"
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // Caller is who is on the other end of a connection.
@@ -54,6 +55,7 @@ type Backend interface {
 	// status.
 	Subscribe() (events <-chan localapi.Event, cancel func())
 	Diagnostics(ctx context.Context, caller Caller) (any, error)
+	Doctor(ctx context.Context, localUser string, password protocol.Secret) localapi.DoctorReport
 	ServiceAccount(ctx context.Context) localapi.ServiceAccountStatus
 	SetupServiceAccount(ctx context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error)
 	RotateServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error)
@@ -87,6 +89,7 @@ func New(b Backend, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+localapi.PathSync, s.sync)
 	s.mux.HandleFunc("GET "+localapi.PathWatch, s.watch)
 	s.mux.HandleFunc("GET "+localapi.PathDiagnostics, s.diagnostics)
+	s.mux.HandleFunc("POST "+localapi.PathDoctor, s.doctor)
 	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)
@@ -320,6 +323,20 @@ func (s *Server) diagnostics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) doctor(w http.ResponseWriter, r *http.Request) {
+	var req localapi.DoctorRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	defer req.Password.Wipe()
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.b.Doctor(r.Context(), user, req.Password))
 }
 
 func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {

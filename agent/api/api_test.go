@@ -92,6 +92,10 @@ func (f *fakeBackend) Diagnostics(_ context.Context, c Caller) (any, error) {
 	return map[string]any{"uid": c.UID}, nil
 }
 
+func (f *fakeBackend) Doctor(_ context.Context, u string, _ protocol.Secret) localapi.DoctorReport {
+	return localapi.DoctorReport{LocalUser: u}
+}
+
 func (f *fakeBackend) ServiceAccount(context.Context) localapi.ServiceAccountStatus {
 	return localapi.ServiceAccountStatus{Present: true}
 }

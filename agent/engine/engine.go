@@ -258,6 +258,26 @@ func (e *Engine) Bound() []string {
 	return out
 }
 
+// Touch makes local a known account without asking the directory yet.
+func (e *Engine) Touch(local string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.accounts[local]; !ok {
+		e.recordLocked(local)
+		if err := e.saveLocked(); err != nil {
+			e.log.Error("account state not saved", "err", err)
+		}
+	}
+}
+
+// IsBound reports whether local has directory state.
+func (e *Engine) IsBound(local string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.accounts[local]
+	return ok && r.Dir != nil
+}
+
 // SetPolicy records the directory's policy (from the welcome or a push).
 func (e *Engine) SetPolicy(p protocol.Policy) {
 	e.mu.Lock()
