@@ -119,7 +119,13 @@ func New(cfg Config) (*Server, error) {
 		NextProtos: []string{"http/1.1"},
 	}
 
-	st, err := store.OpenSQLite(s.ctx, filepath.Join(cfg.DataDir, DBFile))
+	// The database holds password hashes: owner only (SQLite gives its WAL
+	// and shared-memory files the same mode).
+	dbPath := filepath.Join(cfg.DataDir, DBFile)
+	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	st, err := store.OpenSQLite(s.ctx, dbPath)
 	if err != nil {
 		return nil, err
 	}

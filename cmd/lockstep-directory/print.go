@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+type printer struct {
+	w    io.Writer
+	json *bool
+}
+
+func (p *printer) encode(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// userResponse prints a user and any secret the server returned once.
+func (p *printer) userResponse(r *admin.UserResponse, done string) error {
+	if *p.json {
+		type mfa struct {
+			URI    string `json:"uri"`
+			Secret string `json:"secret"`
+		}
+		out := struct {
+			User     admin.User `json:"user"`
+			MFA      *mfa       `json:"mfa,omitempty"`
+			Password string     `json:"password,omitempty"`
+		}{User: r.User, Password: string(r.Password)}
+		if r.MFA != nil {
+			out.MFA = &mfa{URI: string(r.MFA.URI), Secret: string(r.MFA.Secret)}
+		}
+		return p.encode(out)
+	}
+	fmt.Fprintln(p.w, done)
+	if !r.Password.Empty() {
+		fmt.Fprintf(p.w, "password (shown once): %s\n", r.Password.Bytes())
+	}
+	if r.MFA != nil {
+		fmt.Fprintf(p.w, "TOTP URI (shown once; add it to an authenticator app):\n%s\n", r.MFA.URI.Bytes())
+		fmt.Fprintf(p.w, "TOTP secret (base32): %s\n", r.MFA.Secret.Bytes())
+	}
+	return nil
+}
+
+func (p *printer) user(u *admin.User) error {
+	if *p.json {
+		return p.encode(u)
+	}
+	fmt.Fprintf(p.w, "name:              %s\n", u.Name)
+	fmt.Fprintf(p.w, "display name:      %s\n", u.DisplayName)
+	fmt.Fprintf(p.w, "password version:  %d\n", u.PasswordVersion)
+	fmt.Fprintf(p.w, "password changed:  %s\n", u.PasswordChangedAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(p.w, "expires:           %s\n", fmtTime(u.ExpiresAt))
+	fmt.Fprintf(p.w, "must change:       %s\n", yesNo(u.MustChange))
+	fmt.Fprintf(p.w, "MFA:               %s\n", onOff(u.MFA))
+	lock := "no"
+	if u.Locked {
+		lock = "until " + fmtTime(u.LockedUntil)
+	}
+	fmt.Fprintf(p.w, "locked:            %s (failed attempts: %d)\n", lock, u.FailedAttempts)
+	fmt.Fprintf(p.w, "devices:           %d\n", len(u.Devices))
+	for _, d := range u.Devices {
+		state := "offline"
+		if d.Connected {
+			state = "connected"
+		}
+		synced := "never synced"
+		if d.SyncedVersion > 0 {
+			synced = fmt.Sprintf("synced version %d", d.SyncedVersion)
+			if d.SyncedVersion == u.PasswordVersion {
+				synced += " (current)"
+			} else {
+				synced += " (behind)"
+			}
+		}
+		fmt.Fprintf(p.w, "  %s  %s  local name %s  %s  %s\n", d.DeviceID, d.Hostname, d.LocalName, state, synced)
+	}
+	return nil
+}
+
+func (p *printer) policy(pol protocol.Policy) error {
+	if *p.json {
+		return p.encode(pol)
+	}
+	for _, r := range pol.Rules() {
+		fmt.Fprintf(p.w, "- %s (%s)\n", r.Message, r.Code)
+	}
+	if pol.MaxAgeDays > 0 {
+		fmt.Fprintf(p.w, "passwords expire after %d days; agents warn %d days before\n", pol.MaxAgeDays, pol.ExpiryWarningDays)
+	} else {
+		fmt.Fprintln(p.w, "passwords do not expire")
+	}
+	return nil
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
+}
+
