@@ -143,9 +143,9 @@ type record struct {
 	Places       map[string]localapi.Place `json:"places"`
 	LastOpID     string                    `json:"last_op_id,omitempty"`
 	// PendingAck is a synced version the directory has not been told of.
-	PendingAck int64 `json:"pending_ack,omitempty"`
-	ExpiryNotice string                    `json:"expiry_notice,omitempty"` // date of the last expiry notice
-	FileVault    bool                      `json:"filevault"`
+	PendingAck   int64  `json:"pending_ack,omitempty"`
+	ExpiryNotice string `json:"expiry_notice,omitempty"` // date of the last expiry notice
+	FileVault    bool   `json:"filevault"`
 }
 
 // Engine runs operations and keeps account state.

@@ -304,7 +304,7 @@ func (e *Engine) Change(ctx context.Context, local string, req localapi.ChangeRe
 		}
 		if req.New.Equal(req.Current) {
 			return "", &localapi.Error{Code: protocol.CodePolicyViolation, Field: localapi.FieldNew,
-				Message: "The new password must differ from the current one.",
+				Message:    "The new password must differ from the current one.",
 				Violations: []protocol.Violation{e.Policy().HistoryViolation()}}
 		}
 		if rec.Dir.MFA && req.TOTP == "" {
