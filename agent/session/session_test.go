@@ -39,7 +39,12 @@ func (k *memKeys) Set(n string, v []byte) error {
 	k.m[n] = append([]byte(nil), v...)
 	return nil
 }
-func (k *memKeys) Delete(n string) error { k.mu.Lock(); defer k.mu.Unlock(); delete(k.m, n); return nil }
+func (k *memKeys) Delete(n string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, n)
+	return nil
+}
 
 type dirFixture struct {
 	dataDir string
