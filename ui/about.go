@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+)
+
+// aboutWindow names the app and both versions, the app's and lockstepd's.
+type aboutWindow struct {
+	a       *App
+	w       fyne.Window
+	k       keys
+	service *widget.Label
+}
+
+func newAboutWindow(a *App) *aboutWindow { return &aboutWindow{a: a} }
+
+func (b *aboutWindow) open() {
+	if b.w == nil {
+		b.build()
+	}
+	b.refresh()
+	b.w.Show()
+	b.w.RequestFocus()
+	b.a.log.Info("window opened", "window", "about")
+}
+
+func (b *aboutWindow) build() {
+	b.w = b.a.fa.NewWindow(aboutTitle.S())
+	b.w.SetFixedSize(true)
+	b.k = keys{submit: b.close, cancel: b.close}
+	img := canvas.NewImageFromResource(appIcon())
+	img.FillMode = canvas.ImageFillContain
+	img.SetMinSize(fyne.NewSize(96, 96))
+	name := heading(aboutName.S())
+	name.Alignment = fyne.TextAlignCenter
+	ver := widget.NewLabel(aboutVersion.S(map[string]any{"Version": appVersion()}))
+	ver.Alignment = fyne.TextAlignCenter
+	blurb := wrapLabel(aboutBlurb.S())
+	blurb.Alignment = fyne.TextAlignCenter
+	b.service = widget.NewLabel("")
+	b.service.Alignment = fyne.TextAlignCenter
+	b.service.Importance = widget.LowImportance
+	closeB := newButton(&b.k, btnClose.S(), b.close)
+	closeB.Importance = widget.HighImportance
+	b.w.SetContent(newWindowContent(
+		container.NewCenter(img), name, ver, blurb, b.service,
+		container.NewCenter(closeB),
+	))
+	b.w.SetCloseIntercept(b.close)
+	b.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { b.k.handle(ev) })
+	b.w.Canvas().Focus(closeB)
+}
+
+func (b *aboutWindow) refresh() {
+	if b.w == nil {
+		return
+	}
+	if b.a.connected && b.a.status != nil {
+		b.service.SetText(aboutService.S(map[string]any{"Version": b.a.status.Version}))
+	} else {
+		b.service.SetText(aboutNoSvc.S())
+	}
+	fit(b.w)
+}
+
+func (b *aboutWindow) close() {
+	if b.w == nil {
+		return
+	}
+	w := b.w
+	b.w = nil
+	w.Close()
+	b.a.log.Info("window closed", "window", "about")
+}

@@ -1,0 +1,354 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/lang"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/version"
+)
+
+// Options configure an App. The zero value is usable.
+type Options struct {
+	// Tray shows the icon and menu; nil runs without a tray (window tests).
+	Tray Tray
+	// TemplateIcon makes tray icons single-colour template images, as the
+	// macOS menu bar wants.
+	TemplateIcon bool
+	// Do runs fn on Fyne's UI goroutine; default fyne.Do. Tests queue.
+	Do func(fn func())
+	// Now and Location are the clock and time zone for what is shown.
+	Now      func() time.Time
+	Location *time.Location
+	// RetryMin and RetryMax bound the wait before reconnecting the watch
+	// stream (defaults 500ms and 30s; jittered).
+	RetryMin, RetryMax time.Duration
+	// Quit is called by the menu's Quit item; default fyne.App.Quit.
+	Quit func()
+	Log  *slog.Logger
+}
+
+// App is the menu-bar app: the tray, the windows and the notifications,
+// all fed by lockstepd's watch stream.
+type App struct {
+	fa  fyne.App
+	svc Service
+	o   Options
+	do  func(func())
+	now func() time.Time
+	loc *time.Location
+	log *slog.Logger
+
+	// Touched only on the UI goroutine.
+	status    *localapi.Status
+	connected bool
+	watchErr  error
+	view      trayView
+	trayShown bool
+	notes     notifier
+	change    *changeWindow
+	syncW     *syncWindow
+	statusW   *statusWindow
+	about     *aboutWindow
+}
+
+// New returns the app for fa, talking to svc. Call Run to start following
+// lockstepd, and fa.Run to show it.
+func New(fa fyne.App, svc Service, o Options) *App {
+	a := &App{fa: fa, svc: svc, o: o, do: o.Do, now: o.Now, loc: o.Location, log: o.Log}
+	if a.do == nil {
+		a.do = fyne.Do
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.loc == nil {
+		a.loc = time.Local
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.o.RetryMin <= 0 {
+		a.o.RetryMin = 500 * time.Millisecond
+	}
+	if a.o.RetryMax <= 0 {
+		a.o.RetryMax = 30 * time.Second
+	}
+	if err := lang.AddTranslationsFS(translations, "translations"); err != nil {
+		a.log.Warn("translations not loaded", "err", err)
+	}
+	fa.Settings().AddListener(func(fyne.Settings) { a.do(a.themeChanged) })
+	a.notes = notifier{send: fa.SendNotification, now: a.now, seen: map[string]bool{}, last: map[string]time.Time{}}
+	return a
+}
+
+// Start shows the tray in its "connecting" state. Call it on the UI
+// goroutine before fyne.App.Run (Fyne needs the tray menu set first).
+func (a *App) Start() {
+	a.refreshTray()
+}
+
+// Run follows lockstepd's watch stream until ctx ends, reconnecting with
+// backoff when lockstepd restarts or is not running yet. Call it on its own
+// goroutine.
+func (a *App) Run(ctx context.Context) {
+	wait := a.o.RetryMin
+	for ctx.Err() == nil {
+		got := false
+		err := a.svc.Watch(ctx, func(ev localapi.Event) error {
+			got = true
+			a.do(func() { a.handle(ev) })
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			wait = a.o.RetryMin
+		}
+		a.log.Info("watch stream ended", "err", err, "retry_in", wait)
+		a.do(func() { a.disconnected(err) })
+		t := time.NewTimer(wait/2 + rand.N(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(wait*2, a.o.RetryMax)
+	}
+}
+
+func (a *App) disconnected(err error) {
+	if err == nil {
+		err = errors.New("watch stream ended")
+	}
+	a.connected = false
+	a.watchErr = err
+	a.refreshTray()
+	a.refreshWindows()
+}
+
+// handle applies one event from the watch stream.
+func (a *App) handle(ev localapi.Event) {
+	switch ev.Type {
+	case localapi.EventStatus:
+		if ev.Status == nil {
+			return
+		}
+		old := a.status
+		a.status = ev.Status
+		a.connected = true
+		a.watchErr = nil
+		a.notifyTransitions(old, ev.Status)
+		a.refreshTray()
+		a.refreshWindows()
+	case localapi.EventNotice:
+		if ev.Notice != nil {
+			a.notifyNotice(*ev.Notice)
+		}
+	}
+}
+
+// setStatus applies a status fetched with Status (the Refresh button).
+func (a *App) setStatus(st *localapi.Status) {
+	a.handle(localapi.Event{Type: localapi.EventStatus, Status: st})
+}
+
+func (a *App) refreshWindows() {
+	if a.statusW != nil {
+		a.statusW.refresh()
+	}
+	if a.change != nil {
+		a.change.statusChanged()
+	}
+	if a.syncW != nil {
+		a.syncW.statusChanged()
+	}
+	if a.about != nil {
+		a.about.refresh()
+	}
+}
+
+// themeChanged redraws what does not follow the theme by itself (the
+// system switched between light and dark).
+func (a *App) themeChanged() {
+	if c := a.change; c != nil && c.w != nil {
+		c.banner.recolor()
+		c.validate()
+	}
+	if s := a.syncW; s != nil && s.w != nil {
+		s.banner.recolor()
+	}
+	if s := a.statusW; s != nil && s.w != nil {
+		s.banner.recolor()
+	}
+}
+
+func (a *App) account() *localapi.Account { return firstAccount(a.status) }
+
+func (a *App) quit() {
+	if a.o.Quit != nil {
+		a.o.Quit()
+		return
+	}
+	a.fa.Quit()
+}
+
+// ShowChange opens the Change Password window, or brings it forward.
+func (a *App) ShowChange() { a.showChange(nil) }
+
+// showChange opens the change window; temporary, when set, is the
+// temporary password just synced, filled in as the current password. It
+// is wiped here once the window has it.
+func (a *App) showChange(temporary []byte) {
+	if a.change == nil {
+		a.change = newChangeWindow(a)
+	}
+	a.change.open(temporary)
+	clear(temporary)
+}
+
+// ShowSync opens the Sync Password window.
+func (a *App) ShowSync() {
+	if a.syncW == nil {
+		a.syncW = newSyncWindow(a)
+	}
+	a.syncW.open()
+}
+
+// ShowStatus opens the Status window.
+func (a *App) ShowStatus() {
+	if a.statusW == nil {
+		a.statusW = newStatusWindow(a)
+	}
+	a.statusW.open()
+}
+
+// ShowAbout opens the About window.
+func (a *App) ShowAbout() {
+	if a.about == nil {
+		a.about = newAboutWindow(a)
+	}
+	a.about.open()
+}
+
+// appVersion is the app's own version.
+func appVersion() string { return version.Version }
+
+// notifier sends each notification once: an event can reach the app both
+// as a notice and as a change of state, and a reconnect replays the status.
+type notifier struct {
+	send func(*fyne.Notification)
+	now  func() time.Time
+	seen map[string]bool      // kind, user and episode already told
+	last map[string]time.Time // kind and user: when last told
+}
+
+// dedupeWindow is how long after telling the user about something the same
+// kind of news is taken to be the same event arriving another way.
+const dedupeWindow = 5 * time.Minute
+
+func (n *notifier) fire(kind, user, episode, title, body string) bool {
+	key := kind + "\x00" + user + "\x00" + episode
+	if n.seen[key] {
+		return false
+	}
+	n.seen[key] = true
+	ku := kind + "\x00" + user
+	if t, ok := n.last[ku]; ok && n.now().Sub(t) < dedupeWindow {
+		return false
+	}
+	n.last[ku] = n.now()
+	n.send(fyne.NewNotification(title, body))
+	return true
+}
+
+func (a *App) notifyNotice(nt localapi.Notice) {
+	ep := nt.At.UTC().Format(time.RFC3339Nano)
+	switch nt.Kind {
+	case localapi.NoticeReset:
+		a.notes.fire(nt.Kind, nt.LocalUser, ep, noteResetTitle.S(), noteResetBody.S())
+	case localapi.NoticeSynced:
+		a.notes.fire(nt.Kind, nt.LocalUser, ep, noteSyncedTitle.S(), noteSyncedBody.S())
+	case localapi.NoticeExpiry:
+		title, body := nt.Title, nt.Body
+		if acct := a.account(); acct != nil && acct.DaysLeft != nil {
+			title, body = a.expiryNote(acct)
+		}
+		a.notes.fire(nt.Kind, nt.LocalUser, ep, title, body)
+	case localapi.NoticeLocked:
+		title, body := noteLockedTitle.S(), noteLockedBodyNo.S()
+		if acct := a.account(); acct != nil && acct.LockedUntil != nil {
+			body = noteLockedBody.S(map[string]any{"Until": a.clock(*acct.LockedUntil)})
+		}
+		a.notes.fire(nt.Kind, nt.LocalUser, ep, title, body)
+	default:
+		if nt.Title != "" {
+			a.notes.fire(nt.Kind, nt.LocalUser, ep, nt.Title, nt.Body)
+		}
+	}
+}
+
+func (a *App) expiryNote(acct *localapi.Account) (string, string) {
+	if *acct.DaysLeft <= 0 {
+		return noteExpiryToday.S(), noteExpiryBody.S()
+	}
+	return noteExpiryTitle.N(*acct.DaysLeft), noteExpiryBody.S()
+}
+
+// notifyTransitions tells the user about states their account entered
+// since the last status. The first status after start counts as a
+// transition from nothing, so that someone logging in after an admin
+// reset hears about it; a reconnect compares with the status before it,
+// so it repeats nothing.
+func (a *App) notifyTransitions(old, cur *localapi.Status) {
+	for _, acct := range cur.Accounts {
+		var prev *localapi.Account
+		if old != nil {
+			if i := slices.IndexFunc(old.Accounts, func(o localapi.Account) bool { return o.LocalUser == acct.LocalUser }); i >= 0 {
+				prev = &old.Accounts[i]
+			}
+		}
+		was := func(state string) bool { return prev != nil && prev.State == state }
+		u := acct.LocalUser
+		switch acct.State {
+		case localapi.StateSyncNeeded:
+			if !was(localapi.StateSyncNeeded) {
+				a.notes.fire(localapi.NoticeReset, u, stamp(acct.PasswordChangedAt), noteResetTitle.S(), noteResetBody.S())
+			}
+		case localapi.StateLocked:
+			if !was(localapi.StateLocked) {
+				body := noteLockedBodyNo.S()
+				if acct.LockedUntil != nil {
+					body = noteLockedBody.S(map[string]any{"Until": a.clock(*acct.LockedUntil)})
+				}
+				a.notes.fire(localapi.NoticeLocked, u, stamp(acct.LockedUntil), noteLockedTitle.S(), body)
+			}
+		case localapi.StateExpiring:
+			if !was(localapi.StateExpiring) && acct.DaysLeft != nil {
+				title, body := a.expiryNote(&acct)
+				a.notes.fire(localapi.NoticeExpiry, u, stamp(acct.ExpiresAt), title, body)
+			}
+		}
+		// A sync or change that finished since the last status.
+		if op := acct.LastOperation; op != nil && op.State == localapi.OpDone && prev != nil &&
+			(prev.LastOperation == nil || prev.LastOperation.ID != op.ID || prev.LastOperation.State != op.State) {
+			a.notes.fire(localapi.NoticeSynced, u, op.ID, noteSyncedTitle.S(), noteSyncedBody.S())
+		}
+	}
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

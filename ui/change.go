@@ -1,0 +1,436 @@
+package ui
+
+import (
+	"context"
+	"slices"
+	"unicode"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// changeWindow is the Change Password window: current, new, confirm and
+// (with MFA) a code; a checklist of the directory's rules that ticks as the
+// user types; then the steps as lockstepd runs them; then what was updated.
+type changeWindow struct {
+	a *App
+	w fyne.Window
+	k keys
+
+	policy    *localapi.PolicyResponse
+	policyErr error
+	// refused are the directory-only rules (history) the directory said
+	// the last attempt broke.
+	refused map[string]bool
+	running bool
+	done    bool
+
+	heading  *widget.Label
+	account  *widget.Label
+	intro    *widget.Label
+	banner   *banner
+	current  *field
+	newPw    *field
+	confirm  *field
+	code     *field
+	codeHelp *widget.Label
+	rulesHdr *widget.Label
+	rules    *fyne.Container
+	// checklist is what the rules list shows, one "state: rule" a line
+	// (met, unmet, later, refused), for tests and logs.
+	checklist []string
+	form     *fyne.Container
+	steps    *stepList
+	stepsBox *fyne.Container
+	result   *fyne.Container
+	cancel   *button
+	save     *button
+	closeB   *button
+}
+
+func newChangeWindow(a *App) *changeWindow {
+	return &changeWindow{a: a}
+}
+
+// open shows the window, building it when it is not open. temporary, when
+// not nil, is filled in as the current password.
+func (c *changeWindow) open(temporary []byte) {
+	if c.w == nil {
+		c.build()
+	}
+	if temporary != nil && !c.running {
+		c.reset()
+		c.current.entry.SetText(string(temporary))
+		c.banner.set(kindInfo, changeTempNote.S())
+		c.w.Canvas().Focus(c.newPw.entry)
+	}
+	fit(c.w)
+	c.w.Show()
+	c.w.RequestFocus()
+	c.a.log.Info("window opened", "window", "change")
+}
+
+func (c *changeWindow) build() {
+	a := c.a
+	c.w = a.fa.NewWindow(changeTitle.S())
+	c.w.SetFixedSize(true)
+	c.k = keys{submit: c.submit, cancel: c.close}
+	c.refused = map[string]bool{}
+	c.running, c.done = false, false
+
+	c.heading = heading(changeHeading.S())
+	c.account = widget.NewLabel("")
+	c.intro = wrapLabel(changeIntro.S())
+	c.banner = newBanner()
+	c.current = newField(&c.k, labelCurrent.S())
+	c.newPw = newField(&c.k, labelNew.S())
+	c.confirm = newField(&c.k, labelConfirm.S())
+	c.code = newField(&c.k, labelCode.S())
+	c.code.entry.Password = false
+	c.codeHelp = wrapLabel(codeHelp.S())
+	c.codeHelp.SizeName = theme.SizeNameCaptionText
+	c.code.cell.Add(c.codeHelp)
+	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
+		f.entry.OnChanged = func(string) {
+			if f.failed {
+				f.setError("") // the user is fixing it
+			}
+			c.validate()
+		}
+	}
+	c.rulesHdr = widget.NewLabel(rulesHeading.S())
+	c.rulesHdr.TextStyle = fyne.TextStyle{Bold: true}
+	c.rules = container.NewVBox()
+	grid := container.New(layout.NewFormLayout(),
+		c.current.label, c.current.cell,
+		c.newPw.label, c.newPw.cell,
+		c.confirm.label, c.confirm.cell,
+		c.code.label, c.code.cell,
+	)
+	c.form = container.NewVBox(grid, c.rulesHdr, c.rules)
+	c.steps = newStepList()
+	c.stepsBox = container.NewVBox(heading(changeRunning.S()), c.steps.box)
+	c.stepsBox.Hide()
+	c.result = container.NewVBox()
+	c.result.Hide()
+	c.cancel = newButton(&c.k, btnCancel.S(), c.close)
+	c.save = newButton(&c.k, btnSave.S(), c.submit)
+	c.save.Importance = widget.HighImportance
+	c.closeB = newButton(&c.k, btnDone.S(), c.close)
+	c.closeB.Importance = widget.HighImportance
+	c.closeB.Hide()
+
+	c.w.SetContent(newWindowContent(
+		c.heading, c.account, c.intro, c.banner.card,
+		c.form, c.stepsBox, c.result,
+		widget.NewSeparator(),
+		buttonBar(c.cancel, c.save, c.closeB),
+	))
+	c.w.SetCloseIntercept(func() {
+		c.running = false // the operation goes on; its outcome is notified
+		c.close()
+	})
+	c.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { c.k.handle(ev) })
+	c.statusChanged()
+	c.loadPolicy()
+	c.validate()
+	c.w.Canvas().Focus(c.current.entry)
+}
+
+// reset puts the window back to an empty form.
+func (c *changeWindow) reset() {
+	c.running, c.done = false, false
+	c.refused = map[string]bool{}
+	c.wipe()
+	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
+		f.setError("")
+	}
+	c.banner.set(kindInfo, "")
+	c.form.Show()
+	c.intro.Show()
+	c.stepsBox.Hide()
+	c.result.Hide()
+	c.cancel.Show()
+	c.save.Show()
+	c.closeB.Hide()
+	c.validate()
+}
+
+func (c *changeWindow) loadPolicy() {
+	c.policy, c.policyErr = nil, nil
+	c.showRules()
+	go func() {
+		p, err := c.a.svc.Policy(context.Background(), "")
+		c.a.do(func() {
+			c.policy, c.policyErr = p, err
+			c.statusChanged()
+			c.validate()
+		})
+	}()
+}
+
+// mfa reports whether the account needs a code.
+func (c *changeWindow) mfa() bool {
+	if c.policy != nil && c.policy.MFA {
+		return true
+	}
+	acct := c.a.account()
+	return acct != nil && acct.MFA
+}
+
+// statusChanged follows the account: its name and whether it has MFA.
+func (c *changeWindow) statusChanged() {
+	if c.w == nil {
+		return
+	}
+	c.account.SetText(accountLine(c.a.account()))
+	c.code.show(c.mfa())
+	if !c.running && !c.done {
+		fit(c.w)
+	}
+}
+
+// user is the name the policy's "not your user name" rule checks.
+func (c *changeWindow) user() string {
+	if c.policy != nil {
+		return c.policy.DirectoryUser
+	}
+	if acct := c.a.account(); acct != nil {
+		return acct.DirectoryUser
+	}
+	return ""
+}
+
+func (c *changeWindow) violations() []protocol.Violation {
+	if c.policy == nil {
+		return nil
+	}
+	pw := []byte(c.newPw.entry.Text)
+	defer clear(pw)
+	return c.policy.Policy.Check(c.user(), pw)
+}
+
+// showRules redraws the checklist for what is typed now.
+func (c *changeWindow) showRules() {
+	c.rules.RemoveAll()
+	c.checklist = c.checklist[:0]
+	switch {
+	case c.policyErr != nil:
+		m := newMessage()
+		m.set(kindWarning, rulesUnavailable.S(map[string]any{"Err": c.a.explain(nil, c.policyErr, false).text}))
+		c.rules.Add(m.box)
+		return
+	case c.policy == nil:
+		c.rules.Add(lineRow(resLater(), rulesLoading.S()))
+		return
+	}
+	typed := c.newPw.entry.Text != ""
+	unmet := map[string]bool{}
+	for _, v := range c.violations() {
+		unmet[v.Code] = true
+	}
+	for _, r := range c.policy.Rules {
+		res, text, state := resMet(), r.Message, "met"
+		switch {
+		case !r.Local && c.refused[r.Code]:
+			res, state = resFailed(), "refused"
+		case !r.Local:
+			res, text, state = resLater(), ruleOnSave.S(map[string]any{"Rule": r.Message}), "later"
+		case !typed || unmet[r.Code]:
+			res, state = resUnmet(), "unmet"
+		}
+		c.checklist = append(c.checklist, state+": "+r.Message)
+		c.rules.Add(lineRow(res, text))
+	}
+}
+
+func codeValid(s string) bool {
+	if len(s) < 6 || len(s) > 8 {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsDigit(r) || r > unicode.MaxASCII {
+			return false
+		}
+	}
+	return true
+}
+
+// valid reports whether Save may be pressed.
+func (c *changeWindow) valid() bool {
+	if c.running || c.done || c.policy == nil && c.policyErr == nil {
+		return false
+	}
+	cur, nw, cf := c.current.entry.Text, c.newPw.entry.Text, c.confirm.entry.Text
+	if cur == "" || nw == "" || nw != cf || len(c.violations()) > 0 {
+		return false
+	}
+	return !c.mfa() || codeValid(c.code.entry.Text)
+}
+
+// validate updates the checklist, the confirm feedback and Save.
+func (c *changeWindow) validate() {
+	if c.w == nil {
+		return
+	}
+	c.showRules()
+	switch cf := c.confirm.entry.Text; {
+	case cf == "":
+		c.confirm.msg.set(kindOK, "")
+	case cf == c.newPw.entry.Text:
+		c.confirm.msg.set(kindOK, confirmMatch.S())
+	default:
+		c.confirm.msg.set(kindError, confirmMismatch.S())
+	}
+	if code := c.code.entry.Text; code != "" && !codeValid(code) {
+		c.code.msg.set(kindWarning, codeInvalidFormat.S())
+	} else if !c.code.failed {
+		c.code.msg.set(kindWarning, "")
+	}
+	if c.valid() {
+		c.save.Enable()
+	} else {
+		c.save.Disable()
+	}
+	if !c.running && !c.done {
+		fit(c.w)
+	}
+}
+
+// submit sends the change to lockstepd when the form is valid. The boxes
+// are emptied at once; the passwords live on only as the request's bytes,
+// wiped when it is sent.
+func (c *changeWindow) submit() {
+	if c.done {
+		c.close()
+		return
+	}
+	if !c.valid() {
+		return
+	}
+	req := localapi.ChangeRequest{
+		Current: protocol.Secret(c.current.entry.Text),
+		New:     protocol.Secret(c.newPw.entry.Text),
+		TOTP:    c.code.entry.Text,
+	}
+	if !c.mfa() {
+		req.TOTP = ""
+	}
+	c.wipe()
+	c.running = true
+	c.refused = map[string]bool{}
+	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
+		f.setError("")
+	}
+	c.banner.set(kindInfo, "")
+	c.form.Hide()
+	c.intro.Hide()
+	c.steps.reset()
+	c.stepsBox.Show()
+	c.cancel.Hide()
+	c.save.Hide()
+	fit(c.w)
+	c.a.log.Info("change submitted")
+	go func() {
+		defer req.Current.Wipe()
+		defer req.New.Wipe()
+		op, err := c.a.svc.Change(context.Background(), req, func(st localapi.Step) {
+			c.a.do(func() { c.step(st) })
+		})
+		c.a.do(func() { c.finish(op, err) })
+	}()
+}
+
+func (c *changeWindow) step(st localapi.Step) {
+	if c.w == nil || !c.running {
+		return
+	}
+	c.steps.update(st)
+	fit(c.w)
+}
+
+func (c *changeWindow) finish(op *localapi.Operation, err error) {
+	if c.w == nil {
+		return
+	}
+	c.running = false
+	if err == nil && op != nil && op.State == localapi.OpDone {
+		c.done = true
+		c.heading.SetText(changeDone.S())
+		c.banner.set(kindInfo, "")
+		c.stepsBox.Hide()
+		c.result.RemoveAll()
+		c.result.Add(wrapLabel(changeDoneIntro.S()))
+		c.result.Add(updatedPlaces(op))
+		c.result.Show()
+		c.closeB.Show()
+		c.w.Canvas().Focus(c.closeB)
+		fit(c.w)
+		c.a.log.Info("change finished", "op", op.ID)
+		return
+	}
+	p := c.a.explain(op, err, false)
+	c.a.log.Info("change failed", "field", p.field, "err", err)
+	c.stepsBox.Hide()
+	c.form.Show()
+	c.intro.Show()
+	c.cancel.Show()
+	c.save.Show()
+	for _, v := range p.violations {
+		if i := slices.IndexFunc(c.policyRules(), func(r protocol.Rule) bool { return r.Code == v.Code && !r.Local }); i >= 0 {
+			c.refused[v.Code] = true
+		}
+	}
+	focus := c.current.entry
+	switch p.field {
+	case localapi.FieldCurrent:
+		c.current.setError(p.text)
+	case localapi.FieldNew:
+		c.newPw.setError(p.text)
+		focus = c.newPw.entry
+	case localapi.FieldTOTP:
+		c.code.setError(p.text)
+		focus = c.code.entry
+	default:
+		c.banner.set(kindError, p.text)
+	}
+	c.validate()
+	c.w.Canvas().Focus(focus)
+	fit(c.w)
+}
+
+func (c *changeWindow) policyRules() []protocol.Rule {
+	if c.policy == nil {
+		return nil
+	}
+	return c.policy.Rules
+}
+
+func (c *changeWindow) wipe() {
+	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
+		f.entry.wipe()
+	}
+}
+
+// close empties the boxes and closes the window. While lockstepd is
+// working, Escape does nothing: the operation goes on either way, and the
+// steps are what the user is waiting for.
+func (c *changeWindow) close() {
+	if c.w == nil {
+		return
+	}
+	if c.running {
+		return
+	}
+	c.wipe()
+	w := c.w
+	c.w = nil
+	w.Close()
+	c.a.log.Info("window closed", "window", "change")
+}

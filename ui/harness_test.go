@@ -1,0 +1,338 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+	"fyne.io/fyne/v2/theme"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+)
+
+var update = flag.Bool("update", os.Getenv("LOCKSTEP_UPDATE_GOLDEN") != "", "rewrite golden images and the translation template")
+
+// t0 is the tests' "now": 10:42 on a Tuesday, in UTC.
+var t0 = time.Date(2026, 3, 10, 10, 42, 0, 0, time.UTC)
+
+const password = "Old-password-2026"
+
+// harness runs the app against a fake lockstepd. Everything the app would
+// do on Fyne's goroutine is queued and run on the test's goroutine by
+// waitFor, so the test and the app never race.
+type harness struct {
+	t    *testing.T
+	fa   fyne.App
+	fake *fakeapi.Fake
+	app  *App
+	q    chan func()
+	tray *fakeTray
+
+	mu    sync.Mutex
+	notes []*fyne.Notification
+}
+
+type fakeTray struct {
+	menu *fyne.Menu
+	icon fyne.Resource
+	sets int
+}
+
+func (f *fakeTray) SetSystemTrayMenu(m *fyne.Menu)    { f.menu = m; f.sets++ }
+func (f *fakeTray) SetSystemTrayIcon(r fyne.Resource) { f.icon = r }
+
+// labels lists the menu's item labels, "-" for separators and a trailing
+// " (disabled)" for disabled items.
+func (f *fakeTray) labels() []string {
+	var out []string
+	for _, it := range f.menu.Items {
+		switch {
+		case it.IsSeparator:
+			out = append(out, "-")
+		case it.Disabled:
+			out = append(out, it.Label+" (disabled)")
+		default:
+			out = append(out, it.Label)
+		}
+	}
+	return out
+}
+
+func (f *fakeTray) item(label string) *fyne.MenuItem {
+	for _, it := range f.menu.Items {
+		if it.Label == label {
+			return it
+		}
+	}
+	return nil
+}
+
+// recApp records notifications.
+type recApp struct {
+	fyne.App
+	h *harness
+}
+
+func (r recApp) SendNotification(n *fyne.Notification) {
+	r.h.mu.Lock()
+	defer r.h.mu.Unlock()
+	r.h.notes = append(r.h.notes, n)
+}
+
+type setup struct {
+	fake    fakeapi.Options
+	svc     func(*fakeapi.Fake) Service // default: the fake itself
+	noStart bool
+}
+
+func newHarness(t *testing.T, s setup) *harness {
+	t.Helper()
+	fa := test.NewTempApp(t)
+	test.ApplyTheme(t, WithVariant(theme.DefaultTheme(), theme.VariantLight))
+	o := s.fake
+	if o.Password == "" {
+		o.Password = password
+	}
+	o.Now = func() time.Time { return t0 }
+	fake := fakeapi.New(o)
+	h := &harness{t: t, fa: fa, fake: fake, q: make(chan func(), 4096), tray: &fakeTray{}}
+	var svc Service = fake
+	if s.svc != nil {
+		svc = s.svc(fake)
+	}
+	h.app = New(recApp{App: fa, h: h}, svc, Options{
+		Tray:     h.tray,
+		Do:       func(fn func()) { h.q <- fn },
+		Now:      func() time.Time { return t0 },
+		Location: time.UTC,
+		RetryMin: 5 * time.Millisecond,
+		RetryMax: 20 * time.Millisecond,
+		Quit:     func() {},
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	h.app.Start()
+	if !s.noStart {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); h.app.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		h.waitFor("the first status", func() bool { return h.app.connected })
+	}
+	return h
+}
+
+// waitFor runs the app's queued UI work until cond holds. The deadline
+// only keeps a broken test from hanging; nothing here measures time.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case fn := <-h.q:
+			fn()
+		case <-deadline:
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// drain runs UI work already queued.
+func (h *harness) drain() {
+	for {
+		select {
+		case fn := <-h.q:
+			fn()
+		default:
+			return
+		}
+	}
+}
+
+func (h *harness) notifications() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, n := range h.notes {
+		out = append(out, n.Title+" | "+n.Content)
+	}
+	return out
+}
+
+func (h *harness) account() localapi.Account {
+	st, err := h.fake.Status(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st.Accounts[0]
+}
+
+// Golden images. A capture matches its golden file when no channel of any
+// pixel differs by more than goldenChannelTolerance, except in at most
+// goldenPixelTolerance of the pixels (anti-aliasing can differ slightly
+// between CPUs and Go versions; a changed word or a moved box cannot hide
+// in that). Run with -update or LOCKSTEP_UPDATE_GOLDEN=1 to rewrite them;
+// a mismatch writes the capture to testdata/failed/.
+const (
+	goldenChannelTolerance = 24
+	goldenPixelTolerance   = 0.002
+)
+
+func assertGolden(t *testing.T, name string, img image.Image) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		writePNG(t, path, img)
+		return
+	}
+	want, err := readPNG(path)
+	if err != nil {
+		writePNG(t, filepath.Join("testdata", "failed", name), img)
+		t.Errorf("golden %s: %v (capture written to testdata/failed/%s; run with -update to accept)", name, err, name)
+		return
+	}
+	if msg := compareImages(want, img); msg != "" {
+		writePNG(t, filepath.Join("testdata", "failed", name), img)
+		t.Errorf("golden %s: %s (capture written to testdata/failed/%s; run with -update to accept)", name, msg, name)
+	}
+}
+
+func compareImages(want, got image.Image) string {
+	wb, gb := want.Bounds(), got.Bounds()
+	if wb.Size() != gb.Size() {
+		return fmt.Sprintf("size %v, want %v", gb.Size(), wb.Size())
+	}
+	bad := 0
+	for y := 0; y < wb.Dy(); y++ {
+		for x := 0; x < wb.Dx(); x++ {
+			r1, g1, b1, a1 := want.At(wb.Min.X+x, wb.Min.Y+y).RGBA()
+			r2, g2, b2, a2 := got.At(gb.Min.X+x, gb.Min.Y+y).RGBA()
+			for _, d := range [4][2]uint32{{r1, r2}, {g1, g2}, {b1, b2}, {a1, a2}} {
+				if diff := int(d[0]>>8) - int(d[1]>>8); diff > goldenChannelTolerance || diff < -goldenChannelTolerance {
+					bad++
+					break
+				}
+			}
+		}
+	}
+	if limit := int(float64(wb.Dx()*wb.Dy()) * goldenPixelTolerance); bad > limit {
+		return fmt.Sprintf("%d pixels differ (at most %d may)", bad, limit)
+	}
+	return ""
+}
+
+func readPNG(path string) (image.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return png.Decode(bytes.NewReader(b))
+}
+
+func writePNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shot compares w with its golden images, NAME-light.png and NAME-dark.png.
+func (h *harness) shot(name string, w fyne.Window) {
+	h.t.Helper()
+	for _, v := range []struct {
+		name    string
+		variant fyne.ThemeVariant
+	}{{"light", theme.VariantLight}, {"dark", theme.VariantDark}} {
+		test.ApplyTheme(h.t, WithVariant(theme.DefaultTheme(), v.variant))
+		h.app.themeChanged()
+		assertGolden(h.t, name+"-"+v.name+".png", w.Canvas().Capture())
+	}
+	test.ApplyTheme(h.t, WithVariant(theme.DefaultTheme(), theme.VariantLight))
+	h.app.themeChanged()
+}
+
+// typeIn focuses e and types s, as a user does.
+func typeIn(w fyne.Window, e fyne.Focusable, s string) {
+	w.Canvas().Focus(e)
+	for _, r := range s {
+		w.Canvas().Focused().TypedRune(r)
+	}
+}
+
+// press sends a key the way the driver does: to the focused widget, else
+// to the window.
+func press(w fyne.Window, key fyne.KeyName) {
+	ev := &fyne.KeyEvent{Name: key}
+	if f := w.Canvas().Focused(); f != nil {
+		f.TypedKey(ev)
+		return
+	}
+	if fn := w.Canvas().OnTypedKey(); fn != nil {
+		fn(ev)
+	}
+}
+
+// visibleMsg is a message's text when it is shown, else "".
+func visibleMsg(m *message) string {
+	if !m.box.Visible() {
+		return ""
+	}
+	return m.text.Text
+}
+
+func stepTexts(l *stepList) []string {
+	var out []string
+	for _, o := range l.box.Objects {
+		for name, r := range l.rows {
+			if r.box == o {
+				_ = name
+				out = append(out, r.text.Text)
+			}
+		}
+	}
+	return out
+}
+
+// texts lists the words shown in o: every label and text in it, in order.
+func texts(o fyne.CanvasObject) []string {
+	var out []string
+	switch v := o.(type) {
+	case *fyne.Container:
+		if !v.Visible() {
+			return nil
+		}
+		for _, c := range v.Objects {
+			out = append(out, texts(c)...)
+		}
+	case *widget.Label:
+		if v.Visible() {
+			out = append(out, v.Text)
+		}
+	case *canvas.Text:
+		if v.Visible() {
+			out = append(out, v.Text)
+		}
+	}
+	return out
+}

@@ -1,0 +1,278 @@
+package ui
+
+import (
+	"context"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+)
+
+// statusWindow shows where the password stands: the service, the
+// directory connection, the account, each place with its state and last
+// change, and the last operation with its steps.
+type statusWindow struct {
+	a *App
+	w fyne.Window
+	k keys
+
+	banner   *banner
+	service  *widget.Label
+	dir      *widget.Label
+	account  *widget.Label
+	state    *widget.Label
+	expires  *widget.Label
+	places   *fyne.Container
+	lastOp   *widget.Label
+	steps    *stepList
+	refreshB *button
+	closeB   *button
+}
+
+func newStatusWindow(a *App) *statusWindow { return &statusWindow{a: a} }
+
+func (s *statusWindow) open() {
+	if s.w == nil {
+		s.build()
+	}
+	s.refresh()
+	s.w.Show()
+	s.w.RequestFocus()
+	s.a.log.Info("window opened", "window", "status")
+}
+
+func (s *statusWindow) build() {
+	s.w = s.a.fa.NewWindow(statusTitle.S())
+	s.w.SetFixedSize(true)
+	s.k = keys{submit: s.close, cancel: s.close}
+	s.banner = newBanner()
+	s.service = wrapLabel("")
+	s.dir = wrapLabel("")
+	s.account = wrapLabel("")
+	s.state = wrapLabel("")
+	s.expires = wrapLabel("")
+	label := func(m msg) *widget.Label {
+		l := widget.NewLabel(m.S())
+		l.TextStyle = fyne.TextStyle{Bold: true}
+		return l
+	}
+	grid := container.New(layout.NewFormLayout(),
+		label(statusService), s.service,
+		label(statusDirectory), s.dir,
+		label(statusAccount), s.account,
+		label(statusPassword), s.state,
+		label(statusExpires), s.expires,
+	)
+	s.places = container.NewVBox()
+	s.lastOp = wrapLabel("")
+	s.steps = newStepList()
+	s.refreshB = newButton(&s.k, btnRefresh.S(), s.fetch)
+	s.closeB = newButton(&s.k, btnClose.S(), s.close)
+	s.closeB.Importance = widget.HighImportance
+	s.w.SetContent(newWindowContent(
+		heading(statusHeading.S()),
+		s.banner.card,
+		grid,
+		widget.NewSeparator(),
+		label(statusPlaces), s.places,
+		widget.NewSeparator(),
+		label(statusLastOp), s.lastOp, s.steps.box,
+		widget.NewSeparator(),
+		buttonBar(s.refreshB, s.closeB),
+	))
+	s.w.SetCloseIntercept(s.close)
+	s.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { s.k.handle(ev) })
+	s.w.Canvas().Focus(s.closeB)
+}
+
+// fetch asks lockstepd for the status now (the Refresh button).
+func (s *statusWindow) fetch() {
+	s.refreshB.Disable()
+	go func() {
+		st, err := s.a.svc.Status(context.Background())
+		s.a.do(func() {
+			if s.w == nil {
+				return
+			}
+			s.refreshB.Enable()
+			if err != nil {
+				s.a.disconnected(err)
+				s.banner.set(kindError, s.a.explain(nil, err, false).text)
+				return
+			}
+			s.banner.set(kindError, "")
+			s.a.setStatus(st)
+		})
+	}()
+}
+
+func placeName(name string) string {
+	switch name {
+	case localapi.PlaceDirectory:
+		return placeDirectory.S()
+	case localapi.PlaceLocal:
+		return placeLocal.S()
+	case localapi.PlaceFileVault:
+		return placeFileVault.S()
+	case localapi.PlaceKeychain:
+		return placeKeychain.S()
+	}
+	return name
+}
+
+func placeState(state string) (fyne.Resource, string) {
+	switch state {
+	case localapi.PlaceOK:
+		return resMet(), placeOK.S()
+	case localapi.PlaceBehind:
+		return resWarning(), placeBehind.S()
+	case localapi.PlaceNotApplicable:
+		return resSkipped(), placeNA.S()
+	}
+	return resUnmet(), placeUnknown.S()
+}
+
+func accountState(acct *localapi.Account) string {
+	var s string
+	switch acct.State {
+	case localapi.StateBusy:
+		s = stateBusy.S()
+	case localapi.StateLocked:
+		s = stateLocked.S()
+	case localapi.StateSyncNeeded:
+		s = stateSyncNeeded.S()
+	case localapi.StateTemporary:
+		s = stateTemporary.S()
+	case localapi.StateExpiring:
+		s = stateExpiring.S()
+	case localapi.StateInSync:
+		s = stateInSync.S()
+	default:
+		s = stateUnknown.S()
+	}
+	if acct.Reason != "" {
+		s += ". " + acct.Reason
+	}
+	return s
+}
+
+func opKind(kind string) string {
+	switch kind {
+	case localapi.OpChange:
+		return opChange.S()
+	case localapi.OpSync:
+		return opSync.S()
+	case localapi.OpSyncForgot:
+		return opSyncForgot.S()
+	}
+	return kind
+}
+
+func opState(state string) string {
+	switch state {
+	case localapi.OpRunning:
+		return opRunning.S()
+	case localapi.OpDone:
+		return opDone.S()
+	case localapi.OpFailed:
+		return opFailed.S()
+	case localapi.OpSyncNeeded:
+		return opSyncNeeded.S()
+	}
+	return state
+}
+
+// refresh shows the app's last status.
+func (s *statusWindow) refresh() {
+	if s.w == nil {
+		return
+	}
+	a := s.a
+	st := a.status
+	if !a.connected {
+		s.service.SetText(statusNotRunning.S())
+	} else {
+		s.service.SetText(statusRunning.S(map[string]any{"Version": st.Version}))
+	}
+	if st == nil {
+		for _, l := range []*widget.Label{s.dir, s.account, s.state, s.expires} {
+			l.SetText("—")
+		}
+		s.places.RemoveAll()
+		s.lastOp.SetText(statusNoOp.S())
+		s.steps.reset()
+		fit(s.w)
+		return
+	}
+	since := map[string]any{"Since": a.clock(st.Directory.Since), "Err": st.Directory.LastError}
+	switch st.Directory.State {
+	case localapi.ConnConnected:
+		s.dir.SetText(statusConnected.S(since))
+	case localapi.ConnConnecting:
+		s.dir.SetText(statusConnecting.S())
+	case localapi.ConnNotEnrolled:
+		s.dir.SetText(statusNotEnrolled.S())
+	default:
+		if st.Directory.LastError != "" {
+			s.dir.SetText(statusOfflineErr.S(since))
+		} else {
+			s.dir.SetText(statusOffline.S(since))
+		}
+	}
+	acct := firstAccount(st)
+	s.places.RemoveAll()
+	s.steps.reset()
+	if acct == nil {
+		s.account.SetText("—")
+		s.state.SetText(statusNoAccount.S())
+		s.expires.SetText("—")
+		s.lastOp.SetText(statusNoOp.S())
+		fit(s.w)
+		return
+	}
+	s.account.SetText(accountLine(acct))
+	s.state.SetText(accountState(acct))
+	switch {
+	case acct.ExpiresAt == nil:
+		s.expires.SetText(statusNever.S())
+	case acct.DaysLeft != nil:
+		s.expires.SetText(a.day(*acct.ExpiresAt) + " (" + expiryLine(acct) + ")")
+	default:
+		s.expires.SetText(a.day(*acct.ExpiresAt))
+	}
+	for _, p := range acct.Places {
+		res, state := placeState(p.State)
+		text := placeName(p.Name) + ": " + state
+		if p.ChangedAt != nil && p.State != localapi.PlaceNotApplicable {
+			text += ". " + statusLastChange.S(map[string]any{"At": a.clock(*p.ChangedAt)})
+		}
+		if p.Detail != "" {
+			text += " (" + p.Detail + ")"
+		}
+		s.places.Add(newRow(res, text).box)
+	}
+	if op := acct.LastOperation; op != nil {
+		s.lastOp.SetText(statusOpLine.S(map[string]any{
+			"Kind": opKind(op.Kind), "At": a.clock(op.StartedAt), "State": opState(op.State),
+		}))
+		for _, st := range op.Steps {
+			s.steps.update(st)
+		}
+	} else {
+		s.lastOp.SetText(statusNoOp.S())
+	}
+	fit(s.w)
+}
+
+func (s *statusWindow) close() {
+	if s.w == nil {
+		return
+	}
+	w := s.w
+	s.w = nil
+	w.Close()
+	s.a.log.Info("window closed", "window", "status")
+}

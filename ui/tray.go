@@ -1,0 +1,173 @@
+package ui
+
+import (
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+)
+
+// trayView is what the tray shows for one state of the world.
+type trayView struct {
+	icon  iconKind
+	lines []string // status lines at the top of the menu
+	// canChange enables Change Password…; canSync adds Sync Password….
+	canChange, canSync bool
+}
+
+// viewOf decides the tray's icon and status lines from the last status and
+// whether the watch stream is up (connected is false while lockstepd does
+// not answer; st is then the last status seen, or nil).
+func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
+	if !connected {
+		if st == nil && a.watchErr == nil {
+			return trayView{icon: iconBusy, lines: []string{lineConnecting.S()}}
+		}
+		return trayView{icon: iconError, lines: []string{lineNotRunning.S()}}
+	}
+	var v trayView
+	dirUp := st.Directory.State == localapi.ConnConnected
+	var dirLine string
+	switch st.Directory.State {
+	case localapi.ConnConnected:
+	case localapi.ConnNotEnrolled:
+		dirLine = lineNotEnrolled.S()
+	case localapi.ConnConnecting:
+		dirLine = lineConnectingDir.S()
+	default:
+		dirLine = lineOffline.S(map[string]any{"Since": a.clock(st.Directory.Since)})
+	}
+	acct := firstAccount(st)
+	if acct == nil {
+		v.icon = iconError
+		v.lines = []string{lineNotBound.S()}
+		if dirLine != "" {
+			v.lines = append(v.lines, dirLine)
+		}
+		return v
+	}
+	v.icon = iconInSync
+	switch acct.State {
+	case localapi.StateBusy:
+		v.icon = iconBusy
+		v.lines = append(v.lines, lineBusy.S())
+	case localapi.StateLocked:
+		v.icon = iconAttention
+		if acct.LockedUntil != nil {
+			v.lines = append(v.lines, lineLocked.S(map[string]any{"Until": a.clock(*acct.LockedUntil)}))
+		} else {
+			v.lines = append(v.lines, lineLockedPlain.S())
+		}
+	case localapi.StateSyncNeeded:
+		v.icon = iconAttention
+		v.canSync = true
+		if acct.Reason != "" {
+			v.lines = append(v.lines, lineSyncNeeded.S(map[string]any{"Reason": sentence(acct.Reason)}))
+		} else {
+			v.lines = append(v.lines, lineSyncNeededPlain.S())
+		}
+	case localapi.StateTemporary:
+		v.icon = iconAttention
+		v.canChange = true
+		v.lines = append(v.lines, lineTemporary.S())
+	case localapi.StateExpiring:
+		v.icon = iconAttention
+		v.canChange = true
+		v.lines = append(v.lines, expiryLine(acct))
+	case localapi.StateInSync:
+		v.canChange = true
+		if acct.DaysLeft != nil && *acct.DaysLeft <= 0 {
+			v.lines = append(v.lines, expiryLine(acct))
+		} else {
+			v.lines = append(v.lines, lineInSync.S())
+		}
+	default:
+		v.lines = append(v.lines, lineUnknown.S())
+	}
+	if dirLine != "" {
+		v.lines = append(v.lines, dirLine)
+		if !acct.Attention() {
+			v.icon = iconOffline
+		}
+		if st.Directory.State == localapi.ConnNotEnrolled {
+			v.icon = iconError
+		}
+	}
+	// Changing and syncing both need the directory.
+	v.canChange = v.canChange && dirUp
+	v.canSync = v.canSync && dirUp
+	return v
+}
+
+func expiryLine(acct *localapi.Account) string {
+	if acct.DaysLeft == nil {
+		return lineInSync.S()
+	}
+	switch d := *acct.DaysLeft; {
+	case d < 0:
+		return lineExpired.S()
+	case d == 0:
+		return lineExpiresToday.S()
+	default:
+		return lineExpires.N(d)
+	}
+}
+
+func firstAccount(st *localapi.Status) *localapi.Account {
+	if st == nil || len(st.Accounts) == 0 {
+		return nil
+	}
+	return &st.Accounts[0]
+}
+
+// clock formats t as a time of day when it is today, else with the date.
+func (a *App) clock(t time.Time) string {
+	t = t.In(a.loc)
+	now := a.now().In(a.loc)
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04")
+	}
+	return t.Format("2 Jan 15:04")
+}
+
+// day formats a date.
+func (a *App) day(t time.Time) string { return t.In(a.loc).Format("2 Jan 2006") }
+
+// menu builds the tray menu for v.
+func (a *App) menu(v trayView) *fyne.Menu {
+	var items []*fyne.MenuItem
+	for _, l := range v.lines {
+		it := fyne.NewMenuItem(l, nil)
+		it.Disabled = true
+		items = append(items, it)
+	}
+	items = append(items, fyne.NewMenuItemSeparator())
+	if v.canSync {
+		items = append(items, fyne.NewMenuItem(traySync.S(), a.ShowSync))
+	}
+	change := fyne.NewMenuItem(trayChange.S(), func() { a.ShowChange() })
+	change.Disabled = !v.canChange
+	items = append(items,
+		change,
+		fyne.NewMenuItem(trayStatus.S(), a.ShowStatus),
+		fyne.NewMenuItemSeparator(),
+		fyne.NewMenuItem(trayAbout.S(), a.ShowAbout),
+		fyne.NewMenuItemSeparator(),
+	)
+	quit := fyne.NewMenuItem(trayQuit.S(), a.quit)
+	quit.IsQuit = true
+	items = append(items, quit)
+	return fyne.NewMenu(trayTitle.S(), items...)
+}
+
+// refreshTray shows the current state in the tray.
+func (a *App) refreshTray() {
+	v := a.viewOf(a.status, a.connected)
+	a.view = v
+	if a.o.Tray == nil {
+		return
+	}
+	a.o.Tray.SetSystemTrayIcon(trayIcon(v.icon, a.o.TemplateIcon))
+	a.o.Tray.SetSystemTrayMenu(a.menu(v))
+}
