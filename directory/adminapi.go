@@ -256,6 +256,7 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ actor)
 }
 
 func (s *Server) adminShowUser(w http.ResponseWriter, r *http.Request, _ actor) {
+	s.bg.sync() // include last-seen times
 	u, e := s.showUser(r.Context(), r.PathValue("name"))
 	if e != nil {
 		fail(w, e)
@@ -584,6 +585,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ actor) {
 		}
 		f.Limit = n
 	}
+	s.bg.sync() // include batched events
 	var evs []store.AuditEvent
 	if err := s.st.View(r.Context(), func(tx store.Tx) error {
 		var err error

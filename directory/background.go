@@ -16,10 +16,13 @@ import (
 // acknowledgements) into one transaction, so that 10,000 agents
 // reconnecting do not cost 10,000 commits. close flushes what is queued.
 type batcher struct {
-	st   store.Store
-	log  *slog.Logger
-	mu   sync.Mutex
-	q    []func(context.Context, store.Tx) error
+	st  store.Store
+	log *slog.Logger
+	mu  sync.Mutex
+	q   []func(context.Context, store.Tx) error
+	// fmu makes a take-and-flush atomic, so sync waits for a flush in
+	// progress.
+	fmu  sync.Mutex
 	kick chan struct{}
 	done chan struct{}
 	shut bool
@@ -53,12 +56,14 @@ func (b *batcher) run() {
 	defer close(b.done)
 	for range b.kick {
 		time.Sleep(batchDelay) // let a burst gather
+		b.fmu.Lock()
 		b.mu.Lock()
 		q := b.q
 		b.q = nil
 		shut := b.shut
 		b.mu.Unlock()
 		b.flush(q)
+		b.fmu.Unlock()
 		if shut {
 			return
 		}
@@ -83,6 +88,18 @@ func (b *batcher) flush(q []func(context.Context, store.Tx) error) {
 	}
 }
 
+// sync writes everything queued so far before returning, so that a
+// reader (the admin API) sees it.
+func (b *batcher) sync() {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	b.mu.Lock()
+	q := b.q
+	b.q = nil
+	b.mu.Unlock()
+	b.flush(q)
+}
+
 // close flushes everything queued and stops the batcher.
 func (b *batcher) close() {
 	b.mu.Lock()
@@ -93,11 +110,7 @@ func (b *batcher) close() {
 	default:
 	}
 	<-b.done
-	b.mu.Lock()
-	q := b.q
-	b.q = nil
-	b.mu.Unlock()
-	b.flush(q)
+	b.sync()
 }
 
 // scanLoop runs the expiry scanner and prunes old idempotency records.

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"encoding/json"
@@ -96,7 +97,7 @@ func errorReply(data []byte, perr *protocol.Error) *protocol.Envelope {
 	var probe struct {
 		ID any `json:"id"`
 	}
-	_ = json.Unmarshal(data, &probe)
+	_ = json.NewDecoder(bytes.NewReader(data)).Decode(&probe)
 	id, _ := probe.ID.(string)
 	if len(id) > protocol.MaxIDLen || !utf8.ValidString(id) {
 		id = ""

@@ -372,8 +372,7 @@ func (c *conn) readLoop() {
 			continue // shutting down: the close frame follows
 		}
 		if typ != websocket.TextMessage {
-			c.send(&protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult,
-				Error: protocol.Errorf(protocol.CodeBadRequest, "frames must be text")})
+			c.closeWith(websocket.CloseUnsupportedData, "frames must be text")
 			continue
 		}
 		if c.inflight.Add(1) > maxInflight {
@@ -386,7 +385,15 @@ func (c *conn) readLoop() {
 		go func() {
 			defer c.s.handlers.Done()
 			defer c.inflight.Add(-1)
-			if res := c.s.dispatch(c.s.ctx, c.sess, data); res != nil {
+			res := c.s.dispatch(c.s.ctx, c.sess, data)
+			switch {
+			case res == nil:
+			case res.Type == protocol.TypeResult && res.ID == "":
+				// A frame without a readable id cannot be answered within
+				// the protocol: refuse it by closing this connection.
+				c.s.log.Info("agent_malformed_frame", "device", c.sess.deviceID, "code", res.Error.Code)
+				c.closeWith(websocket.CloseInvalidFramePayloadData, truncate(res.Error.Message, 100))
+			default:
 				c.send(res)
 			}
 		}()
@@ -406,4 +413,11 @@ func (c *conn) startReading() {
 		defer c.s.loops.Done()
 		c.readLoop()
 	}()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
