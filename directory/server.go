@@ -280,6 +280,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("waiting for connections: %w", err))
 	}
 	s.bg.close()
+	// Admin commands now fail with "is the directory running?".
+	_ = os.Remove(filepath.Join(s.cfg.DataDir, AdminInfoFile))
 	if err := s.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing database: %w", err))
 	}

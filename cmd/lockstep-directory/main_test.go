@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lockstep-directory-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "lockstep-directory")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running lockstep-directory process.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	dir    string
+	stdout bytes.Buffer
+	stderr syncBuf
+	done   chan error
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs `serve` on a free loopback port with cheap argon2id
+// parameters and waits until admin.json appears.
+func start(t *testing.T, dir string) *server {
+	t.Helper()
+	s := &server{t: t, dir: dir, done: make(chan error, 1)}
+	s.cmd = exec.Command(binary, "serve", "--data", dir, "--listen", "127.0.0.1:0",
+		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1", "--log-json", "--log-level", "debug")
+	s.cmd.Stdout = &s.stdout
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "admin.json")); err == nil {
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("server exited: %v\n%s", err, s.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start:\n%s", s.stderr.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and checks a clean exit.
+func (s *server) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("no exit after SIGTERM")
+	}
+	if !strings.Contains(s.stderr.String(), `"msg":"shutdown_complete"`) {
+		s.t.Fatalf("no shutdown_complete in log:\n%s", s.stderr.String())
+	}
+}
+
+// cli runs an admin command with stdin and returns stdout, stderr and the
+// exit code.
+func cli(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// jsonCLI runs a command that must succeed and decodes its JSON output.
+func jsonCLI(t *testing.T, stdin string, out any, args ...string) {
+	t.Helper()
+	so, se, code := cli(t, stdin, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, se)
+	}
+	if err := json.Unmarshal([]byte(so), out); err != nil {
+		t.Fatalf("%v: output is not JSON: %v\n%s", args, err, so)
+	}
+}
+
+func TestSIGTERMLosesNoWrite(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	cl, err := admin.FromDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		ok   []string
+		wg   sync.WaitGroup
+		sent = make(chan struct{})
+		once sync.Once
+	)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				name := fmt.Sprintf("user-%d-%d", g, i)
+				_, err := cl.AddUser(t.Context(), admin.AddUserRequest{Name: name, Password: protocol.Secret("Stress-Test-Pass-1")})
+				if err != nil {
+					return // the server is going away
+				}
+				mu.Lock()
+				ok = append(ok, name)
+				n := len(ok)
+				mu.Unlock()
+				if n == 60 {
+					once.Do(func() {
+						_ = s.cmd.Process.Signal(syscall.SIGTERM)
+						close(sent)
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-sent:
+	default:
+		t.Fatalf("writers stopped early after %d users:\n%s", len(ok), s.stderr.String())
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, s.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "admin.json")); err == nil {
+		t.Fatal("admin.json left behind after shutdown")
+	}
+	if !strings.Contains(s.stdout.String(), "CA certificate for agents to trust: "+filepath.Join(dir, "ca.pem")) {
+		t.Fatalf("CA path not printed:\n%s", s.stdout.String())
+	}
+
+	// Every acknowledged write is there after a restart.
+	s2 := start(t, dir)
+	cl2, err := admin.FromDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := cl2.Users(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, u := range users {
+		have[u.Name] = true
+	}
+	for _, n := range ok {
+		if !have[n] {
+			t.Errorf("acknowledged user %s lost", n)
+		}
+	}
+	t.Logf("%d acknowledged writes before SIGTERM, %d users after restart", len(ok), len(users))
+	s2.stop()
+	if strings.Contains(s.stderr.String()+s2.stderr.String(), "Stress-Test-Pass-1") {
+		t.Fatal("password in the server log")
+	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	d := []string{"--data", dir}
+	const pw = "Initial-Pass-77!"
+	secrets := []string{pw}
+
+	var add struct {
+		User admin.User `json:"user"`
+		MFA  *struct {
+			URI    string `json:"uri"`
+			Secret string `json:"secret"`
+		} `json:"mfa"`
+	}
+	jsonCLI(t, pw+"\n", &add, append([]string{"user", "add", "alice", "--display-name", "Alice Liddell", "--mfa"}, d...)...)
+	if add.User.Name != "alice" || add.User.DisplayName != "Alice Liddell" || !add.User.MFA || add.MFA == nil ||
+		!strings.HasPrefix(add.MFA.URI, "otpauth://totp/") || len(add.MFA.Secret) != 32 {
+		t.Fatalf("user add: %+v %+v", add.User, add.MFA)
+	}
+	secrets = append(secrets, add.MFA.Secret)
+	if _, se, code := cli(t, pw+"\n", append([]string{"user", "add", "alice"}, d...)...); code != 1 || !strings.Contains(se, "already exists") {
+		t.Fatalf("duplicate add: %d %s", code, se)
+	}
+	if _, se, code := cli(t, "weak\n", append([]string{"user", "add", "bob"}, d...)...); code != 1 || !strings.Contains(se, "(min_length)") {
+		t.Fatalf("weak add: %d %s", code, se)
+	}
+
+	var u admin.User
+	jsonCLI(t, "", &u, append([]string{"user", "show", "alice"}, d...)...)
+	if u.PasswordVersion != 1 || !u.MFA || u.Locked || u.MustChange || u.ExpiresAt == nil || u.Devices == nil {
+		t.Fatalf("user show: %+v", u)
+	}
+	var list []admin.User
+	jsonCLI(t, "", &list, append([]string{"user", "list"}, d...)...)
+	if len(list) != 1 || list[0].Name != "alice" {
+		t.Fatalf("user list: %+v", list)
+	}
+
+	var reset struct {
+		User     admin.User `json:"user"`
+		Password string     `json:"password"`
+	}
+	jsonCLI(t, "", &reset, append([]string{"user", "reset", "alice", "--temporary"}, d...)...)
+	if reset.Password == "" || !reset.User.MustChange || reset.User.PasswordVersion != 2 {
+		t.Fatalf("temporary reset: %+v", reset)
+	}
+	secrets = append(secrets, reset.Password)
+	reset.Password = ""
+	jsonCLI(t, "Chosen-By-Admin-5\n", &reset, append([]string{"user", "reset", "alice", "--stdin"}, d...)...)
+	if reset.Password != "" || reset.User.MustChange || reset.User.PasswordVersion != 3 {
+		t.Fatalf("stdin reset: %+v", reset)
+	}
+	secrets = append(secrets, "Chosen-By-Admin-5")
+	if _, se, code := cli(t, "Chosen-By-Admin-5\n", append([]string{"user", "reset", "alice", "--stdin"}, d...)...); code != 1 || !strings.Contains(se, "(history)") {
+		t.Fatalf("reused password: %d %s", code, se)
+	}
+
+	var mfa struct {
+		User admin.User `json:"user"`
+		MFA  *struct {
+			Secret string `json:"secret"`
+		} `json:"mfa"`
+	}
+	jsonCLI(t, "", &mfa, append([]string{"user", "mfa", "alice", "--disable"}, d...)...)
+	if mfa.User.MFA || mfa.MFA != nil {
+		t.Fatalf("mfa disable: %+v", mfa)
+	}
+	jsonCLI(t, "", &mfa, append([]string{"user", "mfa", "alice", "--enable"}, d...)...)
+	if !mfa.User.MFA || mfa.MFA == nil {
+		t.Fatalf("mfa enable: %+v", mfa)
+	}
+	secrets = append(secrets, mfa.MFA.Secret)
+	old := mfa.MFA.Secret
+	jsonCLI(t, "", &mfa, append([]string{"user", "mfa", "alice", "--reset"}, d...)...)
+	if mfa.MFA == nil || mfa.MFA.Secret == old {
+		t.Fatalf("mfa reset: %+v", mfa)
+	}
+	secrets = append(secrets, mfa.MFA.Secret)
+	if _, _, code := cli(t, "", append([]string{"user", "mfa", "alice", "--enable", "--disable"}, d...)...); code != 2 {
+		t.Fatalf("two mfa actions: exit %d", code)
+	}
+	jsonCLI(t, "", &u, append([]string{"user", "unlock", "alice"}, d...)...)
+	if u.Locked {
+		t.Fatal("still locked")
+	}
+
+	var tok struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	jsonCLI(t, "", &tok, append([]string{"enroll-token", "create", "--ttl", "1h", "--note", "mac-17"}, d...)...)
+	if !strings.HasPrefix(tok.Token, "lst_") || time.Until(tok.ExpiresAt) > time.Hour || time.Until(tok.ExpiresAt) < 59*time.Minute {
+		t.Fatalf("enroll token: %+v", tok)
+	}
+	secrets = append(secrets, tok.Token)
+
+	var pol protocol.Policy
+	jsonCLI(t, "", &pol, append([]string{"policy", "show"}, d...)...)
+	if pol != protocol.DefaultPolicy() {
+		t.Fatalf("policy show: %+v", pol)
+	}
+	jsonCLI(t, "", &pol, append([]string{"policy", "set", "--min-length", "14", "--symbol=true", "--history", "8"}, d...)...)
+	if pol.MinLength != 14 || !pol.RequireSymbol || pol.HistoryCount != 8 || !pol.RequireUpper {
+		t.Fatalf("policy set: %+v", pol)
+	}
+	if _, se, code := cli(t, "", append([]string{"policy", "set", "--min-length", "0"}, d...)...); code != 1 || !strings.Contains(se, "min_length") {
+		t.Fatalf("invalid policy: %d %s", code, se)
+	}
+
+	var evs []admin.AuditEvent
+	jsonCLI(t, "", &evs, append([]string{"audit", "--user", "alice", "--since", "1h"}, d...)...)
+	seen := map[string]bool{}
+	for _, e := range evs {
+		seen[e.Event] = true
+		if e.User != "alice" {
+			t.Fatalf("audit --user alice returned %+v", e)
+		}
+	}
+	for _, want := range []string{"user_created", "password_reset", "mfa_disable", "mfa_enable", "mfa_reset", "account_unlocked"} {
+		if !seen[want] {
+			t.Errorf("audit lacks %s: %v", want, seen)
+		}
+	}
+	jsonCLI(t, "", &evs, append([]string{"audit"}, d...)...)
+	if len(evs) == 0 {
+		t.Fatal("empty audit log")
+	}
+
+	// --server/--token-file/--ca instead of --data; a wrong token is refused.
+	info, err := admin.ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := []string{"--server", info.URL, "--token-file", info.TokenFile, "--ca", info.CAFile}
+	jsonCLI(t, "", &list, append([]string{"user", "list"}, remote...)...)
+	bad := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(bad, []byte("not-the-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, se, code := cli(t, "", "user", "list", "--server", info.URL, "--token-file", bad, "--ca", info.CAFile); code != 1 || !strings.Contains(se, "admin token") {
+		t.Fatalf("wrong token: %d %s", code, se)
+	}
+
+	var del map[string]string
+	jsonCLI(t, "", &del, append([]string{"user", "delete", "alice"}, d...)...)
+	if _, se, code := cli(t, "", append([]string{"user", "show", "alice"}, d...)...); code != 1 || !strings.Contains(se, "no directory user") {
+		t.Fatalf("show deleted: %d %s", code, se)
+	}
+	if _, _, code := cli(t, "", "serve"); code != 2 {
+		t.Fatalf("serve without --data: exit %d", code)
+	}
+	if _, _, code := cli(t, "", "user", "frobnicate", "--data", dir); code != 2 {
+		t.Fatalf("unknown subcommand: exit %d", code)
+	}
+
+	s.stop()
+	logs := s.stderr.String()
+	tokenBytes, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	secrets = append(secrets, strings.TrimSpace(string(tokenBytes)))
+	for _, sec := range secrets {
+		if strings.Contains(logs, sec) {
+			t.Errorf("secret %q in the server log", sec)
+		}
+	}
+	st, err := os.Stat(filepath.Join(dir, "admin.token"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token mode: %v %v", st.Mode().Perm(), err)
+	}
+}
