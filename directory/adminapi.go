@@ -331,6 +331,11 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 		s.setPassword(&cur, hash, req.Temporary, ob.now)
 		// An administrator reset also ends a lockout: the user has a new
 		// password to try.
+		if s.locked(cur) {
+			if err := ob.toUser(r.Context(), tx, name, "", protocol.TypeAccountUnlocked, protocol.AccountUnlocked{User: name}); err != nil {
+				return err
+			}
+		}
 		cur.LockedUntil = time.Time{}
 		if err := tx.UpdateUser(r.Context(), cur); err != nil {
 			return err

@@ -258,6 +258,22 @@ func TestLockoutAndUnlock(t *testing.T) {
 	e.clock.Advance(16 * time.Minute)
 	a.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), nil)
 
+	// An admin reset of a locked account unlocks it too.
+	for range 3 {
+		a.call(protocol.TypeVerifyPassword, "", verify("alice", wrong))
+	}
+	if p := a.push(); p.Type != protocol.TypeAccountLocked {
+		t.Fatalf("push %s", p.Type)
+	}
+	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Password: protocol.Secret(e.secret("After-Lock-Reset-1"))}); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{a.push().Type, a.push().Type}
+	if !slices.Contains(got, protocol.TypeAccountUnlocked) || !slices.Contains(got, protocol.TypePasswordReset) {
+		t.Fatalf("pushes after reset of a locked account: %v", got)
+	}
+	a.ok(protocol.TypeVerifyPassword, "", verify("alice", "After-Lock-Reset-1"), nil)
+
 	evs := e.audit("alice")
 	for _, ev := range []string{"auth_failed", "account_locked", "account_unlocked", "password_verified", "password_check_locked"} {
 		if !hasEvent(evs, ev) {
@@ -358,7 +374,8 @@ func TestPushesAndMissedPushesOnReconnect(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	o := e.connect(other, 0)
-	o.bind("alice")
+	// The Mac's local short name may differ from the directory name.
+	o.ok(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "alice", LocalName: "aliddell"}, nil)
 
 	// Live: an admin reset reaches the connected agent at once.
 	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Password: protocol.Secret(e.secret("Reset-By-Admin-1"))}); err != nil {
@@ -441,6 +458,11 @@ func TestPushesAndMissedPushesOnReconnect(t *testing.T) {
 	for _, d := range u.Devices {
 		if d.DeviceID == dev.id {
 			found = d.SyncedVersion == 5 && d.Connected && d.LocalName == "alice"
+		}
+	}
+	for _, d := range u.Devices {
+		if d.DeviceID == other.id && d.LocalName != "aliddell" {
+			t.Fatalf("local name of the other device: %q", d.LocalName)
 		}
 	}
 	if !found || len(u.Devices) != 2 {

@@ -126,4 +126,3 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
-
