@@ -42,7 +42,6 @@ func (b *aboutWindow) build() {
 	blurb.Alignment = fyne.TextAlignCenter
 	b.service = widget.NewLabel("")
 	b.service.Alignment = fyne.TextAlignCenter
-	b.service.Importance = widget.LowImportance
 	closeB := newButton(&b.k, btnClose.S(), b.close)
 	closeB.Importance = widget.HighImportance
 	b.w.SetContent(newWindowContent(

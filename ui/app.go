@@ -189,6 +189,7 @@ func (a *App) themeChanged() {
 	}
 	if s := a.statusW; s != nil && s.w != nil {
 		s.banner.recolor()
+		s.refresh()
 	}
 }
 

@@ -45,13 +45,13 @@ type changeWindow struct {
 	// checklist is what the rules list shows, one "state: rule" a line
 	// (met, unmet, later, refused), for tests and logs.
 	checklist []string
-	form     *fyne.Container
-	steps    *stepList
-	stepsBox *fyne.Container
-	result   *fyne.Container
-	cancel   *button
-	save     *button
-	closeB   *button
+	form      *fyne.Container
+	steps     *stepList
+	stepsBox  *fyne.Container
+	result    *fyne.Container
+	cancel    *button
+	save      *button
+	closeB    *button
 }
 
 func newChangeWindow(a *App) *changeWindow {
@@ -114,7 +114,7 @@ func (c *changeWindow) build() {
 		c.code.label, c.code.cell,
 	)
 	c.form = container.NewVBox(grid, c.rulesHdr, c.rules)
-	c.steps = newStepList()
+	c.steps = newStepList(localapi.OpChange)
 	c.stepsBox = container.NewVBox(heading(changeRunning.S()), c.steps.box)
 	c.stepsBox.Hide()
 	c.result = container.NewVBox()

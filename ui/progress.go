@@ -11,12 +11,16 @@ import (
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
-// stepName is a step in plain words.
-func stepName(name string) string {
+// stepName is a step in plain words. kind is the operation's: in a sync,
+// the password checked first is the previous one.
+func stepName(name, kind string) string {
 	switch name {
 	case localapi.StepValidate:
 		return stepValidate.S()
 	case localapi.StepVerify:
+		if kind != localapi.OpChange {
+			return stepVerifyOld.S()
+		}
 		return stepVerify.S()
 	case localapi.StepDirectory:
 		return stepDirectory.S()
@@ -48,9 +52,9 @@ func stepState(st localapi.Step) (fyne.Resource, string) {
 	return resUnmet(), stepPending.S()
 }
 
-func stepText(st localapi.Step) (fyne.Resource, string) {
+func stepText(st localapi.Step, kind string) (fyne.Resource, string) {
 	res, state := stepState(st)
-	data := map[string]any{"Step": stepName(st.Name), "State": state, "Detail": st.Detail}
+	data := map[string]any{"Step": stepName(st.Name, kind), "State": state, "Detail": st.Detail}
 	if st.Detail != "" && st.State != localapi.StepRunning {
 		return res, stepLineNote.S(data)
 	}
@@ -60,12 +64,13 @@ func stepText(st localapi.Step) (fyne.Resource, string) {
 // stepList shows an operation's steps as they progress, in the order they
 // first appear.
 type stepList struct {
+	kind string
 	box  *fyne.Container
 	rows map[string]*row
 }
 
-func newStepList() *stepList {
-	return &stepList{box: container.NewVBox(), rows: map[string]*row{}}
+func newStepList(kind string) *stepList {
+	return &stepList{kind: kind, box: container.NewVBox(), rows: map[string]*row{}}
 }
 
 func (l *stepList) reset() {
@@ -74,7 +79,7 @@ func (l *stepList) reset() {
 }
 
 func (l *stepList) update(st localapi.Step) {
-	res, text := stepText(st)
+	res, text := stepText(st, l.kind)
 	if r, ok := l.rows[st.Name]; ok {
 		r.set(res, text)
 		return
@@ -96,9 +101,9 @@ func updatedPlaces(op *localapi.Operation) *fyne.Container {
 		}
 		switch st.State {
 		case localapi.StepDone:
-			box.Add(newRow(resMet(), stepName(st.Name)).box)
+			box.Add(newRow(resMet(), stepName(st.Name, op.Kind)).box)
 		case localapi.StepSkipped:
-			_, text := stepText(st)
+			_, text := stepText(st, op.Kind)
 			box.Add(newRow(resSkipped(), text).box)
 		}
 	}

@@ -27,7 +27,7 @@ type statusWindow struct {
 	expires  *widget.Label
 	places   *fyne.Container
 	lastOp   *widget.Label
-	steps    *stepList
+	steps    *fyne.Container
 	refreshB *button
 	closeB   *button
 }
@@ -68,7 +68,7 @@ func (s *statusWindow) build() {
 	)
 	s.places = container.NewVBox()
 	s.lastOp = wrapLabel("")
-	s.steps = newStepList()
+	s.steps = container.NewVBox()
 	s.refreshB = newButton(&s.k, btnRefresh.S(), s.fetch)
 	s.closeB = newButton(&s.k, btnClose.S(), s.close)
 	s.closeB.Importance = widget.HighImportance
@@ -79,7 +79,7 @@ func (s *statusWindow) build() {
 		widget.NewSeparator(),
 		label(statusPlaces), s.places,
 		widget.NewSeparator(),
-		label(statusLastOp), s.lastOp, s.steps.box,
+		label(statusLastOp), s.lastOp, s.steps,
 		widget.NewSeparator(),
 		buttonBar(s.refreshB, s.closeB),
 	))
@@ -203,7 +203,7 @@ func (s *statusWindow) refresh() {
 		}
 		s.places.RemoveAll()
 		s.lastOp.SetText(statusNoOp.S())
-		s.steps.reset()
+		s.steps.RemoveAll()
 		fit(s.w)
 		return
 	}
@@ -224,7 +224,7 @@ func (s *statusWindow) refresh() {
 	}
 	acct := firstAccount(st)
 	s.places.RemoveAll()
-	s.steps.reset()
+	s.steps.RemoveAll()
 	if acct == nil {
 		s.account.SetText("—")
 		s.state.SetText(statusNoAccount.S())
@@ -233,13 +233,19 @@ func (s *statusWindow) refresh() {
 		fit(s.w)
 		return
 	}
-	s.account.SetText(accountLine(acct))
+	name := acct.DisplayName
+	if name == "" {
+		name = acct.LocalUser
+	}
+	s.account.SetText(statusWho.S(map[string]any{"Name": name, "User": acct.DirectoryUser}))
 	s.state.SetText(accountState(acct))
 	switch {
 	case acct.ExpiresAt == nil:
 		s.expires.SetText(statusNever.S())
+	case acct.DaysLeft != nil && *acct.DaysLeft < 0:
+		s.expires.SetText(statusExpiredOn.S(map[string]any{"Date": a.day(*acct.ExpiresAt)}))
 	case acct.DaysLeft != nil:
-		s.expires.SetText(a.day(*acct.ExpiresAt) + " (" + expiryLine(acct) + ")")
+		s.expires.SetText(statusExpiresIn.N(*acct.DaysLeft, map[string]any{"Date": a.day(*acct.ExpiresAt)}))
 	default:
 		s.expires.SetText(a.day(*acct.ExpiresAt))
 	}
@@ -252,14 +258,14 @@ func (s *statusWindow) refresh() {
 		if p.Detail != "" {
 			text += " (" + p.Detail + ")"
 		}
-		s.places.Add(newRow(res, text).box)
+		s.places.Add(lineRow(res, text))
 	}
 	if op := acct.LastOperation; op != nil {
 		s.lastOp.SetText(statusOpLine.S(map[string]any{
 			"Kind": opKind(op.Kind), "At": a.clock(op.StartedAt), "State": opState(op.State),
 		}))
 		for _, st := range op.Steps {
-			s.steps.update(st)
+			s.steps.Add(lineRow(stepText(st, op.Kind)))
 		}
 	} else {
 		s.lastOp.SetText(statusNoOp.S())

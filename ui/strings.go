@@ -11,7 +11,7 @@ import (
 // translators and its English text, which is a text/template over the
 // data given at the call. A translation is a JSON file in translations/
 // named after its locale (de.json, fr.json...) that maps IDs to text, in
-// go-i18n's format (plural forms as {"one": ..., "other": ...});
+// go-i18n's format;
 // translations/en.json is generated from this file by the tests
 // (go test ./ui -run TestCatalog -update) so translators have a template.
 
@@ -39,7 +39,8 @@ func pm(id, one, other string) pmsg {
 // S renders the string in the user's language.
 func (m msg) S(data ...any) string { return lang.X(m.id, m.en, data...) }
 
-// pmsg is a string whose form depends on a count (.N in the template).
+// pmsg is a string whose form depends on a count (.N in the template): its
+// translations are two messages, ID.one and ID.other.
 type pmsg struct{ id, one, other string }
 
 // N renders the form for n.
@@ -50,11 +51,12 @@ func (p pmsg) N(n int, data ...map[string]any) string {
 			d[k] = v
 		}
 	}
-	fallback := p.other
+	// go-i18n's plural rules fail (and log) when a message has no
+	// translation for the count's form; two plain messages do not.
 	if n == 1 {
-		fallback = p.one
+		return lang.X(p.id+".one", p.one, d)
 	}
-	return lang.XN(p.id, fallback, n, d)
+	return lang.X(p.id+".other", p.other, d)
 }
 
 // Tray menu.
@@ -153,6 +155,9 @@ var (
 	statusPassword    = m("status.password", "Password")
 	statusExpires     = m("status.expires", "Expires")
 	statusNever       = m("status.never", "Never")
+	statusExpiresIn   = pm("status.expires_in", "{{.Date}}, in {{.N}} day", "{{.Date}}, in {{.N}} days")
+	statusExpiredOn   = m("status.expired_on", "{{.Date}}, expired")
+	statusWho         = m("status.who", "{{.Name}} ({{.User}})")
 	statusPlaces      = m("status.places", "Where your password lives")
 	statusLastChange  = m("status.last_change", "Last changed {{.At}}")
 	statusNoAccount   = m("status.no_account", "This account is not linked to a directory user.")
@@ -200,6 +205,7 @@ var (
 var (
 	stepValidate  = m("step.validate", "Check the new password")
 	stepVerify    = m("step.verify_current", "Check your current password")
+	stepVerifyOld = m("step.verify_previous", "Check your previous Mac password")
 	stepDirectory = m("step.directory", "Directory")
 	stepLocal     = m("step.local_account", "Mac account")
 	stepKeychain  = m("step.keychain", "Login keychain")

@@ -85,7 +85,7 @@ func (s *syncWindow) build() {
 		s.newPw.label, s.newPw.cell,
 	)
 	s.form = container.NewVBox(grid, s.forgot, s.warning.box)
-	s.steps = newStepList()
+	s.steps = newStepList(localapi.OpSync)
 	s.stepsBox = container.NewVBox(heading(syncRunning.S()), s.steps.box)
 	s.stepsBox.Hide()
 	s.result = container.NewVBox()

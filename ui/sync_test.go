@@ -1,0 +1,187 @@
+package ui
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+)
+
+const resetPassword = "Reset-by-IT-2026"
+
+// afterReset returns a harness whose account an administrator just reset,
+// with the tray showing it.
+func afterReset(t *testing.T, o fakeapi.Options, temporary bool) *harness {
+	h := newHarness(t, setup{fake: o})
+	h.fake.AdminReset(resetPassword, temporary)
+	h.waitFor("the reset to reach the tray", func() bool { return h.tray.item(traySync.S()) != nil })
+	return h
+}
+
+// openSync opens the Sync window from the tray menu, as a user does.
+func openSync(h *harness) *syncWindow {
+	h.t.Helper()
+	h.tray.item(traySync.S()).Action()
+	if h.app.syncW == nil || h.app.syncW.w == nil {
+		h.t.Fatal("Sync Password… did not open the window")
+	}
+	return h.app.syncW
+}
+
+func TestSyncAfterAdminReset(t *testing.T) {
+	h := afterReset(t, fakeapi.Options{FileVault: true}, false)
+	s := openSync(h)
+	if got, want := visibleMsg(s.why), "Your password was reset by an administrator."; got != want {
+		t.Errorf("window says why %q, want %q", got, want)
+	}
+	if s.w.Canvas().Focused() != s.previous.entry {
+		t.Errorf("focus starts on %T, want the previous password", s.w.Canvas().Focused())
+	}
+	if !s.save.Disabled() {
+		t.Error("Sync enabled with empty boxes")
+	}
+	h.shot("sync-reset", s.w)
+
+	// A wrong previous password is shown at its box; the Mac is untouched.
+	typeIn(s.w, s.previous.entry, "not-the-old-one")
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	press(s.w, fyne.KeyReturn)
+	if s.previous.entry.Text != "" || s.newPw.entry.Text != "" {
+		t.Error("boxes not emptied on submit")
+	}
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	if got := visibleMsg(s.previous.msg); got != errWrongPrevious.S() {
+		t.Errorf("previous-password error %q", got)
+	}
+	if h.fake.MacPassword() != password {
+		t.Error("the Mac changed after a failed sync")
+	}
+	h.shot("sync-error-previous", s.w)
+
+	// A wrong directory password is shown at the other box.
+	typeIn(s.w, s.previous.entry, password)
+	typeIn(s.w, s.newPw.entry, "Typo-by-IT-2026")
+	test.Tap(s.save)
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	if got := visibleMsg(s.newPw.msg); got != errWrongDirNew.S() {
+		t.Errorf("new-password error %q", got)
+	}
+	if visibleMsg(s.previous.msg) != "" {
+		t.Errorf("previous box still shows %q", visibleMsg(s.previous.msg))
+	}
+
+	typeIn(s.w, s.previous.entry, password)
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	press(s.w, fyne.KeyReturn)
+	h.waitFor("the result", func() bool { return s.done })
+	if got := h.fake.MacPassword(); got != resetPassword {
+		t.Errorf("Mac password %q after sync, want the directory's", got)
+	}
+	for _, place := range []string{"Directory", "Mac account", "Login keychain", "FileVault"} {
+		if !slices.Contains(texts(s.result), place) {
+			t.Errorf("success screen does not list %q: %q", place, texts(s.result))
+		}
+	}
+	h.shot("sync-done", s.w)
+	h.waitFor("the tray to go back to in sync", func() bool { return h.tray.item(traySync.S()) == nil })
+	press(s.w, fyne.KeyEscape)
+	if h.app.syncW.w != nil {
+		t.Error("Escape did not close the finished window")
+	}
+}
+
+func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
+	h := afterReset(t, fakeapi.Options{}, true)
+	s := openSync(h)
+	typeIn(s.w, s.previous.entry, password)
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	press(s.w, fyne.KeyReturn)
+	h.waitFor("the Change window", func() bool { return h.app.change != nil && h.app.change.w != nil })
+	if h.app.syncW.w != nil {
+		t.Error("the Sync window stayed open")
+	}
+	c := h.app.change
+	if c.current.entry.Text != resetPassword {
+		t.Errorf("current password box holds %d characters, want the temporary password", len(c.current.entry.Text))
+	}
+	if got := visibleMsg(c.banner.message); got != changeTempNote.S() {
+		t.Errorf("banner %q", got)
+	}
+	h.waitFor("the policy", func() bool { return c.policy != nil })
+	if c.w.Canvas().Focused() != c.newPw.entry {
+		t.Errorf("focus on %T, want the new password", c.w.Canvas().Focused())
+	}
+	if got := h.account().State; got != localapi.StateTemporary {
+		t.Errorf("account state %q after syncing a temporary password", got)
+	}
+	if h.fake.MacPassword() != resetPassword {
+		t.Error("the temporary password was not synced first")
+	}
+	h.shot("change-temporary", c.w)
+
+	typeIn(c.w, c.newPw.entry, newPassword)
+	typeIn(c.w, c.confirm.entry, newPassword)
+	press(c.w, fyne.KeyReturn)
+	h.waitFor("the result", func() bool { return c.done })
+	if h.fake.DirectoryPassword() != newPassword || h.fake.MacPassword() != newPassword {
+		t.Error("the permanent password is not everywhere")
+	}
+	if got := h.fake.Calls(); !slices.Equal(got, []string{localapi.OpSync, localapi.OpChange}) {
+		t.Errorf("operations %q, want sync then change", got)
+	}
+	h.waitFor("in sync", func() bool { return h.app.account().State == localapi.StateInSync })
+}
+
+func TestSyncForgotPrevious(t *testing.T) {
+	h := afterReset(t, fakeapi.Options{ServiceAccount: true, FileVault: true}, false)
+	s := openSync(h)
+	if visibleMsg(s.warning) != "" {
+		t.Errorf("warning shown before the box is ticked: %q", visibleMsg(s.warning))
+	}
+	typeIn(s.w, s.previous.entry, "something")
+	test.Tap(s.forgot)
+	if got := visibleMsg(s.warning); got != forgotWarning.S() {
+		t.Errorf("warning %q", got)
+	}
+	for _, must := range []string{"aside", "never deleted", "new, empty one", "stay in it"} {
+		if !strings.Contains(forgotWarning.S(), must) {
+			t.Errorf("warning does not say %q", must)
+		}
+	}
+	if !s.previous.entry.Disabled() || s.previous.entry.Text != "" {
+		t.Error("previous-password box still usable with the box ticked")
+	}
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	h.shot("sync-forgot", s.w)
+	test.Tap(s.save)
+	h.waitFor("the result", func() bool { return s.done })
+	if got := h.fake.Calls(); !slices.Equal(got, []string{localapi.OpSyncForgot}) {
+		t.Errorf("operations %q", got)
+	}
+	shown := strings.Join(texts(s.result), "\n")
+	if !strings.Contains(shown, "~/Library/Keychains/login-20260310-104200.keychain-db") || !strings.Contains(shown, "not deleted") {
+		t.Errorf("success screen does not say where the old keychain went:\n%s", shown)
+	}
+	h.shot("sync-forgot-done", s.w)
+}
+
+func TestSyncForgotUnavailableWithoutServiceAccount(t *testing.T) {
+	h := afterReset(t, fakeapi.Options{ServiceAccount: false}, false)
+	s := openSync(h)
+	if !s.forgot.Disabled() {
+		t.Error("forgot box enabled without a usable service account")
+	}
+	if got := visibleMsg(s.warning); got != forgotUnavailable.S() {
+		t.Errorf("message %q, want %q", got, forgotUnavailable.S())
+	}
+	test.Tap(s.forgot)
+	if s.forgot.Checked {
+		t.Error("a disabled box could be ticked")
+	}
+	h.shot("sync-forgot-unavailable", s.w)
+}
