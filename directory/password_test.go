@@ -70,7 +70,7 @@ func TestHashSemaphore(t *testing.T) {
 
 func TestTOTPMatchSteps(t *testing.T) {
 	secret := []byte("12345678901234567890") // RFC 6238 test key
-	at := time.Unix(59, 0)                  // RFC 6238: 94287082 (8 digits) → 287082 (6 digits)
+	at := time.Unix(59, 0)                   // RFC 6238: 94287082 (8 digits) → 287082 (6 digits)
 	step, ok := totpMatch(secret, "287082", at)
 	if !ok || step != 1 {
 		t.Fatalf("RFC 6238 vector: step %d ok %v", step, ok)
