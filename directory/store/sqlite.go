@@ -461,6 +461,9 @@ func (t *sqliteTx) SetExpiryWarned(ctx context.Context, deviceID, user string, a
 }
 
 func (t *sqliteTx) AppendPush(ctx context.Context, deviceID, typ string, body []byte, at time.Time) (uint64, error) {
+	if body == nil {
+		body = []byte{}
+	}
 	var seq uint64
 	err := t.tx.QueryRowContext(ctx, `UPDATE devices SET last_seq = last_seq + 1 WHERE id=? RETURNING last_seq`, deviceID).Scan(&seq)
 	if err != nil {
