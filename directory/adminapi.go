@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	h("PUT "+admin.PathPolicy, s.adminSetPolicy)
 	h("GET "+admin.PathAudit, s.adminAudit)
 	h("GET "+admin.PathStats, func(w http.ResponseWriter, r *http.Request, _ actor) {
+		if r.URL.Query().Get("gc") == "1" {
+			runtime.GC()
+		}
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
 }

@@ -682,7 +682,7 @@ func TestAdminAPIAuth(t *testing.T) {
 	if _, err := e.adm.Users(t.Context()); err != nil {
 		t.Fatalf("right token: %v", err)
 	}
-	stats, err := e.adm.Stats(t.Context())
+	stats, err := e.adm.Stats(t.Context(), true)
 	if err != nil || stats.Goroutines == 0 {
 		t.Fatalf("stats %+v %v", stats, err)
 	}

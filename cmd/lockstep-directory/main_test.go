@@ -62,6 +62,25 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// startB starts a server for a benchmark (default argon2id memory is
+// irrelevant: no password is checked).
+func startB(b *testing.B, dir string) *exec.Cmd {
+	cmd := exec.Command(binary, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-level", "warn",
+		"--address-rate-burst", "1000000", "--address-rate-every", "1ns")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for range 1000 {
+		if _, err := os.Stat(filepath.Join(dir, "admin.json")); err == nil {
+			return cmd
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatal("server did not start")
+	return nil
+}
+
 // start runs `serve` on a free loopback port with cheap argon2id
 // parameters and waits until admin.json appears.
 func start(t *testing.T, dir string) *server {

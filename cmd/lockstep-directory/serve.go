@@ -39,6 +39,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lockN := fs.Int("lockout-threshold", 5, "failures that lock an account")
 	lockWin := fs.Duration("lockout-window", 15*time.Minute, "window in which failures count")
 	lockDur := fs.Duration("lockout-duration", 15*time.Minute, "how long a lockout lasts")
+	accEvery := fs.Duration("account-rate-every", 6*time.Second, "password checks per account: one token per this")
+	accBurst := fs.Int("account-rate-burst", 10, "password checks per account: bucket size")
+	addrEvery := fs.Duration("address-rate-every", 500*time.Millisecond, "password checks and enrollments per source address: one token per this")
+	addrBurst := fs.Int("address-rate-burst", 60, "per source address: bucket size")
 	ping := fs.Duration("ping-interval", 30*time.Second, "agent keepalive interval")
 	scan := fs.Duration("scan-interval", time.Hour, "expiry scanner interval")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in progress")
@@ -72,6 +76,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Argon2:        directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
 		HashMemoryKiB: *hashMem,
 		Lockout:       directory.Lockout{Threshold: *lockN, Window: *lockWin, Duration: *lockDur},
+		AccountRate:   directory.Rate{Every: *accEvery, Burst: *accBurst},
+		AddressRate:   directory.Rate{Every: *addrEvery, Burst: *addrBurst},
 		PingInterval:  *ping,
 		ScanInterval:  *scan,
 	})

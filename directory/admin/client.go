@@ -232,8 +232,14 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) 
 	return out, c.do(ctx, http.MethodGet, PathAudit, v, nil, &out)
 }
 
-// Stats returns the server's live numbers.
-func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+// Stats returns the server's live numbers. With collect the server runs a
+// garbage collection first, so that heap figures count live memory only
+// (for load generators measuring memory per connection).
+func (c *Client) Stats(ctx context.Context, collect bool) (*Stats, error) {
 	var out Stats
-	return &out, c.do(ctx, http.MethodGet, PathStats, nil, nil, &out)
+	var q url.Values
+	if collect {
+		q = url.Values{"gc": {"1"}}
+	}
+	return &out, c.do(ctx, http.MethodGet, PathStats, q, nil, &out)
 }
