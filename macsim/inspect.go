@@ -1,0 +1,345 @@
+package macsim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Sim is a simulated Mac on disk, for tests and the macsim command line to
+// set up, inspect and fault. Every method takes the state lock.
+type Sim struct {
+	Dir string
+}
+
+// Open returns the simulated Mac at dir.
+func Open(dir string) (*Sim, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(stateDir(dir), stateFileName)); err != nil {
+		return nil, fmt.Errorf("no simulated Mac at %s: %w", dir, err)
+	}
+	return &Sim{Dir: dir}, nil
+}
+
+// ToolsDir is the directory to give the platform layer as its ToolsDir.
+func (s *Sim) ToolsDir() string { return filepath.Join(s.Dir, toolsDirName) }
+
+// RecordPath is the append-only invocation record.
+func (s *Sim) RecordPath() string { return filepath.Join(stateDir(s.Dir), recordFileName) }
+
+// InstallTools puts the simulator binary exe into dir/tools (a hard link, or
+// a copy across file systems) with one symlink per tool. The binary must live
+// there: the tools find their state from their own path.
+func InstallTools(dir, exe string) error {
+	tools := filepath.Join(dir, toolsDirName)
+	if err := os.MkdirAll(tools, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(tools, 0o755); err != nil {
+		return err
+	}
+	bin := filepath.Join(tools, "macsim")
+	if exe, err := filepath.EvalSymlinks(exe); err == nil {
+		if same, _ := sameFile(exe, bin); !same {
+			_ = os.Remove(bin)
+			if err := os.Link(exe, bin); err != nil {
+				if err := copyFile(exe, bin); err != nil {
+					return fmt.Errorf("install %s: %w", bin, err)
+				}
+			}
+		}
+	} else {
+		return err
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		return err
+	}
+	for _, t := range Tools {
+		p := filepath.Join(tools, t)
+		_ = os.Remove(p)
+		if err := os.Symlink("macsim", p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// view runs fn on the state under the lock, saving it when fn returns
+// save=true.
+func (s *Sim) view(fn func(*State) (save bool, err error)) error {
+	unlock, err := lockState(s.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := loadState(s.Dir)
+	if err != nil {
+		return err
+	}
+	save, err := fn(st)
+	if err != nil {
+		return err
+	}
+	if save {
+		return saveState(s.Dir, st)
+	}
+	return nil
+}
+
+// Snapshot is the non-secret truth of a simulated Mac (`macsim state`).
+type Snapshot struct {
+	FileVault      bool           `json:"filevault"`
+	Disk           string         `json:"disk"`
+	ConsoleUser    string         `json:"console_user"`
+	PrebootCurrent bool           `json:"preboot_current"`
+	Users          []UserSnapshot `json:"users"`
+	CryptoUsers    []CryptoUser   `json:"crypto_users"`
+	Faults         []Fault        `json:"faults"`
+}
+
+// UserSnapshot is one account as the truth knows it.
+type UserSnapshot struct {
+	Name         string             `json:"name"`
+	RealName     string             `json:"real_name"`
+	UID          int                `json:"uid"`
+	GID          int                `json:"gid"`
+	GeneratedUID string             `json:"generated_uid"`
+	Home         string             `json:"home"`
+	SecureToken  bool               `json:"secure_token"`
+	Admin        bool               `json:"admin"`
+	Hidden       bool               `json:"hidden"`
+	Disabled     bool               `json:"disabled"`
+	CryptoUser   bool               `json:"crypto_user"`
+	Keychains    []KeychainSnapshot `json:"keychains"`
+	// LoginKeychain and DefaultKeychain are the user's security preferences
+	// (set with security login-keychain/default-keychain -s); empty: default.
+	LoginKeychain   string `json:"login_keychain,omitempty"`
+	DefaultKeychain string `json:"default_keychain,omitempty"`
+}
+
+// KeychainSnapshot is one file in ~/Library/Keychains.
+type KeychainSnapshot struct {
+	Name  string   `json:"name"`
+	Path  string   `json:"path"`
+	UID   int      `json:"uid"`
+	Mode  string   `json:"mode"`
+	Items []string `json:"items"` // "service/account", readable without the password
+}
+
+// Snapshot reads the current truth.
+func (s *Sim) Snapshot() (*Snapshot, error) {
+	var snap Snapshot
+	err := s.view(func(st *State) (bool, error) {
+		snap = Snapshot{FileVault: st.FileVault, Disk: st.Disk, ConsoleUser: st.ConsoleUser, PrebootCurrent: st.PrebootGen == st.CryptoGen}
+		for _, n := range st.userNames() {
+			if n == "root" {
+				continue
+			}
+			r := st.Users[n]
+			u := UserSnapshot{
+				Name: n, RealName: r.first("RealName"), UID: r.uid(), GID: r.gid(), GeneratedUID: r.first("GeneratedUID"),
+				Home: r.first("NFSHomeDirectory"), SecureToken: r.hasToken(), Admin: st.isAdmin(n),
+				Hidden: r.first("IsHidden") == "1", Disabled: r.disabled(), CryptoUser: st.crypto(r.first("GeneratedUID")) != nil,
+			}
+			u.Keychains = keychainFiles(u.Home)
+			u.LoginKeychain, u.DefaultKeychain = st.KeychainPrefs[u.UID].Login, st.KeychainPrefs[u.UID].Default
+			snap.Users = append(snap.Users, u)
+		}
+		for _, c := range st.Crypto {
+			cu := *c
+			cu.Passphrase = nil
+			snap.CryptoUsers = append(snap.CryptoUsers, cu)
+		}
+		for _, f := range st.Faults {
+			snap.Faults = append(snap.Faults, *f)
+		}
+		return false, nil
+	})
+	return &snap, err
+}
+
+func keychainFiles(home string) []KeychainSnapshot {
+	dir := filepath.Join(home, "Library", "Keychains")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []KeychainSnapshot
+	for _, e := range ents {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		ks := KeychainSnapshot{Name: e.Name(), Path: p}
+		if fi, err := os.Lstat(p); err == nil {
+			ks.UID, _ = fileOwner(fi)
+			ks.Mode = fi.Mode().Perm().String()
+		}
+		if data, err := os.ReadFile(p); err == nil {
+			if kf, err := parseKeychainFile(data); err == nil {
+				for _, it := range kf.Items {
+					ks.Items = append(ks.Items, it.Service+"/"+it.Account)
+				}
+			}
+		}
+		out = append(out, ks)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func fileOwner(fi os.FileInfo) (int, int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}
+
+// ErrNoUser is returned for a user the simulated Mac does not have.
+var ErrNoUser = errors.New("macsim: no such user")
+
+// CheckPassword reports whether pw is the account password of user.
+func (s *Sim) CheckPassword(user string, pw []byte) (bool, error) {
+	var ok bool
+	err := s.view(func(st *State) (bool, error) {
+		r := st.user(user)
+		if r == nil {
+			return false, ErrNoUser
+		}
+		ok = r.Shadow.Matches(pw)
+		return false, nil
+	})
+	return ok, err
+}
+
+// CheckFileVault reports whether pw unlocks user's APFS crypto user (what
+// the FileVault unlock screen would accept). It fails for a user that is
+// not a crypto user.
+func (s *Sim) CheckFileVault(user string, pw []byte) (bool, error) {
+	var ok bool
+	err := s.view(func(st *State) (bool, error) {
+		r := st.user(user)
+		if r == nil {
+			return false, ErrNoUser
+		}
+		c := st.crypto(r.first("GeneratedUID"))
+		if c == nil {
+			return false, fmt.Errorf("macsim: %s is not a crypto user", user)
+		}
+		ok = c.Passphrase.Matches(pw)
+		return false, nil
+	})
+	return ok, err
+}
+
+// LoginKeychainPath is where user's login keychain lives in the simulation.
+func (s *Sim) LoginKeychainPath(user string) (string, error) {
+	var p string
+	err := s.view(func(st *State) (bool, error) {
+		r := st.user(user)
+		if r == nil {
+			return false, ErrNoUser
+		}
+		p = filepath.Join(r.first("NFSHomeDirectory"), "Library", "Keychains", "login.keychain-db")
+		return false, nil
+	})
+	return p, err
+}
+
+// OpenKeychain decrypts the keychain file at path with pw.
+func (s *Sim) OpenKeychain(path string, pw []byte) ([]KeychainItem, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ReadKeychain(data, pw)
+}
+
+// AddFault appends a fault.
+func (s *Sim) AddFault(f Fault) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	f.Fired = 0
+	return s.view(func(st *State) (bool, error) { st.Faults = append(st.Faults, &f); return true, nil })
+}
+
+// ClearFaults removes every fault.
+func (s *Sim) ClearFaults() error {
+	return s.view(func(st *State) (bool, error) { st.Faults = nil; return true, nil })
+}
+
+// SetConsoleUser puts name at the screen ("loginwindow" or "" for none).
+func (s *Sim) SetConsoleUser(name string) error {
+	return s.view(func(st *State) (bool, error) {
+		if name != "" && name != "loginwindow" && st.user(name) == nil {
+			return false, ErrNoUser
+		}
+		st.ConsoleUser = name
+		return true, nil
+	})
+}
+
+// SetFileVault turns FileVault on or off.
+func (s *Sim) SetFileVault(on bool) error {
+	return s.view(func(st *State) (bool, error) { st.FileVault = on; return true, nil })
+}
+
+// Invocations reads the invocation record.
+func (s *Sim) Invocations() ([]Invocation, error) {
+	f, err := os.Open(s.RecordPath())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Invocation
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var r Invocation
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("invocation record: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,364 @@
+package macsim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// osStatus is a Security framework status with its message
+// (SecCopyErrorMessageString). security(1) exits with the status truncated to
+// 8 bits.
+type osStatus struct {
+	code int
+	msg  string
+}
+
+var (
+	errSecAuthFailed        = osStatus{-25293, "The user name or passphrase you entered is not correct."}
+	errSecNoSuchKeychain    = osStatus{-25294, "The specified keychain could not be found."}
+	errSecInvalidKeychain   = osStatus{-25295, "The specified keychain is not a valid keychain file."}
+	errSecDuplicateKeychain = osStatus{-25296, "A keychain with the same name already exists."}
+	errSecNoDefaultKeychain = osStatus{-25307, "A default keychain could not be found."}
+	// UNIX errors are errno + 100000 (errSecErrnoBase); message format
+	// "UNIX[<strerror>]". Assumed for unreadable keychain files.
+	errUnixPermission = osStatus{100013, "UNIX[Permission denied]"}
+	errUnixNoEntry    = osStatus{100002, "UNIX[No such file or directory]"}
+)
+
+func (s osStatus) exit() int { return int(uint8(int32(s.code))) }
+
+var securityCommands = []string{
+	"list-keychains", "default-keychain", "login-keychain", "create-keychain",
+	"unlock-keychain", "set-keychain-password", "show-keychain-info",
+}
+
+// matchSecurityCommand resolves a command or an unambiguous abbreviation of
+// one, as security(1) matches commands by prefix.
+func matchSecurityCommand(c string) string {
+	if c == "" {
+		return ""
+	}
+	for _, name := range securityCommands {
+		if strings.HasPrefix(name, c) {
+			return name
+		}
+	}
+	return ""
+}
+
+// getopt parses single-letter options; those in withArg take a value.
+func getopt(args []string, withArg, plain string) (map[byte]string, []string, bool) {
+	opts := map[byte]string{}
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if len(a) != 2 || a[0] != '-' {
+			break
+		}
+		switch {
+		case strings.IndexByte(withArg, a[1]) >= 0:
+			if i+1 >= len(args) {
+				return nil, nil, false
+			}
+			opts[a[1]] = args[i+1]
+			i++
+		case strings.IndexByte(plain, a[1]) >= 0:
+			opts[a[1]] = ""
+		default:
+			return nil, nil, false
+		}
+	}
+	return opts, args[i:], true
+}
+
+func (in *inv) security() int {
+	if len(in.args) == 0 {
+		fmt.Fprintln(in.stderr, "usage: security [-h] [-i] [-l] [-p prompt] [-q] [-v] [command] [opt ...]")
+		return 2
+	}
+	cmd := matchSecurityCommand(in.args[0])
+	rest := in.args[1:]
+	switch cmd {
+	case "unlock-keychain":
+		return in.secUnlock(rest)
+	case "set-keychain-password":
+		return in.secSetPassword(rest)
+	case "create-keychain":
+		return in.secCreate(rest)
+	case "show-keychain-info":
+		return in.secShowInfo(rest)
+	case "login-keychain", "default-keychain":
+		return in.secPref(cmd, rest)
+	case "list-keychains":
+		def, st := in.defaultKeychain(false)
+		if st.code == 0 {
+			fmt.Fprintf(in.stdout, "    %q\n", def)
+		}
+		fmt.Fprintf(in.stdout, "    %q\n", "/Library/Keychains/System.keychain")
+		return 0
+	}
+	fmt.Fprintf(in.stderr, "security: unknown command \"%s\"\n", in.args[0])
+	return 1
+}
+
+func (in *inv) secUsage(cmd, usage string) int {
+	fmt.Fprintf(in.stderr, "Usage: %s %s\n", cmd, usage)
+	return 2
+}
+
+// defaultKeychain is the caller's login (or default) keychain: its
+// preference, or ~/Library/Keychains/login.keychain-db of the account whose
+// uid is the caller's effective uid.
+func (in *inv) defaultKeychain(login bool) (string, osStatus) {
+	p := in.st.KeychainPrefs[in.euid]
+	if login && p.Login != "" {
+		return p.Login, osStatus{}
+	}
+	if !login && p.Default != "" {
+		return p.Default, osStatus{}
+	}
+	rec := in.st.userByUID(in.euid)
+	if rec == nil || in.euid == 0 {
+		return "", errSecNoDefaultKeychain
+	}
+	return filepath.Join(rec.first("NFSHomeDirectory"), "Library", "Keychains", "login.keychain-db"), osStatus{}
+}
+
+// readKeychain reads a keychain file with the caller's own permissions.
+func readKeychainFile(path string) (*keychainFile, osStatus) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errSecNoSuchKeychain
+	case errors.Is(err, fs.ErrPermission):
+		return nil, errUnixPermission
+	case err != nil:
+		return nil, errSecInvalidKeychain
+	}
+	kf, err := parseKeychainFile(data)
+	if err != nil {
+		return nil, errSecInvalidKeychain
+	}
+	return kf, osStatus{}
+}
+
+func (in *inv) secUnlock(args []string) int {
+	opts, rest, ok := getopt(args, "p", "u")
+	if !ok || len(rest) > 1 {
+		return in.secUsage("unlock-keychain", "[-u] [-p password] [keychain]")
+	}
+	name, path := "default", ""
+	if len(rest) == 1 {
+		name, path = rest[0], rest[0]
+	} else {
+		var st osStatus
+		if path, st = in.defaultKeychain(false); st.code != 0 {
+			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
+			return st.exit()
+		}
+	}
+	var pw []byte
+	if v, ok := opts['p']; ok {
+		pw = []byte(v)
+	} else {
+		pw = in.getpass("password to unlock " + name + ": ")
+	}
+	kf, st := readKeychainFile(path)
+	if st.code == 0 {
+		if _, err := kf.unlock(pw); err != nil {
+			st = errSecAuthFailed
+		}
+	}
+	if st.code != 0 {
+		fmt.Fprintf(in.stderr, "security: SecKeychainUnlock %s: %s\n", name, st.msg)
+		return st.exit()
+	}
+	return 0
+}
+
+func (in *inv) secSetPassword(args []string) int {
+	opts, rest, ok := getopt(args, "op", "")
+	if !ok || len(rest) > 1 {
+		return in.secUsage("set-keychain-password", "[-o oldPassword] [-p newPassword] [keychain]")
+	}
+	var path string
+	if len(rest) == 1 {
+		path = rest[0]
+	} else {
+		var st osStatus
+		if path, st = in.defaultKeychain(false); st.code != 0 {
+			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
+			return st.exit()
+		}
+	}
+	oldPW := []byte(opts['o'])
+	if _, ok := opts['o']; !ok {
+		oldPW = in.getpass("Old Password: ")
+	}
+	newPW := []byte(opts['p'])
+	if _, ok := opts['p']; !ok {
+		newPW = in.getpass("New Password: ")
+		if again := in.getpass("Retype New Password: "); !bytes.Equal(newPW, again) {
+			fmt.Fprintln(in.stderr, "security: try again")
+			return 1
+		}
+	}
+	fail := func(st osStatus) int {
+		fmt.Fprintf(in.stderr, "security: error changing password for \"%s\": %s\n", path, st.msg)
+		return st.exit()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if _, st := readKeychainFile(path); st.code != 0 {
+			return fail(st)
+		}
+		return fail(errSecInvalidKeychain)
+	}
+	out, err := rekeyKeychain(data, oldPW, newPW)
+	switch {
+	case errors.Is(err, errKeychainPassphrase):
+		return fail(errSecAuthFailed)
+	case err != nil:
+		return fail(errSecInvalidKeychain)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fail(errSecNoSuchKeychain)
+	}
+	uid, gid := fileOwner(fi)
+	if err := writeFileAtomic(path, out, fi.Mode().Perm(), uid, gid); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fail(errUnixPermission)
+		}
+		return fail(errSecInvalidKeychain)
+	}
+	return 0
+}
+
+func (in *inv) secCreate(args []string) int {
+	opts, rest, ok := getopt(args, "p", "P")
+	if !ok || len(rest) == 0 {
+		return in.secUsage("create-keychain", "[-P] [-p password] [keychains...]")
+	}
+	for _, kc := range rest {
+		path := kc
+		if !filepath.IsAbs(path) {
+			rec := in.st.userByUID(in.euid)
+			if rec == nil {
+				fmt.Fprintf(in.stderr, "security: SecKeychainCreate %s: %s\n", kc, errSecNoDefaultKeychain.msg)
+				return errSecNoDefaultKeychain.exit()
+			}
+			path = filepath.Join(rec.first("NFSHomeDirectory"), "Library", "Keychains", kc)
+		}
+		var pw []byte
+		if v, ok := opts['p']; ok {
+			pw = []byte(v)
+		} else {
+			pw = in.getpass("password for new keychain: ")
+			if again := in.getpass("retype password for new keychain: "); !bytes.Equal(pw, again) {
+				fmt.Fprintln(in.stderr, "passwords don't match")
+				return 1
+			}
+		}
+		fail := func(st osStatus) int {
+			fmt.Fprintf(in.stderr, "security: SecKeychainCreate %s: %s\n", kc, st.msg)
+			return st.exit()
+		}
+		if _, err := os.Lstat(path); err == nil {
+			return fail(errSecDuplicateKeychain)
+		}
+		data, err := newKeychainFile(pw, nil)
+		if err != nil {
+			return fail(errSecInvalidKeychain)
+		}
+		if err := writeFileAtomic(path, data, 0o600, -1, -1); err != nil {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return fail(errUnixNoEntry)
+			case errors.Is(err, fs.ErrPermission):
+				return fail(errUnixPermission)
+			}
+			return fail(errSecInvalidKeychain)
+		}
+	}
+	return 0
+}
+
+func (in *inv) secShowInfo(args []string) int {
+	if len(args) > 1 {
+		return in.secUsage("show-keychain-info", "[keychain]")
+	}
+	var name string
+	if len(args) == 1 {
+		name = args[0]
+	} else {
+		var st osStatus
+		if name, st = in.defaultKeychain(false); st.code != 0 {
+			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
+			return st.exit()
+		}
+	}
+	kf, st := readKeychainFile(name)
+	if st.code != 0 {
+		fmt.Fprintf(in.stderr, "security: SecKeychainCopySettings %s: %s\n", name, st.msg)
+		return st.exit()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Keychain %q", name)
+	if kf.LockOnSleep {
+		b.WriteString(" lock-on-sleep")
+	}
+	if kf.Timeout > 0 {
+		fmt.Fprintf(&b, " timeout=%ds", kf.Timeout)
+	} else {
+		b.WriteString(" no-timeout")
+	}
+	fmt.Fprintln(in.stderr, b.String())
+	return 0
+}
+
+// secPref shows or sets (-s) the caller's login or default keychain.
+func (in *inv) secPref(cmd string, args []string) int {
+	opts, rest, ok := getopt(args, "d", "s")
+	if !ok || len(rest) > 1 {
+		return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
+	}
+	if d, ok := opts['d']; ok && d != "user" {
+		if d == "system" && cmd == "default-keychain" {
+			fmt.Fprintf(in.stdout, "    %q\n", "/Library/Keychains/System.keychain")
+			return 0
+		}
+		return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
+	}
+	login := cmd == "login-keychain"
+	if _, set := opts['s']; set {
+		if len(rest) != 1 {
+			return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
+		}
+		p := in.st.KeychainPrefs[in.euid]
+		if login {
+			p.Login = rest[0]
+		} else {
+			p.Default = rest[0]
+		}
+		in.st.KeychainPrefs[in.euid] = p
+		in.dirty = true
+		return 0
+	}
+	path, st := in.defaultKeychain(login)
+	if st.code != 0 {
+		fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
+		return st.exit()
+	}
+	fmt.Fprintf(in.stdout, "    %q\n", path)
+	return 0
+}
