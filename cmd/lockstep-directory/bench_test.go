@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,17 +21,25 @@ import (
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
-// BenchmarkIdleConnectionMemory connects idle agents to the real binary
-// (with its own TLS) and reports the server's live heap plus stacks per
-// connection, read through the admin API after a collection. The design
-// target is <= 20 KiB. Run with:
-//
-//	go test ./cmd/lockstep-directory -run '^$' -bench IdleConnectionMemory -benchtime 1x
-func BenchmarkIdleConnectionMemory(b *testing.B) {
-	const n = 2000
-	dir := b.TempDir()
-	s := startB(b, dir)
-	defer s.Process.Kill()
+// fleet is n enrolled agents connected to a lockstep-directory process.
+type fleet struct {
+	b     *testing.B
+	cl    *admin.Client
+	info  admin.Info
+	tc    *tls.Config
+	devs  []benchDev
+	conns []*websocket.Conn
+	// pushes receives, per device, the arrival time of each push.
+	pushes []chan time.Time
+	wmu    []sync.Mutex
+}
+
+type benchDev struct {
+	id  string
+	key ed25519.PrivateKey
+}
+
+func newFleet(b *testing.B, dir string, n int) *fleet {
 	cl, err := admin.FromDataDir(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -39,105 +48,184 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	pem, _ := os.ReadFile(info.CAFile)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	tc := &tls.Config{RootCAs: roots}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	f := &fleet{b: b, cl: cl, info: info, tc: &tls.Config{RootCAs: roots}, devs: make([]benchDev, n),
+		conns: make([]*websocket.Conn, n), pushes: make([]chan time.Time, n), wmu: make([]sync.Mutex, n)}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: f.tc}}
+	f.parallel(func(i int) {
+		tok, err := cl.CreateEnrollToken(b.Context(), admin.EnrollTokenRequest{})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		body, _ := json.Marshal(protocol.EnrollRequest{Token: tok.Token, PublicKey: pub, Hostname: fmt.Sprintf("mac-%d", i)})
+		resp, err := hc.Post(info.URL+protocol.EnrollPath, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		var er protocol.EnrollResponse
+		_ = json.NewDecoder(resp.Body).Decode(&er)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Errorf("enroll: HTTP %d", resp.StatusCode)
+			return
+		}
+		f.devs[i] = benchDev{id: er.DeviceID, key: priv}
+		f.pushes[i] = make(chan time.Time, 16)
+	})
+	return f
+}
 
-	type dev struct {
-		id  string
-		key ed25519.PrivateKey
-	}
-	devs := make([]dev, n)
+func (f *fleet) parallel(fn func(i int)) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for i := range devs {
+	for i := range f.devs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tok, err := cl.CreateEnrollToken(b.Context(), admin.EnrollTokenRequest{})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-			body, _ := json.Marshal(protocol.EnrollRequest{Token: tok.Token, PublicKey: pub, Hostname: fmt.Sprintf("mac-%d", i)})
-			resp, err := hc.Post(info.URL+protocol.EnrollPath, "application/json", bytes.NewReader(body))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			var er protocol.EnrollResponse
-			_ = json.NewDecoder(resp.Body).Decode(&er)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("enroll: HTTP %d", resp.StatusCode)
-				return
-			}
-			devs[i] = dev{id: er.DeviceID, key: priv}
+			fn(i)
 		}()
 	}
 	wg.Wait()
-	before, err := cl.Stats(b.Context(), true)
+}
+
+// connect dials and authenticates device i; its reader records pushes.
+func (f *fleet) connect(i int) error {
+	d := websocket.Dialer{TLSClientConfig: f.tc, ReadBufferSize: 512, WriteBufferSize: 512, HandshakeTimeout: 30 * time.Second}
+	ws, _, err := d.Dial("wss"+strings.TrimPrefix(f.info.URL, "https")+protocol.AgentPath, nil)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
-	b.ResetTimer()
-	d := websocket.Dialer{TLSClientConfig: tc, ReadBufferSize: 512, WriteBufferSize: 512, HandshakeTimeout: 30 * time.Second}
-	wsURL := "wss" + strings.TrimPrefix(info.URL, "https") + protocol.AgentPath
-	conns := make([]*websocket.Conn, n)
-	start := time.Now()
-	for i := range devs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ws, _, err := d.Dial(wsURL, nil)
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		return err
+	}
+	env, err := protocol.Decode(data)
+	if err != nil {
+		return err
+	}
+	var h protocol.Hello
+	_ = env.Decode(&h)
+	a, _ := protocol.New(protocol.TypeAuth, protocol.Auth{DeviceID: f.devs[i].id,
+		Signature: ed25519.Sign(f.devs[i].key, protocol.AuthMessage(f.devs[i].id, h.Challenge))})
+	msg, _ := protocol.Encode(a)
+	if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		return err
+	}
+	if _, _, err := ws.ReadMessage(); err != nil { // welcome
+		return err
+	}
+	f.conns[i] = ws
+	go func() {
+		for {
+			_, data, err := ws.ReadMessage()
 			if err != nil {
-				b.Error(err)
 				return
 			}
-			_, data, _ := ws.ReadMessage()
-			env, _ := protocol.Decode(data)
-			var h protocol.Hello
-			_ = env.Decode(&h)
-			a, _ := protocol.New(protocol.TypeAuth, protocol.Auth{DeviceID: devs[i].id,
-				Signature: ed25519.Sign(devs[i].key, protocol.AuthMessage(devs[i].id, h.Challenge))})
-			msg, _ := protocol.Encode(a)
-			_ = ws.WriteMessage(websocket.TextMessage, msg)
-			if _, _, err := ws.ReadMessage(); err != nil { // welcome
-				b.Error(err)
-				return
+			at := time.Now()
+			if env, err := protocol.Decode(data); err == nil && protocol.IsPush(env.Type) {
+				f.pushes[i] <- at
+				ack, _ := protocol.New(protocol.TypeAckPush, protocol.AckPush{Seq: env.Seq})
+				b, _ := protocol.Encode(ack)
+				f.wmu[i].Lock()
+				_ = ws.WriteMessage(websocket.TextMessage, b)
+				f.wmu[i].Unlock()
 			}
-			conns[i] = ws
-			go func() { // answer pings; stay idle
-				for {
-					if _, _, err := ws.ReadMessage(); err != nil {
-						return
-					}
-				}
-			}()
-		}()
-	}
-	wg.Wait()
-	connectTime := time.Since(start)
-	time.Sleep(time.Second)
-	after, err := cl.Stats(b.Context(), true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if after.Connections != n {
-		b.Fatalf("%d connections, want %d", after.Connections, n)
-	}
-	perConn := float64((after.HeapBytes+after.StackBytes)-(before.HeapBytes+before.StackBytes)) / n
-	b.ReportMetric(perConn, "B/conn")
-	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/n, "goroutines/conn")
-	b.ReportMetric(connectTime.Seconds(), "s-to-connect")
-	for _, c := range conns {
+		}
+	}()
+	return nil
+}
+
+func (f *fleet) send(i int, typ string, body any) {
+	env, _ := protocol.New(typ, body)
+	env.ID = "b1"
+	b, _ := protocol.Encode(env)
+	f.wmu[i].Lock()
+	defer f.wmu[i].Unlock()
+	_ = f.conns[i].WriteMessage(websocket.TextMessage, b)
+}
+
+func (f *fleet) close() {
+	for _, c := range f.conns {
 		if c != nil {
 			c.Close()
 		}
 	}
+}
+
+// BenchmarkIdleConnectionMemory connects idle agents to the real binary
+// (with its own TLS) and reports the server's live heap plus stacks per
+// connection, read through the admin API after a collection (target:
+// <= 20 KiB), then, while all are connected, the time from an admin
+// reset request to the push's arrival at the bound agent (target: p99 <=
+// 100 ms; hashing is cheap here, see startB) and from the admin response
+// to the push (usually 0: the push is written first). Run with:
+//
+//	go test ./cmd/lockstep-directory -run '^$' -bench . -benchtime 1x
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	const n, resets = 2000, 200
+	dir := b.TempDir()
+	s := startB(b, dir)
+	defer s.Process.Kill()
+	f := newFleet(b, dir, n)
+	defer f.close()
+	before, err := f.cl.Stats(b.Context(), true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	f.parallel(func(i int) {
+		if err := f.connect(i); err != nil {
+			b.Error(err)
+		}
+	})
+	connectTime := time.Since(start)
+	time.Sleep(time.Second)
+	after, err := f.cl.Stats(b.Context(), true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if after.Connections != n {
+		b.Fatalf("%d connections, want %d", after.Connections, n)
+	}
+	b.ReportMetric(float64((after.HeapBytes+after.StackBytes)-(before.HeapBytes+before.StackBytes))/n, "B/conn")
+	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/n, "goroutines/conn")
+	b.ReportMetric(connectTime.Seconds(), "s-to-connect")
+
+	// Reset latency while all are connected: one user per device for the
+	// first `resets` devices.
+	for i := range resets {
+		name := fmt.Sprintf("user%d", i)
+		if _, err := f.cl.AddUser(b.Context(), admin.AddUserRequest{Name: name, Password: protocol.Secret("Bench-Pass-1234")}); err != nil {
+			b.Fatal(err)
+		}
+		f.send(i, protocol.TypeGetAccount, protocol.GetAccountRequest{User: name})
+	}
+	time.Sleep(time.Second)
+	var lat, full []time.Duration
+	for i := range resets {
+		began := time.Now()
+		_, err := f.cl.ResetPassword(b.Context(), fmt.Sprintf("user%d", i), admin.ResetRequest{Temporary: true})
+		done := time.Now()
+		if err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case at := <-f.pushes[i]:
+			lat = append(lat, max(0, at.Sub(done)))
+			full = append(full, at.Sub(began))
+		case <-time.After(10 * time.Second):
+			b.Fatalf("no push for user%d", i)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	slices.Sort(full)
+	b.ReportMetric(float64(full[len(full)*99/100].Microseconds())/1000, "ms-request-to-push-p99")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "ms-reset-p99")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-reset-p50")
 }
