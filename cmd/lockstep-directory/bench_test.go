@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,9 +152,10 @@ func (f *fleet) send(i int, typ string, body any) {
 }
 
 func (f *fleet) close() {
-	for _, c := range f.conns {
+	for i, c := range f.conns {
 		if c != nil {
 			c.Close()
+			f.conns[i] = nil
 		}
 	}
 }
@@ -166,12 +170,21 @@ func (f *fleet) close() {
 //
 //	go test ./cmd/lockstep-directory -run '^$' -bench . -benchtime 1x
 func BenchmarkIdleConnectionMemory(b *testing.B) {
-	const n, resets = 2000, 200
+	n, resets := 2000, 200
+	if v, err := strconv.Atoi(os.Getenv("LOCKSTEP_BENCH_AGENTS")); err == nil && v >= resets {
+		n = v
+	}
 	dir := b.TempDir()
-	s := startB(b, dir)
-	defer s.Process.Kill()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := startB(b, dir, addr)
+	defer func() { _ = s.Process.Kill() }()
 	f := newFleet(b, dir, n)
-	defer f.close()
+	defer func() { f.close() }()
 	before, err := f.cl.Stats(b.Context(), true)
 	if err != nil {
 		b.Fatal(err)
@@ -192,8 +205,8 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	if after.Connections != n {
 		b.Fatalf("%d connections, want %d", after.Connections, n)
 	}
-	b.ReportMetric(float64((after.HeapBytes+after.StackBytes)-(before.HeapBytes+before.StackBytes))/n, "B/conn")
-	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/n, "goroutines/conn")
+	b.ReportMetric(float64((after.HeapBytes+after.StackBytes)-(before.HeapBytes+before.StackBytes))/float64(n), "B/conn")
+	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/conn")
 	b.ReportMetric(connectTime.Seconds(), "s-to-connect")
 
 	// Reset latency while all are connected: one user per device for the
@@ -222,6 +235,29 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			b.Fatalf("no push for user%d", i)
 		}
 	}
+
+	// Restart: SIGTERM, start again, every agent redials at once (16 in
+	// flight at a time, retrying until the server is back).
+	if err := s.Process.Signal(syscall.SIGTERM); err != nil {
+		b.Fatal(err)
+	}
+	_ = s.Wait()
+	f.close()
+	restart := time.Now()
+	s = startB(b, dir, addr)
+	f.parallel(func(i int) {
+		for {
+			if err := f.connect(i); err == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	reconnect := time.Since(restart)
+	if st, err := f.cl.Stats(b.Context(), false); err != nil || st.Connections != n {
+		b.Fatalf("after restart: %+v %v", st, err)
+	}
+	b.ReportMetric(reconnect.Seconds(), "s-to-reconnect-all")
 	b.StopTimer()
 	slices.Sort(lat)
 	slices.Sort(full)

@@ -62,10 +62,11 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// startB starts a server for a benchmark, with cheap argon2id parameters so
-// that resets measure the push path rather than the hash.
-func startB(b *testing.B, dir string) *exec.Cmd {
-	cmd := exec.Command(binary, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-level", "warn",
+// startB starts a server for a benchmark on addr, with cheap argon2id
+// parameters so that resets measure the push path rather than the hash.
+func startB(b *testing.B, dir, addr string) *exec.Cmd {
+	_ = os.Remove(filepath.Join(dir, "admin.json"))
+	cmd := exec.Command(binary, "serve", "--data", dir, "--listen", addr, "--log-level", "warn",
 		"--address-rate-burst", "1000000", "--address-rate-every", "1ns",
 		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1")
 	cmd.Stderr = os.Stderr
