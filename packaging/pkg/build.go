@@ -152,10 +152,10 @@ func marshalXML(v any) ([]byte, error) {
 }
 
 // gzipped compresses b with a header that holds no name and no time, so
-// the same input gives the same bytes.
+// the same input gives the same bytes. The default level is pkgbuild's.
 func gzipped(b []byte) ([]byte, error) {
 	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}
