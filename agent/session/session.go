@@ -38,7 +38,7 @@ import (
 // root-only file elsewhere.
 type KeyStore interface {
 	Get(name string) ([]byte, error)
-	Set(name string, value []byte) error
+	Put(name string, value []byte) error
 	Delete(name string) error
 }
 
@@ -257,7 +257,7 @@ func (s *Session) enroll(ctx context.Context) error {
 	}
 	seed := priv.Seed()
 	defer clear(seed)
-	if err := s.opt.Keys.Set(keyName, seed); err != nil {
+	if err := s.opt.Keys.Put(keyName, seed); err != nil {
 		return fmt.Errorf("storing device key: %w", err)
 	}
 	s.mu.Lock()

@@ -33,7 +33,7 @@ func (k *memKeys) Get(n string) ([]byte, error) {
 	}
 	return append([]byte(nil), v...), nil
 }
-func (k *memKeys) Set(n string, v []byte) error {
+func (k *memKeys) Put(n string, v []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.m[n] = append([]byte(nil), v...)

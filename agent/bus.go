@@ -1,0 +1,51 @@
+package agent
+
+import (
+	"sync"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+)
+
+// bus fans events out to the local API's watchers. It never blocks the
+// engine: a watcher that falls behind loses events, except that a pending
+// status event is kept, so it always catches up with the latest state.
+type bus struct {
+	mu   sync.Mutex
+	subs map[chan localapi.Event]struct{}
+}
+
+func newBus() *bus { return &bus{subs: map[chan localapi.Event]struct{}{}} }
+
+func (b *bus) publish(ev localapi.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs {
+		select {
+		case ch <- ev:
+		default:
+			if ev.Type == localapi.EventStatus {
+				// Make room for the status: drop the oldest event.
+				select {
+				case <-ch:
+				default:
+				}
+				select {
+				case ch <- ev:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (b *bus) subscribe() (<-chan localapi.Event, func()) {
+	ch := make(chan localapi.Event, 64)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		delete(b.subs, ch)
+		b.mu.Unlock()
+	}
+}

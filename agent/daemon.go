@@ -1,0 +1,352 @@
+// Package agent is lockstepd: it wires the configuration, the directory
+// session, the sync engine and the local API together, and implements what
+// the local API serves.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/agent/api"
+	"github.com/lockstep-dev/lockstep/agent/config"
+	"github.com/lockstep-dev/lockstep/agent/engine"
+	"github.com/lockstep-dev/lockstep/agent/journal"
+	"github.com/lockstep-dev/lockstep/agent/session"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/version"
+)
+
+// stopWait is how long a stopping daemon lets a running operation finish.
+// launchd sends SIGKILL 20 s after SIGTERM by default.
+const stopWait = 15 * time.Second
+
+// Options configure a Daemon.
+type Options struct {
+	Config *config.Config
+	Log    *slog.Logger
+	// Ring holds recent log records for diagnostics; may be nil.
+	Ring *LogRing
+	// Mac is the platform; Run builds it from the configuration when nil.
+	Mac *engine.Mac
+	// Keys keeps the device key; built from the platform when nil.
+	Keys session.KeyStore
+	// ConsoleUser returns who is logged in at the screen, if anyone.
+	ConsoleUser func(ctx context.Context) (string, error)
+}
+
+// Daemon is lockstepd.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	ring    *LogRing
+	mac     engine.Mac
+	console func(ctx context.Context) (string, error)
+	bus     *bus
+	sess    *session.Session
+	dir     *directory
+	eng     *engine.Engine
+	jrnl    *journal.Journal
+	api     *api.Server
+
+	saMu sync.Mutex
+	sa   localapi.ServiceAccountStatus
+
+	bindMu  sync.Mutex
+	binding map[string]bool
+}
+
+// New builds a daemon; nothing runs until Run.
+func New(opt Options) (*Daemon, error) {
+	cfg := opt.Config
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	if opt.Mac == nil || opt.Keys == nil {
+		mac, keys, console, err := newPlatform(cfg, opt.Log)
+		if err != nil {
+			return nil, err
+		}
+		if opt.Mac == nil {
+			opt.Mac = mac
+		}
+		if opt.Keys == nil {
+			opt.Keys = keys
+		}
+		if opt.ConsoleUser == nil {
+			opt.ConsoleUser = console
+		}
+	}
+	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser,
+		bus: newBus(), binding: map[string]bool{}}
+	j, err := journal.Open(filepath.Join(cfg.StateDir, "operations"))
+	if err != nil {
+		return nil, err
+	}
+	d.jrnl = j
+	roots, err := cfg.RootCAs()
+	if err != nil {
+		return nil, err
+	}
+	d.sess, err = session.New(session.Options{
+		URL: cfg.DirectoryURL, RootCAs: roots, EnrollmentToken: cfg.EnrollmentToken,
+		StateDir: cfg.StateDir, Keys: opt.Keys, AgentVersion: version.Version, Log: opt.Log.With("component", "session"),
+		OnPush:    func(ctx context.Context, env *protocol.Envelope) error { return d.eng.HandlePush(ctx, env) },
+		OnState:   func(localapi.Connection) { d.bus.publish(localapi.Event{Type: localapi.EventStatus}) },
+		OnWelcome: d.welcomed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.dir = &directory{s: d.sess}
+	d.eng, err = engine.New(engine.Options{
+		StateDir: cfg.StateDir, Mac: d.mac, Directory: d.dir, Journal: j, Log: opt.Log.With("component", "engine"),
+		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, ExpiryWarningDays: cfg.ExpiryWarningDays,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.api = api.New(d, opt.Log.With("component", "localapi"))
+	return d, nil
+}
+
+// Run serves until ctx ends, then stops cleanly.
+func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := api.Listen(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	d.log.Info("lockstepd started", "version", version.Version, "socket", d.cfg.Socket, "directory", d.cfg.DirectoryURL)
+	d.refreshServiceAccount(ctx)
+	for local := range d.cfg.UserMap {
+		d.eng.Touch(local)
+	}
+	if err := d.jrnl.Prune(90*24*time.Hour, 5, time.Now()); err != nil {
+		d.log.Warn("journal prune failed", "err", err)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.api.Serve(ln) }()
+	sctx, stopSession := context.WithCancel(ctx)
+	sessDone := make(chan struct{})
+	go func() { d.sess.Run(sctx); close(sessDone) }()
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		d.log.Error("local api stopped", "err", err)
+	}
+	shut, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	if serr := d.api.Shutdown(shut); serr != nil {
+		d.log.Warn("local api shutdown", "err", serr)
+	}
+	stopSession()
+	<-sessDone
+	d.log.Info("lockstepd stopped")
+	return err
+}
+
+// welcomed runs on every new directory session: it takes the policy and
+// refreshes every known account, which also settles unconfirmed changes and
+// sends pending acknowledgements.
+func (d *Daemon) welcomed(w protocol.Welcome) {
+	d.dir.setPolicy(w.Policy)
+	d.eng.SetPolicy(w.Policy)
+	go d.bindAll()
+}
+
+func (d *Daemon) bindAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	users := map[string]bool{}
+	for local := range d.cfg.UserMap {
+		users[local] = true
+	}
+	for _, local := range d.eng.Bound() {
+		users[local] = true
+	}
+	if d.console != nil {
+		if u, err := d.console(ctx); err == nil && u != "" {
+			users[u] = true
+		}
+	}
+	for u := range users {
+		if err := d.eng.Bind(ctx, u); err != nil {
+			d.log.Warn("account not refreshed", "local_user", u, "err", err)
+		}
+	}
+}
+
+// ensureBound binds a caller's account the first time it is seen.
+func (d *Daemon) ensureBound(ctx context.Context, local string) {
+	if local == "" || d.eng.IsBound(local) {
+		return
+	}
+	d.bindMu.Lock()
+	if d.binding[local] {
+		d.bindMu.Unlock()
+		return
+	}
+	d.binding[local] = true
+	d.bindMu.Unlock()
+	defer func() {
+		d.bindMu.Lock()
+		delete(d.binding, local)
+		d.bindMu.Unlock()
+	}()
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := d.eng.Bind(bctx, local); err != nil {
+		d.log.Warn("account not bound", "local_user", local, "err", err)
+	}
+}
+
+func (d *Daemon) refreshServiceAccount(ctx context.Context) localapi.ServiceAccountStatus {
+	st := d.mac.Service.Status(ctx)
+	d.saMu.Lock()
+	d.sa = st
+	d.saMu.Unlock()
+	return st
+}
+
+// LocalUser implements api.Backend.
+func (d *Daemon) LocalUser(ctx context.Context, uid int) (string, error) {
+	return d.eng.LocalUser(ctx, uid)
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status(ctx context.Context, c api.Caller) *localapi.Status {
+	var accounts []localapi.Account
+	if c.Root() {
+		accounts = d.eng.Accounts(nil)
+	} else {
+		d.ensureBound(ctx, c.User)
+		accounts = d.eng.Accounts([]string{c.User})
+	}
+	d.saMu.Lock()
+	sa := d.sa
+	d.saMu.Unlock()
+	return &localapi.Status{Version: version.Version, Directory: d.sess.Status(), Accounts: accounts, ServiceAccount: sa}
+}
+
+// Policy implements api.Backend.
+func (d *Daemon) Policy(ctx context.Context, local string) (*localapi.PolicyResponse, error) {
+	d.ensureBound(ctx, local)
+	return d.eng.PolicyFor(local), nil
+}
+
+// Change implements api.Backend.
+func (d *Daemon) Change(ctx context.Context, local string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+	return d.eng.Change(ctx, local, req, progress)
+}
+
+// Sync implements api.Backend.
+func (d *Daemon) Sync(ctx context.Context, local string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+	return d.eng.Sync(ctx, local, req, progress)
+}
+
+// Doctor runs the engine's checks.
+func (d *Daemon) Doctor(ctx context.Context, local string, password protocol.Secret) localapi.DoctorReport {
+	d.ensureBound(ctx, local)
+	return d.eng.Doctor(ctx, local, password, d.dir.Connected())
+}
+
+// Subscribe implements api.Backend.
+func (d *Daemon) Subscribe() (<-chan localapi.Event, func()) { return d.bus.subscribe() }
+
+// Diagnostics implements api.Backend: a redacted support bundle. Root gets
+// everything; a user gets what concerns their own account.
+func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
+	host, _ := os.Hostname()
+	bundle := map[string]any{
+		"generated_at": time.Now().UTC(),
+		"version":      version.Version,
+		"go":           runtime.Version(),
+		"os":           runtime.GOOS + "/" + runtime.GOARCH,
+		"hostname":     host,
+		"status":       d.Status(ctx, c),
+	}
+	ops, err := d.jrnl.List()
+	if err != nil {
+		bundle["journal_error"] = err.Error()
+	}
+	var mine []*journal.Entry
+	for _, op := range ops {
+		if c.Root() || op.LocalUser == c.User {
+			mine = append(mine, op)
+		}
+	}
+	if len(mine) > 20 {
+		mine = mine[len(mine)-20:]
+	}
+	bundle["operations"] = mine
+	if c.Root() {
+		bundle["config"] = d.cfg.Redacted()
+		if d.ring != nil {
+			bundle["logs"] = d.ring.Records()
+		}
+	}
+	return bundle, nil
+}
+
+// ServiceAccount implements api.Backend.
+func (d *Daemon) ServiceAccount(ctx context.Context) localapi.ServiceAccountStatus {
+	return d.refreshServiceAccount(ctx)
+}
+
+// SetupServiceAccount implements api.Backend.
+func (d *Daemon) SetupServiceAccount(ctx context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error) {
+	if req.AdminUser == "" || req.AdminPassword.Empty() {
+		return localapi.ServiceAccountStatus{}, &localapi.Error{Code: localapi.CodeBadRequest, Message: "Give a SecureToken admin's name and password."}
+	}
+	err := d.mac.Service.Setup(ctx, req.AdminUser, req.AdminPassword)
+	st := d.refreshServiceAccount(ctx)
+	d.bus.publish(localapi.Event{Type: localapi.EventStatus})
+	if err != nil {
+		return st, serviceError("set up", err)
+	}
+	return st, nil
+}
+
+// RotateServiceAccount implements api.Backend.
+func (d *Daemon) RotateServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error) {
+	err := d.mac.Service.Rotate(ctx)
+	st := d.refreshServiceAccount(ctx)
+	if err != nil {
+		return st, serviceError("rotate", err)
+	}
+	return st, nil
+}
+
+// RemoveServiceAccount implements api.Backend.
+func (d *Daemon) RemoveServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error) {
+	err := d.mac.Service.Remove(ctx)
+	st := d.refreshServiceAccount(ctx)
+	d.bus.publish(localapi.Event{Type: localapi.EventStatus})
+	if err != nil {
+		return st, serviceError("remove", err)
+	}
+	return st, nil
+}
+
+func serviceError(what string, err error) error {
+	if errors.Is(err, engine.ErrWrongPassword) {
+		return &localapi.Error{Code: localapi.CodeWrongLocal, Message: "The admin password is not correct."}
+	}
+	if errors.Is(err, engine.ErrNoSecureToken) {
+		return &localapi.Error{Code: localapi.CodeNoServiceAcct, Message: "That admin has no SecureToken, so it cannot grant one.",
+			Hint: "Use an admin listed by `sudo fdesetup list`."}
+	}
+	return &localapi.Error{Code: localapi.CodePlatform, Message: fmt.Sprintf("Could not %s the service account: %v", what, err)}
+}

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/agent/config"
+	"github.com/lockstep-dev/lockstep/agent/engine"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/platform"
+)
+
+// newPlatform builds the engine's view of the Mac from the platform layer,
+// the key store for the device key, and the console-user lookup.
+func newPlatform(cfg *config.Config, log *slog.Logger) (*engine.Mac, *secretStore, func(context.Context) (string, error), error) {
+	r := platform.NewRunner(platform.Config{
+		ToolsDir: cfg.ToolsDir,
+		Logger:   log.With("component", "platform"),
+		// Only a simulated Mac run by a non-root developer may skip the
+		// switch to the keychain owner's uid; the real daemon is root.
+		RunUserStepsAsSelf: cfg.ToolsDir != "" && os.Geteuid() != 0,
+	})
+	store := platform.NewSystemSecretStore(platform.SecretService, filepath.Join(cfg.StateDir, "secrets"))
+	m := &mac{
+		accounts: platform.NewAccounts(r),
+		keychain: platform.NewKeychains(r),
+		fv:       platform.NewFileVault(r),
+		service:  platform.NewServiceAccount(r, store),
+	}
+	console := platform.NewConsole(r)
+	consoleUser := func(ctx context.Context) (string, error) {
+		u, ok, err := console.User(ctx)
+		if err != nil || !ok {
+			return "", err
+		}
+		return u.Name, nil
+	}
+	return &engine.Mac{Accounts: m, Keychain: m, FileVault: m, Service: m}, &secretStore{store}, consoleUser, nil
+}
+
+// secretStore adapts platform.SecretStore to the session's KeyStore.
+type secretStore struct{ platform.SecretStore }
+
+// mac adapts the platform layer to the engine's interfaces and maps its
+// errors to the engine's.
+type mac struct {
+	accounts *platform.Accounts
+	keychain *platform.Keychains
+	fv       *platform.FileVault
+	service  *platform.ServiceAccount
+
+	mu     sync.Mutex
+	uids   map[int]string
+	uidsAt time.Time
+}
+
+// mapErr keeps the platform's error (and its tool text) and adds the
+// engine's sentinel.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, m := range []struct{ from, to error }{
+		{platform.ErrWrongPassword, engine.ErrWrongPassword},
+		{platform.ErrKeychainWrongPassword, engine.ErrWrongPassword},
+		{platform.ErrAccountDisabled, engine.ErrAccountDisabled},
+		{platform.ErrPolicy, engine.ErrPolicyRefused},
+		{platform.ErrNoSuchUser, engine.ErrNoSuchUser},
+		{platform.ErrNoSecureToken, engine.ErrNoSecureToken},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w: %w", m.to, err)
+		}
+	}
+	return err
+}
+
+func (m *mac) Lookup(ctx context.Context, name string) (engine.LocalAccount, error) {
+	a, err := m.accounts.Lookup(ctx, name)
+	if err != nil {
+		return engine.LocalAccount{}, mapErr(err)
+	}
+	return engine.LocalAccount{Name: a.Name, UID: a.UID, GID: a.GID, Home: a.Home, RealName: a.RealName,
+		GeneratedUID: a.GeneratedUID, SecureToken: a.SecureToken, Disabled: a.Disabled}, nil
+}
+
+// LookupUID maps a uid to its short name, from a list refreshed at most
+// once a minute (and at once for an unknown uid).
+func (m *mac) LookupUID(ctx context.Context, uid int) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if name, ok := m.uids[uid]; ok && time.Since(m.uidsAt) < time.Minute {
+		return name, nil
+	}
+	list, err := m.accounts.List(ctx)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	m.uids, m.uidsAt = map[int]string{}, time.Now()
+	for name, id := range list {
+		// Several names can share a uid (root and system aliases); keep the
+		// shortest, which is the canonical one on macOS.
+		if cur, ok := m.uids[id]; !ok || len(name) < len(cur) || (len(name) == len(cur) && name < cur) {
+			m.uids[id] = name
+		}
+	}
+	if name, ok := m.uids[uid]; ok {
+		return name, nil
+	}
+	return "", fmt.Errorf("uid %d: %w", uid, engine.ErrNoSuchUser)
+}
+
+func (m *mac) Verify(ctx context.Context, name string, pw []byte) error {
+	return mapErr(m.accounts.VerifyPassword(ctx, name, pw))
+}
+
+func (m *mac) Change(ctx context.Context, name string, old, new []byte) error {
+	return mapErr(m.accounts.ChangePassword(ctx, name, old, new))
+}
+
+func (m *mac) Exists(ctx context.Context, a engine.LocalAccount) (bool, error) {
+	ok, err := m.keychain.Exists(ctx, a.Name)
+	return ok, mapErr(err)
+}
+
+func (m *mac) Opens(ctx context.Context, a engine.LocalAccount, pw []byte) (bool, error) {
+	ok, err := m.keychain.Opens(ctx, a.Name, pw)
+	return ok, mapErr(err)
+}
+
+func (m *mac) Rekey(ctx context.Context, a engine.LocalAccount, old, new []byte) error {
+	return mapErr(m.keychain.Rekey(ctx, a.Name, old, new))
+}
+
+func (m *mac) MoveAside(ctx context.Context, a engine.LocalAccount) (string, error) {
+	p, err := m.keychain.MoveAside(ctx, a.Name)
+	return p, mapErr(err)
+}
+
+func (m *mac) Create(ctx context.Context, a engine.LocalAccount, pw []byte) error {
+	_, err := m.keychain.Create(ctx, a.Name, pw)
+	return mapErr(err)
+}
+
+func (m *mac) Active(ctx context.Context) (bool, error) {
+	on, err := m.fv.IsActive(ctx)
+	return on, mapErr(err)
+}
+
+func (m *mac) IsUser(ctx context.Context, name string) (bool, error) {
+	ok, err := m.fv.IsFileVaultUser(ctx, name)
+	return ok, mapErr(err)
+}
+
+func (m *mac) SecureToken(ctx context.Context, name string) (bool, error) {
+	ok, err := m.fv.SecureTokenStatus(ctx, name)
+	return ok, mapErr(err)
+}
+
+func (m *mac) RefreshPreboot(ctx context.Context) error { return mapErr(m.fv.RefreshPreboot(ctx)) }
+
+func (m *mac) Status(ctx context.Context) localapi.ServiceAccountStatus {
+	st, err := m.service.Status(ctx)
+	if err != nil {
+		return localapi.ServiceAccountStatus{Detail: "could not check: " + err.Error()}
+	}
+	out := localapi.ServiceAccountStatus{Present: st.Exists, SecureToken: st.SecureToken, Usable: st.Ready()}
+	switch {
+	case !st.Exists:
+		out.Detail = "not set up"
+	case !st.SecureToken:
+		out.Detail = "it has no SecureToken"
+	case !st.PasswordStored:
+		out.Detail = "its password is not in the secret store"
+	case !st.PasswordWorks:
+		out.Detail = "its stored password does not work"
+	case st.RotationPending:
+		out.Detail = "a password rotation awaits confirmation"
+	}
+	return out
+}
+
+func (m *mac) Setup(ctx context.Context, adminUser string, adminPW []byte) error {
+	return mapErr(m.service.Create(ctx, adminUser, adminPW))
+}
+
+func (m *mac) Rotate(ctx context.Context) error { return mapErr(m.service.Rotate(ctx)) }
+
+func (m *mac) Remove(ctx context.Context) error { return mapErr(m.service.Remove(ctx)) }
+
+func (m *mac) Reset(ctx context.Context, user string, pw []byte) error {
+	return mapErr(m.service.ResetUserPassword(ctx, user, pw))
+}
