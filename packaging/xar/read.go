@@ -152,6 +152,9 @@ func Open(r io.ReaderAt, size int64) (*Archive, error) {
 				return fmt.Errorf("%w: %s: mode %q", ErrFormat, f.Name, f.Mode)
 			}
 			e := Entry{Path: prefix + f.Name, Type: f.Type, Mode: fs.FileMode(mode).Perm(), UID: f.UID, GID: f.GID, User: f.User, Group: f.Group}
+			if f.Type == "directory" {
+				e.Mode |= fs.ModeDir
+			}
 			if f.Data != nil {
 				d := f.Data
 				e.Size, e.Length, e.Offset, e.Encoding = d.Size, d.Length, d.Offset, d.Encoding.Style
