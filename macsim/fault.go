@@ -16,7 +16,11 @@ import (
 //     that keeps stdout/stderr open, and block until killed. Nothing changes.
 //   - CrashCaller: run the step normally (the change is applied and saved),
 //     then SIGKILL the parent process (the caller) before exiting, as if the
-//     daemon died between the tool's success and its own bookkeeping.
+//     daemon died between the tool's success and its own bookkeeping. When
+//     the step ran as a uid that may not signal the caller (a keychain step
+//     run as the user), the kill is deferred: the caller's next tool run
+//     kills it before doing anything, so the outcome is the same (the change
+//     landed, nothing after it did).
 //
 // Count > 0 fires the fault that many times, then it is removed; 0 fires on
 // every matching invocation.

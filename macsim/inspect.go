@@ -305,7 +305,7 @@ func (s *Sim) AddFault(f Fault) error {
 
 // ClearFaults removes every fault.
 func (s *Sim) ClearFaults() error {
-	return s.view(func(st *State) (bool, error) { st.Faults = nil; return true, nil })
+	return s.view(func(st *State) (bool, error) { st.Faults, st.DeferredCrash = nil, nil; return true, nil })
 }
 
 // SetConsoleUser puts name at the screen ("loginwindow" or "" for none).

@@ -128,6 +128,19 @@ func runTool(tool string, args []string) int {
 		}
 	}()
 
+	if st.DeferredCrash != nil && st.DeferredCrash.PID == in.rec.PPID {
+		// The caller's previous step asked for its death but could not deliver
+		// it (that step ran as another uid): the caller dies now, before this
+		// step does anything, as if it had died right after the previous one.
+		if err := syscall.Kill(in.rec.PPID, syscall.SIGKILL); err == nil || errors.Is(err, syscall.ESRCH) {
+			st.DeferredCrash = nil
+			in.dirty = true
+			in.rec.Fault = "crash-caller-deferred"
+			in.rec.Exit = 1
+			in.finish()
+			return 1
+		}
+	}
 	f := st.matchFault(tool, in.rec.Verb, args)
 	if f != nil {
 		in.dirty = true
@@ -163,13 +176,19 @@ func runTool(tool string, args []string) int {
 	code := in.dispatch()
 	in.rec.Exit = code
 	if f != nil {
+		// The change is applied; now the caller dies mid-step, as a daemon
+		// killed between a tool's success and its own bookkeeping. A tool run
+		// as another user may not signal the caller: then the next tool the
+		// caller starts delivers the kill instead, before doing anything.
 		in.rec.Fault = "crash-caller"
+		if err := syscall.Kill(in.rec.PPID, 0); errors.Is(err, syscall.EPERM) {
+			in.st.DeferredCrash = &DeferredCrash{PID: in.rec.PPID}
+			in.rec.Fault = "crash-caller-deferring"
+		}
 	}
 	in.finish()
-	if f != nil {
-		// The change is applied and saved; now the caller dies mid-step, as a
-		// daemon killed between a tool's success and its own bookkeeping.
-		_ = syscall.Kill(os.Getppid(), syscall.SIGKILL)
+	if f != nil && in.st.DeferredCrash == nil {
+		_ = syscall.Kill(in.rec.PPID, syscall.SIGKILL)
 	}
 	return code
 }

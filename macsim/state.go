@@ -158,6 +158,13 @@ type State struct {
 	PrebootGen    int                   `json:"preboot_generation"`
 	KeychainPrefs map[int]KeychainPrefs `json:"keychain_prefs,omitempty"`
 	Faults        []*Fault              `json:"faults,omitempty"`
+	DeferredCrash *DeferredCrash        `json:"deferred_crash,omitempty"`
+}
+
+// DeferredCrash is a crash-caller fault that fired in a tool run as a uid
+// that may not signal its caller; the caller's next tool run delivers it.
+type DeferredCrash struct {
+	PID int `json:"pid"`
 }
 
 func (s *State) user(name string) *Record {

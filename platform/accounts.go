@@ -174,17 +174,20 @@ func (a *Accounts) VerifyPassword(ctx context.Context, name string, pw []byte) e
 
 // ChangePassword changes the password with the old one, which keeps the
 // account's SecureToken and FileVault unlock in step. It runs
-// `dscl . -passwd /Users/NAME` with "NEW\nOLD\n" on stdin: dscl asks
-// "New Password:", tries a reset, and for a SecureToken user (where current
-// macOS refuses a reset) asks "Permission denied. Please enter user's old
-// password:" and makes it a change (macos-tools.md §2.2). That prompt form is
-// the one observed on current macOS and keeps exit statuses meaningful;
-// dscl's interactive mode would always exit 0 and cannot carry passwords that
-// start with a quote or a blank. Because root's first attempt is a reset for
-// a user without a token, the old password is verified with -authonly first,
-// so a wrong old password never changes anything. Afterwards the new password
-// must authenticate and the token must still be there. The login keychain is
-// not touched (Keychains.Rekey does that).
+// `dscl . -passwd /Users/NAME` as the account itself with "NEW\nOLD\n" on
+// stdin: dscl asks "New Password:", tries a reset, which a non-root caller
+// may not do (eDSPermissionError), so it asks "Permission denied. Please
+// enter user's old password:" and makes it a change with the old password
+// (macos-tools.md §2.2). Run as root the first attempt would be a reset for
+// a user without a SecureToken (and, on older macOS, for token users too),
+// leaving FileVault on the old password; run as the user it is a change on
+// every version. This prompt form is the one observed on current macOS and
+// keeps exit statuses meaningful; dscl's interactive mode would always exit
+// 0 and cannot carry passwords that start with a quote or a blank. The old
+// password is checked with -authonly first (a clean ErrWrongPassword, and
+// nothing runs with a wrong one); afterwards the new password must
+// authenticate and a SecureToken the account had must still be there. The
+// login keychain is not touched (Keychains.Rekey does that).
 func (a *Accounts) ChangePassword(ctx context.Context, name string, oldPW, newPW []byte) error {
 	if err := checkSecret("new password", newPW); err != nil {
 		return err
@@ -201,7 +204,7 @@ func (a *Accounts) ChangePassword(ctx context.Context, name string, oldPW, newPW
 	}
 	in := lines(newPW, oldPW)
 	defer wipe(in)
-	res, err := a.r.Run(ctx, Cmd{Tool: Dscl, Args: []string{".", "-passwd", "/Users/" + name}, Stdin: in})
+	res, err := a.r.Run(ctx, Cmd{Tool: Dscl, Args: []string{".", "-passwd", "/Users/" + name}, Stdin: in, As: before.Credential()})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ func parseDsclRecord(out string) map[string][]string {
 	rec := map[string][]string{}
 	key := ""
 	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
 			continue
 		}
@@ -28,6 +27,9 @@ func parseDsclRecord(out string) map[string][]string {
 		if k, v, ok := strings.Cut(line, ": "); ok && !strings.Contains(k, " ") {
 			key = k
 			rec[key] = append(rec[key], strings.Fields(v)...)
+			if rec[key] == nil {
+				rec[key] = []string{}
+			}
 			continue
 		}
 		if strings.HasSuffix(line, ":") && !strings.Contains(line, " ") {
@@ -256,14 +258,17 @@ func parsePreboot(out string) (code int, err error) {
 
 // parseSecurityError splits security(1)'s failure line
 // "security: <context>: <message>"; the message follows the last ": ".
+// Prompts written to stderr (no newline after them) may precede it on the
+// same line.
 func parseSecurityError(stderr string) (context, message string) {
 	for _, l := range strings.Split(stderr, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(l), "security: ")
-		if !ok {
+		i := strings.Index(l, "security: ")
+		if i < 0 {
 			continue
 		}
-		if i := strings.LastIndex(rest, ": "); i >= 0 {
-			return rest[:i], rest[i+2:]
+		rest := strings.TrimSpace(l[i+len("security: "):])
+		if j := strings.LastIndex(rest, ": "); j >= 0 {
+			return rest[:j], rest[j+2:]
 		}
 		return "", rest
 	}

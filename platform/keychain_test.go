@@ -1,0 +1,245 @@
+package platform
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/macsim"
+)
+
+func TestKeychainOpensAndRekey(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	kc := NewKeychains(m.r)
+	ctx := t.Context()
+	items := m.wantKeychain(t, "alice", alicePW)
+
+	if ok, err := kc.Exists(ctx, "alice"); err != nil || !ok {
+		t.Errorf("Exists(alice) = %t %v", ok, err)
+	}
+	if ok, err := kc.Exists(ctx, "frank"); err != nil || ok {
+		t.Errorf("Exists(frank) = %t %v", ok, err)
+	}
+	if ok, err := kc.Opens(ctx, "alice", []byte(alicePW)); err != nil || !ok {
+		t.Errorf("Opens(right) = %t %v", ok, err)
+	}
+	if ok, err := kc.Opens(ctx, "alice", []byte("Wrong-pass-1")); err != nil || ok {
+		t.Errorf("Opens(wrong) = %t %v", ok, err)
+	}
+	if _, err := kc.Opens(ctx, "frank", []byte(frankPW)); !errors.Is(err, ErrKeychainMissing) {
+		t.Errorf("Opens(missing) = %v, want ErrKeychainMissing", err)
+	}
+
+	err := kc.Rekey(ctx, "alice", []byte("Wrong-pass-1"), []byte("Alice-new-pass-2"))
+	var te *ToolError
+	if !errors.Is(err, ErrKeychainWrongPassword) || !errors.As(err, &te) || te.Exit != 51 ||
+		te.Message != "The user name or passphrase you entered is not correct." {
+		t.Fatalf("Rekey with a wrong old password: %v", err)
+	}
+	m.wantKeychain(t, "alice", alicePW)
+	if err := kc.Rekey(ctx, "frank", []byte(frankPW), []byte("Frank-new-pass")); !errors.Is(err, ErrKeychainMissing) {
+		t.Errorf("Rekey(missing) = %v", err)
+	}
+
+	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
+		t.Fatalf("Rekey: %v", err)
+	}
+	after := m.wantKeychain(t, "alice", "Alice-new-pass-2")
+	if !reflect.DeepEqual(after, items) || len(items) != 2 {
+		t.Errorf("items after re-key = %+v, want %+v", after, items)
+	}
+	p, _ := m.sim.LoginKeychainPath("alice")
+	if _, err := m.sim.OpenKeychain(p, []byte(alicePW)); err == nil {
+		t.Error("the old password still opens the keychain")
+	}
+	alice := m.user(t, "alice")
+	if os.Geteuid() == 0 && (alice.Keychains[0].UID != 502 || alice.Keychains[0].Mode != "-rw-------") {
+		t.Errorf("keychain file after re-key = %+v", alice.Keychains[0])
+	}
+
+	invs := m.noSecrets(t, alicePW, "Alice-new-pass-2", "Wrong-pass-1", frankPW)
+	for _, inv := range invocationsOf(invs, "security", "") {
+		if inv.Env["HOME"] != m.user(t, inv.Env["USER"]).Home || inv.Env["USER"] == "" {
+			t.Errorf("security ran without the user's HOME: %v", inv.Env)
+		}
+		if os.Geteuid() == 0 && inv.EUID != m.user(t, inv.Env["USER"]).UID {
+			t.Errorf("security ran as uid %d for %s", inv.EUID, inv.Env["USER"])
+		}
+	}
+	rk := invocationsOf(invs, "security", "set-keychain-password")
+	if len(rk) != 3 || rk[2].StdinBytes != len(alicePW)+2*len("Alice-new-pass-2")+3 {
+		t.Errorf("set-keychain-password runs = %+v", rk)
+	}
+}
+
+func TestKeychainMoveAsideAndCreate(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	kc := NewKeychains(m.r)
+	now := time.Date(2026, 11, 23, 10, 15, 30, 0, time.UTC)
+	kc.now = func() time.Time { return now }
+	ctx := t.Context()
+	items := m.wantKeychain(t, "alice", alicePW)
+	orig, _ := m.sim.LoginKeychainPath("alice")
+	dir := filepath.Dir(orig)
+
+	// Something already has the first name: never overwritten.
+	squatter := filepath.Join(dir, "login_renamed_20261123T101530Z.keychain-db")
+	if err := os.WriteFile(squatter, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := kc.MoveAside(ctx, "alice")
+	if err != nil {
+		t.Fatalf("MoveAside: %v", err)
+	}
+	if moved != filepath.Join(dir, "login_renamed_20261123T101530Z_2.keychain-db") {
+		t.Errorf("moved to %s", moved)
+	}
+	if b, _ := os.ReadFile(squatter); string(b) != "precious" {
+		t.Error("MoveAside overwrote an existing file")
+	}
+	if _, err := os.Lstat(orig); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("login keychain still there: %v", err)
+	}
+	if got, err := m.sim.OpenKeychain(moved, []byte(alicePW)); err != nil || !reflect.DeepEqual(got, items) {
+		t.Errorf("moved keychain = %+v %v, want every item", got, err)
+	}
+	if _, err := kc.MoveAside(ctx, "alice"); !errors.Is(err, ErrKeychainMissing) {
+		t.Errorf("second MoveAside = %v, want ErrKeychainMissing", err)
+	}
+
+	path, err := kc.Create(ctx, "alice", []byte("Alice-reset-9"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if path != orig {
+		t.Errorf("created %s, want %s", path, orig)
+	}
+	if got := m.wantKeychain(t, "alice", "Alice-reset-9"); len(got) != 0 {
+		t.Errorf("new keychain has items %+v", got)
+	}
+	u := m.user(t, "alice")
+	if u.LoginKeychain != orig || u.DefaultKeychain != orig {
+		t.Errorf("login/default keychain = %q %q", u.LoginKeychain, u.DefaultKeychain)
+	}
+	names := map[string]bool{}
+	for _, k := range u.Keychains {
+		names[k.Name] = true
+		if os.Geteuid() == 0 && k.Name == LoginKeychainName && k.UID != 502 {
+			t.Errorf("new keychain owned by uid %d", k.UID)
+		}
+	}
+	if !names[LoginKeychainName] || !names[filepath.Base(moved)] || !names[filepath.Base(squatter)] {
+		t.Errorf("keychain files = %v", names)
+	}
+	if _, err := kc.Create(ctx, "alice", []byte("Alice-reset-9")); !errors.Is(err, ErrKeychainExists) {
+		t.Errorf("Create over an existing keychain = %v", err)
+	}
+	m.noSecrets(t, alicePW, "Alice-reset-9")
+}
+
+func TestKeychainCreateMakesDirectory(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	kc := NewKeychains(m.r)
+	home := m.user(t, "frank").Home
+	if err := os.RemoveAll(filepath.Join(home, "Library")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.MoveAside(t.Context(), "frank"); !errors.Is(err, ErrKeychainMissing) {
+		t.Errorf("MoveAside without ~/Library: %v", err)
+	}
+	if _, err := kc.Create(t.Context(), "frank", []byte(frankPW)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	for _, d := range []string{filepath.Join(home, "Library"), filepath.Join(home, "Library", "Keychains")} {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v", d, fi.Mode(), err)
+		}
+		if uid, _ := fileOwner(fi); os.Geteuid() == 0 && uid != 507 {
+			t.Errorf("%s owned by %d", d, uid)
+		}
+	}
+	m.wantKeychain(t, "frank", frankPW)
+}
+
+// A user who points ~/Library/Keychains elsewhere does not get the daemon
+// to move files there.
+func TestKeychainRefusesSymlinkedDirectory(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	home := m.user(t, "alice").Home
+	elsewhere := t.TempDir()
+	kcDir := filepath.Join(home, "Library", "Keychains")
+	if err := os.Rename(kcDir, filepath.Join(home, "Library", "Keychains.real")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, kcDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewKeychains(m.r).MoveAside(t.Context(), "alice"); err == nil || errors.Is(err, ErrKeychainMissing) {
+		t.Errorf("MoveAside through a symlink: %v", err)
+	}
+}
+
+// As root, security run as one user cannot read another user's keychain,
+// as on macOS (file permissions).
+func TestKeychainOtherUsersFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as two simulated users")
+	}
+	t.Parallel()
+	m := newMac(t, testSpec())
+	acc := NewAccounts(m.r)
+	bob, err := acc.Lookup(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.sim.LoginKeychainPath("alice")
+	res, err := m.r.Run(t.Context(), Cmd{Tool: Security, Args: []string{"unlock-keychain", p}, Stdin: []byte(alicePW + "\n"), As: bob.Credential()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Exit == 0 {
+		t.Fatal("bob unlocked alice's keychain")
+	}
+	if _, msg := parseSecurityError(string(res.Stderr)); msg != "UNIX[Permission denied]" {
+		t.Errorf("stderr = %q", res.Stderr)
+	}
+	invs, _ := m.sim.Invocations()
+	last := invs[len(invs)-1]
+	if last.UID != 503 || last.EUID != 503 || last.GID != 20 || last.Env["HOME"] != bob.Home {
+		t.Errorf("ran as %+v", last)
+	}
+}
+
+func TestKeychainFaults(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	kc := NewKeychains(m.r)
+	ctx := t.Context()
+	// security claims success but changed nothing: observation catches it.
+	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "set-keychain-password", Fail: " ", Exit: 0, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); !errors.Is(err, ErrNotApplied) {
+		t.Errorf("Rekey with a silent failure: %v", err)
+	}
+	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "unlock-keychain", Fail: "security: SecKeychainUnlock x: User interaction is not allowed.", Exit: 36, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := kc.Opens(ctx, "alice", []byte(alicePW))
+	var te *ToolError
+	if !errors.Is(err, ErrToolFailed) || !errors.As(err, &te) || te.Message != "User interaction is not allowed." {
+		t.Errorf("Opens with errSecInteractionNotAllowed: %v", err)
+	}
+	if regexp.MustCompile(`Alice-pass`).MatchString(m.log.String()) {
+		t.Error("password in the log")
+	}
+}
