@@ -342,9 +342,6 @@ func (e *Engine) applyDirState(r *record, st protocol.AccountState) {
 	now := e.opt.Now()
 	first := r.Dir == nil && r.SyncedVersion == 0
 	r.Dir, r.DirAt = &st, now
-	changed := st.PasswordChangedAt
-	r.Places[localapi.PlaceDirectory] = localapi.Place{Name: localapi.PlaceDirectory, State: localapi.PlaceOK,
-		Detail: fmt.Sprintf("password version %d", st.PasswordVersion), ChangedAt: &changed}
 	switch {
 	case first:
 		// Binding: take the Mac to be in step with the directory until a
@@ -424,6 +421,13 @@ func (e *Engine) viewLocked(r *record) localapi.Account {
 		p, ok := r.Places[name]
 		if !ok {
 			p = localapi.Place{Name: name, State: localapi.PlaceUnknown}
+		}
+		if name == localapi.PlaceDirectory && r.Dir != nil {
+			// The directory is the source of truth: its place is always
+			// what it last said.
+			changed := r.Dir.PasswordChangedAt
+			p = localapi.Place{Name: name, State: localapi.PlaceOK, ChangedAt: &changed,
+				Detail: fmt.Sprintf("Password version %d, set %s.", r.Dir.PasswordVersion, changed.Local().Format("2006-01-02 15:04"))}
 		}
 		if name == localapi.PlaceFileVault && !r.FileVault {
 			p = localapi.Place{Name: name, State: localapi.PlaceNotApplicable, Detail: "This account does not unlock FileVault."}

@@ -93,7 +93,7 @@ func (c *CLI) status(ctx context.Context) int {
 		if op := a.LastOperation; op != nil {
 			fmt.Fprintf(c.Out, "Last operation   %s %s, %s\n", op.Kind, op.StartedAt.Local().Format("2006-01-02 15:04"), op.State)
 			for _, s := range op.Steps {
-				fmt.Fprintf(c.Out, "  %s %-20s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
+				fmt.Fprintf(c.Out, "  %s %-24s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
 			}
 			if op.Error != nil {
 				fmt.Fprintf(c.Out, "  ✗ %s\n", op.Error.Message)
@@ -119,14 +119,10 @@ func (c *CLI) status(ctx context.Context) int {
 // progress prints each step as it changes.
 func (c *CLI) progress() func(localapi.Step) {
 	return func(s localapi.Step) {
-		if c.json || s.State == localapi.StepPending {
+		if c.json || s.State == localapi.StepPending || s.State == localapi.StepRunning {
 			return
 		}
-		if s.State == localapi.StepRunning {
-			fmt.Fprintf(c.Out, "  … %s\n", stepLabels[s.Name])
-			return
-		}
-		fmt.Fprintf(c.Out, "  %s %-20s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
+		fmt.Fprintf(c.Out, "  %s %-24s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
 	}
 }
 
