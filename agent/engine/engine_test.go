@@ -536,15 +536,20 @@ func TestOneOperationPerAccount(t *testing.T) {
 	h := newHarness(t)
 	block := make(chan struct{})
 	started := make(chan struct{})
-	go h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s localapi.Step) {
-		if s.Name == localapi.StepValidate && s.State == localapi.StepRunning {
-			close(started)
-			<-block
-		}
-	})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s localapi.Step) {
+			if s.Name == localapi.StepValidate && s.State == localapi.StepRunning {
+				close(started)
+				<-block
+			}
+		})
+	}()
 	<-started
 	_, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
 	close(block)
+	<-finished
 	if !errors.Is(err, &localapi.Error{Code: localapi.CodeBusy}) {
 		t.Fatalf("second operation = %v", err)
 	}
