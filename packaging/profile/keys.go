@@ -23,6 +23,10 @@ import (
 	"github.com/lockstep-dev/lockstep/packaging/layout"
 )
 
+// MaxSocketPath is the longest unix socket path macOS accepts (sun_path
+// is 104 bytes with the terminating NUL).
+const MaxSocketPath = 103
+
 // Domain is the preference domain of the managed preferences.
 const Domain = layout.PreferenceDomain
 
@@ -70,8 +74,10 @@ type Key struct {
 	Min, Max int64
 	// AbsolutePath marks a string key that must hold an absolute path.
 	AbsolutePath bool
-	Title        string
-	Description  string
+	// MaxLen bounds a string key's length in bytes (0: no bound).
+	MaxLen      int
+	Title       string
+	Description string
 }
 
 var keys = []Key{
@@ -96,17 +102,17 @@ var keys = []Key{
 		Description: "Where lockstepd keeps its journal and device identity (root only).",
 	},
 	{
-		Name: KeySocket, Type: String, Default: layout.Socket, AbsolutePath: true,
+		Name: KeySocket, Type: String, Default: layout.Socket, AbsolutePath: true, MaxLen: MaxSocketPath,
 		Title:       "Local API socket",
 		Description: "Unix socket of the local API used by the menu-bar app and the lockstep CLI.",
 	},
 	{
-		Name: KeyToolsDir, Type: String, Default: "", Internal: true,
+		Name: KeyToolsDir, Type: String, Default: "", Internal: true, AbsolutePath: true,
 		Title:       "Tools directory (simulator only)",
 		Description: "Directory holding stand-ins for dscl, sysadminctl, fdesetup, security and diskutil. Empty means the real macOS tools. For the simulator and tests only; never set it on a real Mac.",
 	},
 	{
-		Name: KeyExpiryWarningDays, Type: Integer, Default: int64(14), Min: 1, Max: 365,
+		Name: KeyExpiryWarningDays, Type: Integer, Default: int64(14), Min: 0, Max: 365,
 		Title:       "Expiry warning (days)",
 		Description: "Start warning the user this many days before the directory password expires.",
 	},
@@ -229,6 +235,9 @@ func (k Key) check(v any) error {
 		}
 		if k.Enum != nil && !slices.Contains(k.Enum, s) {
 			return fmt.Errorf("%q is not one of %s", s, strings.Join(k.Enum, ", "))
+		}
+		if k.MaxLen > 0 && len(s) > k.MaxLen {
+			return fmt.Errorf("%d bytes, at most %d", len(s), k.MaxLen)
 		}
 		if k.AbsolutePath && s != "" && !path.IsAbs(s) {
 			return fmt.Errorf("%q is not an absolute path", s)

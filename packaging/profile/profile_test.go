@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"howett.net/plist"
@@ -61,7 +62,10 @@ func TestValidate(t *testing.T) {
 		{"plain ws to loopback", map[string]any{"DirectoryURL": "ws://127.0.0.1:8080/agent"}, true, nil},
 		{"https scheme", map[string]any{"DirectoryURL": "https://dir.example.com"}, true, []error{ErrInvalid}},
 		{"integer as string", map[string]any{"ExpiryWarningDays": "14"}, false, []error{ErrInvalid}},
-		{"out of range", map[string]any{"ExpiryWarningDays": int64(0)}, false, []error{ErrInvalid}},
+		{"out of range", map[string]any{"ExpiryWarningDays": int64(366)}, false, []error{ErrInvalid}},
+		{"zero days", map[string]any{"ExpiryWarningDays": uint64(0)}, false, nil},
+		{"socket path too long for sun_path", map[string]any{"Socket": "/" + strings.Repeat("s", 103)}, false, []error{ErrInvalid}},
+		{"relative tools dir", map[string]any{"ToolsDir": "sim"}, false, []error{ErrInvalid}},
 		{"bad log level", map[string]any{"LogLevel": "verbose"}, false, []error{ErrInvalid}},
 		{"relative CA path", map[string]any{"DirectoryCA": "ca.pem"}, false, []error{ErrInvalid}},
 		{"user map with a number", map[string]any{"UserMap": map[string]any{"a": int64(1)}}, false, []error{ErrInvalid}},
