@@ -35,10 +35,11 @@ func remoteAddr(r *http.Request) string {
 // goroutine; the connection's reader then starts on a fresh goroutine, so
 // an idle connection holds one small stack.
 func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
-	if s.closing.Load() {
+	if !s.track(&s.active) {
 		http.Error(w, "directory restarting", http.StatusServiceUnavailable)
 		return
 	}
+	defer s.active.Done()
 	s.pending.Add(1)
 	defer s.pending.Add(-1)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -55,13 +56,9 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	if s.closing.Load() {
-		_ = ws.Close()
-		return
-	}
 	// Welcome first, then register and catch up: pushes follow the welcome.
 	c.send(mustEnvelope(protocol.TypeWelcome, protocol.Welcome{DeviceID: c.sess.deviceID, Policy: s.Policy(),
-		PingSeconds: int(s.cfg.PingInterval / time.Second)}))
+		PingSeconds: max(1, int(s.cfg.PingInterval/time.Second))}))
 	s.hub.add(c)
 	dev, at := c.sess.deviceID, s.now()
 	s.bg.add(func(ctx context.Context, tx store.Tx) error {
@@ -132,7 +129,10 @@ func (s *Server) handshake(ws *websocket.Conn, addr string) (*conn, uint64, erro
 		s.auditAsync(a, "device_auth_failed", "", map[string]string{"reason": "bad_signature"})
 		return nil, 0, fmt.Errorf("bad signature: %w", errUnauthorized)
 	}
-	return newConn(s, ws, session{deviceID: dev.ID, addr: addr}, auth.LastSeq), auth.LastSeq, nil
+	// An agent cannot have processed pushes that were never made (say, the
+	// database was restored from a backup): catch up from what exists.
+	last := min(auth.LastSeq, dev.LastSeq)
+	return newConn(s, ws, session{deviceID: dev.ID, addr: addr}, last), last, nil
 }
 
 func mustEnvelope(typ string, v any) *protocol.Envelope {

@@ -647,9 +647,8 @@ func TestMalformedAndOversizedFrames(t *testing.T) {
 		t.Fatalf("oversized frame: %v, want close 1009", a.closeErr)
 	}
 	b.ok(protocol.TypeGetPolicy, "", nil, nil)
-	if n := e.srv.Stats().Connections; n != 1 {
-		t.Fatalf("connections = %d, want 1", n)
-	}
+	waitFor(t, "only the good connection left", func() bool { return e.srv.Stats().Connections == 1 })
+	b.ok(protocol.TypeGetPolicy, "", nil, nil)
 }
 
 func TestAdminAPIAuth(t *testing.T) {
@@ -761,4 +760,25 @@ func TestRehashOnVerify(t *testing.T) {
 		t.Fatalf("hash params after verify = %+v (%v), want %+v", p, err, testArgon2)
 	}
 	a.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), nil)
+}
+
+// TestKeepalive checks that the shared ping wheel keeps answering agents
+// connected and drops one that stopped answering pings.
+func TestKeepalive(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PingInterval = 100 * time.Millisecond })
+	a := e.connect(e.enroll(), 0)
+	if a.welcome.PingSeconds != 1 {
+		t.Fatalf("ping_seconds %d for a 100 ms interval, want the minimum 1", a.welcome.PingSeconds)
+	}
+	// A silent agent: authenticates, then never reads, so never pongs.
+	dev := e.enroll()
+	ws, hello := e.dialRaw()
+	defer ws.Close()
+	sendAuth(t, ws, dev.id, ed25519.Sign(dev.key, protocol.AuthMessage(dev.id, hello.Challenge)), 0)
+	waitFor(t, "both connected", func() bool { return e.srv.Stats().Connections == 2 })
+	waitFor(t, "the silent agent dropped", func() bool { return !e.srv.hub.connected(dev.id) })
+	a.ok(protocol.TypeGetPolicy, "", nil, nil)
+	if !e.srv.hub.connected(a.welcome.DeviceID) {
+		t.Fatal("the answering agent was dropped")
+	}
 }

@@ -486,3 +486,16 @@ func isCode(err error, code string) bool {
 	var pe *protocol.Error
 	return errors.As(err, &pe) && pe.Code == code
 }
+
+// waitFor polls cond until it holds; it fails after a generous deadline
+// (a hang, not a slow machine).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

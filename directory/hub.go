@@ -368,9 +368,6 @@ func (c *conn) readLoop() {
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(readWait))
-		if c.s.closing.Load() {
-			continue // shutting down: the close frame follows
-		}
 		if typ != websocket.TextMessage {
 			c.closeWith(websocket.CloseUnsupportedData, "frames must be text")
 			continue
@@ -381,7 +378,10 @@ func (c *conn) readLoop() {
 				Message: "too many requests in progress on this connection", RetryAfter: 1}))
 			continue
 		}
-		c.s.handlers.Add(1)
+		if !c.s.track(&c.s.handlers) {
+			c.inflight.Add(-1)
+			continue // shutting down: the close frame follows
+		}
 		go func() {
 			defer c.s.handlers.Done()
 			defer c.inflight.Add(-1)

@@ -61,6 +61,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	active   sync.WaitGroup // agent handshakes in progress
 	handlers sync.WaitGroup // in-flight websocket requests
 	loops    sync.WaitGroup // readers, scanner
 	closing  atomic.Bool
@@ -261,13 +262,22 @@ func (s *Server) writeAdminInfo(addr net.Addr) error {
 // after its in-flight requests finish, flushes queued writes and closes
 // the database. When ctx ends first, remaining work is cancelled.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.closing.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
 		return errors.New("directory: already shut down")
 	}
+	s.closing.Store(true)
+	s.mu.Unlock()
 	s.log.Info("shutdown_started")
 	var errs []error
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+	}
+	// Hijacked websockets are not HTTP's to wait for: wait for handshakes
+	// in progress (each registers its connection or gives up).
+	if err := waitCtx(ctx, &s.active, s.cancel); err != nil {
+		errs = append(errs, fmt.Errorf("waiting for handshakes: %w", err))
 	}
 	close(s.stopScan)
 	// Readers now drop new requests; let the running ones finish and queue
@@ -311,6 +321,18 @@ func (s *Server) Stats() admin.Stats {
 
 // Policy returns the current password policy.
 func (s *Server) Policy() protocol.Policy { return *s.policy.Load() }
+
+// track adds one to wg unless the server is shutting down, so that no
+// work starts after Shutdown began waiting.
+func (s *Server) track(wg *sync.WaitGroup) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	wg.Add(1)
+	return true
+}
 
 // waitCtx waits for wg; when ctx ends first it calls cancel and waits on.
 func waitCtx(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelFunc) error {
