@@ -164,3 +164,11 @@ notarize: pkg-need-mac
 	xcrun stapler staple $(PKG_FILE)
 	xcrun stapler staple $(PKG_UNINSTALL)
 	xcrun stapler validate $(PKG_FILE)
+
+## fuzz-packaging: the package readers (Bom, xar, cpio) on arbitrary input
+.PHONY: fuzz-packaging
+FUZZ_EXTRA += fuzz-packaging
+fuzz-packaging:
+	$(GO) test ./packaging/bom -run '^$$' -fuzz FuzzRead -fuzztime 20s
+	$(GO) test ./packaging/xar -run '^$$' -fuzz FuzzOpen -fuzztime 20s
+	$(GO) test ./packaging/cpio -run '^$$' -fuzz FuzzReader -fuzztime 20s

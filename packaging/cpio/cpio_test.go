@@ -24,7 +24,7 @@ var sample = []member{
 	{Header{Name: "./suid", Mode: TypeRegular | 0o4755, MTime: 1}, "s"},
 }
 
-func writeSample(t *testing.T) []byte {
+func writeSample(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
