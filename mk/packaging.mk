@@ -16,6 +16,10 @@
 
 .PHONY: pkg pkg-binaries pkg-check app sign notarize
 
+# Fragments are included before the Makefile's own `all`; without this the
+# first target of the first fragment would become what a bare `make` runs.
+.DEFAULT_GOAL := all
+
 TEST_EXTRA += pkg-check
 
 # Every entry in the package is stamped with the commit time of the version
