@@ -22,6 +22,7 @@ func (s *Server) dispatch(ctx context.Context, sess session, data []byte) *proto
 	if err != nil {
 		return errorReply(data, asProtoError(err))
 	}
+	defer clear(env.Body) // it may hold a password, base64-encoded
 	a := actor{kind: "device", device: sess.deviceID, addr: sess.addr}
 	switch env.Type {
 	case protocol.TypeVerifyPassword:

@@ -119,6 +119,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	e.srv = srv
+	e.secret(string(srv.AdminToken()))
 	e.url = URL(ln.Addr())
 	e.adm, err = admin.FromDataDir(e.dir)
 	if err != nil {

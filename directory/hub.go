@@ -386,6 +386,7 @@ func (c *conn) readLoop() {
 			defer c.s.handlers.Done()
 			defer c.inflight.Add(-1)
 			res := c.s.dispatch(c.s.ctx, c.sess, data)
+			clear(data) // the frame may carry a password
 			switch {
 			case res == nil:
 			case res.Type == protocol.TypeResult && res.ID == "":
