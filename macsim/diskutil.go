@@ -66,7 +66,7 @@ func (in *inv) listCryptoUsers() int {
 // updatePreboot copies the crypto users to the Preboot volume (what the
 // FileVault unlock screen knows); its output keeps the shape of a real run.
 func (in *inv) updatePreboot() int {
-	if in.euid != 0 {
+	if !in.isRoot() {
 		fmt.Fprintln(in.stderr, "Error: -69863: You must run this command as root") // assumed
 		return 1
 	}

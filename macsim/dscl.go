@@ -261,7 +261,7 @@ func (in *inv) dsclPasswd(rest []string) int {
 	// One value: DSoUser setPassword: (a reset). Root may reset a user without
 	// a SecureToken; everything else raises eDSPermissionError, on which dscl
 	// asks for the old password and makes it a change.
-	if in.euid == 0 && !rec.hasToken() {
+	if in.isRoot() && !rec.hasToken() {
 		if s, ok := in.policy(newPW); !ok {
 			return fail(s)
 		}
@@ -320,7 +320,7 @@ func (in *inv) dsclModify(op string, rest []string) int {
 		fmt.Fprintf(in.stdout, "<main> %s status: %s\n", label, s.name)
 		return in.dsErr(s)
 	}
-	if in.euid != 0 {
+	if !in.isRoot() {
 		return fail(eDSPermissionError)
 	}
 	rec, kind, name := in.record(rest[0])

@@ -127,7 +127,7 @@ func (in *inv) defaultKeychain(login bool) (string, osStatus) {
 		return p.Default, osStatus{}
 	}
 	rec := in.st.userByUID(in.euid)
-	if rec == nil || in.euid == 0 {
+	if rec == nil || in.isRoot() {
 		return "", errSecNoDefaultKeychain
 	}
 	return filepath.Join(rec.first("NFSHomeDirectory"), "Library", "Keychains", "login.keychain-db"), osStatus{}

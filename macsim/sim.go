@@ -193,6 +193,10 @@ func runTool(tool string, args []string) int {
 	return code
 }
 
+// isRoot reports whether the caller is the simulated superuser: uid 0, or
+// the unprivileged uid that built this Mac.
+func (in *inv) isRoot() bool { return in.euid == 0 || in.euid == in.st.RootUID }
+
 func (in *inv) dispatch() int {
 	switch in.tool {
 	case "dscl":

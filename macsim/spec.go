@@ -152,6 +152,7 @@ func Init(dir string, spec Spec) error {
 	st := &State{
 		Version:       1,
 		Root:          filepath.Join(dir, rootDirName),
+		RootUID:       os.Geteuid(),
 		FileVault:     spec.FileVault,
 		Disk:          spec.Disk,
 		ConsoleUser:   spec.ConsoleUser,

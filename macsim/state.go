@@ -145,8 +145,12 @@ type KeychainPrefs struct {
 // State is everything the simulated Mac knows. It is saved as JSON in
 // D/state/state.json and only changed under the state lock.
 type State struct {
-	Version       int                   `json:"version"`
-	Root          string                `json:"root"` // D/root
+	Version int    `json:"version"`
+	Root    string `json:"root"` // D/root
+	// RootUID is the simulated superuser besides uid 0: the uid that ran
+	// Init when that was not root, so unprivileged test runs can act as the
+	// root daemon.
+	RootUID       int                   `json:"root_uid"`
 	FileVault     bool                  `json:"filevault"`
 	Disk          string                `json:"disk"`
 	ConsoleUser   string                `json:"console_user,omitempty"`

@@ -144,7 +144,7 @@ func (in *inv) saReset(flags map[string]string) int {
 			in.nslog("Operation is not permitted without secure token unlock.")
 			return 0
 		}
-	} else if in.euid != 0 && !authed {
+	} else if !in.isRoot() && !authed {
 		in.nslog(dsAuthenticatorLine, eDSPermissionError.code) // assumed
 		return 0
 	}
@@ -170,7 +170,7 @@ func (in *inv) saReset(flags map[string]string) int {
 func (in *inv) saAddUser(flags map[string]string) int {
 	name := flags["-addUser"]
 	authed, _ := in.adminAuth(flags)
-	if in.euid != 0 && !authed {
+	if !in.isRoot() && !authed {
 		in.nslog(dsAuthenticatorLine, eDSPermissionError.code) // assumed
 		return 0
 	}
@@ -294,11 +294,11 @@ func (in *inv) saDelete(flags map[string]string) int {
 		in.nslog("Unknown user %s", name)
 		return 0
 	}
-	if in.euid != 0 && !authed {
+	if !in.isRoot() && !authed {
 		in.nslog(dsAuthenticatorLine, eDSPermissionError.code) // assumed
 		return 0
 	}
-	if rec.hasToken() && !(authed && adminToken) && in.euid != 0 {
+	if rec.hasToken() && !(authed && adminToken) && !in.isRoot() {
 		in.nslog("Operation is not permitted without secure token unlock.")
 		return 0
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,14 +20,14 @@ func TestMain(m *testing.M) {
 	if helper := os.Getenv("PLATFORM_TEST_HELPER"); helper != "" {
 		os.Exit(runHelper(helper))
 	}
-	bin, err := macsimtest.Build("")
+	bin, cleanup, err := macsimtest.Build("")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	macsimBin = bin
 	code := m.Run()
-	os.RemoveAll(filepath.Dir(bin))
+	cleanup()
 	os.Exit(code)
 }
 

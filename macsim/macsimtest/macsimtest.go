@@ -16,17 +16,27 @@ import (
 )
 
 // Build compiles cmd/macsim into a new directory under dir ("" for the
-// system temp dir) that simulated users can read, and returns the binary.
-// Call it once per test binary (TestMain) and remove the directory after.
-func Build(dir string) (string, error) {
+// system temp dir) that simulated users can read, and returns the binary and
+// a cleanup that removes it. Call it once per test binary (TestMain). When
+// MACSIM_BIN names an existing binary, that one is used (for test binaries
+// run where no Go toolchain is usable, e.g. as an unprivileged user).
+func Build(dir string) (bin string, cleanup func(), err error) {
+	if p := os.Getenv("MACSIM_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", nil, fmt.Errorf("MACSIM_BIN: %w", err)
+		}
+		return p, func() {}, nil
+	}
 	out, err := os.MkdirTemp(dir, "macsim-bin-*")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	cleanup = func() { os.RemoveAll(out) }
 	if err := os.Chmod(out, 0o755); err != nil {
-		return "", err
+		cleanup()
+		return "", nil, err
 	}
-	bin := filepath.Join(out, "macsim")
+	bin = filepath.Join(out, "macsim")
 	goTool := "go"
 	if _, err := exec.LookPath(goTool); err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
@@ -34,9 +44,10 @@ func Build(dir string) (string, error) {
 	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/lockstep-dev/lockstep/cmd/macsim")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build macsim: %v: %s", err, b)
+		cleanup()
+		return "", nil, fmt.Errorf("build macsim: %v: %s", err, b)
 	}
-	return bin, nil
+	return bin, cleanup, nil
 }
 
 // New builds a simulated Mac from spec with its tools, in a fresh directory
