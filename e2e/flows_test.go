@@ -1,0 +1,428 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// 1. A change from the CLI with the TOTP code moves every place.
+func TestChangeMovesEveryPlace(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, true)
+	m := newMac(t, shared, u)
+	old, nw := u.password, newPassword()
+
+	r := m.cli(lines(old, nw, u.code(t)), "change", "--stdin", "--user", "alice")
+	if r.code != 0 || !strings.Contains(r.stdout, "Done: every place uses your new password") {
+		t.Fatalf("change: %s", r)
+	}
+	u.password = nw
+	m.places(nw, old)
+	if items := m.keychainItems([]string{nw})["login.keychain-db"]; len(items) != 2 {
+		t.Errorf("keychain items after the re-key: %v", items)
+	}
+	snap, _ := m.sim.Snapshot()
+	if !snap.PrebootCurrent {
+		t.Error("Preboot was not refreshed")
+	}
+	op := m.lastOp()
+	if op.State != localapi.OpDone {
+		t.Fatalf("journal: %s", op.State)
+	}
+	for _, s := range op.Steps {
+		if s.State != localapi.StepDone {
+			t.Errorf("journal step %s = %s (%s)", s.Name, s.State, s.Detail)
+		}
+	}
+	a := m.account()
+	if a.State != localapi.StateInSync {
+		t.Fatalf("status = %s (%s)", a.State, a.Reason)
+	}
+	// The directory knows the Mac holds the new version.
+	du, err := shared.admin.User(t.Context(), u.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(du.Devices) == 0 || du.Devices[0].SyncedVersion != du.PasswordVersion {
+		t.Fatalf("directory's view of the device: %+v (password version %d)", du.Devices, du.PasswordVersion)
+	}
+	assertNoSecrets(t, m, u, old, nw)
+}
+
+// 2. An admin's temporary reset shows as "sync needed" on the watch stream
+// within a second; sync then a required change to a permanent password.
+func TestAdminResetTemporarySyncThenChange(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, true)
+	m := newMac(t, shared, u)
+	old, temp, perm := u.password, newPassword(), newPassword()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	seen := make(chan time.Time, 1)
+	ready := make(chan struct{})
+	go m.client.Watch(ctx, func(ev localapi.Event) error {
+		if ev.Type != localapi.EventStatus || ev.Status == nil {
+			return nil
+		}
+		select {
+		case <-ready:
+		default:
+			close(ready) // the first event is the current status
+			return nil
+		}
+		for _, a := range ev.Status.Accounts {
+			if a.LocalUser == "alice" && a.State == localapi.StateSyncNeeded {
+				select {
+				case seen <- time.Now():
+				default:
+				}
+			}
+		}
+		return nil
+	})
+	<-ready
+	resetAt := time.Now()
+	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(temp), Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-seen:
+		if d := at.Sub(resetAt); d > time.Second {
+			t.Fatalf("sync needed reached the watch stream after %v, want within 1s", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reset never reached the watch stream")
+	}
+	if a := m.account(); !strings.Contains(a.Reason, "temporary") {
+		t.Errorf("reason = %q", a.Reason)
+	}
+
+	r := m.cli(lines(old, temp), "sync", "--stdin", "--user", "alice")
+	if r.code != 0 || !strings.Contains(r.stderr, "run `lockstep change` now") {
+		t.Fatalf("sync: %s", r)
+	}
+	m.places(temp, old)
+	if a := m.account(); a.State != localapi.StateTemporary {
+		t.Fatalf("after sync: %s", a.State)
+	}
+	r = m.cli(lines(temp, perm, u.code(t)), "change", "--stdin", "--user", "alice")
+	if r.code != 0 {
+		t.Fatalf("change from the temporary password: %s", r)
+	}
+	m.places(perm, old, temp)
+	if a := m.account(); a.State != localapi.StateInSync {
+		t.Fatalf("final state %s", a.State)
+	}
+	assertNoSecrets(t, m, u, old, temp, perm)
+}
+
+// 2b. The same chain in one command: sync, then the change it requires.
+func TestTemporarySyncChainsIntoChange(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+	old, temp, perm := u.password, newPassword(), newPassword()
+	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(temp), Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	m.waitState(localapi.StateSyncNeeded)
+	r := m.cli(lines(old, temp, perm), "sync", "--stdin", "--user", "alice")
+	if r.code != 0 || strings.Count(r.stdout, "Done: every place") != 2 {
+		t.Fatalf("sync+change: %s", r)
+	}
+	m.places(perm, old, temp)
+}
+
+// 3. Forgotten previous password, through the service account.
+func TestForgotPreviousPassword(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+	old, nw := u.password, newPassword()
+	before := m.keychainItems([]string{old})["login.keychain-db"]
+	if len(before) == 0 {
+		t.Fatal("the simulated keychain has no items to lose")
+	}
+
+	// Without the service account the path is refused, clearly.
+	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(nw)}); err != nil {
+		t.Fatal(err)
+	}
+	m.waitState(localapi.StateSyncNeeded)
+	r := m.cli(lines(nw), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+	if r.code == 0 || !strings.Contains(r.stderr, "service account is not set up") {
+		t.Fatalf("forgot without service account: %s", r)
+	}
+
+	r = m.cli(lines(adminPW), "service-account", "setup", "--admin", "admin", "--stdin")
+	if r.code != 0 || !strings.Contains(r.stdout, "Service account ready") {
+		t.Fatalf("service-account setup: %s", r)
+	}
+	if st := m.status(); !st.ServiceAccount.Usable {
+		t.Fatalf("service account status %+v", st.ServiceAccount)
+	}
+	r = m.cli(lines(nw), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+	if r.code != 0 {
+		t.Fatalf("forgot-previous sync: %s", r)
+	}
+	m.places(nw, old)
+	// The old keychain is still there under its new name, with its items,
+	// and still opens with the old password; the user was told where.
+	items := m.keychainItems([]string{old})
+	var moved string
+	for name, its := range items {
+		if strings.HasPrefix(name, "login_renamed_") {
+			moved = name
+			if !slices.Equal(its, before) {
+				t.Errorf("moved keychain items = %v, want %v", its, before)
+			}
+		}
+	}
+	if moved == "" {
+		t.Fatalf("no moved-aside keychain opens with the old password: %v", items)
+	}
+	if !strings.Contains(r.stdout, moved) {
+		t.Errorf("the user was not told where the old keychain is:\n%s", r.stdout)
+	}
+	assertNoSecrets(t, m, u, old, nw, adminPW)
+}
+
+// 4. Refusals: each a clear error, nothing changed anywhere.
+func TestRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, true)
+	m := newMac(t, shared, u)
+	old := u.password
+	unchanged := func(what string) {
+		t.Helper()
+		m.places(old)
+		if a := m.account(); a.State == localapi.StateSyncNeeded {
+			t.Fatalf("%s left the account %s", what, a.State)
+		}
+	}
+
+	// Refusals that stop before the directory never use the code, so these
+	// pass a dummy one and keep real codes for the cases that need them.
+	r := m.cli(lines("Not-My-Passw0rd", newPassword(), "111111"), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "That is not your current Mac password") {
+		t.Fatalf("wrong current: %s", r)
+	}
+	unchanged("a wrong current password")
+
+	r = m.cli(lines(old, newPassword(), "000000"), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "code is not right") {
+		t.Fatalf("wrong code: %s", r)
+	}
+	unchanged("a wrong code")
+
+	r = m.cli(lines(old, "short"), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "does not meet the password policy") || !strings.Contains(r.stderr, "At least 12 characters") {
+		t.Fatalf("policy: %s", r)
+	}
+	unchanged("a policy violation")
+
+	// A code that worked once is refused the second time.
+	code := u.code(t)
+	mid := newPassword()
+	if r = m.cli(lines(old, mid, code), "change", "--stdin", "--user", "alice"); r.code != 0 {
+		t.Fatalf("change: %s", r)
+	}
+	old = mid
+	r = m.cli(lines(old, newPassword(), code), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "already used") {
+		t.Fatalf("replayed code: %s", r)
+	}
+	unchanged("a replayed code")
+
+	// Locked by failures elsewhere (another device): a clear refusal.
+	probe := probeSession(t, shared)
+	for i := 0; i < 5; i++ {
+		probe.Request(t.Context(), protocol.TypeVerifyPassword, "", protocol.VerifyPasswordRequest{User: u.name, Password: protocol.Secret("wrong-guess")}, nil, 10*time.Second)
+	}
+	m.waitState(localapi.StateLocked)
+	r = m.cli(lines(old, newPassword(), "111111"), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "locked") {
+		t.Fatalf("locked: %s", r)
+	}
+	if _, err := shared.admin.Unlock(t.Context(), u.name); err != nil {
+		t.Fatal(err)
+	}
+	m.waitState(localapi.StateInSync)
+	unchanged("a locked account")
+}
+
+// 4b. The directory offline: a clear error, nothing changed; back online,
+// the change works.
+func TestDirectoryOffline(t *testing.T) {
+	t.Parallel()
+	data, err := os.MkdirTemp("", "lse-dir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(data)
+	d, err := startDirectory(data, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	u := newUser(t, d, false)
+	m := newMac(t, d, u)
+	old := u.password
+	d.stop()
+	m.eventually("lockstepd to see the directory offline", 30*time.Second, func() bool {
+		return m.status().Directory.State != localapi.ConnConnected
+	})
+	r := m.cli(lines(old, newPassword()), "change", "--stdin", "--user", "alice")
+	if r.code != 4 || !strings.Contains(r.stderr, "not reachable") {
+		t.Fatalf("offline: %s", r)
+	}
+	if ok, _ := m.sim.CheckPassword("alice", []byte(old)); !ok {
+		t.Fatal("the Mac account changed while offline")
+	}
+	d.restart(t)
+	m.waitConnected()
+	nw := newPassword()
+	if r = m.cli(lines(old, nw), "change", "--stdin", "--user", "alice"); r.code != 0 {
+		t.Fatalf("change once back: %s", r)
+	}
+	m.places(nw, old)
+}
+
+// 7. Peer credentials on the real socket: bob cannot read or act on
+// alice's account.
+func TestOtherUsersCannotTouchAlice(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run the CLI as the simulated users")
+	}
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+	const aliceUID, bobUID = 502, 503
+
+	r := m.cliAs(aliceUID, "", "status", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"local_user": "alice"`) || strings.Contains(r.stdout, `"local_user": "bob"`) {
+		t.Fatalf("alice's status: %s", r)
+	}
+	r = m.cliAs(bobUID, "", "status", "--json")
+	if strings.Contains(r.stdout, `"local_user": "alice"`) || strings.Contains(r.stdout, u.name) {
+		t.Fatalf("bob sees alice: %s", r)
+	}
+	nw := newPassword()
+	r = m.cliAs(bobUID, lines(u.password, nw), "change", "--stdin", "--user", "alice")
+	if r.code == 0 || !strings.Contains(r.stderr, "only act on your own account") {
+		t.Fatalf("bob changing alice: %s", r)
+	}
+	r = m.cliAs(bobUID, lines(u.password, nw), "sync", "--stdin", "--user", "alice")
+	if r.code == 0 {
+		t.Fatalf("bob syncing alice: %s", r)
+	}
+	r = m.cliAs(bobUID, lines(adminPW), "service-account", "setup", "--admin", "admin", "--stdin")
+	if r.code == 0 || !strings.Contains(r.stderr, "Only root") {
+		t.Fatalf("bob setting up the service account: %s", r)
+	}
+	m.places(u.password)
+	// alice acts on her own account without naming it.
+	r = m.cliAs(aliceUID, lines(u.password, nw), "change", "--stdin")
+	if r.code != 0 {
+		t.Fatalf("alice's own change: %s", r)
+	}
+	m.places(nw, u.password)
+}
+
+// 8. The directory restarts: every agent reconnects by itself, and resets
+// made while an agent was away arrive.
+func TestDirectoryRestartReconnectsAndDeliversMissed(t *testing.T) {
+	t.Parallel()
+	data, err := os.MkdirTemp("", "lse-dir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(data)
+	d, err := startDirectory(data, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	u1, u2 := newUser(t, d, false), newUser(t, d, false)
+	m1, m2 := newMac(t, d, u1), newMac(t, d, u2)
+
+	d.restart(t)
+	m1.waitConnected()
+	m2.waitConnected()
+	if _, err := d.admin.ResetPassword(t.Context(), u1.name, admin.ResetRequest{Password: protocol.Secret(newPassword())}); err != nil {
+		t.Fatal(err)
+	}
+	m1.waitState(localapi.StateSyncNeeded)
+
+	// m2's daemon is down while its user is reset, and the directory
+	// restarts meanwhile: the reset still arrives.
+	m2.stop()
+	if _, err := d.admin.ResetPassword(t.Context(), u2.name, admin.ResetRequest{Password: protocol.Secret(newPassword()), Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	d.restart(t)
+	m2.start()
+	m2.waitState(localapi.StateSyncNeeded)
+	if a := m2.account(); !a.Temporary {
+		t.Fatalf("missed temporary reset: %+v", a)
+	}
+}
+
+// assertNoSecrets checks that no password, TOTP secret or code reached an
+// argv or environment the simulator recorded, a log line, the journal or
+// any state file of lockstepd (its secret store aside, which holds only the
+// device key and the service account's password, by design).
+func assertNoSecrets(t *testing.T, m *mac, u *user, passwords ...string) {
+	t.Helper()
+	secrets := append([]string{}, passwords...)
+	if u.secret != "" {
+		secrets = append(secrets, u.secret)
+	}
+	var raw [][]byte
+	for _, s := range secrets {
+		raw = append(raw, []byte(s))
+	}
+	invs := macsimtest.AssertNoSecrets(t, m.sim, raw...)
+	if len(invs) == 0 {
+		t.Fatal("the simulator recorded no invocation")
+	}
+	stdinFed := false
+	for _, inv := range invs {
+		stdinFed = stdinFed || inv.StdinBytes > 0 || len(inv.Prompts) > 0
+	}
+	if !stdinFed {
+		t.Error("no secret went over stdin or a terminal: was anything checked?")
+	}
+	logs := m.logText() + m.dir.log.String()
+	filepath.WalkDir(m.stateDir, func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			if de != nil && de.IsDir() && de.Name() == "secrets" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("a secret is in %s", p)
+			}
+		}
+		return nil
+	})
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret is in the logs")
+		}
+	}
+}
