@@ -2,7 +2,6 @@ package platform
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,21 +12,30 @@ import (
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
 )
 
-// macsimBin is the simulator, built once for the whole test binary.
-var macsimBin string
+// The simulator is built once per test binary, on first use (fuzzing and
+// parser-only runs never need it).
+var (
+	macsimOnce    sync.Once
+	macsimBin     string
+	macsimCleanup = func() {}
+	macsimErr     error
+)
+
+func simulatorBinary(t *testing.T) string {
+	t.Helper()
+	macsimOnce.Do(func() { macsimBin, macsimCleanup, macsimErr = macsimtest.Build("") })
+	if macsimErr != nil {
+		t.Fatal(macsimErr)
+	}
+	return macsimBin
+}
 
 func TestMain(m *testing.M) {
 	if helper := os.Getenv("PLATFORM_TEST_HELPER"); helper != "" {
 		os.Exit(runHelper(helper))
 	}
-	bin, cleanup, err := macsimtest.Build("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	macsimBin = bin
 	code := m.Run()
-	cleanup()
+	macsimCleanup()
 	os.Exit(code)
 }
 
@@ -94,7 +102,7 @@ type mac struct {
 
 func newMac(t *testing.T, spec macsim.Spec) *mac {
 	t.Helper()
-	sim := macsimtest.New(t, macsimBin, spec)
+	sim := macsimtest.New(t, simulatorBinary(t), spec)
 	log := &syncBuffer{}
 	r := NewRunner(Config{
 		ToolsDir:           sim.ToolsDir(),
