@@ -96,7 +96,7 @@ type Cmd struct {
 	// Prompts, when set, run the child on a new pseudo-terminal that is its
 	// controlling terminal and stdin (stdout and stderr stay pipes), and
 	// answer each prompt it writes there with the first matching Prompt.
-	// An unmatched prompt kills the child.
+	// An unmatched prompt kills the child. Stdin is not used then.
 	Prompts []Prompt
 	// As runs the child as this user.
 	As *Credential
