@@ -2,6 +2,7 @@ package platform
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/lockstep-dev/lockstep/macsim"
@@ -39,5 +40,25 @@ func TestConsoleUser(t *testing.T) {
 	}
 	if _, _, err := c.User(ctx); !errors.Is(err, ErrToolFailed) {
 		t.Errorf("failing scutil: %v", err)
+	}
+}
+
+// New wires every part to one runner (here: the simulator's tools).
+func TestNewWiresTheSimulator(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	mac := New(Config{ToolsDir: m.sim.ToolsDir(), RunUserStepsAsSelf: os.Geteuid() != 0})
+	ctx := t.Context()
+	if u, ok, err := mac.Console.User(ctx); err != nil || !ok || u.Name != "alice" {
+		t.Errorf("Console.User = %+v %t %v", u, ok, err)
+	}
+	if on, err := mac.FileVault.IsActive(ctx); err != nil || !on {
+		t.Errorf("FileVault.IsActive = %t %v", on, err)
+	}
+	if ok, err := mac.Keychains.Opens(ctx, "alice", []byte(alicePW)); err != nil || !ok {
+		t.Errorf("Keychains.Opens = %t %v", ok, err)
+	}
+	if err := mac.Accounts.VerifyPassword(ctx, "alice", []byte(alicePW)); err != nil {
+		t.Errorf("Accounts.VerifyPassword = %v", err)
 	}
 }
