@@ -1,3 +1,5 @@
+//go:build cgo || !darwin
+
 package ui
 
 import (
@@ -51,7 +53,7 @@ type App struct {
 	connected bool
 	watchErr  error
 	view      trayView
-	trayShown bool
+	trayMenu  *fyne.Menu
 	notes     notifier
 	change    *changeWindow
 	syncW     *syncWindow
@@ -145,6 +147,9 @@ func (a *App) handle(ev localapi.Event) {
 		}
 		old := a.status
 		a.status = ev.Status
+		if !a.connected {
+			a.log.Info("following lockstepd", "version", ev.Status.Version)
+		}
 		a.connected = true
 		a.watchErr = nil
 		a.notifyTransitions(old, ev.Status)

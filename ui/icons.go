@@ -1,3 +1,5 @@
+//go:build cgo || !darwin
+
 package ui
 
 import (
@@ -73,6 +75,10 @@ func trayIcon(kind iconKind, template bool) fyne.Resource {
 	iconCache[key] = r
 	return r
 }
+
+// Icon is the application's icon (the in-sync padlock in colour), for
+// fyne.App.SetIcon and window decorations.
+func Icon() fyne.Resource { return appIcon() }
 
 // appIcon is the application's icon: the in-sync padlock, in colour.
 func appIcon() fyne.Resource {

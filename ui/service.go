@@ -1,3 +1,5 @@
+//go:build cgo || !darwin
+
 // Package ui is Lockstep's menu-bar app: the tray icon and menu, and the
 // Change Password, Sync Password, Status and About windows.
 //

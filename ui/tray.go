@@ -1,3 +1,5 @@
+//go:build cgo || !darwin
+
 package ui
 
 import (
@@ -169,5 +171,14 @@ func (a *App) refreshTray() {
 		return
 	}
 	a.o.Tray.SetSystemTrayIcon(trayIcon(v.icon, a.o.TemplateIcon))
-	a.o.Tray.SetSystemTrayMenu(a.menu(v))
+	// Always the same *fyne.Menu, updated in place: Fyne shows the menu it
+	// was first given once the tray is ready, so an update that arrives
+	// before then must change that menu, not replace it.
+	m := a.menu(v)
+	if a.trayMenu == nil {
+		a.trayMenu = m
+	} else {
+		a.trayMenu.Label, a.trayMenu.Items = m.Label, m.Items
+	}
+	a.o.Tray.SetSystemTrayMenu(a.trayMenu)
 }

@@ -1,3 +1,5 @@
+//go:build cgo || !darwin
+
 package ui
 
 import (
@@ -91,6 +93,7 @@ func TestTrayMenuForEachState(t *testing.T) {
 
 func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	h := newHarness(t, setup{})
+	first := h.tray.menu
 	h.fake.AdminReset(resetPassword, false)
 	h.waitFor("the reset", func() bool { return h.tray.item(traySync.S()) != nil })
 	want := []string{noteResetTitle.S() + " | " + noteResetBody.S()}
@@ -122,6 +125,11 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	h.waitFor("the reconnect", func() bool { return h.app.connected })
 	if got := h.notifications(); !slices.Equal(got, want) {
 		t.Errorf("notifications after reconnects %q, want only the first", got)
+	}
+	// Fyne shows the first menu it was given once the tray is ready, so
+	// every update must be to that same menu.
+	if h.tray.menu != first {
+		t.Error("the tray menu was replaced instead of updated")
 	}
 }
 

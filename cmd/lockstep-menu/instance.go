@@ -1,0 +1,43 @@
+//go:build (cgo || !darwin) && unix
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// errRunning says another lockstep-menu of this user holds the lock.
+var errRunning = errors.New("another lockstep-menu is running")
+
+// lockInstance makes this process the user's only lockstep-menu: it takes
+// an exclusive flock on a file in the user's cache directory. The kernel
+// drops the lock when the process ends, however it ends, so there is no
+// stale lock to clean up.
+func lockInstance() (release func(), err error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil, fmt.Errorf("finding the cache directory for the instance lock: %w", err)
+	}
+	dir = filepath.Join(dir, appID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("instance lock: %w", err)
+	}
+	path := filepath.Join(dir, "instance.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("instance lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (lock %s)", errRunning, path)
+		}
+		return nil, fmt.Errorf("instance lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
