@@ -24,6 +24,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui"
+	"github.com/lockstep-dev/lockstep/ui/instance"
 	"github.com/lockstep-dev/lockstep/version"
 )
 
@@ -48,8 +49,8 @@ func main() {
 }
 
 func run(log *slog.Logger, socket, look string) error {
-	release, err := lockInstance()
-	if errors.Is(err, errRunning) {
+	release, err := instance.Lock(appID)
+	if errors.Is(err, instance.ErrRunning) {
 		log.Info("lockstep-menu is already running for this user", "err", err)
 		return nil
 	}

@@ -1,6 +1,6 @@
-//go:build (cgo || !darwin) && unix
+//go:build unix
 
-package main
+package instance
 
 import (
 	"errors"
@@ -10,15 +10,15 @@ import (
 func TestSingleInstance(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
-	release, err := lockInstance()
+	release, err := Lock("dev.lockstep.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockInstance(); !errors.Is(err, errRunning) {
-		t.Fatalf("second instance got %v, want errRunning", err)
+	if _, err := Lock("dev.lockstep.test"); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second instance got %v, want ErrRunning", err)
 	}
 	release()
-	again, err := lockInstance()
+	again, err := Lock("dev.lockstep.test")
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}

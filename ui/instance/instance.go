@@ -1,6 +1,7 @@
-//go:build (cgo || !darwin) && unix
+//go:build unix
 
-package main
+// Package instance keeps one copy of a per-user program running.
+package instance
 
 import (
 	"errors"
@@ -11,19 +12,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errRunning says another lockstep-menu of this user holds the lock.
-var errRunning = errors.New("another lockstep-menu is running")
+// ErrRunning says another process of this user holds the lock.
+var ErrRunning = errors.New("already running for this user")
 
-// lockInstance makes this process the user's only lockstep-menu: it takes
-// an exclusive flock on a file in the user's cache directory. The kernel
-// drops the lock when the process ends, however it ends, so there is no
-// stale lock to clean up.
-func lockInstance() (release func(), err error) {
+// Lock makes this process the user's only instance of the program named
+// id: it takes an exclusive flock on a file in the user's cache directory.
+// The kernel drops the lock when the process ends, however it ends, so
+// there is no stale lock to clean up. Call release to let go earlier.
+func Lock(id string) (release func(), err error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return nil, fmt.Errorf("finding the cache directory for the instance lock: %w", err)
 	}
-	dir = filepath.Join(dir, appID)
+	dir = filepath.Join(dir, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("instance lock: %w", err)
 	}
@@ -35,7 +36,7 @@ func lockInstance() (release func(), err error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s)", errRunning, path)
+			return nil, fmt.Errorf("%w (lock %s)", ErrRunning, path)
 		}
 		return nil, fmt.Errorf("instance lock %s: %w", path, err)
 	}
