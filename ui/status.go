@@ -101,11 +101,9 @@ func (s *statusWindow) fetch() {
 			}
 			s.refreshB.Enable()
 			if err != nil {
-				s.a.disconnected(err)
-				s.banner.set(kindError, s.a.explain(nil, err, false).text)
+				s.a.disconnected(err) // refreshes this window too
 				return
 			}
-			s.banner.set(kindError, "")
 			s.a.setStatus(st)
 		})
 	}()
@@ -196,12 +194,16 @@ func (s *statusWindow) refresh() {
 	st := a.status
 	if !a.connected {
 		s.service.SetText(statusNotRunning.S())
+		if a.watchErr != nil {
+			s.banner.set(kindWarning, statusStale.S())
+		}
 	} else {
 		s.service.SetText(statusRunning.S(map[string]any{"Version": st.Version}))
+		s.banner.set(kindWarning, "")
 	}
 	if st == nil {
 		for _, l := range []*widget.Label{s.dir, s.account, s.state, s.expires} {
-			l.SetText("—")
+			l.SetText(statusNoData.S())
 		}
 		s.places.RemoveAll()
 		s.lastOp.SetText(statusNoOp.S())

@@ -147,6 +147,8 @@ var (
 	statusService     = m("status.service", "Lockstep service")
 	statusRunning     = m("status.running", "Running (version {{.Version}})")
 	statusNotRunning  = m("status.not_running", "Not running")
+	statusStale       = m("status.stale", "The Lockstep service is not running, so what is shown here may be out of date. If this lasts, contact your IT department.")
+	statusNoData      = m("status.no_data", "Not known while the service is not running")
 	statusDirectory   = m("status.directory", "Directory")
 	statusConnected   = m("status.connected", "Connected since {{.Since}}")
 	statusConnecting  = m("status.connecting", "Connecting…")

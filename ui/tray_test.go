@@ -286,7 +286,7 @@ func TestStatusWindow(t *testing.T) {
 	h.waitFor("the drop", func() bool { return !h.app.connected })
 	s.refreshB.OnTapped()
 	h.waitFor("the refresh", func() bool { return !s.refreshB.Disabled() })
-	if got := visibleMsg(s.banner.message); got != errNotRunning.S() {
+	if got := visibleMsg(s.banner.message); got != statusStale.S() {
 		t.Errorf("banner %q after a refresh with lockstepd down", got)
 	}
 	if s.service.Text != statusNotRunning.S() {
