@@ -546,7 +546,16 @@ func (e *Engine) applyMac(ctx context.Context, o *run, old, new protocol.Secret,
 			return "", err
 		}
 		if !exists {
-			return "", skip("No login keychain yet: macOS makes one at the next login with the new password.")
+			if !forgot {
+				return "", skip("No login keychain yet: macOS makes one at the next login with the new password.")
+			}
+			// A forgotten-password sync interrupted after the old keychain
+			// was moved aside: finish by making the new one.
+			o.mutated = true
+			if err := mac.Keychain.Create(ctx, acct, new); err != nil {
+				return "", fmt.Errorf("creating a new keychain: %w", err)
+			}
+			return "A new login keychain opens with the new password.", nil
 		}
 		if ok, err := mac.Keychain.Opens(ctx, acct, new); err != nil {
 			return "", err

@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/macsim"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// point is a place in a flow where something goes wrong: the tool run that
+// fails, crashes lockstepd right after it applied its change, or hangs
+// while lockstepd is killed.
+type point struct{ tool, verb string }
+
+// toolFailure is how each tool reports a failure, as macOS would.
+var toolFailure = map[string]struct {
+	msg  string
+	exit int
+}{
+	"dscl":        {"<dscl_cmd> DS Error: -14120 (eDSPermissionError)", 40},
+	"security":    {"security: SecKeychainUnlock: User interaction is not allowed.", 36},
+	"sysadminctl": {"### Error:-14120 File:/AppleInternal/Library/BuildRoots/DSAuthenticator.m Line:94", 0},
+	"diskutil":    {"Exiting Update Preboot operation with overall error=(ZeroLengthString=-69872)", 1},
+	"fdesetup":    {"Error: Unable to unlock FileVault.", 11},
+}
+
+type flow struct {
+	name   string
+	points []point
+	// prepare puts the account where the operation starts from; run runs
+	// it; resolve is what the user does when the account needs a sync.
+	prepare func(w *crashWorld)
+	run     func(w *crashWorld) cliResult
+	resolve func(w *crashWorld) cliResult
+}
+
+// crashWorld tracks what the user knows: the password in force and every
+// earlier one.
+type crashWorld struct {
+	*mac
+	cur, next string
+	known     []string
+	items     []string // the keychain's original items, which must never be lost
+}
+
+var flows = []flow{
+	{
+		name: "change",
+		points: []point{{"dscl", "authonly"}, {"security", "unlock-keychain"}, {"dscl", "passwd"},
+			{"security", "set-keychain-password"}, {"sysadminctl", "secureTokenStatus"}, {"diskutil", "updatePreboot"}},
+		prepare: func(w *crashWorld) { w.next = newPassword() },
+		run: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.cur, w.next), "change", "--stdin", "--user", "alice")
+		},
+		resolve: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.cur, w.next), "sync", "--stdin", "--user", "alice")
+		},
+	},
+	{
+		name: "sync",
+		points: []point{{"dscl", "authonly"}, {"dscl", "passwd"}, {"security", "unlock-keychain"},
+			{"security", "set-keychain-password"}, {"sysadminctl", "secureTokenStatus"}, {"diskutil", "updatePreboot"}},
+		prepare: func(w *crashWorld) { w.adminReset() },
+		run: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.cur, w.next), "sync", "--stdin", "--user", "alice")
+		},
+		resolve: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.cur, w.next), "sync", "--stdin", "--user", "alice")
+		},
+	},
+	{
+		name: "forgot",
+		points: []point{{"sysadminctl", "resetPasswordFor"}, {"security", "create-keychain"},
+			{"sysadminctl", "secureTokenStatus"}, {"diskutil", "updatePreboot"}},
+		prepare: func(w *crashWorld) { w.adminReset() },
+		run: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		},
+		resolve: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		},
+	},
+}
+
+func (w *crashWorld) adminReset() {
+	w.t.Helper()
+	w.next = newPassword()
+	if _, err := w.dir.admin.ResetPassword(w.t.Context(), w.u.name, admin.ResetRequest{Password: protocol.Secret(w.next)}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.waitState(localapi.StateSyncNeeded)
+}
+
+// TestEveryStepFailureAndCrashEndsRecoverable injects, at every tool step of
+// every flow, a failure, a crash of lockstepd right after the tool applied
+// its change, and a kill of lockstepd while the tool runs; each must end in
+// sync or in "sync needed" that the normal sync resolves, with every place
+// on one password and no keychain lost.
+func TestEveryStepFailureAndCrashEndsRecoverable(t *testing.T) {
+	t.Parallel()
+	for _, f := range flows {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			u := newUser(t, shared, false)
+			m := newMac(t, shared, u)
+			w := &crashWorld{mac: m, cur: u.password, known: []string{u.password}}
+			w.items = m.keychainItems(w.known)["login.keychain-db"]
+			if len(w.items) == 0 {
+				t.Fatal("no keychain items to protect")
+			}
+			if f.name == "forgot" {
+				if r := m.cli(lines(adminPW), "service-account", "setup", "--admin", "admin", "--stdin"); r.code != 0 {
+					t.Fatalf("service account: %s", r)
+				}
+			}
+			for _, p := range f.points {
+				for _, kind := range []string{"fail", "crash", "kill"} {
+					name := fmt.Sprintf("%s %s %s/%s", f.name, kind, p.tool, p.verb)
+					w.inject(name, f, p, kind)
+				}
+			}
+			assertNoSecrets(t, m, u, w.known...)
+		})
+	}
+}
+
+func (w *crashWorld) inject(name string, f flow, p point, kind string) {
+	t := w.t
+	f.prepare(w)
+	fault := macsim.Fault{Tool: p.tool, Verb: p.verb, Count: 1}
+	switch kind {
+	case "fail":
+		fault.Fail, fault.Exit = toolFailure[p.tool].msg, toolFailure[p.tool].exit
+	case "crash":
+		fault.CrashCaller = true
+	case "kill":
+		fault.Hang = true
+	}
+	if err := w.sim.AddFault(fault); err != nil {
+		t.Fatal(err)
+	}
+	before, err := w.sim.Invocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan cliResult, 1)
+	go func() { done <- f.run(w) }()
+	var first cliResult
+	if kind == "kill" {
+		w.killDuringHang(name, len(before), done)
+	}
+	select {
+	case first = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s: the operation never ended", name)
+	}
+	fired := w.faultFired(p)
+	if err := w.sim.ClearFaults(); err != nil {
+		t.Fatal(err)
+	}
+	if !fired {
+		t.Fatalf("%s: the fault never fired: the flow did not reach %s %s\nfirst run: %s", name, p.tool, p.verb, first)
+	}
+	restarted := kind != "fail"
+	if restarted {
+		select {
+		case <-w.exited: // the CLI can notice the dead daemon before Wait does
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: lockstepd survived", name)
+		}
+		w.restart()
+	} else if !w.alive() {
+		t.Fatalf("%s: lockstepd died on a plain failure", name)
+	}
+	w.waitSettled(name)
+
+	a := w.account()
+	t.Logf("%s: exit %d, restarted %v, then %s", name, first.code, restarted, a.State)
+	switch a.State {
+	case localapi.StateInSync, localapi.StateExpiring:
+	case localapi.StateSyncNeeded:
+		if r := f.resolve(w); r.code != 0 {
+			t.Fatalf("%s: the sync that should resolve it failed: %s\nfirst run: %s", name, r, first)
+		}
+	default:
+		t.Fatalf("%s: account left %s (%s)\nfirst run: %s", name, a.State, a.Reason, first)
+	}
+	if a := w.account(); a.State != localapi.StateInSync {
+		t.Fatalf("%s: not in sync after resolving: %s (%s)", name, a.State, a.Reason)
+	}
+	// Every place holds one password, the one the directory has.
+	final := w.cur
+	if w.dirAccepts(w.next) {
+		final = w.next
+	}
+	w.places(final)
+	if final != w.cur {
+		w.known = append(w.known, final)
+		w.cur = final
+	}
+	// No keychain was lost: the original items still open with a password
+	// the user knows.
+	var all []string
+	for _, its := range w.keychainItems(w.known) {
+		all = append(all, its...)
+	}
+	for _, it := range w.items {
+		if !slices.Contains(all, it) {
+			t.Fatalf("%s: keychain item %s lost (have %v)", name, it, all)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("%s: first run: %s\nlockstepd log:\n%s", name, first, tail(w.logText(), 3000))
+	}
+}
+
+// killDuringHang waits for the tool to hang, then kills lockstepd and the
+// hung tool, as a power cut or a crash would.
+func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		invs, err := w.sim.Invocations()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, inv := range invs[skip:] {
+			if inv.Fault == "hang" && len(inv.HangPIDs) > 0 {
+				w.daemon.Process.Signal(syscall.SIGKILL)
+				syscall.Kill(-inv.PGID, syscall.SIGKILL)
+				return
+			}
+		}
+		select {
+		case r := <-done:
+			w.t.Fatalf("%s: the flow ended without reaching the step: %s", name, r)
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.t.Fatalf("%s: the tool never hung", name)
+}
+
+// faultFired reports whether the injected fault was used.
+func (w *crashWorld) faultFired(p point) bool {
+	snap, err := w.sim.Snapshot()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, f := range snap.Faults {
+		if f.Tool == p.tool && f.Verb == p.verb {
+			return f.Fired > 0
+		}
+	}
+	return true // a Count 1 fault is removed once it fired
+}
+
+// waitSettled waits until no operation is running and the session is up.
+func (w *crashWorld) waitSettled(name string) {
+	w.eventually(name+": lockstepd to settle", 30*time.Second, func() bool {
+		st := w.status()
+		if st.Directory.State != localapi.ConnConnected {
+			return false
+		}
+		for _, a := range st.Accounts {
+			if a.LocalUser == "alice" {
+				return a.State != localapi.StateBusy && a.State != localapi.StateUnknown
+			}
+		}
+		return false
+	})
+}
