@@ -8,7 +8,7 @@ export LANG ?= C.UTF-8
 # The cgo-free binaries that run on a Mac; they must cross-build from Linux.
 DARWIN_CMDS := $(wildcard cmd/lockstepd cmd/lockstep cmd/lockstep-directory)
 
-.PHONY: all build test vet unit cross fuzz-smoke clean
+.PHONY: all build test vet unit cross fuzz-smoke clean demo demo-script
 
 # Each area adds its own targets in mk/<area>.mk and appends the checks that
 # belong in `make test` to TEST_EXTRA and fuzz targets to FUZZ_EXTRA.
@@ -37,9 +37,17 @@ cross:
 	  GOOS=darwin GOARCH=$$arch CGO_ENABLED=0 $(GO) vet ./protocol/... ./localapi/...; \
 	done
 
+## demo: the whole system on this machine (Ctrl-C stops it); demo-script: its scripted walk-through
+DEMO_PORT ?= 8443
+demo:
+	$(GO) run ./internal/tools/demo -port $(DEMO_PORT)
+
+demo-script:
+	$(GO) run ./internal/tools/demo -script -port $(DEMO_PORT) -dir .demo-script
+
 ## fuzz-smoke: a short run of every fuzz target (not part of make test)
 fuzz-smoke: $(FUZZ_EXTRA)
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
 
 clean:
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist .demo .demo-script
