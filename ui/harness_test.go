@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/theme"
-	"fyne.io/fyne/v2/widget"
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
@@ -303,38 +301,6 @@ func visibleMsg(m *message) string {
 	return m.text.Text
 }
 
-func stepTexts(l *stepList) []string {
-	var out []string
-	for _, o := range l.box.Objects {
-		for name, r := range l.rows {
-			if r.box == o {
-				_ = name
-				out = append(out, r.text.Text)
-			}
-		}
-	}
-	return out
-}
+func stepTexts(l *stepList) []string { return lines(l) }
 
-// texts lists the words shown in o: every label and text in it, in order.
-func texts(o fyne.CanvasObject) []string {
-	var out []string
-	switch v := o.(type) {
-	case *fyne.Container:
-		if !v.Visible() {
-			return nil
-		}
-		for _, c := range v.Objects {
-			out = append(out, texts(c)...)
-		}
-	case *widget.Label:
-		if v.Visible() {
-			out = append(out, v.Text)
-		}
-	case *canvas.Text:
-		if v.Visible() {
-			out = append(out, v.Text)
-		}
-	}
-	return out
-}
+func texts(o fyne.CanvasObject) []string { return labelsOf(o) }
