@@ -98,6 +98,7 @@ type setup struct {
 	fake    fakeapi.Options
 	svc     func(*fakeapi.Fake) Service // default: the fake itself
 	noStart bool
+	log     io.Writer // where the app logs (default: nowhere)
 }
 
 func newHarness(t *testing.T, s setup) *harness {
@@ -123,7 +124,7 @@ func newHarness(t *testing.T, s setup) *harness {
 		RetryMin: 5 * time.Millisecond,
 		RetryMax: 20 * time.Millisecond,
 		Quit:     func() {},
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:      slog.New(slog.NewTextHandler(logTo(s.log), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	h.app.Start()
 	if !s.noStart {
@@ -304,3 +305,10 @@ func visibleMsg(m *message) string {
 func stepTexts(l *stepList) []string { return lines(l) }
 
 func texts(o fyne.CanvasObject) []string { return labelsOf(o) }
+
+func logTo(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

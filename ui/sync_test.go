@@ -5,6 +5,7 @@ package ui
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -186,4 +187,54 @@ func TestSyncForgotUnavailableWithoutServiceAccount(t *testing.T) {
 		t.Error("a disabled box could be ticked")
 	}
 	h.shot("sync-forgot-unavailable", s.w)
+}
+
+// TestNoSecretInLogs runs a failed and a successful sync and change and
+// checks no password reached the app's log.
+func TestNoSecretInLogs(t *testing.T) {
+	var log syncBuf
+	h := newHarness(t, setup{log: &log})
+	h.fake.AdminReset(resetPassword, true)
+	h.waitFor("the reset", func() bool { return h.tray.item(traySync.S()) != nil })
+	s := openSync(h)
+	typeIn(s.w, s.previous.entry, "Wrong-previous-1")
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	press(s.w, fyne.KeyReturn)
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	typeIn(s.w, s.previous.entry, password)
+	typeIn(s.w, s.newPw.entry, resetPassword)
+	press(s.w, fyne.KeyReturn)
+	h.waitFor("the change window", func() bool { return h.app.change != nil && h.app.change.w != nil })
+	c := h.app.change
+	h.waitFor("the policy", func() bool { return c.policy != nil })
+	typeIn(c.w, c.newPw.entry, newPassword)
+	typeIn(c.w, c.confirm.entry, newPassword)
+	press(c.w, fyne.KeyReturn)
+	h.waitFor("the change", func() bool { return c.done })
+	out := log.String()
+	if !strings.Contains(out, "change finished") {
+		t.Fatalf("log does not show the flow:\n%s", out)
+	}
+	for _, secret := range []string{password, resetPassword, newPassword, "Wrong-previous-1"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds a password:\n%s", out)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
