@@ -161,7 +161,7 @@ func (d *dirProc) stop() {
 }
 
 // restart stops the directory and starts it again on the same address.
-func (d *dirProc) restart(t *testing.T) {
+func (d *dirProc) restart(t testing.TB) {
 	t.Helper()
 	d.stop()
 	var nd *dirProc
@@ -193,7 +193,7 @@ var userSeq struct {
 }
 
 // newUser creates a unique directory user.
-func newUser(t *testing.T, d *dirProc, mfa bool) *user {
+func newUser(t testing.TB, d *dirProc, mfa bool) *user {
 	t.Helper()
 	userSeq.Lock()
 	userSeq.n++
@@ -235,7 +235,7 @@ func newPassword() string {
 // code returns a TOTP code the directory has not seen used: the current
 // step's, or the next one's (accepted thanks to the ±1 step skew), waiting
 // for time to move on when both are used.
-func (u *user) code(t *testing.T) string {
+func (u *user) code(t testing.TB) string {
 	t.Helper()
 	for {
 		now := time.Now()
@@ -256,7 +256,7 @@ func (u *user) code(t *testing.T) string {
 
 // mac is one simulated Mac running lockstepd.
 type mac struct {
-	t        *testing.T
+	t        testing.TB
 	dir      *dirProc
 	sim      *macsim.Sim
 	u        *user
@@ -289,7 +289,7 @@ const adminPW = "Admin-Local-Pass-1"
 
 // newMac builds a simulated Mac whose alice uses u's password, and starts
 // lockstepd on it.
-func newMac(t *testing.T, d *dirProc, u *user) *mac {
+func newMac(t testing.TB, d *dirProc, u *user) *mac {
 	t.Helper()
 	base, err := os.MkdirTemp("", "lse-")
 	if err != nil {
@@ -525,7 +525,7 @@ func (m *mac) dirAccepts(pw string) bool {
 }
 
 // probeSession enrolls another device with the directory for checks.
-func probeSession(t *testing.T, d *dirProc) *session.Session {
+func probeSession(t testing.TB, d *dirProc) *session.Session {
 	t.Helper()
 	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
 	if err != nil {
