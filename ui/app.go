@@ -200,6 +200,16 @@ func (a *App) themeChanged() {
 
 func (a *App) account() *localapi.Account { return firstAccount(a.status) }
 
+// localUser names the account the app shows. Requests carry it: lockstepd
+// lets a user name only their own account, and an app run as root (a demo
+// on Linux) must name the account it acts on.
+func (a *App) localUser() string {
+	if acct := a.account(); acct != nil {
+		return acct.LocalUser
+	}
+	return ""
+}
+
 func (a *App) quit() {
 	if a.o.Quit != nil {
 		a.o.Quit()

@@ -167,8 +167,9 @@ func (c *changeWindow) reset() {
 func (c *changeWindow) loadPolicy() {
 	c.policy, c.policyErr = nil, nil
 	c.showRules()
+	user := c.a.localUser()
 	go func() {
-		p, err := c.a.svc.Policy(context.Background(), "")
+		p, err := c.a.svc.Policy(context.Background(), user)
 		c.a.do(func() {
 			c.policy, c.policyErr = p, err
 			c.statusChanged()
@@ -317,6 +318,7 @@ func (c *changeWindow) submit() {
 		return
 	}
 	req := localapi.ChangeRequest{
+		User:    c.a.localUser(),
 		Current: protocol.Secret(c.current.entry.Text),
 		New:     protocol.Secret(c.newPw.entry.Text),
 		TOTP:    c.code.entry.Text,

@@ -193,6 +193,7 @@ func (s *syncWindow) submit() {
 		return
 	}
 	req := localapi.SyncRequest{
+		User:           s.a.localUser(),
 		New:            protocol.Secret(s.newPw.entry.Text),
 		ForgotPrevious: s.forgot.Checked,
 	}
