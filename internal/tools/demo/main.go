@@ -166,8 +166,19 @@ func (d *demo) run(ctx context.Context, dir string, script, noUI bool) error {
 	}
 	if withUI {
 		step("Starting the menu-bar app")
-		if err := d.start("lockstep-menu", filepath.Join(d.dir, "lockstep-menu.log"), filepath.Join(d.bin, "lockstep-menu"), "--socket", d.socket); err != nil {
+		appLog := filepath.Join(d.dir, "lockstep-menu.log")
+		if err := d.start("lockstep-menu", appLog, filepath.Join(d.bin, "lockstep-menu"), "--socket", d.socket); err != nil {
 			return err
+		}
+		// Without a tray host (a panel that shows StatusNotifierItems) the
+		// app stops at once; fall back to the terminal then.
+		select {
+		case <-d.procs[len(d.procs)-1].done:
+			b, _ := os.ReadFile(appLog)
+			fmt.Printf("    (the menu-bar app stopped: %s; following lockstepd in the terminal instead)\n", lastLine(b))
+			d.procs = d.procs[:len(d.procs)-1]
+			withUI = false
+		case <-time.After(3 * time.Second):
 		}
 	}
 	d.instructions(withUI)
@@ -206,6 +217,11 @@ func (d *demo) buildMenu() bool {
 	return true
 }
 
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	return s
@@ -218,6 +234,10 @@ func (d *demo) start(name, logFile, exe string, args ...string) error {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if lang := os.Getenv("LANG"); lang == "" || strings.HasPrefix(lang, "C") {
+		// Fyne wants a real locale; C.UTF-8 makes it log an error.
+		cmd.Env = append(os.Environ(), "LANG=en_US.UTF-8")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C is ours to pass on
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -313,7 +333,7 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 
 func (d *demo) instructions(withUI bool) {
 	rel := func(p string) string {
-		if r, err := filepath.Rel(d.root, p); err == nil {
+		if r, err := filepath.Rel(d.root, p); err == nil && !strings.HasPrefix(r, "..") {
 			return r
 		}
 		return p
