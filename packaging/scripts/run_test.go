@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,4 +335,26 @@ func TestUninstallLeavesForeignCLILink(t *testing.T) {
 	if !exists(m.vars.CLILink) {
 		t.Error("removed a link that is not Lockstep's")
 	}
+}
+
+// TestUninstallRemovesServiceAccountWhileDaemonRuns checks that the
+// uninstaller asks the still-running daemon to remove the _lockstep service
+// account before it stops the daemon.
+func TestUninstallRemovesServiceAccountWhileDaemonRuns(t *testing.T) {
+	m := installed(t)
+	os.Remove(m.vars.Socket)
+	ln, err := net.Listen("unix", m.vars.Socket)
+	if err != nil {
+		t.Skipf("cannot make a unix socket at %s: %v", m.vars.Socket, err)
+	}
+	defer ln.Close()
+	cli := "#!/bin/sh\nprintf '%s\\n' \"lockstep $*\" >>\"$STUB_DIR/calls\"\n"
+	if err := os.WriteFile(m.vars.CLIPath, []byte(cli), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.run(Uninstall)
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	ordered(t, m.calls(), "lockstep service-account remove --socket "+m.vars.Socket, "launchctl bootout system/dev.lockstep.agent")
 }
