@@ -163,6 +163,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) welcomed(w protocol.Welcome) {
 	d.dir.setPolicy(w.Policy)
 	d.eng.SetPolicy(w.Policy)
+	d.eng.SetLockoutThreshold(w.LockoutThreshold)
 	go d.bindAll()
 }
 

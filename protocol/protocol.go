@@ -112,6 +112,9 @@ type Welcome struct {
 	// PingSeconds is how often the directory pings; the agent sets its read
 	// deadline from it.
 	PingSeconds int `json:"ping_seconds"`
+	// LockoutThreshold is how many failed password checks lock an account;
+	// agents keep their own failures well below it.
+	LockoutThreshold int `json:"lockout_threshold,omitempty"`
 }
 
 // authDomain separates Lockstep signatures from any other use of the key.

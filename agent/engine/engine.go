@@ -289,6 +289,18 @@ func (e *Engine) SetPolicy(p protocol.Policy) {
 	}
 }
 
+// SetLockoutThreshold sizes the engine's own failure budget from the
+// directory's lockout threshold: two attempts below it, so that the user
+// can still sign in elsewhere after mistyping in the menu bar, and at most
+// the configured budget.
+func (e *Engine) SetLockoutThreshold(n int) {
+	if n <= 0 {
+		return
+	}
+	budget := min(max(1, n-2), e.opt.Throttle.withDefaults().MaxFailures)
+	e.throttle.setMax(budget)
+}
+
 // Policy returns the policy in force.
 func (e *Engine) Policy() protocol.Policy {
 	e.mu.Lock()

@@ -554,3 +554,20 @@ func TestOneOperationPerAccount(t *testing.T) {
 		t.Fatalf("second operation = %v", err)
 	}
 }
+
+func TestThrottleFollowsDirectoryLockout(t *testing.T) {
+	h := newHarness(t)
+	h.e.SetLockoutThreshold(3) // the directory locks at 3: the agent stops at 1
+	h.d.reset("alice", newPW, false)
+	op, _ := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret("Wrong-Guess-1")}, nil)
+	if op.Error.Code != protocol.CodeWrongPassword {
+		t.Fatalf("first attempt: %+v", op.Error)
+	}
+	op, _ = h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+	if op.Error == nil || op.Error.Code != localapi.CodeThrottled {
+		t.Fatalf("second attempt = %+v", op.Error)
+	}
+	if h.d.verifies != 1 {
+		t.Fatalf("directory saw %d attempts, want 1", h.d.verifies)
+	}
+}

@@ -54,6 +54,13 @@ func (t *throttle) allow(user string) (time.Duration, bool) {
 	return recent[0].Add(t.cfg.Window).Sub(now), false
 }
 
+// setMax changes the failure budget.
+func (t *throttle) setMax(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cfg.MaxFailures = n
+}
+
 func (t *throttle) fail(user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
