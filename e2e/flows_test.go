@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -425,4 +428,72 @@ func assertNoSecrets(t *testing.T, m *mac, u *user, passwords ...string) {
 			t.Errorf("a secret is in the logs")
 		}
 	}
+}
+
+// The doctor finds what is out of step and says how to fix it; the
+// diagnostics bundle is useful and holds no secret.
+func TestDoctorAndDiagnose(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+
+	r := m.cli(lines(u.password), "doctor", "--password", "--stdin", "--user", "alice")
+	if r.code != 0 || strings.Count(r.stdout, "✓") < 4 {
+		t.Fatalf("doctor on a healthy Mac: %s", r)
+	}
+	// The keychain falls behind (a change made outside Lockstep).
+	path, err := m.sim.LoginKeychainPath("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newPassword()
+	if err := rekeyKeychain(m, path, u.password, other); err != nil {
+		t.Fatal(err)
+	}
+	r = m.cli(lines(u.password), "doctor", "--password", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stdout, "keychain does not open with this password") || !strings.Contains(r.stdout, "lockstep sync") {
+		t.Fatalf("doctor with the keychain behind: %s", r)
+	}
+	// The sync the doctor suggests, with the keychain's password as the
+	// previous one, brings it back.
+	r = m.cli(lines(other, u.password), "sync", "--stdin", "--user", "alice")
+	if r.code != 0 {
+		t.Fatalf("sync: %s", r)
+	}
+	m.places(u.password, other)
+
+	out := filepath.Join(t.TempDir(), "bundle.json")
+	r = m.cli("", "diagnose", "--out", out)
+	if r.code != 0 {
+		t.Fatalf("diagnose: %s", r)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"operations"`, `"logs"`, `"config"`, `"DirectoryURL"`, `"status"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bundle lacks %s", want)
+		}
+	}
+	for _, secret := range []string{u.password, other, m.token} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("a secret is in the diagnostics bundle")
+		}
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("bundle mode %v", fi.Mode())
+	}
+}
+
+// rekeyKeychain changes a keychain's password behind Lockstep's back, as the
+// user would with Keychain Access, through the simulated security tool.
+func rekeyKeychain(m *mac, path, old, new string) error {
+	cmd := exec.Command(filepath.Join(m.sim.ToolsDir(), "security"), "set-keychain-password", path)
+	cmd.Stdin = strings.NewReader(lines(old, new, new))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 502, Gid: 20}, Setsid: true}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("security set-keychain-password: %v: %s", err, out)
+	}
+	return nil
 }

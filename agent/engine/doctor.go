@@ -97,9 +97,17 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 		add(localapi.PlaceKeychain, true, "The login keychain exists (give --password to check that it opens).", "")
 	}
 
+	// A missing service account is a choice, not a fault; a broken one is.
 	sa := mac.Service.Status(ctx)
-	add("service_account", sa.Usable, "Service account: "+serviceText(sa),
-		"Without it a forgotten previous password cannot be recovered; IT can run `sudo lockstep service-account setup`.")
+	switch {
+	case sa.Usable:
+		add("service_account", true, "Service account: "+serviceText(sa), "")
+	case !sa.Present:
+		add("service_account", true, "Service account: not set up, so a forgotten previous password cannot be recovered on this Mac (IT: `sudo lockstep service-account setup`).", "")
+	default:
+		add("service_account", false, "Service account: "+serviceText(sa),
+			"IT can repair it with `sudo lockstep service-account setup` (or `rotate` when only its password is wrong).")
+	}
 	return rep
 }
 

@@ -488,13 +488,14 @@ func expiryText(days int) string {
 	return fmt.Sprintf("Your password expires in %d days.", days)
 }
 
-// daysUntil counts whole days from now to t, rounding up partial days.
+// daysUntil counts calendar days, in local time, from now to t: an expiry
+// tomorrow at 09:00 is "tomorrow" whatever the hour now.
 func daysUntil(now, t time.Time) int {
-	d := t.Sub(now)
-	if d <= 0 {
-		return int(d / (24 * time.Hour))
-	}
-	return int((d + 24*time.Hour - 1) / (24 * time.Hour))
+	y1, m1, d1 := now.Local().Date()
+	y2, m2, d2 := t.Local().Date()
+	a := time.Date(y1, m1, d1, 0, 0, 0, 0, time.UTC)
+	b := time.Date(y2, m2, d2, 0, 0, 0, 0, time.UTC)
+	return int(b.Sub(a).Hours() / 24)
 }
 
 // LocalUser resolves a uid to a short name.

@@ -571,3 +571,51 @@ func TestThrottleFollowsDirectoryLockout(t *testing.T) {
 		t.Fatalf("directory saw %d attempts, want 1", h.d.verifies)
 	}
 }
+
+func TestExpiryPushWarnsOncePerDay(t *testing.T) {
+	h := newHarness(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local)
+	h.e.opt.Now = func() time.Time { return now }
+	h.e.opt.ExpiryWarningDays = 14
+	push := func(seq uint64) {
+		env, _ := protocol.New(protocol.TypeExpiryApproaching, protocol.ExpiryApproaching{User: "alice", ExpiresAt: now.Add(5*24*time.Hour + time.Hour), DaysLeft: 5})
+		env.Seq = seq
+		if err := h.e.HandlePush(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(1)
+	push(2) // the scanner's next run, or a re-delivery: no second notice
+	a := h.account()
+	if a.State != localapi.StateExpiring || a.DaysLeft == nil || *a.DaysLeft != 5 || !strings.Contains(a.Reason, "5 days") {
+		t.Fatalf("account = %s %v %q", a.State, a.DaysLeft, a.Reason)
+	}
+	var notices []string
+	for _, ev := range h.evs {
+		if ev.Type == localapi.EventNotice && ev.Notice.Kind == localapi.NoticeExpiry {
+			notices = append(notices, ev.Notice.Body)
+		}
+	}
+	if len(notices) != 1 {
+		t.Fatalf("expiry notices = %q", notices)
+	}
+}
+
+func TestDaysUntilCountsCalendarDays(t *testing.T) {
+	at := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.Local) }
+	tests := []struct {
+		now, exp time.Time
+		want     int
+	}{
+		{at(23, 12), at(23, 18), 0},
+		{at(23, 23), at(24, 1), 1},
+		{at(23, 1), at(24, 23), 1},
+		{at(23, 12), at(28, 13), 5},
+		{at(23, 12), at(21, 12), -2},
+	}
+	for _, tt := range tests {
+		if got := daysUntil(tt.now, tt.exp); got != tt.want {
+			t.Errorf("daysUntil(%v, %v) = %d, want %d", tt.now, tt.exp, got, tt.want)
+		}
+	}
+}
