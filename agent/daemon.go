@@ -194,6 +194,10 @@ func (d *Daemon) ensureBound(ctx context.Context, local string) {
 	if local == "" || d.eng.IsBound(local) {
 		return
 	}
+	if !d.dir.Connected() {
+		d.eng.Touch(local) // bound when the session comes up
+		return
+	}
 	d.bindMu.Lock()
 	if d.binding[local] {
 		d.bindMu.Unlock()

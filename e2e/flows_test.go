@@ -321,6 +321,10 @@ func TestOtherUsersCannotTouchAlice(t *testing.T) {
 	if strings.Contains(r.stdout, `"local_user": "alice"`) || strings.Contains(r.stdout, u.name) {
 		t.Fatalf("bob sees alice: %s", r)
 	}
+	// bob is not in the directory, and is told so.
+	if !strings.Contains(r.stdout, `The directory has no user \"bob\"`) {
+		t.Errorf("bob's status does not say the directory lacks him: %s", r)
+	}
 	nw := newPassword()
 	r = m.cliAs(bobUID, lines(u.password, nw), "change", "--stdin", "--user", "alice")
 	if r.code == 0 || !strings.Contains(r.stderr, "only act on your own account") {

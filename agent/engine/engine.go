@@ -143,7 +143,10 @@ type record struct {
 	Places       map[string]localapi.Place `json:"places"`
 	LastOpID     string                    `json:"last_op_id,omitempty"`
 	// PendingAck is a synced version the directory has not been told of.
-	PendingAck   int64  `json:"pending_ack,omitempty"`
+	PendingAck int64 `json:"pending_ack,omitempty"`
+	// BindError says why the directory has no state for the account, such
+	// as a user it does not know.
+	BindError    string `json:"bind_error,omitempty"`
 	ExpiryNotice string `json:"expiry_notice,omitempty"` // date of the last expiry notice
 	FileVault    bool   `json:"filevault"`
 }
@@ -319,12 +322,19 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	fv := e.fileVaultUser(ctx, local)
 	st, err := e.opt.Directory.GetAccount(ctx, dirUser, local)
 	if err != nil {
-		_ = e.update(local, func(r *record) { r.FileVault = fv })
+		var pe *protocol.Error
+		_ = e.update(local, func(r *record) {
+			r.FileVault = fv
+			if errors.As(err, &pe) && pe.Code == protocol.CodeUnknownUser {
+				r.BindError = fmt.Sprintf("The directory has no user %q. Ask IT to add you, or to map this account with UserMap.", dirUser)
+			}
+		})
 		return fmt.Errorf("reading directory account %s: %w", dirUser, err)
 	}
 	var pending int64
 	err = e.update(local, func(r *record) {
 		r.FileVault = fv
+		r.BindError = ""
 		e.applyDirState(r, st)
 		pending = r.PendingAck
 	})
@@ -455,6 +465,8 @@ func (e *Engine) viewLocked(r *record) localapi.Account {
 	switch {
 	case e.running[r.LocalUser] != nil:
 		a.State, a.Reason = localapi.StateBusy, "A password operation is running."
+	case r.Dir == nil && r.BindError != "":
+		a.State, a.Reason = localapi.StateUnknown, r.BindError
 	case r.Dir == nil:
 		a.State, a.Reason = localapi.StateUnknown, "Waiting for the directory."
 	case a.LockedUntil != nil || (r.Dir.Locked && r.Dir.LockedUntil == nil):
