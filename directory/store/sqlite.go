@@ -583,6 +583,32 @@ func (t *sqliteTx) SetPolicy(ctx context.Context, p protocol.Policy) error {
 	return nil
 }
 
+func (t *sqliteTx) Setting(ctx context.Context, name string) ([]byte, error) {
+	var b []byte
+	if err := t.tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name=?`, name).Scan(&b); err != nil {
+		return nil, notFound(err, "setting "+name)
+	}
+	return b, nil
+}
+
+func (t *sqliteTx) CreateSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value)
+	if err != nil {
+		return fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("setting %s: %w", name, ErrExists)
+	}
+	return nil
+}
+
 func (t *sqliteTx) Audit(ctx context.Context, e AuditEvent) error {
 	var detail []byte
 	if len(e.Detail) > 0 {

@@ -80,8 +80,31 @@ type Tx interface {
 	Policy(ctx context.Context) (protocol.Policy, error)
 	SetPolicy(ctx context.Context, p protocol.Policy) error
 
+	// Setting returns a named value (any name but "policy"), or
+	// ErrNotFound.
+	Setting(ctx context.Context, name string) ([]byte, error)
+	// CreateSetting stores a named value once: ErrExists when the name is
+	// already set (by this process or, with a shared database, another).
+	CreateSetting(ctx context.Context, name string, value []byte) error
+
 	Audit(ctx context.Context, e AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// Change is what other directory replicas committed to a shared database
+// that this replica must act on. A Store shared between replicas reports
+// changes through its Listen method; an embedded one has no other writer
+// and so no changes to report.
+type Change struct {
+	// Devices have new pushes in their outboxes.
+	Devices []string
+	// AllDevices means any device may have new pushes (too many to list).
+	AllDevices bool
+	// Policy means the password policy was set.
+	Policy bool
+	// Resync means changes may have been missed (the feed just connected
+	// or reconnected): treat every device and the policy as changed.
+	Resync bool
 }
 
 // User is a directory account.
