@@ -3,15 +3,31 @@ package directory
 import (
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
 // Config configures a Server. Zero fields take the defaults documented on
 // each; DataDir is required.
 type Config struct {
-	// DataDir holds the database, the TLS files, the admin token and
-	// admin.json.
+	// DataDir holds the database (SQLite), the TLS files, the admin
+	// token, admin.json and, by default, the master key. With a PostgreSQL
+	// database each replica has its own DataDir.
 	DataDir string
+	// DatabaseURL, when set, is a PostgreSQL connection string (a
+	// postgres:// URL or key=value pairs): the data then lives in that
+	// database, which several replicas share, instead of SQLite in
+	// DataDir. It may hold a password; it is never logged.
+	DatabaseURL string
+	// DatabasePassword, when set, is the PostgreSQL password, replacing
+	// any in DatabaseURL (so the URL can be kept free of it).
+	DatabasePassword []byte
+	// MasterKeyFile is the 0600 file holding the 32-byte master key that
+	// seals TOTP secrets and keys idempotency fingerprints (default
+	// DataDir/server.key, made on first start). Replicas sharing a
+	// database must share this key: the database records a check value
+	// on first start and a replica with another key refuses to start.
+	MasterKeyFile string
 	// CertFile and KeyFile name a real certificate and key. When empty the
 	// server makes a local CA and a server certificate in DataDir.
 	CertFile, KeyFile string
@@ -77,6 +93,9 @@ type Rate struct {
 func (c *Config) setDefaults() error {
 	if c.DataDir == "" {
 		return errors.New("config: DataDir is required")
+	}
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, ServerKeyFile)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("config: CertFile and KeyFile go together")

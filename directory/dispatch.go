@@ -142,27 +142,37 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 	unlock := s.keyLocks.lock(sess.deviceID + "\x00" + env.IdempotencyKey)
 	defer unlock()
 
-	var rec store.IdempotencyRecord
-	err = s.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		rec, err = tx.Idempotency(ctx, sess.deviceID, env.IdempotencyKey)
-		return err
-	})
-	switch {
-	case err == nil:
-		if !hmac.Equal(rec.Fingerprint, fp) {
+	// first returns the outcome recorded for this key, or nil.
+	first := func() (*protocol.Envelope, error) {
+		var rec store.IdempotencyRecord
+		err := s.st.View(ctx, func(tx store.Tx) error {
+			var err error
+			rec, err = tx.Idempotency(ctx, sess.deviceID, env.IdempotencyKey)
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case !hmac.Equal(rec.Fingerprint, fp):
 			return reply(env, nil, protocol.Errorf(protocol.CodeIdempotencyReuse,
-				"idempotency_key %q was already used for a different request", env.IdempotencyKey))
+				"idempotency_key %q was already used for a different request", env.IdempotencyKey)), nil
 		}
 		var o outcome
 		if err := json.Unmarshal(rec.Outcome, &o); err != nil {
-			return reply(env, nil, internalError(err))
+			return nil, err
 		}
 		s.log.Debug("idempotent_replay", "device", sess.deviceID, "type", env.Type)
-		return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: env.ID, Body: o.Body, Error: o.Error}
-	case !errors.Is(err, store.ErrNotFound):
+		return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: env.ID, Body: o.Body, Error: o.Error}, nil
+	}
+	prev, err := first()
+	if err != nil {
 		s.log.Error("idempotency_read_failed", "err", err)
 		return reply(env, nil, internalError(err))
+	}
+	if prev != nil {
+		return prev
 	}
 
 	record := func(ctx context.Context, tx store.Tx, o outcome) error {
@@ -180,8 +190,25 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 		}
 		return record(ctx, tx, outcome{Body: b})
 	})
-	if perr != nil && remembered(perr.Code) {
-		if err := s.st.Update(ctx, func(tx store.Tx) error { return record(ctx, tx, outcome{Error: perr}) }); err != nil {
+	if perr == nil {
+		return reply(env, res, perr)
+	}
+	// The lock above is per process: with replicas sharing a database the
+	// same request may have run on another one meanwhile (an agent that
+	// retried elsewhere). Its recorded outcome came first, so it stands;
+	// here that shows as a failed transaction or a refused record.
+	if perr.Code == protocol.CodeInternal {
+		if prev, err := first(); err == nil && prev != nil {
+			return prev
+		}
+	}
+	if remembered(perr.Code) {
+		err := s.st.Update(ctx, func(tx store.Tx) error { return record(ctx, tx, outcome{Error: perr}) })
+		if errors.Is(err, store.ErrExists) {
+			if prev, err := first(); err == nil && prev != nil {
+				return prev
+			}
+		} else if err != nil {
 			s.log.Error("idempotency_write_failed", "err", err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,6 +77,8 @@ type testEnv struct {
 	clock *fakeClock
 	logs  *syncBuffer
 	roots *x509.CertPool
+	// dbURL is the PostgreSQL database, "" with SQLite.
+	dbURL string
 
 	mu      sync.Mutex
 	secrets []string
@@ -106,6 +109,10 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.DatabaseURL == "" && os.Getenv("LOCKSTEP_TEST_STORE") == "postgres" {
+		cfg.DatabaseURL = pgDatabaseFor(t, cfg.DataDir)
+	}
+	e.dbURL = cfg.DatabaseURL
 	e.dir = cfg.DataDir
 	srv, err := New(cfg)
 	if err != nil {
@@ -154,6 +161,9 @@ func (e *testEnv) close() {
 	// No secret in the service log or in the database file (hashes and
 	// sealed TOTP secrets only).
 	var db []byte
+	if e.dbURL != "" {
+		db = pgContents(e.t, e.dbURL)
+	}
 	for _, f := range []string{DBFile, DBFile + "-wal"} {
 		b, _ := os.ReadFile(filepath.Join(e.dir, f))
 		db = append(db, b...)
@@ -163,8 +173,8 @@ func (e *testEnv) close() {
 		if strings.Contains(logs, s) {
 			e.t.Errorf("secret %q found in the log", s)
 		}
-		if bytes.Contains(db, []byte(s)) {
-			e.t.Errorf("secret %q found in the database file", s)
+		if bytes.Contains(db, []byte(s)) || bytes.Contains(db, []byte(hex.EncodeToString([]byte(s)))) {
+			e.t.Errorf("secret %q found in the database", s)
 		}
 	}
 }

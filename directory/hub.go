@@ -81,15 +81,20 @@ func (h *hub) get(deviceID string) *conn {
 	return h.conns[deviceID]
 }
 
-// closeAll sends every connection a close frame; each reader then ends.
-func (h *hub) closeAll() {
+// all returns every registered connection.
+func (h *hub) all() []*conn {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	all := make([]*conn, 0, len(h.conns))
 	for _, c := range h.conns {
 		all = append(all, c)
 	}
-	h.mu.RUnlock()
-	for _, c := range all {
+	return all
+}
+
+// closeAll sends every connection a close frame; each reader then ends.
+func (h *hub) closeAll() {
+	for _, c := range h.all() {
 		c.closeWith(websocket.CloseServiceRestart, "directory restarting")
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"crypto/hmac"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,6 +62,9 @@ type Server struct {
 	// ctx lives until the hard end of Shutdown; handlers use it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// feedCtx bounds the change feed from other replicas.
+	feedCtx  context.Context
+	stopFeed context.CancelFunc
 
 	active   sync.WaitGroup // agent handshakes in progress
 	handlers sync.WaitGroup // in-flight websocket requests
@@ -85,53 +90,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.feedCtx, s.stopFeed = context.WithCancel(s.ctx)
 
-	master, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, ServerKeyFile), 32)
-	if err != nil {
-		return nil, err
-	}
-	raw := make([]byte, 32)
-	if n, err := b64url.Decode(raw, master); err != nil || n != 32 {
-		return nil, fmt.Errorf("%s is corrupt", ServerKeyFile)
-	}
-	if s.keys, err = newSecrets(raw); err != nil {
-		return nil, err
-	}
-	clear(raw)
-	if s.adminToken, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, AdminTokenFile), 32); err != nil {
-		return nil, err
-	}
-
-	var cert tls.Certificate
-	if cfg.CertFile != "" {
-		if cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile); err != nil {
-			return nil, fmt.Errorf("loading certificate: %w", err)
-		}
-	} else {
-		if cert, err = ensureTLS(cfg.DataDir, certHosts(cfg.Hosts), s.now()); err != nil {
-			return nil, fmt.Errorf("preparing TLS: %w", err)
-		}
-		s.caFile, _ = filepath.Abs(filepath.Join(cfg.DataDir, CAFile))
-	}
-	s.tlsConfig = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		// HTTP/1.1 only: websockets upgrade from it.
-		NextProtos: []string{"http/1.1"},
-	}
-
-	// The database holds password hashes: owner only (SQLite gives its WAL
-	// and shared-memory files the same mode).
-	dbPath := filepath.Join(cfg.DataDir, DBFile)
-	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
-	st, err := store.OpenSQLite(s.ctx, dbPath)
+	st, err := openStore(s.ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.st = st
-	if err := s.loadPolicy(s.ctx); err != nil {
+	if err := s.prepare(); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -160,6 +126,112 @@ func New(cfg Config) (*Server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
 	return s, nil
+}
+
+// prepare loads the keys, the admin token, the TLS certificate and the
+// policy.
+func (s *Server) prepare() error {
+	var err error
+	if s.keys, err = s.masterKey(s.ctx); err != nil {
+		return err
+	}
+	if s.adminToken, err = loadOrCreateSecret(filepath.Join(s.cfg.DataDir, AdminTokenFile), 32); err != nil {
+		return err
+	}
+	var cert tls.Certificate
+	if s.cfg.CertFile != "" {
+		if cert, err = tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile); err != nil {
+			return fmt.Errorf("loading certificate: %w", err)
+		}
+	} else {
+		if cert, err = ensureTLS(s.cfg.DataDir, certHosts(s.cfg.Hosts), s.now()); err != nil {
+			return fmt.Errorf("preparing TLS: %w", err)
+		}
+		s.caFile, _ = filepath.Abs(filepath.Join(s.cfg.DataDir, CAFile))
+	}
+	s.tlsConfig = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		// HTTP/1.1 only: websockets upgrade from it.
+		NextProtos: []string{"http/1.1"},
+	}
+	return s.loadPolicy(s.ctx)
+}
+
+// openStore opens PostgreSQL when a URL is configured, otherwise the
+// SQLite file in the data directory.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.PostgresOptions{Password: cfg.DatabasePassword, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
+		}
+		return st, nil
+	}
+	// The database holds password hashes: owner only (SQLite gives its WAL
+	// and shared-memory files the same mode).
+	dbPath := filepath.Join(cfg.DataDir, DBFile)
+	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	return store.OpenSQLite(ctx, dbPath)
+}
+
+// keyCheckSetting names the stored check value of the master key.
+const keyCheckSetting = "master_key_check"
+
+// masterKey loads the master key, creating it on the first start of a
+// database, and checks it against the value the database recorded then:
+// replicas with different keys would each fail to open the others' TOTP
+// secrets and to recognise the others' idempotent requests.
+func (s *Server) masterKey(ctx context.Context) (*secrets, error) {
+	path := s.cfg.MasterKeyFile
+	var recorded []byte
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		recorded, err = tx.Setting(ctx, keyCheckSetting)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("reading the master key check: %w", err)
+	}
+	if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) && recorded != nil {
+		return nil, fmt.Errorf("master key %s is missing, but the database was set up with one: copy it from another replica "+
+			"(or restore it from backup) with mode 0600", path)
+	}
+	enc, err := loadOrCreateSecret(path, 32)
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	defer clear(raw)
+	if n, err := b64url.Decode(raw, enc); err != nil || n != 32 {
+		return nil, fmt.Errorf("%s is corrupt", path)
+	}
+	clear(enc)
+	keys, err := newSecrets(raw)
+	if err != nil {
+		return nil, err
+	}
+	check := keyCheck(raw)
+	if recorded == nil {
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			err := tx.CreateSetting(ctx, keyCheckSetting, check)
+			if errors.Is(err, store.ErrExists) {
+				// Another replica started at the same moment: compare.
+				recorded, err = tx.Setting(ctx, keyCheckSetting)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("recording the master key check: %w", err)
+		}
+	}
+	if recorded != nil && !hmac.Equal(recorded, check) {
+		return nil, fmt.Errorf("master key %s is not the key this database was set up with: every replica sharing a "+
+			"database needs the same key (copy it from another replica with mode 0600)", path)
+	}
+	return keys, nil
 }
 
 func (s *Server) loadPolicy(ctx context.Context) error {
@@ -202,6 +274,10 @@ func (s *Server) Start(ln net.Listener) error {
 	s.loops.Add(2)
 	go func() { defer s.loops.Done(); s.scanLoop() }()
 	go func() { defer s.loops.Done(); s.hub.pingLoop() }()
+	if f, ok := s.st.(changeFeed); ok {
+		s.loops.Add(1)
+		go func() { defer s.loops.Done(); f.Listen(s.feedCtx, s.applyChange) }()
+	}
 	go func() {
 		err := s.http.Serve(tls.NewListener(ln, s.tlsConfig))
 		if errors.Is(err, http.ErrServerClosed) {
@@ -280,6 +356,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("waiting for handshakes: %w", err))
 	}
 	close(s.stopScan)
+	s.stopFeed()
 	// Readers now drop new requests; let the running ones finish and queue
 	// their results, then say goodbye to every agent.
 	if err := waitCtx(ctx, &s.handlers, s.cancel); err != nil {

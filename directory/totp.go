@@ -92,6 +92,15 @@ func newSecrets(master []byte) (*secrets, error) {
 	return &secrets{aead: aead, macKey: derive("lockstep idempotency v1")}, nil
 }
 
+// keyCheck is a one-way check value of the master key. The database keeps
+// it so that a replica started with a different key is refused; it tells
+// nothing about the key.
+func keyCheck(master []byte) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("lockstep master key check v1"))
+	return m.Sum(nil)
+}
+
 // seal encrypts plaintext bound to the user name.
 func (s *secrets) seal(user string, plaintext []byte) ([]byte, error) {
 	nonce := make([]byte, s.aead.NonceSize())

@@ -1,0 +1,80 @@
+package directory
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lockstep-dev/lockstep/directory/store"
+)
+
+// changeFeed is a store shared with other replicas (PostgreSQL): Listen
+// reports, until ctx ends, what the others commit, and a Resync whenever
+// it may have missed something.
+//
+// A replica delivers the pushes it commits itself after the commit, as
+// with SQLite (hub.deliver). The pushes another replica commits reach
+// this one's connected devices through the feed: the devices named in a
+// change catch up from their outbox (seq > last sent), which is the same
+// path a reconnecting device takes, so order holds and nothing is sent
+// twice however notifications and live pushes interleave.
+//
+// A device has one connection per replica at most ("newer replaces
+// older"). A device that reconnects to replica B while its old socket
+// lingers on A (until A's keepalive drops it, 2.5 ping intervals at
+// most) has a connection on both; each gets every push once, in order,
+// and the agent reads only its new socket, so it sees no duplicate (it
+// also ignores any seq at or below the last it handled).
+type changeFeed interface {
+	Listen(ctx context.Context, fn func(store.Change))
+}
+
+// catchUpWorkers bounds the outbox reads one change starts at once.
+const catchUpWorkers = 8
+
+// applyChange acts on what another replica committed.
+func (s *Server) applyChange(ch store.Change) {
+	if ch.Policy || ch.Resync {
+		if err := s.loadPolicyView(s.ctx); err != nil {
+			s.log.Error("policy_reload_failed", "err", err)
+		}
+	}
+	var cs []*conn
+	if ch.Resync || ch.AllDevices {
+		cs = s.hub.all()
+	} else {
+		for _, id := range ch.Devices {
+			if c := s.hub.get(id); c != nil {
+				cs = append(cs, c)
+			}
+		}
+	}
+	s.log.Debug("replica_change", "devices", len(ch.Devices), "all", ch.AllDevices, "policy", ch.Policy,
+		"resync", ch.Resync, "local", len(cs))
+	catchUpAll(cs)
+}
+
+// catchUpAll has each connection send what its outbox holds beyond what
+// it sent, a few at a time.
+func catchUpAll(cs []*conn) {
+	if len(cs) == 1 {
+		cs[0].catchUp()
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(catchUpWorkers, len(cs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(cs)) {
+					return
+				}
+				cs[i].catchUp()
+			}
+		}()
+	}
+	wg.Wait()
+}
