@@ -16,9 +16,9 @@ package directory
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/tls"
 	"encoding/json"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io/fs"
