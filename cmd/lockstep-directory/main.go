@@ -24,6 +24,8 @@ import (
 
 const usage = `usage:
   lockstep-directory serve --data DIR [--listen ADDR] [--cert FILE --key FILE]
+                           [--database URL [--database-password-file FILE] | --database-url-file FILE]
+                           [--master-key-file FILE]
   lockstep-directory user add NAME [--display-name NAME] [--mfa] [--temporary]   (password on stdin)
   lockstep-directory user show NAME
   lockstep-directory user list
@@ -56,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(ctx, args[1:], stdout, stderr)
+		err = serve(ctx, args[1:], stdin, stdout, stderr)
 	case "user", "enroll-token", "policy", "audit":
 		err = adminCommand(ctx, args, stdin, stdout, stderr)
 	case "version":

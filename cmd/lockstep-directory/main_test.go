@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/store/pgtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -64,11 +66,11 @@ func (s *syncBuf) String() string {
 
 // startB starts a server for a benchmark on addr, with cheap argon2id
 // parameters so that resets measure the push path rather than the hash.
-func startB(b *testing.B, dir, addr string) *exec.Cmd {
+func startB(b *testing.B, dir, addr string, extra ...string) *exec.Cmd {
 	_ = os.Remove(filepath.Join(dir, "admin.json"))
-	cmd := exec.Command(binary, "serve", "--data", dir, "--listen", addr, "--log-level", "warn",
+	cmd := exec.Command(binary, append([]string{"serve", "--data", dir, "--listen", addr, "--log-level", "warn",
 		"--address-rate-burst", "1000000", "--address-rate-every", "1ns",
-		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1")
+		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -87,9 +89,16 @@ func startB(b *testing.B, dir, addr string) *exec.Cmd {
 // parameters and waits until admin.json appears.
 func start(t *testing.T, dir string) *server {
 	t.Helper()
+	return startWith(t, dir, "")
+}
+
+// startWith is start with more serve flags and stdin.
+func startWith(t *testing.T, dir, stdin string, extra ...string) *server {
+	t.Helper()
 	s := &server{t: t, dir: dir, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve", "--data", dir, "--listen", "127.0.0.1:0",
-		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1", "--log-json", "--log-level", "debug")
+	s.cmd = exec.Command(binary, append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0",
+		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1", "--log-json", "--log-level", "debug"}, extra...)...)
+	s.cmd.Stdin = strings.NewReader(stdin)
 	s.cmd.Stdout = &s.stdout
 	s.cmd.Stderr = &s.stderr
 	if err := s.cmd.Start(); err != nil {

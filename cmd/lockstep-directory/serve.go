@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +27,7 @@ func printVersion(w io.Writer) error {
 	return err
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory (database, keys, certificates, admin token)")
@@ -46,6 +51,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ping := fs.Duration("ping-interval", 30*time.Second, "agent keepalive interval")
 	scan := fs.Duration("scan-interval", time.Hour, "expiry scanner interval")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in progress")
+	dbURL := fs.String("database", "", "PostgreSQL connection string `URL` without a password (default: SQLite in --data)")
+	dbURLFile := fs.String("database-url-file", "", "read the PostgreSQL connection string, which may hold a password, from `FILE` (mode 0600; - for the first line of stdin)")
+	dbPassFile := fs.String("database-password-file", "", "read the PostgreSQL password from `FILE` (mode 0600; - for the first line of stdin)")
+	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -55,6 +64,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
 	}
+	db, err := databaseConfig(*dbURL, *dbURLFile, *dbPassFile, stdin)
+	if err != nil {
+		return err
+	}
+	defer clear(db.password)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError("bad --log-level: %v", err)
@@ -73,6 +87,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := directory.New(directory.Config{
 		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Logger: log,
+		DatabaseURL: db.url, DatabasePassword: db.password, MasterKeyFile: *masterKey,
 		Argon2:        directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
 		HashMemoryKiB: *hashMem,
 		Lockout:       directory.Lockout{Threshold: *lockN, Window: *lockWin, Duration: *lockDur},
@@ -93,6 +108,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "lockstep-directory %s listening on %s\n", version.Version, directory.URL(ln.Addr()))
+	if db.url != "" {
+		fmt.Fprintln(stdout, "storage: PostgreSQL (replicas of this database share its data)")
+	} else {
+		fmt.Fprintf(stdout, "storage: SQLite in %s\n", *data)
+	}
 	if ca := srv.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "CA certificate for agents to trust: %s\n", ca)
 	}
@@ -114,4 +134,113 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// database is where serve keeps its data: a PostgreSQL connection string
+// and password, or neither for SQLite.
+type database struct {
+	url      string
+	password []byte
+}
+
+// databaseConfig gathers the PostgreSQL settings. A password never comes
+// from the command line, which every local user can read (ps,
+// /proc/PID/cmdline), nor from the environment, which children inherit and
+// /proc/PID/environ, crash reports and service managers show: it comes
+// from a file only its owner can read, or from stdin (so a service manager
+// or a secret store can pipe it in).
+func databaseConfig(url, urlFile, passFile string, stdin io.Reader) (database, error) {
+	var db database
+	if url != "" && urlFile != "" {
+		return db, usageError("--database and --database-url-file exclude each other")
+	}
+	if urlFile == "-" && passFile == "-" {
+		return db, usageError("only one of --database-url-file and --database-password-file can read stdin")
+	}
+	switch {
+	case url != "":
+		has, err := hasPassword(url)
+		if err != nil {
+			return db, usageError("--database: %v", err)
+		}
+		if has {
+			return db, usageError("--database must not hold a password: command lines are visible to every local user; " +
+				"use --database-password-file, or put the whole string in --database-url-file")
+		}
+		db.url = url
+	case urlFile != "":
+		b, err := readSecret(urlFile, stdin)
+		if err != nil {
+			return db, fmt.Errorf("reading the database connection string: %w", err)
+		}
+		db.url = string(b)
+		clear(b)
+		if db.url == "" {
+			return db, fmt.Errorf("%s holds no connection string", urlFile)
+		}
+	}
+	if passFile != "" {
+		if db.url == "" {
+			return db, usageError("--database-password-file needs --database or --database-url-file")
+		}
+		b, err := readSecret(passFile, stdin)
+		if err != nil {
+			return db, fmt.Errorf("reading the database password: %w", err)
+		}
+		db.password = b
+	}
+	return db, nil
+}
+
+// kvPassword finds a password in key=value connection strings.
+var kvPassword = regexp.MustCompile(`(?i)(^|\s)(ssl)?password\s*=`)
+
+// hasPassword reports whether a connection string carries a password.
+func hasPassword(conn string) (bool, error) {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := neturl.Parse(conn)
+		if err != nil {
+			// url.Parse quotes its input, so its message is not repeated.
+			return false, errors.New("not a valid postgres:// URL")
+		}
+		if _, ok := u.User.Password(); ok {
+			return true, nil
+		}
+		for k := range u.Query() {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return kvPassword.MatchString(conn), nil
+}
+
+// readSecret reads the first line of a file only its owner may read, or of
+// stdin for "-", without its line ending.
+func readSecret(path string, stdin io.Reader) ([]byte, error) {
+	var r io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("%s is readable by others (mode %o); chmod 600 it", path, st.Mode().Perm())
+		}
+		r = f
+	}
+	line, err := bufio.NewReaderSize(r, 4096).ReadSlice('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	out := bytes.TrimRight(line, "\r\n")
+	cp := append([]byte(nil), out...)
+	clear(line)
+	return cp, nil
 }
