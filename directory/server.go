@@ -12,6 +12,12 @@
 //	client, _ := admin.FromDataDir(dir)
 //	...
 //	srv.Shutdown(ctx)
+//
+// Storage is SQLite in DataDir, or PostgreSQL when Config.DatabaseURL is
+// set; then several Servers (replicas, each with its own DataDir but one
+// master key) can share the database, and a push one of them stores
+// reaches devices connected to any of them through LISTEN/NOTIFY (see
+// changeFeed).
 package directory
 
 import (

@@ -2,6 +2,7 @@
 // administers a running one.
 //
 //	lockstep-directory serve --data DIR [--listen ADDR] [--cert F --key F]
+//	    [--database URL [--database-password-file F] | --database-url-file F] [--master-key-file F]
 //	lockstep-directory user add|show|list|reset|unlock|mfa|delete ...
 //	lockstep-directory enroll-token create
 //	lockstep-directory policy show|set
@@ -10,6 +11,10 @@
 // Admin commands talk to the running server's admin API; they find it from
 // --data DIR alone (admin.json), or take --server URL --token-file F [--ca F].
 // Secrets are read from stdin or a terminal prompt, never from arguments.
+//
+// With a PostgreSQL database (--database or --database-url-file) several
+// serve processes, each with its own --data, share one directory; see
+// package directory for how pushes reach agents connected to any of them.
 package main
 
 import (
