@@ -534,6 +534,8 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 		fail(w, internalError(err))
 		return
 	}
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
 		if err := tx.SetPolicy(r.Context(), p); err != nil {
 			return err
@@ -564,7 +566,15 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 	writeJSON(w, http.StatusOK, p)
 }
 
-// loadPolicyView re-reads the stored policy (after a failed set).
+// reloadPolicy re-reads the stored policy after another replica set it.
+func (s *Server) reloadPolicy(ctx context.Context) error {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
+	return s.loadPolicyView(ctx)
+}
+
+// loadPolicyView re-reads the stored policy (after a failed set); the
+// caller holds policyMu.
 func (s *Server) loadPolicyView(ctx context.Context) error {
 	return s.st.View(ctx, func(tx store.Tx) error {
 		p, err := tx.Policy(ctx)

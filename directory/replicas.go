@@ -35,7 +35,7 @@ const catchUpWorkers = 8
 // applyChange acts on what another replica committed.
 func (s *Server) applyChange(ch store.Change) {
 	if ch.Policy || ch.Resync {
-		if err := s.loadPolicyView(s.ctx); err != nil {
+		if err := s.reloadPolicy(s.ctx); err != nil {
 			s.log.Error("policy_reload_failed", "err", err)
 		}
 	}

@@ -316,3 +316,43 @@ func TestReplicaMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPolicyReloadKeepsNewerSet: reloads on another replica's word run
+// while policies are set here; once a set has answered, no reload that
+// read an older snapshot may bring the older policy back.
+func TestPolicyReloadKeepsNewerSet(t *testing.T) {
+	e := newEnv(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := e.srv.reloadPolicy(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	pol := e.srv.Policy()
+	for i := range 30 {
+		pol.MinLength = 10 + i
+		if _, err := e.adm.SetPolicy(t.Context(), pol); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.srv.Policy().MinLength; got != 10+i {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("after setting min length %d the server has %d", 10+i, got)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}

@@ -54,6 +54,10 @@ type Server struct {
 	keys *secrets
 
 	policy atomic.Pointer[protocol.Policy]
+	// policyMu orders the publications of the policy: a set through the
+	// admin API and a reload on another replica's word, so that a reload
+	// that read an older snapshot cannot overwrite a newer set.
+	policyMu sync.Mutex
 
 	adminToken []byte
 	tlsConfig  *tls.Config
