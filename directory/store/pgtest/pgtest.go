@@ -186,7 +186,13 @@ func start() (*cluster, error) {
 		gid, _ = strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	dir, err := os.MkdirTemp("", "lockstep-pgtest-")
+	// The postgres user must reach the directory: under /tmp when the
+	// tests run as root, whose TMPDIR may be private.
+	parent := ""
+	if cred != nil {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "lockstep-pgtest-")
 	if err != nil {
 		return nil, err
 	}
