@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/store"
-	"github.com/lockstep-dev/lockstep/directory/store/pgtest"
+	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 

@@ -6,7 +6,7 @@ fuzz-directory:
 	$(GO) test ./directory -run '^$$' -fuzz FuzzDispatch -fuzztime 30s
 
 # The directory's whole test suite again on PostgreSQL (the throwaway
-# server of directory/store/pgtest; skipped without PostgreSQL unless
+# server of internal/tools/pgtest; skipped without PostgreSQL unless
 # CI=true). The replica and store tests run on PostgreSQL in `unit` already.
 .PHONY: directory-pg
 TEST_EXTRA += directory-pg

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
-	"github.com/lockstep-dev/lockstep/directory/store/pgtest"
+	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 

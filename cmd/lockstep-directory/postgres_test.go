@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
-	"github.com/lockstep-dev/lockstep/directory/store/pgtest"
+	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
 )
 
 // TestServePostgresReplicas runs two serve processes on one PostgreSQL

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-dev/lockstep/directory/store/pgtest"
+	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 

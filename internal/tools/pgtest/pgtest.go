@@ -232,9 +232,7 @@ func start() (*cluster, error) {
 	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.port),
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning")
-	// Pdeathsig: the server dies with the test binary even when it is
-	// killed before Stop runs.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setsid: true, Pdeathsig: syscall.SIGKILL}
+	c.cmd.SysProcAttr = serverProcAttr(cred)
 	c.cmd.Dir = dir
 	c.cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C"}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
