@@ -233,7 +233,7 @@ func (d *Daemon) LocalUser(ctx context.Context, uid int) (string, error) {
 // Status implements api.Backend.
 func (d *Daemon) Status(ctx context.Context, c api.Caller) *localapi.Status {
 	var accounts []localapi.Account
-	if c.Root() {
+	if c.Admin {
 		accounts = d.eng.Accounts(nil)
 	} else {
 		d.ensureBound(ctx, c.User)
@@ -288,7 +288,7 @@ func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
 	}
 	var mine []*journal.Entry
 	for _, op := range ops {
-		if c.Root() || op.LocalUser == c.User {
+		if c.Admin || op.LocalUser == c.User {
 			mine = append(mine, op)
 		}
 	}
@@ -296,7 +296,7 @@ func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
 		mine = mine[len(mine)-20:]
 	}
 	bundle["operations"] = mine
-	if c.Root() {
+	if c.Admin {
 		bundle["config"] = d.cfg.Redacted()
 		if d.ring != nil {
 			bundle["logs"] = d.ring.Records()

@@ -31,12 +31,13 @@ type Caller struct {
 	UID int
 	PID int
 	// User is the caller's local short name; empty when the uid has no
-	// account (which only root may get away with).
+	// account (which only an admin caller may get away with).
 	User string
+	// Admin is root, or the uid lockstepd itself runs as (a developer's
+	// demo, where the daemon is not root): it may see every account, act on
+	// any it names, and manage the service account.
+	Admin bool
 }
-
-// Root reports whether the caller is root.
-func (c Caller) Root() bool { return c.UID == 0 }
 
 // Backend is what the server needs from the daemon.
 type Backend interface {
@@ -161,10 +162,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Could not tell who is calling."})
 		return
 	}
-	caller := Caller{UID: cr.UID, PID: cr.PID}
+	caller := Caller{UID: cr.UID, PID: cr.PID, Admin: cr.UID == 0 || cr.UID == os.Geteuid()}
 	if name, err := s.b.LocalUser(r.Context(), cr.UID); err == nil {
 		caller.User = name
-	} else if !caller.Root() {
+	} else if !caller.Admin {
 		s.log.Warn("local api caller has no local account", "uid", cr.UID, "err", err)
 		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("uid %d has no local account.", cr.UID)})
 		return
@@ -183,14 +184,14 @@ func callerOf(r *http.Request) Caller { return r.Context().Value(callerKey{}).(C
 // target resolves which local account a request acts on: the caller's own,
 // or, for root only, the one named.
 func target(c Caller, named string) (string, *localapi.Error) {
-	if c.Root() {
-		if named == "" {
+	if named == "" {
+		if c.UID == 0 || c.User == "" {
 			return "", &localapi.Error{Code: localapi.CodeBadRequest, Message: "Name the account to act on.", Hint: "Pass --user NAME."}
 		}
-		return named, nil
-	}
-	if named == "" || named == c.User {
 		return c.User, nil
+	}
+	if named == c.User || c.Admin {
+		return named, nil
 	}
 	return "", &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("You can only act on your own account (%s).", c.User)}
 }
@@ -301,11 +302,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			case localapi.EventStatus:
 				ev.Status = s.b.Status(r.Context(), c) // the caller's view only
 			case localapi.EventNotice:
-				if ev.Notice == nil || (!c.Root() && ev.Notice.LocalUser != c.User) {
+				if ev.Notice == nil || (!c.Admin && ev.Notice.LocalUser != c.User) {
 					continue
 				}
 			case localapi.EventStep, localapi.EventResult:
-				if ev.Operation != nil && !c.Root() && ev.Operation.LocalUser != c.User {
+				if ev.Operation != nil && !c.Admin && ev.Operation.LocalUser != c.User {
 					continue
 				}
 			}
@@ -345,7 +346,7 @@ func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.b.ServiceAccount(ctx))
 		return
 	}
-	if !callerOf(r).Root() {
+	if !callerOf(r).Admin {
 		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Only root can manage the service account.", Hint: "Run it with sudo."})
 		return
 	}

@@ -50,7 +50,7 @@ func (f *fakeBackend) LocalUser(_ context.Context, uid int) (string, error) {
 func (f *fakeBackend) Status(_ context.Context, c Caller) *localapi.Status {
 	st := &localapi.Status{Directory: localapi.Connection{State: localapi.ConnConnected}}
 	for _, u := range []string{"alice", "bob"} {
-		if c.Root() || c.User == u {
+		if c.Admin || c.User == u {
 			st.Accounts = append(st.Accounts, localapi.Account{LocalUser: u, State: localapi.StateInSync})
 		}
 	}
