@@ -437,3 +437,36 @@ func copyTestBinary(t *testing.T, dir string) string {
 	out.Close()
 	return dst
 }
+
+func TestTarget(t *testing.T) {
+	tests := []struct {
+		name  string
+		c     Caller
+		named string
+		want  string
+		code  string
+	}{
+		{"user, own by default", Caller{UID: 502, User: "alice"}, "", "alice", ""},
+		{"user names self", Caller{UID: 502, User: "alice"}, "alice", "alice", ""},
+		{"user names another", Caller{UID: 502, User: "alice"}, "bob", "", localapi.CodeForbidden},
+		{"root must name", Caller{UID: 0, User: "root", Admin: true}, "", "", localapi.CodeBadRequest},
+		{"root names any", Caller{UID: 0, User: "root", Admin: true}, "bob", "bob", ""},
+		{"daemon's own uid defaults to itself", Caller{UID: 1000, User: "dev", Admin: true}, "", "dev", ""},
+		{"daemon's own uid names any", Caller{UID: 1000, User: "dev", Admin: true}, "bob", "bob", ""},
+		{"admin without account must name", Caller{UID: 1000, Admin: true}, "", "", localapi.CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, e := target(tt.c, tt.named)
+			if tt.code != "" {
+				if e == nil || e.Code != tt.code {
+					t.Fatalf("target = %q, %v; want code %s", got, e, tt.code)
+				}
+				return
+			}
+			if e != nil || got != tt.want {
+				t.Fatalf("target = %q, %v; want %q", got, e, tt.want)
+			}
+		})
+	}
+}
