@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
+
 	"github.com/gorilla/websocket"
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -119,13 +121,7 @@ func TestPolicyViolations(t *testing.T) {
 // oathtool computes a code with the independent implementation.
 func oathtool(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
-	path, err := exec.LookPath("oathtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oathtool is not installed (apt-get install oathtool)")
-		}
-		t.Skip("oathtool is not installed")
-	}
+	path := testtool.Need(t, "oathtool", "oathtool")
 	cmd := exec.Command(path, "--totp", "-b", "--now", at.UTC().Format("2006-01-02 15:04:05 UTC"), "-")
 	cmd.Stdin = strings.NewReader(secret + "\n") // the secret stays off argv
 	out, err := cmd.Output()

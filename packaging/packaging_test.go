@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
+
 	"howett.net/plist"
 
 	"github.com/lockstep-dev/lockstep/packaging/launchd"
@@ -52,30 +54,6 @@ func darwin(t *testing.T, arch string) []byte {
 	}
 	builds[arch] = b
 	return b
-}
-
-// tool returns an independent checker's path; it skips locally and fails
-// in CI (CI=true) when the tool is missing.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI but not installed", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	err := cmd.Run()
-	return out.String(), err
 }
 
 // fakeApp lays out a Lockstep.app as `make app` does on a Mac: Info.plist
@@ -357,12 +335,12 @@ func TestUninstallPackage(t *testing.T) {
 // package and returns bsdtar's listing.
 func checkWithIndependentReaders(t *testing.T, pkgBytes []byte, members []string) string {
 	t.Helper()
-	bsdtar, sz := tool(t, "bsdtar"), tool(t, "7zz")
+	bsdtar, sz := testtool.Need(t, "bsdtar", "libarchive-tools"), testtool.Need(t, "7zz", "7zip")
 	p := filepath.Join(t.TempDir(), "Lockstep.pkg")
 	if err := os.WriteFile(p, pkgBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, bsdtar, "-tvf", p)
+	out, err := testtool.Run(t, bsdtar, "-tvf", p)
 	if err != nil {
 		t.Fatalf("bsdtar -tvf: %v\n%s", err, out)
 	}
@@ -372,10 +350,10 @@ func checkWithIndependentReaders(t *testing.T, pkgBytes []byte, members []string
 		}
 	}
 	x := t.TempDir()
-	if out, err := run(t, bsdtar, "-xf", p, "-C", x); err != nil {
+	if out, err := testtool.Run(t, bsdtar, "-xf", p, "-C", x); err != nil {
 		t.Fatalf("bsdtar -x: %v\n%s", err, out)
 	}
-	if out, err := run(t, sz, "t", p); err != nil || !strings.Contains(out, "Everything is Ok") || strings.Contains(out, "WARNING") {
+	if out, err := testtool.Run(t, sz, "t", p); err != nil || !strings.Contains(out, "Everything is Ok") || strings.Contains(out, "WARNING") {
 		t.Fatalf("7zz t: %v\n%s", err, out)
 	}
 	return out
@@ -387,7 +365,7 @@ func checkWithIndependentReaders(t *testing.T, pkgBytes []byte, members []string
 func TestIndependentReaders(t *testing.T) {
 	b := mainPackage(t)
 	checkWithIndependentReaders(t, b, []string{"Distribution", "Lockstep.pkg/Bom", "Lockstep.pkg/Payload", "Lockstep.pkg/Scripts", "Lockstep.pkg/PackageInfo"})
-	bsdtar, sz := tool(t, "bsdtar"), tool(t, "7zz")
+	bsdtar, sz := testtool.Need(t, "bsdtar", "libarchive-tools"), testtool.Need(t, "7zz", "7zip")
 
 	// libarchive reads the gzip'd cpio Payload on its own.
 	dir := t.TempDir()
@@ -400,7 +378,7 @@ func TestIndependentReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(payload, pb, 0o644)
-	out, err := run(t, bsdtar, "-tvf", payload, "--numeric-owner")
+	out, err := testtool.Run(t, bsdtar, "-tvf", payload, "--numeric-owner")
 	if err != nil {
 		t.Fatalf("bsdtar reading the Payload: %v\n%s", err, out)
 	}
@@ -439,10 +417,10 @@ func TestIndependentReaders(t *testing.T) {
 			}
 			p := filepath.Join(t.TempDir(), "bad.pkg")
 			os.WriteFile(p, bad, 0o644)
-			if out, err := run(t, bsdtar, "-xf", p, "-C", t.TempDir()); err == nil {
+			if out, err := testtool.Run(t, bsdtar, "-xf", p, "-C", t.TempDir()); err == nil {
 				t.Errorf("bsdtar accepted it:\n%s", out)
 			}
-			if out, err := run(t, sz, "t", p); err == nil && !strings.Contains(out, "ERROR") {
+			if out, err := testtool.Run(t, sz, "t", p); err == nil && !strings.Contains(out, "ERROR") {
 				t.Errorf("7zz accepted it:\n%s", out)
 			}
 		})

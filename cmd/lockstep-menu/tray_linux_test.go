@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
+
 	"github.com/godbus/dbus/v5"
 
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
@@ -38,19 +40,6 @@ const (
 	menuIface   = "com.canonical.dbusmenu"
 	password    = "Old-password-2026"
 )
-
-// need finds a program the test cannot run without.
-func need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: install xvfb and dbus (see .ci/run)", prog)
-		}
-		t.Skipf("%s not installed", prog)
-	}
-	return p
-}
 
 // syncBuffer collects a process's output while the test reads it.
 type syncBuffer struct {
@@ -168,8 +157,8 @@ func eventually(t *testing.T, what string, fn func() string) {
 }
 
 func TestTrayOverDBus(t *testing.T) {
-	xvfb := need(t, "Xvfb")
-	dbusDaemon := need(t, "dbus-daemon")
+	xvfb := testtool.Need(t, "Xvfb", "xvfb")
+	dbusDaemon := testtool.Need(t, "dbus-daemon", "dbus")
 	dir := t.TempDir()
 
 	bin := filepath.Join(dir, "lockstep-menu")

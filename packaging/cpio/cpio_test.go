@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 )
 
 type member struct {
@@ -158,13 +160,13 @@ func TestReaderRejects(t *testing.T) {
 // TestBsdtarReadsArchive has libarchive, an independent implementation,
 // list and extract the archive with owners, modes and contents intact.
 func TestBsdtarReadsArchive(t *testing.T) {
-	bsdtar := tool(t, "bsdtar")
+	bsdtar := testtool.Need(t, "bsdtar", "libarchive-tools")
 	dir := t.TempDir()
 	arc := filepath.Join(dir, "a.cpio")
 	if err := os.WriteFile(arc, writeSample(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, bsdtar, "-tvf", arc, "--numeric-owner")
+	out, err := testtool.Run(t, bsdtar, "-tvf", arc, "--numeric-owner")
 	if err != nil {
 		t.Fatalf("bsdtar -tvf: %v\n%s", err, out)
 	}
@@ -175,7 +177,7 @@ func TestBsdtarReadsArchive(t *testing.T) {
 	}
 	x := filepath.Join(dir, "x")
 	os.Mkdir(x, 0o755)
-	if out, err := run(t, bsdtar, "-xpf", arc, "-C", x); err != nil {
+	if out, err := testtool.Run(t, bsdtar, "-xpf", arc, "-C", x); err != nil {
 		t.Fatalf("bsdtar -x: %v\n%s", err, out)
 	}
 	for _, m := range sample[1:] {

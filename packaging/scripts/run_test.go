@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 )
 
 func TestRenderProduction(t *testing.T) {
@@ -52,13 +54,7 @@ func TestSyntax(t *testing.T) {
 			}
 		}
 	}
-	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("shellcheck is required in CI (Debian package shellcheck)")
-		}
-		t.Skip("shellcheck not installed")
-	}
+	sc := testtool.Need(t, "shellcheck", "shellcheck")
 	out, err := exec.CommandContext(t.Context(), sc, "-s", "sh", "-S", "info",
 		filepath.Join(dir, Preinstall), filepath.Join(dir, Postinstall), filepath.Join(dir, Uninstall)).CombinedOutput()
 	if err != nil {

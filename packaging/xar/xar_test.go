@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 )
 
 var files = []File{
@@ -128,12 +130,12 @@ func TestOwnReaderDetectsCorruption(t *testing.T) {
 // TestIndependentReaders has libarchive (bsdtar) and 7-Zip read the archive
 // and, with a byte flipped in any part, refuse it.
 func TestIndependentReaders(t *testing.T) {
-	bsdtar, sz := tool(t, "bsdtar"), tool(t, "7zz")
+	bsdtar, sz := testtool.Need(t, "bsdtar", "libarchive-tools"), testtool.Need(t, "7zz", "7zip")
 	dir := t.TempDir()
 	good := archive(t)
 	p := filepath.Join(dir, "good.xar")
 	os.WriteFile(p, good, 0o644)
-	out, err := run(t, bsdtar, "-tvf", p)
+	out, err := testtool.Run(t, bsdtar, "-tvf", p)
 	if err != nil {
 		t.Fatalf("bsdtar -tvf: %v\n%s", err, out)
 	}
@@ -143,12 +145,12 @@ func TestIndependentReaders(t *testing.T) {
 		}
 	}
 	for _, f := range files {
-		got, err := run(t, bsdtar, "-xOf", p, f.Name)
+		got, err := testtool.Run(t, bsdtar, "-xOf", p, f.Name)
 		if err != nil || got != string(f.Data) {
 			t.Errorf("bsdtar -xOf %s: %v (content equal: %v)", f.Name, err, got == string(f.Data))
 		}
 	}
-	if out, err := run(t, sz, "t", p); err != nil || !strings.Contains(out, "Everything is Ok") {
+	if out, err := testtool.Run(t, sz, "t", p); err != nil || !strings.Contains(out, "Everything is Ok") {
 		t.Fatalf("7zz t: %v\n%s", err, out)
 	}
 	for name, off := range corruptions(t, good) {
@@ -158,12 +160,12 @@ func TestIndependentReaders(t *testing.T) {
 			bad := filepath.Join(t.TempDir(), "bad.xar")
 			os.WriteFile(bad, b, 0o644)
 			x := t.TempDir()
-			if out, err := run(t, bsdtar, "-xf", bad, "-C", x); err == nil {
+			if out, err := testtool.Run(t, bsdtar, "-xf", bad, "-C", x); err == nil {
 				t.Errorf("bsdtar -x accepted a corrupt %s:\n%s", name, out)
 			}
 			// 7-Zip reports a bad TOC digest as a "CRC Error" warning and
 			// still exits 0; a warning is a detection, silence is not.
-			if out, err := run(t, sz, "t", bad); err == nil && !strings.Contains(out, "CRC Error") && !strings.Contains(out, "ERROR") {
+			if out, err := testtool.Run(t, sz, "t", bad); err == nil && !strings.Contains(out, "CRC Error") && !strings.Contains(out, "ERROR") {
 				t.Errorf("7zz t accepted a corrupt %s:\n%s", name, out)
 			}
 		})
