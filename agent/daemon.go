@@ -305,9 +305,15 @@ func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
 	return bundle, nil
 }
 
-// ServiceAccount implements api.Backend.
-func (d *Daemon) ServiceAccount(ctx context.Context) localapi.ServiceAccountStatus {
-	return d.refreshServiceAccount(ctx)
+// ServiceAccount implements api.Backend. It answers from the state checked
+// at start and after every setup, rotation and removal: any local user may
+// ask, and checking means running tools as root and signing in as the
+// hidden admin, which counts as a failed login when its stored password is
+// stale. A read must cost neither.
+func (d *Daemon) ServiceAccount(context.Context) localapi.ServiceAccountStatus {
+	d.saMu.Lock()
+	defer d.saMu.Unlock()
+	return d.sa
 }
 
 // SetupServiceAccount implements api.Backend.
