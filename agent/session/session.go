@@ -57,6 +57,18 @@ var ErrOffline = errors.New("the directory is not reachable")
 // ErrNotEnrolled is reported when the device has no identity and no token.
 var ErrNotEnrolled = errors.New("this Mac is not enrolled: set EnrollmentToken")
 
+// ErrRefused is reported when the directory refuses the device's identity
+// (websocket close code protocol.CloseUnauthorized): the device was revoked
+// or removed, or the directory was restored from a backup older than the
+// enrollment.
+var ErrRefused = errors.New("the directory refused this Mac's identity (revoked or unknown); IT must give it a new EnrollmentToken")
+
+// refusedWait bounds the wait before trying again after a refusal: at
+// least half the backoff cap, so a refused identity is not retried in a
+// loop, yet one refused by mistake (a directory restored from a backup and
+// fixed again) comes back by itself.
+var refusedWait = [2]time.Duration{backoffCap / 2, backoffCap}
+
 // PushHandler handles one push. It must be idempotent: a push is delivered
 // again after a crash or reconnect until it has been acknowledged.
 type PushHandler func(ctx context.Context, env *protocol.Envelope) error
@@ -99,6 +111,11 @@ type Session struct {
 	pending map[string]chan *protocol.Envelope
 	up      chan struct{} // closed while connected; replaced on disconnect
 	seq     uint64        // request ids
+	// refused is set when the directory refused the identity, until a
+	// session is welcomed again.
+	refused bool
+	// refusedWait is the package's refusedWait; tests shorten it.
+	refusedWait [2]time.Duration
 }
 
 // New returns a session; it does not connect until Run.
@@ -109,7 +126,7 @@ func New(opt Options) (*Session, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
-	s := &Session{opt: opt, log: opt.Log, pending: map[string]chan *protocol.Envelope{}, up: make(chan struct{})}
+	s := &Session{opt: opt, log: opt.Log, pending: map[string]chan *protocol.Envelope{}, up: make(chan struct{}), refusedWait: refusedWait}
 	s.state = localapi.Connection{State: localapi.ConnConnecting, URL: opt.URL, Since: time.Now()}
 	if err := s.loadIdentity(); err != nil {
 		return nil, err
@@ -282,13 +299,9 @@ func (s *Session) Run(ctx context.Context) error {
 		if good {
 			attempt = 0
 		}
-		state := localapi.ConnOffline
-		if errors.Is(err, ErrNotEnrolled) {
-			state = localapi.ConnNotEnrolled
-		}
-		s.setState(state, err)
-		d := backoff(attempt)
+		state, d := s.retry(err, attempt)
 		attempt++
+		s.setState(state, err)
 		s.log.Info("directory session down", "err", err, "retry_in", d.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
@@ -297,6 +310,18 @@ func (s *Session) Run(ctx context.Context) error {
 	}
 	s.setState(localapi.ConnOffline, nil)
 	return nil
+}
+
+// retry says what a session that ended with err is now, and how long to
+// wait before the next attempt.
+func (s *Session) retry(err error, attempt int) (state string, wait time.Duration) {
+	switch {
+	case errors.Is(err, ErrRefused):
+		return localapi.ConnNotEnrolled, s.refusedWait[0] + jitter(s.refusedWait[1]-s.refusedWait[0])
+	case errors.Is(err, ErrNotEnrolled):
+		return localapi.ConnNotEnrolled, backoff(attempt)
+	}
+	return localapi.ConnOffline, backoff(attempt)
 }
 
 // backoff returns a full-jitter delay for the attempt: uniform in
@@ -308,6 +333,14 @@ func backoff(attempt int) time.Duration {
 		if d := backoffBase << attempt; d < ceil {
 			ceil = d
 		}
+	}
+	return jitter(ceil)
+}
+
+// jitter returns a uniform delay in [0, ceil].
+func jitter(ceil time.Duration) time.Duration {
+	if ceil <= 0 {
+		return 0
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(int64(ceil)+1))
 	if err != nil {
@@ -321,11 +354,23 @@ func backoff(attempt int) time.Duration {
 func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 	s.mu.Lock()
 	enrolled := s.id.DeviceID != "" && s.key != nil
+	refused := s.refused
 	s.mu.Unlock()
 	s.setState(localapi.ConnConnecting, nil)
-	if !enrolled {
+	var reenrollErr error
+	switch {
+	case !enrolled:
 		if err := s.enroll(ctx); err != nil {
 			return false, err
+		}
+	case refused && !s.opt.EnrollmentToken.Empty():
+		// Start over: a new identity with the configured token. The old
+		// one is replaced only once the directory accepted the new one, so
+		// a spent token leaves the device as it was, and a refusal that
+		// was the directory's mistake passes once it is fixed.
+		if err := s.enroll(ctx); err != nil {
+			reenrollErr = err
+			s.log.Warn("enrolling again after a refusal failed", "err", err)
 		}
 	}
 	d := websocket.Dialer{
@@ -348,18 +393,20 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 
 	welcome, err := s.handshake(conn)
 	if err != nil {
-		var pe *protocol.Error
-		if errors.As(err, &pe) && pe.Code == protocol.CodeUnauthorized {
-			// The directory no longer knows this device: start over.
-			s.log.Warn("directory refused the device identity", "err", err)
+		if errors.Is(err, ErrRefused) {
+			s.log.Warn("directory refused the device identity", "device_id", s.DeviceID(), "err", err)
 			s.mu.Lock()
-			s.id, s.key = identity{}, nil
+			s.refused = true
 			s.mu.Unlock()
-			_ = os.Remove(s.identityPath())
-			_ = s.opt.Keys.Delete(keyName)
+			if reenrollErr != nil {
+				err = fmt.Errorf("%w; enrolling again failed: %w", err, reenrollErr)
+			}
 		}
 		return false, err
 	}
+	s.mu.Lock()
+	s.refused = false
+	s.mu.Unlock()
 	if s.opt.OnWelcome != nil {
 		s.opt.OnWelcome(*welcome)
 	}
@@ -468,6 +515,10 @@ func (s *Session) handshake(conn *websocket.Conn) (*protocol.Welcome, error) {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	env, err = readFrame(conn)
+	if websocket.IsCloseError(err, protocol.CloseUnauthorized) ||
+		(err == nil && env.Error != nil && env.Error.Code == protocol.CodeUnauthorized) {
+		return nil, fmt.Errorf("handshake: %w", ErrRefused)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}

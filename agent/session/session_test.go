@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -244,6 +245,153 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 		}
 		if maxSeen < ceil/4 {
 			t.Fatalf("backoff(%d) never above %v of %v: not jittered over the whole range", attempt, maxSeen, ceil)
+		}
+	}
+}
+
+// copyFiles copies the named files (every file when names is empty) of the
+// directory src into dst.
+func copyFiles(t *testing.T, src, dst string, names ...string) {
+	t.Helper()
+	if len(names) == 0 {
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runSession runs s until the test ends.
+func runSession(t *testing.T, s *Session) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// The directory is restored from a backup taken before this Mac enrolled:
+// it refuses the identity with close code 4401, and the session starts
+// over with its enrollment token, which the restored directory has not
+// seen spent.
+func TestSessionStartsOverWhenTheDirectoryRefusesIt(t *testing.T) {
+	ctx := t.Context()
+	data := t.TempDir()
+	f := startDirectory(t, data, "127.0.0.1:0")
+	tok, err := f.admin.CreateEnrollToken(ctx, admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := f.addr
+	f.stop(t)
+	backup := t.TempDir()
+	copyFiles(t, data, backup)
+	f = startDirectory(t, data, addr)
+
+	keys := &memKeys{m: map[string][]byte{}}
+	s := newSession(t, f, t.TempDir(), keys, tok.Token, &pushLog{ch: make(chan *protocol.Envelope, 16)})
+	s.refusedWait = [2]time.Duration{10 * time.Millisecond, 50 * time.Millisecond}
+	runSession(t, s)
+	waitState(t, s, localapi.ConnConnected)
+	first := s.DeviceID()
+
+	f.stop(t)
+	f = startDirectory(t, backup, addr)
+	defer f.stop(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Status().State != localapi.ConnConnected || s.DeviceID() == first {
+		if time.Now().After(deadline) {
+			t.Fatalf("session after the restore: %+v (first device %s)", s.Status(), first)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Request(ctx, protocol.TypeGetPolicy, "", nil, nil, time.Second); err != nil {
+		t.Fatalf("a request as the new device: %v", err)
+	}
+}
+
+// A directory that does not know the device and a spent token: the
+// session says the directory refused it, does not retry in a loop, and
+// keeps its identity, so that once the right directory is back (the
+// refusal was a mistake) it connects as the same device.
+func TestSessionRefusedKeepsItsIdentity(t *testing.T) {
+	ctx := t.Context()
+	data := t.TempDir()
+	f := startDirectory(t, data, "127.0.0.1:0")
+	tok, err := f.admin.CreateEnrollToken(ctx, admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir, keys := t.TempDir(), &memKeys{m: map[string][]byte{}}
+	s := newSession(t, f, stateDir, keys, tok.Token, &pushLog{ch: make(chan *protocol.Envelope, 16)})
+	s.refusedWait = [2]time.Duration{300 * time.Millisecond, 300 * time.Millisecond}
+	runSession(t, s)
+	waitState(t, s, localapi.ConnConnected)
+	id := s.DeviceID()
+	addr := f.addr
+	f.stop(t)
+
+	// Another directory with the same certificates but none of the data.
+	other := t.TempDir()
+	copyFiles(t, data, other, "ca.pem", "ca-key.pem", "server.pem", "server-key.pem")
+	f = startDirectory(t, other, addr)
+	// Refused, then refused again after trying the (spent) token.
+	deadline := time.Now().Add(15 * time.Second)
+	for st := s.Status(); st.State != localapi.ConnNotEnrolled || !strings.Contains(st.LastError, "refused this Mac's identity") ||
+		!strings.Contains(st.LastError, "enrolling again failed"); st = s.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("state after the refusal: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.DeviceID() != id {
+		t.Fatalf("device id %q after the refusal, want %q kept", s.DeviceID(), id)
+	}
+	if _, err := keys.Get(keyName); err != nil {
+		t.Fatalf("the device key was dropped: %v", err)
+	}
+	f.stop(t)
+
+	f = startDirectory(t, data, addr)
+	defer f.stop(t)
+	waitState(t, s, localapi.ConnConnected)
+	if s.DeviceID() != id {
+		t.Fatalf("reconnected as %q, want %q", s.DeviceID(), id)
+	}
+}
+
+// A refused identity is never retried sooner than half the backoff cap,
+// whatever the attempt; other failures back off from a second.
+func TestRetryAfterRefusalIsSlow(t *testing.T) {
+	s := &Session{refusedWait: refusedWait}
+	for _, tc := range []struct {
+		err       error
+		state     string
+		min, ceil time.Duration
+	}{
+		{fmt.Errorf("handshake: %w", ErrRefused), localapi.ConnNotEnrolled, backoffCap / 2, backoffCap},
+		{ErrNotEnrolled, localapi.ConnNotEnrolled, 0, backoffBase},
+		{errors.New("connecting: refused"), localapi.ConnOffline, 0, backoffBase},
+	} {
+		for i := 0; i < 100; i++ {
+			state, d := s.retry(tc.err, 0)
+			if state != tc.state || d < tc.min || d > tc.ceil {
+				t.Fatalf("retry(%v) = %s after %v, want %s within [%v, %v]", tc.err, state, d, tc.state, tc.min, tc.ceil)
+			}
 		}
 	}
 }
