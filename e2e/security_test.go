@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // otherUID is the uid tests act as when they play a local user who is not
@@ -51,5 +58,48 @@ func TestServiceAccountReadRunsNoTool(t *testing.T) {
 	}
 	if len(ran) > 0 {
 		t.Errorf("5 reads of the service account ran %d tools as root:\n%s", len(ran), strings.Join(ran, "\n"))
+	}
+}
+
+// 15. A managed-preferences plist nested 3 million deep: lockstepd refuses
+// it with a message naming the file, instead of dying of a stack overflow
+// (which launchd would restart into the same crash, forever).
+func TestDeepManagedPreferencesAreRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	b, _ := json.Marshal(map[string]any{"DirectoryURL": "wss://127.0.0.1:1", "StateDir": filepath.Join(dir, "state"), "Socket": filepath.Join(dir, "d.sock")})
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const deep = 3_000_000
+	var xml bytes.Buffer
+	xml.WriteString(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>UserMap</key>`)
+	xml.WriteString(strings.Repeat("<array>", deep))
+	xml.WriteString(strings.Repeat("</array>", deep))
+	xml.WriteString("</dict></plist>")
+	// Within the size bound, half a million deep.
+	text := "{ UserMap = " + strings.Repeat("(", 500_000) + strings.Repeat(")", 500_000) + "; }"
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"xml 3 million deep", xml.String(), "larger than"},
+		{"openstep half a million deep", text, "nested more than"},
+	} {
+		managed := filepath.Join(dir, "dev.lockstep.agent.plist")
+		if err := os.WriteFile(managed, []byte(tc.doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, bin.lockstepd, "run", "--config", cfg, "--managed", managed).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("%s: lockstepd: %v\n%s", tc.name, err, tail(string(out), 2000))
+		}
+		if strings.Contains(string(out), "goroutine ") || !strings.Contains(string(out), managed) || !strings.Contains(string(out), tc.want) {
+			t.Fatalf("%s: lockstepd exit %d:\n%s", tc.name, ee.ExitCode(), tail(string(out), 2000))
+		}
+		t.Logf("%s: lockstepd exit %d: %s", tc.name, ee.ExitCode(), strings.TrimSpace(tail(string(out), 300)))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -104,7 +105,7 @@ func Load(file, managed string) (*Config, error) {
 		if path == "" {
 			continue
 		}
-		raw, err := os.ReadFile(path)
+		raw, err := readFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -122,6 +123,23 @@ func Load(file, managed string) (*Config, error) {
 	return c, nil
 }
 
+// readFile reads a configuration file of at most maxFileSize bytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(raw) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d KiB, which no configuration needs", path, maxFileSize>>10)
+	}
+	return raw, nil
+}
+
 // decode parses a plist (XML, binary or OpenStep) or JSON document into a
 // generic map.
 func decode(raw []byte) (map[string]any, string, error) {
@@ -134,6 +152,9 @@ func decode(raw []byte) (map[string]any, string, error) {
 			return nil, "JSON", err
 		}
 		return m, "JSON", nil
+	}
+	if err := checkDepth(raw); err != nil {
+		return nil, "plist", err
 	}
 	if _, err := plist.Unmarshal(raw, &m); err != nil {
 		return nil, "plist", err
