@@ -103,3 +103,63 @@ func TestDeepManagedPreferencesAreRefused(t *testing.T) {
 		t.Logf("%s: lockstepd exit %d: %s", tc.name, ee.ExitCode(), strings.TrimSpace(tail(string(out), 300)))
 	}
 }
+
+// 10. `sudo lockstep diagnose --out FILE` where another user planted FILE
+// in a shared directory: a symbolic link to a file of root's, a hard link
+// to one, or a file of their own they could read the bundle from. Each is
+// refused and the file behind it keeps its content; a fresh name gets a
+// 0600 file.
+func TestDiagnoseDoesNotFollowPlantedLinks(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+	shared := filepath.Join(m.base, "tmp")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o1777); err != nil { // like /tmp
+		t.Fatal(err)
+	}
+	victim := filepath.Join(m.base, "sudoers")
+	if err := os.WriteFile(victim, []byte("root ALL=(ALL) ALL\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	plant := func(name string, fn func(path string) error) string {
+		path := filepath.Join(shared, name)
+		if err := fn(path); err != nil {
+			t.Fatal(err)
+		}
+		if os.Getuid() == 0 {
+			if err := os.Lchown(path, 503, 20); err != nil && !os.IsPermission(err) {
+				t.Fatal(err)
+			}
+		}
+		return path
+	}
+	cases := []string{
+		plant("symlink.json", func(p string) error { return os.Symlink(victim, p) }),
+		plant("hardlink.json", func(p string) error { return os.Link(victim, p) }),
+	}
+	if os.Getuid() == 0 {
+		cases = append(cases, plant("theirs.json", func(p string) error { return os.WriteFile(p, nil, 0o666) }))
+	}
+	for _, out := range cases {
+		r := m.cli("", "diagnose", "--out", out)
+		if r.code != 1 || !strings.Contains(r.stderr, "choose a new file name") {
+			t.Errorf("diagnose --out %s: %s", filepath.Base(out), r)
+		}
+		if b, err := os.ReadFile(victim); err != nil || string(b) != "root ALL=(ALL) ALL\n" {
+			t.Fatalf("diagnose --out %s wrote through the link: %q %v", filepath.Base(out), b, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(shared, "theirs.json")); len(b) != 0 {
+		t.Errorf("the planted file got the bundle (%d bytes)", len(b))
+	}
+	out := filepath.Join(shared, "fresh.json")
+	if r := m.cli("", "diagnose", "--out", out); r.code != 0 {
+		t.Fatalf("diagnose to a fresh name: %s", r)
+	}
+	if fi, err := os.Lstat(out); err != nil || fi.Mode() != 0o600 {
+		t.Fatalf("bundle: %v %v", fi.Mode(), err)
+	}
+}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -365,7 +364,7 @@ func (c *CLI) diagnose(ctx context.Context, out string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if err := os.WriteFile(out, append(raw, '\n'), 0o600); err != nil {
+	if err := writePrivate(out, append(raw, '\n')); err != nil {
 		return c.fail(fmt.Errorf("writing %s: %w", out, err))
 	}
 	fmt.Fprintf(c.Out, "Wrote %s (%d bytes). It holds no password; send it to IT.\n", out, len(raw)+1)
