@@ -21,7 +21,9 @@ func TestWritePrivate(t *testing.T) {
 		root    bool   // needs root (chown)
 	}{
 		{name: "new", setup: func(string) error { return nil }},
-		{name: "own file", setup: func(path string) error { return os.WriteFile(path, []byte("old bundle, longer than the new one"), 0o644) }},
+		{name: "own file", setup: func(path string) error {
+			return os.WriteFile(path, []byte("old bundle, longer than the new one"), 0o644)
+		}},
 		{name: "symlink", setup: func(path string) error { return os.Symlink(victim, path) }, refused: "not a regular file"},
 		{name: "dangling symlink", setup: func(path string) error { return os.Symlink(p("nowhere"), path) }, refused: "not a regular file"},
 		{name: "hard link", setup: func(path string) error { return os.Link(victim, path) }, refused: "hard links"},
