@@ -116,7 +116,7 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.api = api.New(d, opt.Log.With("component", "localapi"))
+	d.api = api.New(d, opt.Log.With("component", "localapi"), api.Limits{})
 	return d, nil
 }
 

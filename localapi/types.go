@@ -279,6 +279,7 @@ const (
 	CodeNotNeeded     = "not_needed"  // nothing to sync
 	CodeNoServiceAcct = "no_service_account"
 	CodeThrottled     = "throttled" // lockstepd is protecting the account from lockout
+	CodeTooMany       = "too_many"  // the caller holds too many connections or watch streams
 	CodePlatform      = "platform"  // a macOS tool failed; Message has its text
 )
 

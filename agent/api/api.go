@@ -73,17 +73,25 @@ const heartbeat = 30 * time.Second
 
 // Server is the local API.
 type Server struct {
-	b   Backend
-	log *slog.Logger
-	mux *http.ServeMux
-	srv *http.Server
+	b       Backend
+	log     *slog.Logger
+	mux     *http.ServeMux
+	srv     *http.Server
+	conns   *quota
+	watches *quota
 }
 
-type ctxKey struct{}
+type (
+	ctxKey  struct{} // the peer's credentials
+	connKey struct{} // the *peerConn
+)
 
-// New returns a server over b.
-func New(b Backend, log *slog.Logger) *Server {
-	s := &Server{b: b, log: log, mux: http.NewServeMux()}
+// New returns a server over b, bounded by lim (zero fields: DefaultLimits).
+func New(b Backend, log *slog.Logger, lim Limits) *Server {
+	lim = lim.withDefaults()
+	s := &Server{b: b, log: log, mux: http.NewServeMux(),
+		conns:   newQuota("connections", lim.ConnsPerUID, lim.Conns, log),
+		watches: newQuota("watch streams", lim.WatchesPerUID, lim.Watches, log)}
 	s.mux.HandleFunc("GET "+localapi.PathStatus, s.status)
 	s.mux.HandleFunc("GET "+localapi.PathPolicy, s.policy)
 	s.mux.HandleFunc("POST "+localapi.PathChange, s.change)
@@ -97,14 +105,14 @@ func New(b Backend, log *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE "+localapi.PathServiceAccount, s.serviceAccount)
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			cr, err := peercred.Get(c)
-			if err != nil {
-				log.Warn("local api peer credentials unavailable", "err", err)
+			pc, ok := c.(*peerConn)
+			if !ok {
 				return ctx // no identity: every request is refused
 			}
-			return context.WithValue(ctx, ctxKey{}, cr)
+			return context.WithValue(context.WithValue(ctx, ctxKey{}, pc.creds), connKey{}, pc)
 		},
 	}
 	return s
@@ -135,9 +143,10 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves on ln until Shutdown.
+// Serve serves on ln until Shutdown, accepting each uid's connections
+// within its share.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(&limitListener{Listener: ln, q: s.conns, log: s.log})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -277,6 +286,13 @@ func (s *Server) runOperation(w http.ResponseWriter, r *http.Request, run func(c
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
+	if !s.watches.acquire(c.UID) {
+		writeError(w, &localapi.Error{Code: localapi.CodeTooMany,
+			Message: "Too many Lockstep watch streams are open for your account.",
+			Hint:    "Close other `lockstep watch` commands or Lockstep windows, then try again."})
+		return
+	}
+	defer s.watches.release(c.UID)
 	events, cancel := s.b.Subscribe()
 	defer cancel()
 	sw := newStream(w)
@@ -398,7 +414,7 @@ func (s *stream) send(ev localapi.Event) bool {
 	if !s.ok {
 		return false
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := s.enc.Encode(ev); err != nil {
 		s.ok = false
 		return false
@@ -410,7 +426,7 @@ func (s *stream) send(ev localapi.Event) bool {
 func (s *stream) heartbeat() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := io.WriteString(s.w, "\n"); err != nil {
 		s.ok = false
 	}
@@ -418,16 +434,44 @@ func (s *stream) heartbeat() bool {
 	return s.ok
 }
 
+// readJSON decodes a request body of at most maxBody bytes into v. Bodies
+// carry passwords, so the body is read into one buffer of its own (no
+// growing, which would leave copies behind) and decoded from there without
+// another copy; then that buffer and the connection's read buffer are
+// wiped, and the connection is closed after the answer so that nothing
+// else is read into that buffer.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	if err := dec.Decode(v); err != nil {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	w.Header().Set("Connection", "close")
+	buf := make([]byte, maxBody+1)
+	defer clear(buf)
+	if pc, ok := r.Context().Value(connKey{}).(*peerConn); ok {
+		defer pc.wipeReads()
+	}
+	n, err := io.ReadFull(r.Body, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		err = nil
+	case err == nil:
+		err = fmt.Errorf("the body is larger than %d bytes", maxBody)
+	}
+	if err == nil {
+		err = json.Unmarshal(buf[:n], v)
+	}
+	if err != nil {
+		// The deadline stays: the server's draining of what is left of
+		// the body must not wait for a client that stopped sending.
 		writeError(w, &localapi.Error{Code: localapi.CodeBadRequest, Message: "The request could not be read: " + err.Error()})
 		return false
 	}
+	// The server's own reader of the connection goes on without one.
+	_ = rc.SetReadDeadline(time.Time{})
 	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
@@ -459,7 +503,7 @@ func httpStatus(code string) int {
 		return http.StatusConflict
 	case localapi.CodeOffline:
 		return http.StatusServiceUnavailable
-	case localapi.CodeThrottled:
+	case localapi.CodeThrottled, localapi.CodeTooMany:
 		return http.StatusTooManyRequests
 	case localapi.CodePlatform:
 		return http.StatusInternalServerError

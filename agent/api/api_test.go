@@ -116,6 +116,12 @@ func (f *fakeBackend) RemoveServiceAccount(context.Context) (localapi.ServiceAcc
 // can reach.
 func start(t *testing.T, b Backend) string {
 	t.Helper()
+	return startWith(t, b, Limits{})
+}
+
+// startWith is start with limits.
+func startWith(t *testing.T, b Backend, lim Limits) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "lockstep-api-")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +135,7 @@ func start(t *testing.T, b Backend) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(b, slog.New(slog.DiscardHandler))
+	s := New(b, slog.New(slog.DiscardHandler), lim)
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return sock
