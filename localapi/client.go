@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // ErrUnavailable is returned when lockstepd does not answer on its socket.
@@ -224,11 +226,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
+		// The body can hold passwords: encoded past encoding/json's
+		// buffers, into b alone, which is wiped.
+		b, err := protocol.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encoding request: %w", err)
 		}
-		defer clear(b) // the body can hold passwords
+		defer clear(b)
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+Host+path, rd)

@@ -118,7 +118,7 @@ func (e *Envelope) Decode(v any) error {
 func New(typ string, v any) (*Envelope, error) {
 	env := &Envelope{V: Version, Type: typ}
 	if v != nil {
-		b, err := json.Marshal(v)
+		b, err := Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s: %w", typ, err)
 		}
@@ -140,9 +140,11 @@ func Result(req *Envelope, v any, err *Error) (*Envelope, error) {
 	return env, nil
 }
 
-// Encode marshals an envelope and checks it fits the peer's read limit.
+// Encode marshals an envelope and checks it fits the peer's read limit. The
+// body is copied into the result only (see Marshal): wipe it after use when
+// the body holds a secret.
 func Encode(e *Envelope) ([]byte, error) {
-	b, err := json.Marshal(e)
+	b, err := encodeEnvelope(e)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", e.Type, err)
 	}

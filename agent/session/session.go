@@ -240,7 +240,7 @@ func (s *Session) enroll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("generating device key: %w", err)
 	}
-	body, err := json.Marshal(protocol.EnrollRequest{Token: s.opt.EnrollmentToken, PublicKey: pub, Hostname: s.opt.Hostname})
+	body, err := protocol.Marshal(protocol.EnrollRequest{Token: s.opt.EnrollmentToken, PublicKey: pub, Hostname: s.opt.Hostname})
 	if err != nil {
 		return err
 	}
