@@ -28,6 +28,11 @@ import (
 // launchd sends SIGKILL 20 s after SIGTERM by default.
 const stopWait = 15 * time.Second
 
+// rebindWait is how long after a failed attempt a caller's request may
+// try to bind its account again. Binding asks the directory and runs tools
+// as root; any local user's every status request must not.
+const rebindWait = time.Minute
+
 // Options configure a Daemon.
 type Options struct {
 	Config *config.Config
@@ -59,8 +64,9 @@ type Daemon struct {
 	saMu sync.Mutex
 	sa   localapi.ServiceAccountStatus
 
-	bindMu  sync.Mutex
-	binding map[string]bool
+	bindMu    sync.Mutex
+	binding   map[string]bool
+	bindTried map[string]time.Time
 }
 
 // New builds a daemon; nothing runs until Run.
@@ -88,7 +94,7 @@ func New(opt Options) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser,
-		bus: newBus(), binding: map[string]bool{}}
+		bus: newBus(), binding: map[string]bool{}, bindTried: map[string]time.Time{}}
 	j, err := journal.Open(filepath.Join(cfg.StateDir, "operations"))
 	if err != nil {
 		return nil, err
@@ -199,11 +205,11 @@ func (d *Daemon) ensureBound(ctx context.Context, local string) {
 		return
 	}
 	d.bindMu.Lock()
-	if d.binding[local] {
+	if d.binding[local] || time.Since(d.bindTried[local]) < rebindWait {
 		d.bindMu.Unlock()
 		return
 	}
-	d.binding[local] = true
+	d.binding[local], d.bindTried[local] = true, time.Now()
 	d.bindMu.Unlock()
 	defer func() {
 		d.bindMu.Lock()
@@ -253,12 +259,21 @@ func (d *Daemon) Policy(ctx context.Context, local string) (*localapi.PolicyResp
 
 // Change implements api.Backend.
 func (d *Daemon) Change(ctx context.Context, local string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
-	return d.eng.Change(ctx, local, req, progress)
+	op, err := d.eng.Change(ctx, local, req, progress)
+	d.eng.Relink(ctx, local, op)
+	return op, err
 }
 
 // Sync implements api.Backend.
 func (d *Daemon) Sync(ctx context.Context, local string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
-	return d.eng.Sync(ctx, local, req, progress)
+	op, err := d.eng.Sync(ctx, local, req, progress)
+	d.eng.Relink(ctx, local, op)
+	return op, err
+}
+
+// Link implements api.Backend.
+func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secret) (localapi.Account, error) {
+	return d.eng.Link(ctx, local, password)
 }
 
 // Doctor runs the engine's checks.

@@ -89,6 +89,17 @@ func (c *Client) Sync(ctx context.Context, req SyncRequest, onStep func(Step)) (
 	return c.operation(ctx, PathSync, req, onStep)
 }
 
+// Link links this Mac to the caller's directory account (user's, for
+// root) with the directory password, and returns the account as it then
+// stands.
+func (c *Client) Link(ctx context.Context, req LinkRequest) (*Account, error) {
+	var a Account
+	if err := c.do(ctx, http.MethodPost, PathLink, req, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
 // Doctor checks every place of an account and says what is out of step.
 func (c *Client) Doctor(ctx context.Context, req DoctorRequest) (*DoctorReport, error) {
 	var r DoctorReport

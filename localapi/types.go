@@ -30,6 +30,7 @@ const (
 	PathDiagnostics    = "/v0/diagnostics"
 	PathServiceAccount = "/v0/service-account"
 	PathDoctor         = "/v0/doctor"
+	PathLink           = "/v0/link"
 )
 
 // Connection states of the directory session.
@@ -44,6 +45,7 @@ const (
 // several could, the first in this list wins.
 const (
 	StateBusy       = "busy"        // an operation is running
+	StateNotLinked  = "not_linked"  // the directory has not linked this Mac to the user: link with the password
 	StateLocked     = "locked"      // the directory locked the account
 	StateSyncNeeded = "sync_needed" // the Mac is behind the directory
 	StateTemporary  = "temporary"   // synced, but a permanent password must be chosen
@@ -112,7 +114,7 @@ type Account struct {
 // Attention reports whether the account needs the user to act.
 func (a Account) Attention() bool {
 	switch a.State {
-	case StateSyncNeeded, StateTemporary, StateExpiring, StateLocked:
+	case StateSyncNeeded, StateTemporary, StateExpiring, StateLocked, StateNotLinked:
 		return true
 	}
 	return false
@@ -212,6 +214,14 @@ type SyncRequest struct {
 	ForgotPrevious bool `json:"forgot_previous,omitempty"`
 }
 
+// LinkRequest links this Mac to the caller's directory account. The
+// directory links a Mac to a user when an administrator assigned it, or
+// when the user's password was given from it; Password is that proof.
+type LinkRequest struct {
+	User     string          `json:"user,omitempty"`
+	Password protocol.Secret `json:"password"`
+}
+
 // ServiceAccountRequest sets up the service account with a SecureToken
 // admin's credentials.
 type ServiceAccountRequest struct {
@@ -289,6 +299,7 @@ const (
 	FieldNew      = "new"
 	FieldTOTP     = "totp"
 	FieldPrevious = "previous"
+	FieldPassword = "password" // the directory password of a link
 )
 
 // Error is a failed request. Message is a complete sentence for the user.

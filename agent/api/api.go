@@ -51,6 +51,9 @@ type Backend interface {
 	// outcome, failure included, is in the returned operation.
 	Change(ctx context.Context, localUser string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error)
 	Sync(ctx context.Context, localUser string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error)
+	// Link links the account to its directory user with the user's
+	// directory password, and returns the account as it then stands.
+	Link(ctx context.Context, localUser string, password protocol.Secret) (localapi.Account, error)
 	// Subscribe returns a channel of events; cancel releases it. A
 	// subscriber that falls behind loses events but always gets the next
 	// status.
@@ -99,6 +102,7 @@ func New(b Backend, log *slog.Logger, lim Limits) *Server {
 	s.mux.HandleFunc("GET "+localapi.PathWatch, s.watch)
 	s.mux.HandleFunc("GET "+localapi.PathDiagnostics, s.diagnostics)
 	s.mux.HandleFunc("POST "+localapi.PathDoctor, s.doctor)
+	s.mux.HandleFunc("POST "+localapi.PathLink, s.link)
 	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)
@@ -331,6 +335,25 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+func (s *Server) link(w http.ResponseWriter, r *http.Request) {
+	var req localapi.LinkRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	defer req.Password.Wipe()
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	a, err := s.b.Link(context.WithoutCancel(r.Context()), user, req.Password)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) diagnostics(w http.ResponseWriter, r *http.Request) {

@@ -86,6 +86,13 @@ func (f *fakeBackend) Sync(ctx context.Context, u string, req localapi.SyncReque
 	return &localapi.Operation{ID: "op2", LocalUser: u, State: localapi.OpDone}, nil
 }
 
+func (f *fakeBackend) Link(_ context.Context, u string, pw protocol.Secret) (localapi.Account, error) {
+	if string(pw) != "right" {
+		return localapi.Account{}, &localapi.Error{Code: protocol.CodeWrongPassword, Field: localapi.FieldPassword, Message: "wrong"}
+	}
+	return localapi.Account{LocalUser: u, State: localapi.StateInSync}, nil
+}
+
 func (f *fakeBackend) Subscribe() (<-chan localapi.Event, func()) { return f.events, func() {} }
 
 func (f *fakeBackend) Diagnostics(_ context.Context, c Caller) (any, error) {
@@ -474,5 +481,25 @@ func TestTarget(t *testing.T) {
 				t.Fatalf("target = %q, %v; want %q", got, e, tt.want)
 			}
 		})
+	}
+}
+
+// Link takes the directory password over the real socket and answers the
+// account, or the error at the password's field.
+func TestLink(t *testing.T) {
+	sock := start(t, newFake())
+	c := localapi.NewClient(sock)
+	user := ""
+	if os.Getuid() == 0 {
+		user = "alice"
+	}
+	_, err := c.Link(t.Context(), localapi.LinkRequest{User: user, Password: protocol.Secret("wrong")})
+	var e *localapi.Error
+	if !errors.As(err, &e) || e.Code != protocol.CodeWrongPassword || e.Field != localapi.FieldPassword {
+		t.Fatalf("wrong password = %v", err)
+	}
+	a, err := c.Link(t.Context(), localapi.LinkRequest{User: user, Password: protocol.Secret("right")})
+	if err != nil || a.State != localapi.StateInSync {
+		t.Fatalf("Link = %+v, %v", a, err)
 	}
 }

@@ -146,7 +146,12 @@ type record struct {
 	PendingAck int64 `json:"pending_ack,omitempty"`
 	// BindError says why the directory has no state for the account, such
 	// as a user it does not know.
-	BindError    string `json:"bind_error,omitempty"`
+	BindError string `json:"bind_error,omitempty"`
+	// NotLinked is set while the directory answers that this Mac is not
+	// linked to the user (protocol.CodeNotBound): it sends the Mac nothing
+	// about them until the user proves the password from it (Link, or a
+	// change or sync) or an administrator assigns the Mac.
+	NotLinked    bool   `json:"not_linked,omitempty"`
 	ExpiryNotice string `json:"expiry_notice,omitempty"` // date of the last expiry notice
 	FileVault    bool   `json:"filevault"`
 }
@@ -273,12 +278,30 @@ func (e *Engine) Touch(local string) {
 	}
 }
 
-// IsBound reports whether local has directory state.
+// IsBound reports whether local has directory state and the directory
+// links this Mac to it.
 func (e *Engine) IsBound(local string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.accounts[local]
-	return ok && r.Dir != nil
+	return ok && r.Dir != nil && !r.NotLinked
+}
+
+// IsLinked reports whether the directory links this Mac to local's user,
+// as far as the engine last heard: false only after it answered not_bound.
+func (e *Engine) IsLinked(local string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.accounts[local]
+	return !ok || !r.NotLinked
+}
+
+// notLinkedError says what to do about an account the directory does not
+// link to this Mac.
+func notLinkedError() *localapi.Error {
+	return &localapi.Error{Code: localapi.CodeNotBound,
+		Message: "This Mac is not linked to your directory account yet.",
+		Hint:    "Link it with your directory password: choose Link to Directory… in the Lockstep menu, or run `lockstep link`."}
 }
 
 // SetPolicy records the directory's policy (from the welcome or a push).
@@ -323,18 +346,25 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	st, err := e.opt.Directory.GetAccount(ctx, dirUser, local)
 	if err != nil {
 		var pe *protocol.Error
+		notBound := errors.As(err, &pe) && pe.Code == protocol.CodeNotBound
 		_ = e.update(local, func(r *record) {
 			r.FileVault = fv
+			if notBound {
+				r.NotLinked, r.BindError = true, ""
+			}
 			if errors.As(err, &pe) && pe.Code == protocol.CodeUnknownUser {
 				r.BindError = fmt.Sprintf("The directory has no user %q. Ask IT to add you, or to map this account with UserMap.", dirUser)
 			}
 		})
+		if notBound {
+			err = notLinkedError()
+		}
 		return fmt.Errorf("reading directory account %s: %w", dirUser, err)
 	}
 	var pending int64
 	err = e.update(local, func(r *record) {
 		r.FileVault = fv
-		r.BindError = ""
+		r.BindError, r.NotLinked = "", false
 		e.applyDirState(r, st)
 		pending = r.PendingAck
 	})
@@ -465,6 +495,10 @@ func (e *Engine) viewLocked(r *record) localapi.Account {
 	switch {
 	case e.running[r.LocalUser] != nil:
 		a.State, a.Reason = localapi.StateBusy, "A password operation is running."
+	case r.NotLinked:
+		// What the directory said before no longer arrives: not linked.
+		le := notLinkedError()
+		a.State, a.Reason = localapi.StateNotLinked, le.Message+" "+le.Hint
 	case r.Dir == nil && r.BindError != "":
 		a.State, a.Reason = localapi.StateUnknown, r.BindError
 	case r.Dir == nil:

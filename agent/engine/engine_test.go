@@ -158,12 +158,16 @@ type fakeDir struct {
 	failNext  error
 	acks      []int64
 	verifies  int
+	// proof makes get_account answer not_bound for a user until the
+	// user's password was given (verify or change), as the directory does.
+	proof bool
+	bound map[string]bool
 }
 
 func newFakeDir() *fakeDir {
 	return &fakeDir{connected: true, pw: map[string]string{"alice": "Old-Passw0rd!"},
 		state:   map[string]protocol.AccountState{"alice": {User: "alice", PasswordVersion: 1, MFA: true}},
-		results: map[string]protocol.AccountState{}}
+		results: map[string]protocol.AccountState{}, bound: map[string]bool{}}
 }
 
 func (d *fakeDir) Connected() bool         { d.mu.Lock(); defer d.mu.Unlock(); return d.connected }
@@ -175,6 +179,7 @@ func (d *fakeDir) VerifyPassword(_ context.Context, u string, pw protocol.Secret
 	if d.pw[u] != string(pw) {
 		return protocol.AccountState{}, protocol.Errorf(protocol.CodeWrongPassword, "wrong")
 	}
+	d.bound[u] = true
 	return d.state[u], nil
 }
 func (d *fakeDir) ChangePassword(_ context.Context, key string, r protocol.ChangePasswordRequest) (protocol.AccountState, error) {
@@ -194,6 +199,7 @@ func (d *fakeDir) ChangePassword(_ context.Context, key string, r protocol.Chang
 		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
 	}
 	d.pw[r.User] = string(r.New)
+	d.bound[r.User] = true
 	st := d.state[r.User]
 	st.PasswordVersion++
 	st.MustChange = false
@@ -206,6 +212,9 @@ func (d *fakeDir) GetAccount(_ context.Context, u, _ string) (protocol.AccountSt
 	defer d.mu.Unlock()
 	if !d.connected {
 		return protocol.AccountState{}, errors.New("offline")
+	}
+	if d.proof && !d.bound[u] {
+		return protocol.AccountState{}, protocol.Errorf(protocol.CodeNotBound, "not bound")
 	}
 	return d.state[u], nil
 }

@@ -38,6 +38,7 @@ Usage:
   lockstep change [--stdin] [--user NAME]   change your password everywhere
   lockstep sync [--forgot-previous] [--stdin] [--user NAME]
                                             sync the Mac after a reset in the directory
+  lockstep link [--stdin] [--user NAME]     link this Mac to your directory account (asks your directory password)
   lockstep policy [--json]                  the password rules
   lockstep watch [--json]                   follow state changes
   lockstep doctor [--password] [--json] [--user NAME]
@@ -51,6 +52,7 @@ Every command takes --socket PATH (default $LOCKSTEP_SOCKET or ` + localapi.Defa
 With --stdin, secrets are read one per line instead of prompted for:
   change: current, new, then the MFA code if the account has MFA
   sync:   previous, new (only new with --forgot-previous)
+  link:   the directory password
 `
 
 // CLI runs one command.
@@ -125,6 +127,8 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		return c.change(ctx, *user)
 	case "sync":
 		return c.sync(ctx, *user, *forgot)
+	case "link":
+		return c.link(ctx, *user)
 	case "policy":
 		return c.policy(ctx, *user)
 	case "watch":

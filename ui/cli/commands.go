@@ -31,6 +31,7 @@ var placeLabels = map[string]string{
 
 var stateLabels = map[string]string{
 	localapi.StateBusy:       "Busy",
+	localapi.StateNotLinked:  "Not linked",
 	localapi.StateLocked:     "Locked",
 	localapi.StateSyncNeeded: "Sync needed",
 	localapi.StateTemporary:  "Temporary password",
@@ -270,6 +271,28 @@ func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {
 		fmt.Fprintln(c.Err, "\nYour password is temporary. Choose a permanent one now.")
 	}
 	return c.changeWith(ctx, user, pol, newPW)
+}
+
+// link links this Mac to the directory account with its password: the
+// directory sends a Mac nothing about a user until the user's password was
+// given from it, or an administrator assigned the Mac.
+func (c *CLI) link(ctx context.Context, user string) int {
+	pw, err := c.secret("Directory password: ")
+	if err != nil {
+		return c.fail(err)
+	}
+	a, err := c.client.Link(ctx, localapi.LinkRequest{User: user, Password: pw})
+	pw.Wipe()
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		c.printJSON(a)
+		return exitOK
+	}
+	fmt.Fprintf(c.Out, "✓ Linked: this Mac's account %s now follows the directory account %s.\n", a.LocalUser, a.DirectoryUser)
+	fmt.Fprintf(c.Out, "State            %s: %s\n", stateLabels[a.State], a.Reason)
+	return exitOK
 }
 
 func (c *CLI) policy(ctx context.Context, user string) int {
