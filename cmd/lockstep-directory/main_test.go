@@ -259,4 +259,3 @@ func TestSIGTERMLosesNoWrite(t *testing.T) {
 		t.Fatal("password in the server log")
 	}
 }
-
