@@ -137,12 +137,8 @@ func (s *Server) loadUser(ctx context.Context, name string) (store.User, *protoc
 		u, err = tx.User(ctx, name)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return u, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
-	}
 	if err != nil {
-		s.log.Error("user_read_failed", "user", name, "err", err)
-		return u, internalError(err)
+		return u, s.userError("user not read", name, err)
 	}
 	return u, nil
 }
@@ -168,7 +164,7 @@ func (s *Server) checkPassword(ctx context.Context, a actor, name string, pw []b
 	}
 	ok, rehash, err := s.hash.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
-		s.log.Error("password_verify_failed", "user", name, "err", err)
+		s.log.Error("password not verified", "user", name, "err", err)
 		return u, false, internalError(err)
 	}
 	if !ok {
@@ -209,11 +205,11 @@ func (s *Server) recordFailure(ctx context.Context, a actor, name, reason string
 		return tx.UpdateUser(ctx, u)
 	})
 	if err != nil {
-		s.log.Error("failure_record_failed", "user", name, "err", err)
+		s.log.Error("failure not recorded", "user", name, "err", err)
 		return internalError(err)
 	}
 	if lockedNow.Name != "" {
-		s.log.Info("account_locked", "user", name, "until", lockedNow.LockedUntil)
+		s.log.Info("account locked", "user", name, "until", lockedNow.LockedUntil)
 		return lockedError(lockedNow)
 	}
 	if reason == "mfa_invalid" {
@@ -232,7 +228,7 @@ func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.Veri
 	if rehash {
 		h, err := s.hash.Hash(ctx, req.Password)
 		if err != nil {
-			s.log.Error("rehash_failed", "user", u.Name, "err", err)
+			s.log.Error("password not rehashed", "user", u.Name, "err", err)
 		}
 		newHash = h
 	}
@@ -260,7 +256,7 @@ func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.Veri
 		return tx.UpdateUser(ctx, cur)
 	})
 	if err != nil {
-		s.log.Error("verify_record_failed", "user", u.Name, "err", err)
+		s.log.Error("verification not recorded", "user", u.Name, "err", err)
 		return protocol.AccountState{}, internalError(err)
 	}
 	return s.accountState(u), nil
@@ -326,7 +322,7 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		}
 		secret, err := s.keys.open(u.Name, u.TOTPSecret)
 		if err != nil {
-			s.log.Error("totp_open_failed", "user", u.Name, "err", err)
+			s.log.Error("totp secret not opened", "user", u.Name, "err", err)
 			return protocol.AccountState{}, internalError(err)
 		}
 		st, ok := totpMatch(secret, req.TOTP, s.now())
@@ -342,7 +338,7 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 	}
 	vs, err := s.checkNew(ctx, u.Name, u.PasswordHash, req.New)
 	if err != nil {
-		s.log.Error("policy_check_failed", "user", u.Name, "err", err)
+		s.log.Error("policy check failed", "user", u.Name, "err", err)
 		return protocol.AccountState{}, internalError(err)
 	}
 	if len(vs) > 0 {
@@ -393,13 +389,13 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		return nil
 	})
 	if err != nil {
-		s.log.Error("password_change_failed", "user", u.Name, "err", err)
+		s.log.Error("password change failed", "user", u.Name, "err", err)
 		return protocol.AccountState{}, internalError(err)
 	}
 	if perr2 != nil {
 		return protocol.AccountState{}, perr2
 	}
-	s.log.Info("password_changed", "user", u.Name, "device", a.device, "password_version", res.PasswordVersion)
+	s.log.Info("password changed", "user", u.Name, "device_id", a.device, "password_version", res.PasswordVersion)
 	return res, nil
 }
 

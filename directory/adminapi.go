@@ -53,7 +53,7 @@ func (s *Server) adminAuth(fn func(http.ResponseWriter, *http.Request, actor)) h
 				return
 			}
 			s.auditAsync(a, "admin_auth_failed", "", map[string]string{"path": r.URL.Path})
-			s.log.Warn("admin_auth_failed", "addr", a.addr, "path", r.URL.Path)
+			s.log.Warn("admin authentication failed", "addr", a.addr, "path", r.URL.Path)
 			writeError(w, http.StatusUnauthorized, protocol.Errorf(protocol.CodeUnauthorized, "a valid admin token is required"))
 			return
 		}
@@ -148,14 +148,21 @@ func (s *Server) showUser(ctx context.Context, name string) (admin.User, *protoc
 		out, err = s.adminUser(ctx, tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return out, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
-	}
 	if err != nil {
-		s.log.Error("user_read_failed", "user", name, "err", err)
-		return out, internalError(err)
+		return out, s.userError("user not read", name, err)
 	}
 	return out, nil
+}
+
+// userError turns a failed store call about the named user into the
+// answer: unknown_user when it does not exist, otherwise an internal
+// error whose cause is logged with what failed.
+func (s *Server) userError(what, name string, err error) *protocol.Error {
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+	}
+	s.log.Error(what, "user", name, "err", err)
+	return internalError(err)
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
@@ -228,11 +235,11 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 		return
 	}
 	if err != nil {
-		s.log.Error("user_create_failed", "user", req.Name, "err", err)
+		s.log.Error("user not created", "user", req.Name, "err", err)
 		fail(w, internalError(err))
 		return
 	}
-	s.log.Info("user_created", "user", req.Name, "mfa", req.MFA)
+	s.log.Info("user created", "user", req.Name, "mfa", req.MFA)
 	writeJSON(w, http.StatusCreated, admin.UserResponse{User: out, MFA: mfa})
 }
 
@@ -277,15 +284,11 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, a actor
 		}
 		return a.audit(r.Context(), tx, ob.now, "user_deleted", name, nil)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("user not deleted", name, err))
 		return
 	}
-	s.log.Info("user_deleted", "user", name)
+	s.log.Info("user deleted", "user", name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -358,16 +361,11 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, cur, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		s.log.Error("password_reset_failed", "user", name, "err", err)
-		fail(w, internalError(err))
+		fail(w, s.userError("password reset failed", name, err))
 		return
 	}
-	s.log.Info("password_reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
+	s.log.Info("password reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
 	resp := admin.UserResponse{User: out}
 	if generated {
 		resp.Password = protocol.Secret(pw)
@@ -399,15 +397,11 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("account not unlocked", name, err))
 		return
 	}
-	s.log.Info("account_unlocked", "user", name)
+	s.log.Info("account unlocked", "user", name)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -464,19 +458,15 @@ func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("mfa not changed", name, err))
 		return
 	}
 	if perr != nil {
 		fail(w, perr)
 		return
 	}
-	s.log.Info("mfa_changed", "user", name, "action", req.Action)
+	s.log.Info("mfa changed", "user", name, "action", req.Action)
 	writeJSON(w, http.StatusOK, admin.UserResponse{User: out, MFA: mfa})
 }
 
@@ -562,7 +552,7 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 		fail(w, internalError(err))
 		return
 	}
-	s.log.Info("policy_changed")
+	s.log.Info("policy changed")
 	writeJSON(w, http.StatusOK, p)
 }
 

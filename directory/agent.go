@@ -50,7 +50,7 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	addr := remoteAddr(r)
 	c, lastSeq, err := s.handshake(ws, addr)
 	if err != nil {
-		s.log.Info("agent_handshake_failed", "addr", addr, "err", err)
+		s.log.Info("agent handshake failed", "addr", addr, "err", err)
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseUnauthorized, "unauthorized"),
 			time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -74,7 +74,7 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	})
 	c.catchUp()
 	c.startReading()
-	s.log.Debug("agent_connected", "device", dev, "addr", addr)
+	s.log.Debug("agent connected", "device_id", dev, "addr", addr)
 }
 
 var errUnauthorized = errors.New("unauthorized")
@@ -193,7 +193,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return a.audit(r.Context(), tx, out.now, "device_enrolled", "", map[string]string{"hostname": req.Hostname, "note": t.Note})
 	})
 	if err != nil {
-		s.log.Error("enroll_failed", "err", err)
+		s.log.Error("enrollment failed", "err", err)
 		writeError(w, http.StatusInternalServerError, internalError(err))
 		return
 	}
@@ -201,7 +201,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, perr)
 		return
 	}
-	s.log.Info("device_enrolled", "device", id, "hostname", req.Hostname)
+	s.log.Info("device enrolled", "device_id", id, "hostname", req.Hostname)
 	writeJSON(w, http.StatusOK, protocol.EnrollResponse{DeviceID: id})
 }
 

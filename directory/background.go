@@ -78,13 +78,13 @@ func (b *batcher) flush(q []func(context.Context, store.Tx) error) {
 	err := b.st.Update(ctx, func(tx store.Tx) error {
 		for _, fn := range q {
 			if err := fn(ctx, tx); err != nil {
-				b.log.Warn("batched_write_failed", "err", err)
+				b.log.Warn("batched write failed", "err", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		b.log.Error("batch_commit_failed", "count", len(q), "err", err)
+		b.log.Error("batch not committed", "count", len(q), "err", err)
 	}
 }
 
@@ -119,12 +119,12 @@ func (s *Server) scanLoop() {
 	defer t.Stop()
 	for {
 		if err := s.scanExpiry(s.ctx); err != nil {
-			s.log.Error("expiry_scan_failed", "err", err)
+			s.log.Error("expiry scan failed", "err", err)
 		}
 		if err := s.st.Update(s.ctx, func(tx store.Tx) error {
 			return tx.PruneIdempotency(s.ctx, s.now().Add(-idempotencyTTL))
 		}); err != nil {
-			s.log.Error("idempotency_prune_failed", "err", err)
+			s.log.Error("idempotency records not pruned", "err", err)
 		}
 		select {
 		case <-s.stopScan:

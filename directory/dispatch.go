@@ -163,12 +163,12 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 		if err := json.Unmarshal(rec.Outcome, &o); err != nil {
 			return nil, err
 		}
-		s.log.Debug("idempotent_replay", "device", sess.deviceID, "type", env.Type)
+		s.log.Debug("idempotent request replayed", "device_id", sess.deviceID, "type", env.Type)
 		return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: env.ID, Body: o.Body, Error: o.Error}, nil
 	}
 	prev, err := first()
 	if err != nil {
-		s.log.Error("idempotency_read_failed", "err", err)
+		s.log.Error("idempotency record not read", "err", err)
 		return reply(env, nil, internalError(err))
 	}
 	if prev != nil {
@@ -209,7 +209,7 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 				return prev
 			}
 		} else if err != nil {
-			s.log.Error("idempotency_write_failed", "err", err)
+			s.log.Error("idempotency record not written", "err", err)
 		}
 	}
 	return reply(env, res, perr)
@@ -242,7 +242,7 @@ func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccou
 			return a.audit(ctx, tx, out.now, "device_bound", u.Name, map[string]string{"local_name": local})
 		})
 		if err != nil {
-			s.log.Error("bind_failed", "user", u.Name, "err", err)
+			s.log.Error("binding not stored", "user", u.Name, "err", err)
 			return protocol.AccountState{}, internalError(err)
 		}
 	}
@@ -282,7 +282,7 @@ func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequ
 		return commit(ctx, tx, res)
 	})
 	if err != nil {
-		s.log.Error("ack_sync_failed", "user", req.User, "err", err)
+		s.log.Error("sync acknowledgement not stored", "user", req.User, "err", err)
 		return nil, internalError(err)
 	}
 	if perr != nil {

@@ -36,7 +36,7 @@ const catchUpWorkers = 8
 func (s *Server) applyChange(ch store.Change) {
 	if ch.Policy || ch.Resync {
 		if err := s.reloadPolicy(s.ctx); err != nil {
-			s.log.Error("policy_reload_failed", "err", err)
+			s.log.Error("policy not reloaded", "err", err)
 		}
 	}
 	var cs []*conn
@@ -49,7 +49,7 @@ func (s *Server) applyChange(ch store.Change) {
 			}
 		}
 	}
-	s.log.Debug("replica_change", "devices", len(ch.Devices), "all", ch.AllDevices, "policy", ch.Policy,
+	s.log.Debug("replica change applied", "devices", len(ch.Devices), "all", ch.AllDevices, "policy", ch.Policy,
 		"resync", ch.Resync, "local", len(cs))
 	catchUpAll(cs)
 }

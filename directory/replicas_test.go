@@ -182,7 +182,7 @@ func TestReplicaListenerRecovers(t *testing.T) {
 			t.Fatalf("round %d: push seq %d version %d, want seq %d version %d", round, p.Seq, r.PasswordVersion, seq, res.User.PasswordVersion)
 		}
 	}
-	waitFor(t, "B to log the lost feed", func() bool { return strings.Contains(b.logs.String(), "postgres_listen_lost") })
+	waitFor(t, "B to log the lost feed", func() bool { return strings.Contains(b.logs.String(), "postgres change feed lost") })
 	// After recovery live pushes flow again, once each.
 	res, err := a.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{})
 	if err != nil {

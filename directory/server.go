@@ -295,7 +295,7 @@ func (s *Server) Start(ln net.Listener) error {
 		}
 		s.serveErr <- err
 	}()
-	s.log.Info("directory_listening", "addr", ln.Addr().String(), "ca_file", s.caFile)
+	s.log.Info("directory listening", "addr", ln.Addr().String(), "ca_file", s.caFile)
 	return nil
 }
 
@@ -355,7 +355,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing.Store(true)
 	s.mu.Unlock()
-	s.log.Info("shutdown_started")
+	s.log.Info("shutdown started")
 	var errs []error
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
@@ -388,7 +388,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.serveErr <- nil
 	}
 	s.mu.Unlock()
-	s.log.Info("shutdown_complete")
+	s.log.Info("shutdown complete")
 	return errors.Join(errs...)
 }
 

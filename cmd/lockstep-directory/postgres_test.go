@@ -97,7 +97,7 @@ func TestServePostgresReplicas(t *testing.T) {
 			t.Fatalf("no storage line: %s", s.stdout.String())
 		}
 	}
-	if !strings.Contains(b.stderr.String(), `"msg":"postgres_listening"`) {
+	if !strings.Contains(b.stderr.String(), `"msg":"postgres change feed listening"`) {
 		t.Fatalf("B never listened:\n%s", b.stderr.String())
 	}
 }

@@ -86,8 +86,8 @@ func (s *server) stop() {
 	case <-time.After(30 * time.Second):
 		s.t.Fatal("serve did not stop")
 	}
-	if !strings.Contains(s.stderr.String(), `"msg":"shutdown_complete"`) {
-		s.t.Fatalf("no shutdown_complete in the log:\n%s", s.stderr.String())
+	if !strings.Contains(s.stderr.String(), `"msg":"shutdown complete"`) {
+		s.t.Fatalf("no \"shutdown complete\" in the log:\n%s", s.stderr.String())
 	}
 }
 

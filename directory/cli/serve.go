@@ -124,7 +124,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	go func() { waitErr <- srv.Wait() }()
 	select {
 	case <-sigCtx.Done():
-		log.Info("signal_received")
+		log.Info("signal received, shutting down")
 	case err := <-waitErr:
 		if err != nil {
 			_ = srv.Shutdown(context.Background())

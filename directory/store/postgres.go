@@ -336,7 +336,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrating schema to version %d: %w", v, err)
 		}
-		p.log.Info("postgres_migrated", "version", v)
+		p.log.Info("postgres schema migrated", "version", v)
 	}
 	return nil
 }
@@ -433,7 +433,7 @@ func (p *Postgres) Listen(ctx context.Context, fn func(Change)) {
 			return
 		}
 		wait := delay/2 + rand.N(delay/2+1)
-		p.log.Warn("postgres_listen_lost", "err", err, "retry_in", wait)
+		p.log.Warn("postgres change feed lost", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -459,7 +459,7 @@ func (p *Postgres) listen(ctx context.Context, fn func(Change), connected func()
 		return fmt.Errorf("listening: %w", err)
 	}
 	connected()
-	p.log.Info("postgres_listening", "channel", Channel)
+	p.log.Info("postgres change feed listening", "channel", Channel)
 	fn(Change{Resync: true})
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenIdle)
@@ -482,7 +482,7 @@ func (p *Postgres) listen(ctx context.Context, fn func(Change), connected func()
 		}
 		var m notification
 		if err := json.Unmarshal([]byte(n.Payload), &m); err != nil {
-			p.log.Warn("postgres_notification_unreadable", "err", err)
+			p.log.Warn("postgres notification unreadable", "err", err)
 			fn(Change{Resync: true})
 			continue
 		}

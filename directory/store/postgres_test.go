@@ -220,7 +220,7 @@ func TestPostgresListen(t *testing.T) {
 	}
 	lmu.Lock()
 	defer lmu.Unlock()
-	if !strings.Contains(logs.String(), "postgres_listen_lost") {
+	if !strings.Contains(logs.String(), "postgres change feed lost") {
 		t.Fatalf("the lost connection was not logged: %s", logs.String())
 	}
 	if pw := pgtest.Password(t); strings.Contains(logs.String(), pw) {
