@@ -104,6 +104,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		ScanInterval: time.Hour,
 		// Generous unless a test tightens them.
 		AccountRate: Rate{Every: time.Millisecond, Burst: 1000},
+		DeviceRate:  Rate{Every: time.Millisecond, Burst: 1000},
 		AddressRate: Rate{Every: time.Millisecond, Burst: 1000},
 	}
 	for _, o := range opts {
@@ -228,10 +229,11 @@ type device struct {
 	key ed25519.PrivateKey
 }
 
-// enroll creates a token through the admin API and enrolls a new key.
-func (e *testEnv) enroll() device {
+// enroll creates a token through the admin API that binds users, and
+// enrolls a new key with it.
+func (e *testEnv) enroll(users ...string) device {
 	e.t.Helper()
-	tok, err := e.adm.CreateEnrollToken(e.t.Context(), admin.EnrollTokenRequest{Note: "test"})
+	tok, err := e.adm.CreateEnrollToken(e.t.Context(), admin.EnrollTokenRequest{Note: "test", Users: users})
 	if err != nil {
 		e.t.Fatalf("CreateEnrollToken: %v", err)
 	}

@@ -92,6 +92,17 @@ func (h *hub) all() []*conn {
 	return all
 }
 
+// closeDevice closes the device's connection, if it has one here, with
+// code.
+func (h *hub) closeDevice(deviceID string, code int, reason string) bool {
+	c := h.get(deviceID)
+	if c == nil {
+		return false
+	}
+	c.closeWith(code, reason)
+	return true
+}
+
 // closeAll sends every connection a close frame; each reader then ends.
 func (h *hub) closeAll() {
 	for _, c := range h.all() {
