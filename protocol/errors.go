@@ -8,16 +8,16 @@ import (
 // Error codes. They are stable: agents and scripts branch on them, and the
 // menu bar maps each to the field it concerns.
 const (
-	CodeBadRequest       = "bad_request"        // malformed or invalid frame
-	CodeUnsupported      = "unsupported"        // unknown type or version
-	CodeUnauthorized     = "unauthorized"       // handshake failed
-	CodeUnknownUser      = "unknown_user"       // no such directory user (admin API)
+	CodeBadRequest   = "bad_request"  // malformed or invalid frame
+	CodeUnsupported  = "unsupported"  // unknown type or version
+	CodeUnauthorized = "unauthorized" // handshake failed
+	CodeUnknownUser  = "unknown_user" // no such directory user (admin API)
 	// CodeNotBound answers get_account and ack_sync for a user this device
 	// is not bound to, whether or not the user exists: a device learns
 	// about a user only once an administrator assigned the user to it (at
 	// enrollment or later) or it proved the user's password with
 	// verify_password or change_password, which binds it.
-	CodeNotBound = "not_bound"
+	CodeNotBound         = "not_bound"
 	CodeWrongPassword    = "wrong_password"     // password does not match
 	CodeMFARequired      = "mfa_required"       // account has MFA and no code was sent
 	CodeMFAInvalid       = "mfa_invalid"        // code does not match
