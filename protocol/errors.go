@@ -8,16 +8,10 @@ import (
 // Error codes. They are stable: agents and scripts branch on them, and the
 // menu bar maps each to the field it concerns.
 const (
-	CodeBadRequest   = "bad_request"  // malformed or invalid frame
-	CodeUnsupported  = "unsupported"  // unknown type or version
-	CodeUnauthorized = "unauthorized" // handshake failed
-	CodeUnknownUser  = "unknown_user" // no such directory user (admin API)
-	// CodeNotBound answers get_account and ack_sync for a user this device
-	// is not bound to, whether or not the user exists: a device learns
-	// about a user only once an administrator assigned the user to it (at
-	// enrollment or later) or it proved the user's password with
-	// verify_password or change_password, which binds it.
-	CodeNotBound         = "not_bound"
+	CodeBadRequest       = "bad_request"        // malformed or invalid frame
+	CodeUnsupported      = "unsupported"        // unknown type or version
+	CodeUnauthorized     = "unauthorized"       // handshake failed
+	CodeUnknownUser      = "unknown_user"       // no such directory user
 	CodeWrongPassword    = "wrong_password"     // password does not match
 	CodeMFARequired      = "mfa_required"       // account has MFA and no code was sent
 	CodeMFAInvalid       = "mfa_invalid"        // code does not match
@@ -27,6 +21,14 @@ const (
 	CodeRateLimited      = "rate_limited"       // too many attempts; see RetryAfter
 	CodeIdempotencyReuse = "idempotency_reused" // key reused for a different request
 	CodeInternal         = "internal"           // the directory failed; retry later
+
+	// CodeNotBound answers get_account and ack_sync for a user this device
+	// is not bound to, whether or not the user exists: a device learns
+	// about a user only once an administrator assigned the user to it (at
+	// enrollment or later) or it proved the user's password with
+	// verify_password or change_password, which binds it. (CodeUnknownUser
+	// is then the admin API's alone.)
+	CodeNotBound = "not_bound"
 )
 
 // Error is a failed request's outcome. Message is a human sentence; Code is
