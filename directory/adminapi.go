@@ -392,6 +392,8 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 		}
 		wasLocked := s.locked(u)
 		u.LockedUntil, u.FailedCount, u.FailedWindowStart = time.Time{}, 0, time.Time{}
+		u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
+		u.LinkLockedUntil, u.LinkFailedCount, u.LinkFailedWindowStart = time.Time{}, 0, time.Time{}
 		if err := tx.UpdateUser(r.Context(), u); err != nil {
 			return err
 		}

@@ -94,6 +94,10 @@ var adminCommands = map[string]adminCmd{
 	"user mfa":            userMFA,
 	"user delete":         userDelete,
 	"enroll-token create": enrollTokenCreate,
+	"device list":         deviceList,
+	"device revoke":       deviceRevoke,
+	"device assign":       deviceAssign,
+	"device unassign":     deviceUnassign,
 	"policy show":         policyShow,
 	"policy set":          policySet,
 	"audit":               auditCmd,
@@ -166,7 +170,7 @@ func userList(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDISPLAY NAME\tVERSION\tMFA\tLOCKED\tMUST CHANGE\tEXPIRES")
 	for _, u := range us {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", u.Name, u.DisplayName, u.PasswordVersion, onOff(u.MFA),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clean(u.Name), clean(u.DisplayName), u.PasswordVersion, onOff(u.MFA),
 			yesNo(u.Locked), yesNo(u.MustChange), fmtTime(u.ExpiresAt))
 	}
 	return tw.Flush()
@@ -254,11 +258,13 @@ func userDelete(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []strin
 func enrollTokenCreate(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
 	ttl := fs.Duration("ttl", 0, "lifetime (default: the server's, 24h)")
 	note := fs.String("note", "", "a note for the audit log, e.g. the Mac's asset tag")
+	var users names
+	fs.Var(&users, "user", "bind this user to the device that enrolls (repeat for more)")
 	cl, err := noArgs(fs, args, &e.conn)
 	if err != nil {
 		return err
 	}
-	t, err := cl.CreateEnrollToken(ctx, admin.EnrollTokenRequest{TTL: *ttl, Note: *note})
+	t, err := cl.CreateEnrollToken(ctx, admin.EnrollTokenRequest{TTL: *ttl, Note: *note, Users: users})
 	if err != nil {
 		return err
 	}
@@ -270,6 +276,86 @@ func enrollTokenCreate(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args 
 		}{string(t.Token), t.ExpiresAt})
 	}
 	_, err = fmt.Fprintf(e.stdout, "enrollment token (shown once, valid until %s):\n%s\n", t.ExpiresAt.Local().Format(time.RFC3339), t.Token.Bytes())
+	return err
+}
+
+// names is a repeatable string flag.
+type names []string
+
+func (n *names) String() string     { return strings.Join(*n, ",") }
+func (n *names) Set(v string) error { *n = append(*n, v); return nil }
+
+func deviceList(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
+	cl, err := noArgs(fs, args, &e.conn)
+	if err != nil {
+		return err
+	}
+	ds, err := cl.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.out.encode(ds)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOSTNAME\tNOTE\tUSERS\tENROLLED\tLAST SEEN\tLAST ADDRESS\tREVOKED")
+	for _, d := range ds {
+		var us []string
+		for _, u := range d.Users {
+			us = append(us, u.User+" ("+u.BoundBy+")")
+		}
+		enrolled := d.EnrolledAt
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(d.ID), clean(d.Hostname), clean(d.Note), clean(strings.Join(us, ", ")),
+			fmtTime(&enrolled), fmtTime(d.LastSeenAt), clean(d.LastAddr), fmtTime(d.RevokedAt))
+	}
+	return tw.Flush()
+}
+
+func deviceRevoke(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
+	pos, cl, err := positional(fs, args, &e.conn, 1, "a device id")
+	if err != nil {
+		return err
+	}
+	d, err := cl.RevokeDevice(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.out.encode(d)
+	}
+	_, err = fmt.Fprintf(e.stdout, "revoked %s (%s): its connection is closed and its key refused\n", clean(d.ID), clean(d.Hostname))
+	return err
+}
+
+func deviceAssign(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
+	pos, cl, err := positional(fs, args, &e.conn, 2, "a device id and a user name")
+	if err != nil {
+		return err
+	}
+	d, err := cl.AssignDevice(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.out.encode(d)
+	}
+	_, err = fmt.Fprintf(e.stdout, "assigned %s to %s\n", clean(pos[1]), clean(d.ID))
+	return err
+}
+
+func deviceUnassign(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
+	pos, cl, err := positional(fs, args, &e.conn, 2, "a device id and a user name")
+	if err != nil {
+		return err
+	}
+	d, err := cl.UnassignDevice(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.out.encode(d)
+	}
+	_, err = fmt.Fprintf(e.stdout, "unassigned %s from %s\n", clean(pos[1]), clean(d.ID))
 	return err
 }
 
@@ -365,12 +451,25 @@ func auditCmd(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string)
 	for _, ev := range evs {
 		var d []string
 		for k, v := range ev.Detail {
-			d = append(d, k+"="+v)
+			d = append(d, clean(k)+"="+clean(v))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.At.Local().Format(time.RFC3339), ev.Event, ev.Actor, ev.User,
-			ev.Device, ev.Source, strings.Join(sorted(d), " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.At.Local().Format(time.RFC3339), clean(ev.Event), clean(ev.Actor),
+			clean(ev.User), clean(ev.Device), clean(ev.Source), strings.Join(sorted(d), " "))
 	}
 	return tw.Flush()
+}
+
+// positional parses flags and exactly n positional arguments (what).
+func positional(fs *flag.FlagSet, args []string, c *conn, n int, what string) ([]string, *admin.Client, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != n {
+		return nil, nil, usageError("%s needs %s", fs.Name(), what)
+	}
+	cl, err := c.client()
+	return pos, cl, err
 }
 
 func oneName(fs *flag.FlagSet, args []string, c *conn) (string, *admin.Client, error) {

@@ -4,7 +4,8 @@
 //	lockstep-directory serve --data DIR [--listen ADDR] [--cert F --key F]
 //	    [--database URL [--database-password-file F] | --database-url-file F] [--master-key-file F]
 //	lockstep-directory user add|show|list|reset|unlock|mfa|delete ...
-//	lockstep-directory enroll-token create
+//	lockstep-directory enroll-token create [--user NAME]...
+//	lockstep-directory device list|revoke|assign|unassign ...
 //	lockstep-directory policy show|set
 //	lockstep-directory audit
 //
@@ -30,7 +31,7 @@ import (
 const usage = `usage:
   lockstep-directory serve --data DIR [--listen ADDR] [--cert FILE --key FILE]
                            [--database URL [--database-password-file FILE] | --database-url-file FILE]
-                           [--master-key-file FILE]
+                           [--master-key-file FILE] (serve --help lists the limits)
   lockstep-directory user add NAME [--display-name NAME] [--mfa] [--temporary]   (password on stdin)
   lockstep-directory user show NAME
   lockstep-directory user list
@@ -38,7 +39,10 @@ const usage = `usage:
   lockstep-directory user unlock NAME
   lockstep-directory user mfa NAME --enable|--disable|--reset
   lockstep-directory user delete NAME
-  lockstep-directory enroll-token create [--ttl DURATION] [--note TEXT]
+  lockstep-directory enroll-token create [--ttl DURATION] [--note TEXT] [--user NAME]...
+  lockstep-directory device list
+  lockstep-directory device revoke DEVICE_ID
+  lockstep-directory device assign|unassign DEVICE_ID USER
   lockstep-directory policy show
   lockstep-directory policy set [--min-length N] [--upper=BOOL] [--lower=BOOL] [--digit=BOOL]
                                 [--symbol=BOOL] [--not-username=BOOL] [--history N]
@@ -66,7 +70,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdin, stdout, stderr)
-	case "user", "enroll-token", "policy", "audit":
+	case "user", "enroll-token", "device", "policy", "audit":
 		err = adminCommand(ctx, args, stdin, stdout, stderr)
 	case "version":
 		err = printVersion(stdout)
@@ -86,9 +90,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		fmt.Fprintf(stderr, "lockstep-directory: %s\n", pe.Message)
+		fmt.Fprintf(stderr, "lockstep-directory: %s\n", clean(pe.Message))
 		for _, v := range pe.Violations {
-			fmt.Fprintf(stderr, "  - %s (%s)\n", v.Message, v.Code)
+			fmt.Fprintf(stderr, "  - %s (%s)\n", clean(v.Message), clean(v.Code))
 		}
 		if pe.RetryAfter > 0 {
 			fmt.Fprintf(stderr, "  retry after %d s\n", pe.RetryAfter)
