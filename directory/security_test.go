@@ -86,7 +86,10 @@ func TestLockDecidedWithTheOutcome(t *testing.T) {
 	var changeRes *protocol.Envelope
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); changeRes = a.call(protocol.TypeChangePassword, "k", change("alice", cur, e.secret("After-Lock-77"), "")) }()
+	go func() {
+		defer wg.Done()
+		changeRes = a.call(protocol.TypeChangePassword, "k", change("alice", cur, e.secret("After-Lock-77"), ""))
+	}()
 	for range 7 {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.call(protocol.TypeVerifyPassword, "", verify("alice", wrong)) }()
