@@ -124,8 +124,10 @@ func lockedError(u store.User) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeLocked, Message: "The account is locked after too many failed attempts.", LockedUntil: &until}
 }
 
-func internalError(err error) *protocol.Error {
-	_ = err
+// internalError is the answer when the directory itself failed: the
+// caller gets a generic sentence, the log gets what failed and why.
+func (s *Server) internalError(what string, err error, args ...any) *protocol.Error {
+	s.log.Error(what, append(args, "err", err)...)
 	return protocol.Errorf(protocol.CodeInternal, "the directory could not complete the request; try again")
 }
 
@@ -137,67 +139,169 @@ func (s *Server) loadUser(ctx context.Context, name string) (store.User, *protoc
 		u, err = tx.User(ctx, name)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return u, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
-	}
 	if err != nil {
-		s.log.Error("user_read_failed", "user", name, "err", err)
-		return u, internalError(err)
+		return u, s.userError("user not read", name, err)
 	}
 	return u, nil
 }
 
+// bound reports whether user is bound to device.
+func (s *Server) bound(ctx context.Context, device, user string) (store.Binding, bool, error) {
+	var b store.Binding
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		b, err = tx.Binding(ctx, device, user)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return b, false, nil
+	}
+	return b, err == nil, err
+}
+
+func (s *Server) linkLocked(u store.User) bool {
+	return !u.LinkLockedUntil.IsZero() && s.now().Before(u.LinkLockedUntil)
+}
+
+// Answers that must not tell a device anything about a user it is not
+// bound to: every failure from such a device, for a real user or an
+// unknown one, reads as a wrong password.
+var (
+	errWrongPassword = protocol.Errorf(protocol.CodeWrongPassword, "The password is not correct.")
+	errNotBound      = protocol.Errorf(protocol.CodeNotBound, "This Mac is not linked to that directory user.")
+)
+
+// checked is a password check that passed.
+type checked struct {
+	u      store.User
+	bound  bool
+	rehash bool
+}
+
+// failure kinds, each counted apart (see store.User).
+type failure int
+
+const (
+	wrongPassword failure = iota // from a device bound to the user
+	wrongCode                    // a wrong second factor
+	wrongLink                    // from a device not bound to the user
+)
+
 // checkPassword rate-limits, refuses locked accounts and verifies pw; a
-// wrong password counts towards lockout. It returns the user as read.
-func (s *Server) checkPassword(ctx context.Context, a actor, name string, pw []byte) (store.User, bool, *protocol.Error) {
-	if ok, wait := s.limits.allow(name, a.addr, s.now()); !ok {
-		s.auditAsync(a, "rate_limited", name, nil)
-		return store.User{}, false, &protocol.Error{Code: protocol.CodeRateLimited,
+// wrong password counts towards lockout. A device not bound to the user
+// is told only "wrong password" whatever went wrong (unknown user, lock),
+// after the same argon2id work, so that it learns nothing about the user
+// until it has proved the password.
+func (s *Server) checkPassword(ctx context.Context, a actor, name string, pw []byte) (checked, *protocol.Error) {
+	_, bound, err := s.bound(ctx, a.device, name)
+	if err != nil {
+		return checked{}, s.internalError("binding not read", err, "user", name, "device_id", a.device)
+	}
+	if ok, wait := s.limits.allowCheck(a.device, name, bound, s.now()); !ok {
+		s.noise(a, "rate_limited", name, nil)
+		return checked{}, &protocol.Error{Code: protocol.CodeRateLimited,
 			Message: "Too many attempts; wait before trying again.", RetryAfter: retrySeconds(wait)}
 	}
-	u, perr := s.loadUser(ctx, name)
-	if perr != nil {
-		if perr.Code == protocol.CodeUnknownUser {
-			s.auditAsync(a, "password_check_unknown_user", name, nil)
+	var u store.User
+	err = s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		u, err = tx.User(ctx, name)
+		return err
+	})
+	unknown := errors.Is(err, store.ErrNotFound)
+	if err != nil && !unknown {
+		return checked{}, s.internalError("user not read", err, "user", name)
+	}
+	if unknown || (!bound && (s.locked(u) || s.linkLocked(u))) {
+		if err := s.hash.VerifyDummy(ctx, pw); err != nil {
+			return checked{}, s.internalError("password not verified", err, "user", name)
 		}
-		return u, false, perr
+		return checked{}, s.recordFailure(ctx, a, name, wrongLink)
 	}
 	if s.locked(u) {
-		s.auditAsync(a, "password_check_locked", name, nil)
-		return u, false, lockedError(u)
+		s.noise(a, "password_check_locked", name, nil)
+		return checked{}, lockedError(u)
 	}
 	ok, rehash, err := s.hash.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
-		s.log.Error("password_verify_failed", "user", name, "err", err)
-		return u, false, internalError(err)
+		return checked{}, s.internalError("password not verified", err, "user", name)
 	}
 	if !ok {
-		return u, false, s.recordFailure(ctx, a, name, "wrong_password")
+		kind := wrongPassword
+		if !bound {
+			kind = wrongLink
+		}
+		return checked{}, s.recordFailure(ctx, a, name, kind)
 	}
-	return u, rehash, nil
+	return checked{u: u, bound: bound, rehash: rehash}, nil
 }
 
-// recordFailure counts a failed password or TOTP check and locks the
-// account when the count reaches the threshold within the window.
-func (s *Server) recordFailure(ctx context.Context, a actor, name, reason string) *protocol.Error {
+// stillAllowed decides, in the transaction that records a passed check's
+// outcome, whether the account may still act: a lock that came while the
+// check waited for argon2 wins over it.
+func (s *Server) stillAllowed(cur store.User, bound bool) *protocol.Error {
+	switch {
+	case bound && s.locked(cur):
+		return lockedError(cur)
+	case !bound && (s.locked(cur) || s.linkLocked(cur)):
+		return errWrongPassword
+	}
+	return nil
+}
+
+// bindByProof binds a device that has just proved the user's password.
+func (s *Server) bindByProof(ctx context.Context, tx store.Tx, a actor, user string, at time.Time) error {
+	if err := tx.Bind(ctx, store.Binding{DeviceID: a.device, User: user, LocalName: user, BoundAt: at, BoundBy: store.BoundByPassword}); err != nil {
+		return err
+	}
+	return a.audit(ctx, tx, at, "device_bound", user, map[string]string{"by": store.BoundByPassword})
+}
+
+// recordFailure counts a failed check and locks the account when the
+// count reaches the threshold within the window. Wrong passwords, wrong
+// codes and wrong passwords from devices not bound to the user each have
+// their own count, and no success of one kind clears another's.
+func (s *Server) recordFailure(ctx context.Context, a actor, name string, kind failure) *protocol.Error {
 	var lockedNow store.User
+	reason := map[failure]string{wrongPassword: "wrong_password", wrongCode: "mfa_invalid", wrongLink: "wrong_password_unbound"}[kind]
 	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
 		lockedNow = store.User{}
 		u, err := tx.User(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return a.audit(ctx, tx, out.now, "auth_failed", name, map[string]string{"reason": "unknown_user"})
+		}
 		if err != nil {
 			return err
 		}
 		now := out.now
-		if u.FailedWindowStart.IsZero() || now.Sub(u.FailedWindowStart) > s.cfg.Lockout.Window {
-			u.FailedCount, u.FailedWindowStart = 0, now
+		count, start := &u.FailedCount, &u.FailedWindowStart
+		switch kind {
+		case wrongCode:
+			count, start = &u.MFAFailedCount, &u.MFAFailedWindowStart
+		case wrongLink:
+			count, start = &u.LinkFailedCount, &u.LinkFailedWindowStart
 		}
-		u.FailedCount++
-		if err := a.audit(ctx, tx, now, "auth_failed", name, map[string]string{"reason": reason, "failures": fmt.Sprint(u.FailedCount)}); err != nil {
+		if start.IsZero() || now.Sub(*start) > s.cfg.Lockout.Window {
+			*count, *start = 0, now
+		}
+		*count++
+		if err := a.audit(ctx, tx, now, "auth_failed", name, map[string]string{"reason": reason, "failures": fmt.Sprint(*count)}); err != nil {
 			return err
 		}
-		if u.FailedCount >= s.cfg.Lockout.Threshold && !s.locked(u) {
+		switch {
+		case *count < s.cfg.Lockout.Threshold:
+		case kind == wrongLink:
+			// Devices not bound to the user may no longer try; the user's
+			// own Macs are not locked and are told nothing.
+			*count, *start = 0, time.Time{}
+			u.LinkLockedUntil = now.Add(s.cfg.Lockout.Duration)
+			if err := a.audit(ctx, tx, now, "binding_locked", name, map[string]string{"until": u.LinkLockedUntil.Format(time.RFC3339)}); err != nil {
+				return err
+			}
+		case !s.locked(u):
 			u.LockedUntil = now.Add(s.cfg.Lockout.Duration)
 			u.FailedCount, u.FailedWindowStart = 0, time.Time{}
+			u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
 			lockedNow = u
 			if err := a.audit(ctx, tx, now, "account_locked", name, map[string]string{"until": u.LockedUntil.Format(time.RFC3339)}); err != nil {
 				return err
@@ -209,48 +313,64 @@ func (s *Server) recordFailure(ctx context.Context, a actor, name, reason string
 		return tx.UpdateUser(ctx, u)
 	})
 	if err != nil {
-		s.log.Error("failure_record_failed", "user", name, "err", err)
-		return internalError(err)
+		return s.internalError("failure not recorded", err, "user", name)
 	}
-	if lockedNow.Name != "" {
-		s.log.Info("account_locked", "user", name, "until", lockedNow.LockedUntil)
+	switch {
+	case kind == wrongLink:
+		return errWrongPassword
+	case lockedNow.Name != "":
+		s.log.Info("account locked", "user", name, "until", lockedNow.LockedUntil)
 		return lockedError(lockedNow)
-	}
-	if reason == "mfa_invalid" {
+	case kind == wrongCode:
 		return protocol.Errorf(protocol.CodeMFAInvalid, "The verification code is not valid.")
 	}
-	return protocol.Errorf(protocol.CodeWrongPassword, "The password is not correct.")
+	return errWrongPassword
 }
 
-// verifyPassword answers verify_password.
+// verifyPassword answers verify_password. The right password from a device
+// not yet bound to the user binds it.
 func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.VerifyPasswordRequest) (protocol.AccountState, *protocol.Error) {
-	u, rehash, perr := s.checkPassword(ctx, a, req.User, req.Password)
+	c, perr := s.checkPassword(ctx, a, req.User, req.Password)
 	if perr != nil {
 		return protocol.AccountState{}, perr
 	}
+	u := c.u
 	var newHash string
-	if rehash {
+	if c.rehash {
 		h, err := s.hash.Hash(ctx, req.Password)
 		if err != nil {
-			s.log.Error("rehash_failed", "user", u.Name, "err", err)
+			s.log.Error("password not rehashed", "user", u.Name, "err", err)
 		}
 		newHash = h
 	}
 	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
+		perr = nil
 		cur, err := tx.User(ctx, u.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			perr = errWrongPassword // deleted meanwhile
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		changed := false
-		if cur.FailedCount != 0 {
-			cur.FailedCount, cur.FailedWindowStart = 0, time.Time{}
-			changed = true
+		if perr = s.stillAllowed(cur, c.bound); perr != nil {
+			return nil
 		}
+		// A right password clears the count of wrong passwords, never that
+		// of wrong second factors.
+		changed := cur.FailedCount != 0 || cur.LinkFailedCount != 0
+		cur.FailedCount, cur.FailedWindowStart = 0, time.Time{}
+		cur.LinkFailedCount, cur.LinkFailedWindowStart = 0, time.Time{}
 		if newHash != "" && cur.PasswordHash == u.PasswordHash {
 			cur.PasswordHash = newHash
 			changed = true
 		}
 		u = cur
+		if !c.bound {
+			if err := s.bindByProof(ctx, tx, a, u.Name, out.now); err != nil {
+				return err
+			}
+		}
 		if err := a.audit(ctx, tx, out.now, "password_verified", u.Name, map[string]string{"rehashed": fmt.Sprint(newHash != "")}); err != nil {
 			return err
 		}
@@ -260,8 +380,10 @@ func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.Veri
 		return tx.UpdateUser(ctx, cur)
 	})
 	if err != nil {
-		s.log.Error("verify_record_failed", "user", u.Name, "err", err)
-		return protocol.AccountState{}, internalError(err)
+		return protocol.AccountState{}, s.internalError("verification not recorded", err, "user", u.Name)
+	}
+	if perr != nil {
+		return protocol.AccountState{}, perr
 	}
 	return s.accountState(u), nil
 }
@@ -312,13 +434,15 @@ func policyError(vs []protocol.Violation) *protocol.Error {
 
 // changePassword answers change_password. commit runs inside the
 // transaction that makes the change, to record the idempotent outcome
-// atomically with it.
+// atomically with it. A change from a device not yet bound to the user
+// (right password, and code when the user has MFA) binds it.
 func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.ChangePasswordRequest,
 	commit func(context.Context, store.Tx, protocol.AccountState) error) (protocol.AccountState, *protocol.Error) {
-	u, _, perr := s.checkPassword(ctx, a, req.User, req.Current)
+	c, perr := s.checkPassword(ctx, a, req.User, req.Current)
 	if perr != nil {
 		return protocol.AccountState{}, perr
 	}
+	u := c.u
 	step := int64(0)
 	if u.TOTPSecret != nil {
 		if req.TOTP == "" {
@@ -326,24 +450,22 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		}
 		secret, err := s.keys.open(u.Name, u.TOTPSecret)
 		if err != nil {
-			s.log.Error("totp_open_failed", "user", u.Name, "err", err)
-			return protocol.AccountState{}, internalError(err)
+			return protocol.AccountState{}, s.internalError("totp secret not opened", err, "user", u.Name)
 		}
 		st, ok := totpMatch(secret, req.TOTP, s.now())
 		clear(secret)
 		if !ok {
-			return protocol.AccountState{}, s.recordFailure(ctx, a, u.Name, "mfa_invalid")
+			return protocol.AccountState{}, s.recordFailure(ctx, a, u.Name, wrongCode)
 		}
 		if st <= u.TOTPLastStep {
-			s.auditAsync(a, "mfa_replayed", u.Name, nil)
+			s.noise(a, "mfa_replayed", u.Name, nil)
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAReplayed, "This verification code was already used; wait for the next one.")
 		}
 		step = st
 	}
 	vs, err := s.checkNew(ctx, u.Name, u.PasswordHash, req.New)
 	if err != nil {
-		s.log.Error("policy_check_failed", "user", u.Name, "err", err)
-		return protocol.AccountState{}, internalError(err)
+		return protocol.AccountState{}, s.internalError("policy check failed", err, "user", u.Name)
 	}
 	if len(vs) > 0 {
 		s.auditAsync(a, "password_change_refused", u.Name, map[string]string{"violations": violationCodes(vs)})
@@ -351,15 +473,24 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 	}
 	hash, err := s.hash.Hash(ctx, req.New)
 	if err != nil {
-		return protocol.AccountState{}, internalError(err)
+		return protocol.AccountState{}, s.internalError("password not hashed", err, "user", u.Name)
 	}
 	var res protocol.AccountState
 	var perr2 *protocol.Error
 	err = s.update(ctx, func(tx store.Tx, out *outbox) error {
 		perr2 = nil
 		cur, err := tx.User(ctx, u.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			perr2 = errWrongPassword // deleted meanwhile
+			return nil
+		}
 		if err != nil {
 			return err
+		}
+		// The lock is decided here, with the outcome: one that came while
+		// this change waited for argon2 refuses it.
+		if perr2 = s.stillAllowed(cur, c.bound); perr2 != nil {
+			return nil
 		}
 		if cur.PasswordVersion != u.PasswordVersion {
 			perr2 = protocol.Errorf(protocol.CodeWrongPassword, "The password changed meanwhile; enter the current one again.")
@@ -371,6 +502,7 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		}
 		if step != 0 {
 			cur.TOTPLastStep = step
+			cur.MFAFailedCount, cur.MFAFailedWindowStart = 0, time.Time{}
 		}
 		s.setPassword(&cur, hash, false, out.now)
 		if err := tx.UpdateUser(ctx, cur); err != nil {
@@ -378,6 +510,11 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		}
 		if err := tx.AddPasswordHistory(ctx, cur.Name, hash, out.now, maxHistory); err != nil {
 			return err
+		}
+		if !c.bound {
+			if err := s.bindByProof(ctx, tx, a, cur.Name, out.now); err != nil {
+				return err
+			}
 		}
 		if err := a.audit(ctx, tx, out.now, "password_changed", cur.Name, map[string]string{"password_version": fmt.Sprint(cur.PasswordVersion)}); err != nil {
 			return err
@@ -393,13 +530,12 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 		return nil
 	})
 	if err != nil {
-		s.log.Error("password_change_failed", "user", u.Name, "err", err)
-		return protocol.AccountState{}, internalError(err)
+		return protocol.AccountState{}, s.internalError("password change failed", err, "user", u.Name)
 	}
 	if perr2 != nil {
 		return protocol.AccountState{}, perr2
 	}
-	s.log.Info("password_changed", "user", u.Name, "device", a.device, "password_version", res.PasswordVersion)
+	s.log.Info("password changed", "user", u.Name, "device_id", a.device, "password_version", res.PasswordVersion)
 	return res, nil
 }
 
@@ -410,6 +546,7 @@ func (s *Server) setPassword(u *store.User, hash string, temporary bool, now tim
 	u.PasswordChangedAt = now
 	u.MustChange = temporary
 	u.FailedCount, u.FailedWindowStart = 0, time.Time{}
+	u.LinkFailedCount, u.LinkFailedWindowStart, u.LinkLockedUntil = 0, time.Time{}, time.Time{}
 }
 
 func violationCodes(vs []protocol.Violation) string {

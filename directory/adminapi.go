@@ -30,6 +30,10 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	h("POST "+admin.PathUsers+"/{name}/unlock", s.adminUnlock)
 	h("POST "+admin.PathUsers+"/{name}/mfa", s.adminMFA)
 	h("POST "+admin.PathEnrollTokens, s.adminEnrollToken)
+	h("GET "+admin.PathDevices, s.adminListDevices)
+	h("POST "+admin.PathDevices+"/{id}/revoke", s.adminRevokeDevice)
+	h("PUT "+admin.PathDevices+"/{id}/users/{name}", s.adminAssign)
+	h("DELETE "+admin.PathDevices+"/{id}/users/{name}", s.adminUnassign)
 	h("GET "+admin.PathPolicy, s.adminPolicy)
 	h("PUT "+admin.PathPolicy, s.adminSetPolicy)
 	h("GET "+admin.PathAudit, s.adminAudit)
@@ -41,9 +45,10 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminAuth checks the bearer token in constant time.
+// adminAuth checks the bearer token in constant time, within the
+// request deadlines.
 func (s *Server) adminAuth(fn func(http.ResponseWriter, *http.Request, actor)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return s.withDeadlines(func(w http.ResponseWriter, r *http.Request) {
 		a := actor{kind: "admin", addr: remoteAddr(r)}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(tok), s.adminToken) != 1 {
@@ -52,14 +57,14 @@ func (s *Server) adminAuth(fn func(http.ResponseWriter, *http.Request, actor)) h
 					Message: "Too many failed admin calls.", RetryAfter: retrySeconds(wait)})
 				return
 			}
-			s.auditAsync(a, "admin_auth_failed", "", map[string]string{"path": r.URL.Path})
-			s.log.Warn("admin_auth_failed", "addr", a.addr, "path", r.URL.Path)
+			s.noise(a, "admin_auth_failed", "", map[string]string{"path": r.URL.Path})
+			s.warnEvery("admin:"+a.addr, "admin authentication failed", "addr", a.addr, "path", r.URL.Path)
 			writeError(w, http.StatusUnauthorized, protocol.Errorf(protocol.CodeUnauthorized, "a valid admin token is required"))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		fn(w, r, a)
-	}
+	})
 }
 
 func decodeBody(r *http.Request, v any) *protocol.Error {
@@ -91,6 +96,12 @@ func statusOf(e *protocol.Error) int {
 }
 
 func fail(w http.ResponseWriter, e *protocol.Error) { writeError(w, statusOf(e), e) }
+
+// adminFailed is the answer to an admin call the directory could not
+// complete; the log says which call and why.
+func (s *Server) adminFailed(r *http.Request, err error) *protocol.Error {
+	return s.internalError("admin request failed", err, "method", r.Method, "path", r.URL.Path)
+}
 
 func checkName(name string) *protocol.Error {
 	var probe protocol.GetAccountRequest
@@ -148,14 +159,20 @@ func (s *Server) showUser(ctx context.Context, name string) (admin.User, *protoc
 		out, err = s.adminUser(ctx, tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return out, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
-	}
 	if err != nil {
-		s.log.Error("user_read_failed", "user", name, "err", err)
-		return out, internalError(err)
+		return out, s.userError("user not read", name, err)
 	}
 	return out, nil
+}
+
+// userError turns a failed store call about the named user into the
+// answer: unknown_user when it does not exist, otherwise an internal
+// error whose cause is logged with what failed.
+func (s *Server) userError(what, name string, err error) *protocol.Error {
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+	}
+	return s.internalError(what, err, "user", name)
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
@@ -183,7 +200,7 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 	}
 	hash, err := s.hash.Hash(r.Context(), req.Password)
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	var mfa *admin.TOTPEnrollment
@@ -191,11 +208,11 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 	if req.MFA {
 		secret, uri, err := newTOTPKey(s.cfg.Issuer, req.Name)
 		if err != nil {
-			fail(w, internalError(err))
+			fail(w, s.adminFailed(r, err))
 			return
 		}
 		if sealed, err = s.keys.seal(req.Name, secret); err != nil {
-			fail(w, internalError(err))
+			fail(w, s.adminFailed(r, err))
 			return
 		}
 		mfa = &admin.TOTPEnrollment{URI: protocol.Secret(uri), Secret: protocol.Secret(b32.EncodeToString(secret))}
@@ -228,11 +245,10 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 		return
 	}
 	if err != nil {
-		s.log.Error("user_create_failed", "user", req.Name, "err", err)
-		fail(w, internalError(err))
+		fail(w, s.internalError("user not created", err, "user", req.Name))
 		return
 	}
-	s.log.Info("user_created", "user", req.Name, "mfa", req.MFA)
+	s.log.Info("user created", "user", req.Name, "mfa", req.MFA)
 	writeJSON(w, http.StatusCreated, admin.UserResponse{User: out, MFA: mfa})
 }
 
@@ -253,7 +269,7 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ actor)
 		return nil
 	})
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -277,15 +293,11 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, a actor
 		}
 		return a.audit(r.Context(), tx, ob.now, "user_deleted", name, nil)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("user not deleted", name, err))
 		return
 	}
-	s.log.Info("user_deleted", "user", name)
+	s.log.Info("user deleted", "user", name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -307,14 +319,14 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 	if generated {
 		var err error
 		if pw, err = generatePassword(s.Policy(), name); err != nil {
-			fail(w, internalError(err))
+			fail(w, s.adminFailed(r, err))
 			return
 		}
 		defer clear(pw)
 	}
 	vs, err := s.checkNew(r.Context(), name, u.PasswordHash, pw)
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	if len(vs) > 0 {
@@ -323,7 +335,7 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 	}
 	hash, err := s.hash.Hash(r.Context(), pw)
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	var out admin.User
@@ -358,16 +370,11 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, cur, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		s.log.Error("password_reset_failed", "user", name, "err", err)
-		fail(w, internalError(err))
+		fail(w, s.userError("password reset failed", name, err))
 		return
 	}
-	s.log.Info("password_reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
+	s.log.Info("password reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
 	resp := admin.UserResponse{User: out}
 	if generated {
 		resp.Password = protocol.Secret(pw)
@@ -385,6 +392,8 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 		}
 		wasLocked := s.locked(u)
 		u.LockedUntil, u.FailedCount, u.FailedWindowStart = time.Time{}, 0, time.Time{}
+		u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
+		u.LinkLockedUntil, u.LinkFailedCount, u.LinkFailedWindowStart = time.Time{}, 0, time.Time{}
 		if err := tx.UpdateUser(r.Context(), u); err != nil {
 			return err
 		}
@@ -399,15 +408,11 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("account not unlocked", name, err))
 		return
 	}
-	s.log.Info("account_unlocked", "user", name)
+	s.log.Info("account unlocked", "user", name)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -424,11 +429,11 @@ func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
 	case admin.MFAEnable, admin.MFAReset:
 		secret, uri, err := newTOTPKey(s.cfg.Issuer, name)
 		if err != nil {
-			fail(w, internalError(err))
+			fail(w, s.adminFailed(r, err))
 			return
 		}
 		if sealed, err = s.keys.seal(name, secret); err != nil {
-			fail(w, internalError(err))
+			fail(w, s.adminFailed(r, err))
 			return
 		}
 		mfa = &admin.TOTPEnrollment{URI: protocol.Secret(uri), Secret: protocol.Secret(b32.EncodeToString(secret))}
@@ -464,19 +469,15 @@ func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
 		out, err = s.adminUser(r.Context(), tx, u, true)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name))
-		return
-	}
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.userError("mfa not changed", name, err))
 		return
 	}
 	if perr != nil {
 		fail(w, perr)
 		return
 	}
-	s.log.Info("mfa_changed", "user", name, "action", req.Action)
+	s.log.Info("mfa changed", "user", name, "action", req.Action)
 	writeJSON(w, http.StatusOK, admin.UserResponse{User: out, MFA: mfa})
 }
 
@@ -498,18 +499,38 @@ func (s *Server) adminEnrollToken(w http.ResponseWriter, r *http.Request, a acto
 		fail(w, protocol.Errorf(protocol.CodeBadRequest, "note too long"))
 		return
 	}
+	if len(req.Users) > 64 {
+		fail(w, protocol.Errorf(protocol.CodeBadRequest, "at most 64 users per token"))
+		return
+	}
 	tok := []byte("lst_" + b64url.EncodeToString(randBytes(32)))
 	sum := sha256Sum(tok)
 	var exp time.Time
+	var missing string
 	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		missing = ""
+		for _, u := range req.Users {
+			if _, err := tx.User(r.Context(), u); errors.Is(err, store.ErrNotFound) {
+				missing = u
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
 		exp = ob.now.Add(ttl)
-		if err := tx.CreateEnrollToken(r.Context(), store.EnrollToken{Hash: sum, Note: req.Note, CreatedAt: ob.now, ExpiresAt: exp}); err != nil {
+		if err := tx.CreateEnrollToken(r.Context(), store.EnrollToken{Hash: sum, Note: req.Note, CreatedAt: ob.now, ExpiresAt: exp,
+			Users: req.Users}); err != nil {
 			return err
 		}
-		return a.audit(r.Context(), tx, ob.now, "enroll_token_created", "", map[string]string{"note": req.Note, "expires_at": exp.Format(time.RFC3339)})
+		return a.audit(r.Context(), tx, ob.now, "enroll_token_created", "", map[string]string{"note": req.Note,
+			"expires_at": exp.Format(time.RFC3339), "users": strings.Join(req.Users, ",")})
 	})
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
+		return
+	}
+	if missing != "" {
+		fail(w, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", missing))
 		return
 	}
 	writeJSON(w, http.StatusCreated, admin.EnrollToken{Token: tok, ExpiresAt: exp})
@@ -531,7 +552,7 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 	}
 	body, err := json.Marshal(protocol.PolicyChanged{Policy: p})
 	if err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	s.policyMu.Lock()
@@ -559,10 +580,10 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 	})
 	if err != nil {
 		_ = s.loadPolicyView(r.Context())
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
-	s.log.Info("policy_changed")
+	s.log.Info("policy changed")
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -611,12 +632,178 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ actor) {
 		evs, err = tx.AuditEvents(r.Context(), f)
 		return err
 	}); err != nil {
-		fail(w, internalError(err))
+		fail(w, s.adminFailed(r, err))
 		return
 	}
 	out := make([]admin.AuditEvent, 0, len(evs))
 	for _, e := range evs {
 		out = append(out, admin.AuditEvent(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminListDevices lists every enrolled device with the users bound to it.
+func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request, _ actor) {
+	s.bg.sync() // include last-seen times and addresses
+	out := []admin.Device{}
+	err := s.st.View(r.Context(), func(tx store.Tx) error {
+		ds, err := tx.Devices(r.Context())
+		if err != nil {
+			return err
+		}
+		bs, err := tx.Bindings(r.Context())
+		if err != nil {
+			return err
+		}
+		users := map[string][]admin.DeviceUser{}
+		for _, b := range bs {
+			users[b.DeviceID] = append(users[b.DeviceID], admin.DeviceUser{User: b.User, LocalName: b.LocalName, BoundBy: b.BoundBy,
+				BoundAt: b.BoundAt})
+		}
+		for _, d := range ds {
+			out = append(out, s.adminDevice(d, users[d.ID]))
+		}
+		return nil
+	})
+	if err != nil {
+		fail(w, s.adminFailed(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminDevice(d store.Device, users []admin.DeviceUser) admin.Device {
+	if users == nil {
+		users = []admin.DeviceUser{}
+	}
+	return admin.Device{ID: d.ID, Hostname: d.Hostname, Note: d.Note, Users: users, EnrolledAt: d.CreatedAt,
+		LastSeenAt: timePtr(d.LastSeenAt), LastAddr: d.LastAddr, RevokedAt: timePtr(d.RevokedAt), Connected: s.hub.connected(d.ID)}
+}
+
+// deviceError turns a failed store call about a device into the answer.
+func (s *Server) deviceError(r *http.Request, id string, err error) *protocol.Error {
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(admin.CodeNotFound, "no device %q", id)
+	}
+	return s.adminFailed(r, err)
+}
+
+// adminRevokeDevice revokes a device: its bindings and stored pushes go,
+// its open connection is closed at once (on whichever replica holds it)
+// with protocol.CloseRevoked, and its key is refused from then on.
+func (s *Server) adminRevokeDevice(w http.ResponseWriter, r *http.Request, a actor) {
+	id := r.PathValue("id")
+	var out admin.Device
+	var already bool
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		d, err := tx.Device(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if already = !d.RevokedAt.IsZero(); already {
+			out = s.adminDevice(d, nil)
+			return nil
+		}
+		bs, err := tx.DeviceBindings(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		var users []string
+		for _, b := range bs {
+			users = append(users, b.User)
+		}
+		if err := tx.RevokeDevice(r.Context(), id, ob.now); err != nil {
+			return err
+		}
+		d.RevokedAt = ob.now
+		out = s.adminDevice(d, nil)
+		return a.audit(r.Context(), tx, ob.now, "device_revoked", "", map[string]string{"device_id": id, "hostname": d.Hostname,
+			"users": strings.Join(users, ",")})
+	})
+	if err != nil {
+		fail(w, s.deviceError(r, id, err))
+		return
+	}
+	if s.hub.closeDevice(id, protocol.CloseRevoked, "device revoked") {
+		out.Connected = false
+	}
+	if !already {
+		s.log.Info("device revoked", "device_id", id)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminAssign binds a user to a device: the device may then read the
+// user's state and receives the user's pushes.
+func (s *Server) adminAssign(w http.ResponseWriter, r *http.Request, a actor) {
+	s.assign(w, r, a, true)
+}
+
+// adminUnassign removes a binding: the device no longer hears of the user.
+func (s *Server) adminUnassign(w http.ResponseWriter, r *http.Request, a actor) {
+	s.assign(w, r, a, false)
+}
+
+func (s *Server) assign(w http.ResponseWriter, r *http.Request, a actor, bind bool) {
+	id, name := r.PathValue("id"), r.PathValue("name")
+	var out admin.Device
+	var perr *protocol.Error
+	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
+		perr = nil
+		d, err := tx.Device(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			perr = protocol.Errorf(admin.CodeNotFound, "no device %q", id)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.User(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+			perr = protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if !d.RevokedAt.IsZero() {
+			perr = protocol.Errorf(protocol.CodeBadRequest, "device %q is revoked", id)
+			return nil
+		}
+		event := "device_assigned"
+		if bind {
+			// An existing binding keeps its local name and how it was made.
+			if _, err = tx.Binding(r.Context(), id, name); errors.Is(err, store.ErrNotFound) {
+				err = tx.Bind(r.Context(), store.Binding{DeviceID: id, User: name, LocalName: name, BoundAt: ob.now, BoundBy: store.BoundByAdmin})
+			}
+		} else {
+			event = "device_unassigned"
+			if err = tx.Unbind(r.Context(), id, name); errors.Is(err, store.ErrNotFound) {
+				perr = protocol.Errorf(admin.CodeNotFound, "user %q is not assigned to device %q", name, id)
+				return nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.audit(r.Context(), tx, ob.now, event, name, map[string]string{"device_id": id}); err != nil {
+			return err
+		}
+		bs, err := tx.DeviceBindings(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		var users []admin.DeviceUser
+		for _, b := range bs {
+			users = append(users, admin.DeviceUser{User: b.User, LocalName: b.LocalName, BoundBy: b.BoundBy, BoundAt: b.BoundAt})
+		}
+		out = s.adminDevice(d, users)
+		return nil
+	})
+	if err != nil {
+		fail(w, s.adminFailed(r, err))
+		return
+	}
+	if perr != nil {
+		fail(w, perr)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

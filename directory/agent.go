@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,17 +43,29 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	defer s.active.Done()
 	s.pending.Add(1)
 	defer s.pending.Add(-1)
+	addr := remoteAddr(r)
+	// An address whose handshakes keep failing waits before it may try
+	// again, before any work is done for it.
+	if empty, wait := s.limits.empty(&s.limits.address, "handshake:"+addr, s.now()); empty {
+		s.warnEvery("handshake:"+addr, "agent handshakes refused: too many failures from one address", "addr", addr)
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(wait)))
+		http.Error(w, "too many failed handshakes", http.StatusTooManyRequests)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered
 	}
 	ws.SetReadLimit(protocol.MaxMessageSize)
-	addr := remoteAddr(r)
 	c, lastSeq, err := s.handshake(ws, addr)
 	if err != nil {
-		s.log.Info("agent_handshake_failed", "addr", addr, "err", err)
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseUnauthorized, "unauthorized"),
-			time.Now().Add(time.Second))
+		s.limits.allowKey(&s.limits.address, "handshake:"+addr, s.now())
+		s.log.Debug("agent handshake failed", "addr", addr, "err", err)
+		code, reason := CloseUnauthorized, "unauthorized"
+		if errors.Is(err, errRevoked) {
+			code, reason = protocol.CloseRevoked, "device revoked"
+		}
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
@@ -62,22 +75,24 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	s.hub.add(c)
 	dev, at := c.sess.deviceID, s.now()
 	s.bg.add(func(ctx context.Context, tx store.Tx) error {
-		if err := tx.TouchDevice(ctx, dev, at); err != nil {
+		if err := tx.TouchDevice(ctx, dev, at, addr); err != nil {
 			return err
 		}
 		if lastSeq > 0 {
-			if err := tx.AckPushes(ctx, dev, lastSeq); err != nil {
-				return err
-			}
+			return tx.AckPushes(ctx, dev, lastSeq)
 		}
-		return tx.Audit(ctx, store.AuditEvent{At: at, Event: "device_authenticated", Actor: "device", Device: dev, Source: addr})
+		return nil
 	})
+	s.noise(actor{kind: "device", device: dev, addr: addr}, "device_authenticated", "", nil)
 	c.catchUp()
 	c.startReading()
-	s.log.Debug("agent_connected", "device", dev, "addr", addr)
+	s.log.Debug("agent connected", "device_id", dev, "addr", addr)
 }
 
-var errUnauthorized = errors.New("unauthorized")
+var (
+	errUnauthorized = errors.New("unauthorized")
+	errRevoked      = errors.New("device revoked")
+)
 
 // handshake sends a fresh challenge and checks the signed answer.
 func (s *Server) handshake(ws *websocket.Conn, addr string) (*conn, uint64, error) {
@@ -116,9 +131,10 @@ func (s *Server) handshake(ws *websocket.Conn, addr string) (*conn, uint64, erro
 		dev, err = tx.Device(s.ctx, auth.DeviceID)
 		return err
 	})
-	a := actor{kind: "device", device: auth.DeviceID, addr: addr}
+	// Failures are noise: an address, not a device, is behind them.
+	a := actor{kind: "device", addr: addr}
 	if errors.Is(err, store.ErrNotFound) {
-		s.auditAsync(a, "device_auth_failed", "", map[string]string{"reason": "unknown_device"})
+		s.noise(a, "device_auth_failed", "", map[string]string{"reason": "unknown_device", "device_id": auth.DeviceID})
 		return nil, 0, fmt.Errorf("unknown device: %w", errUnauthorized)
 	}
 	if err != nil {
@@ -126,8 +142,13 @@ func (s *Server) handshake(ws *websocket.Conn, addr string) (*conn, uint64, erro
 	}
 	if len(dev.PublicKey) != ed25519.PublicKeySize ||
 		!ed25519.Verify(ed25519.PublicKey(dev.PublicKey), protocol.AuthMessage(auth.DeviceID, challenge), auth.Signature) {
-		s.auditAsync(a, "device_auth_failed", "", map[string]string{"reason": "bad_signature"})
+		s.noise(a, "device_auth_failed", "", map[string]string{"reason": "bad_signature", "device_id": auth.DeviceID})
 		return nil, 0, fmt.Errorf("bad signature: %w", errUnauthorized)
+	}
+	// Only the key's holder learns that the device was revoked.
+	if !dev.RevokedAt.IsZero() {
+		s.noise(a, "device_auth_failed", "", map[string]string{"reason": "revoked", "device_id": auth.DeviceID})
+		return nil, 0, errRevoked
 	}
 	// An agent cannot have processed pushes that were never made (say, the
 	// database was restored from a backup): catch up from what exists.
@@ -148,8 +169,16 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	addr := remoteAddr(r)
 	a := actor{kind: "device", addr: addr}
 	if ok, wait := s.limits.allowKey(&s.limits.address, "enroll:"+addr, s.now()); !ok {
+		s.warnEvery("enroll:"+addr, "enrollments refused: too many from one address", "addr", addr)
 		writeError(w, http.StatusTooManyRequests, &protocol.Error{Code: protocol.CodeRateLimited,
 			Message: "Too many enrollment attempts.", RetryAfter: retrySeconds(wait)})
+		return
+	}
+	// New devices are the first noise refused when the disk fills up.
+	if s.lowDisk() {
+		s.warnEvery("enroll:disk", "enrollment refused: the disk is nearly full", "addr", addr)
+		writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeInternal,
+			Message: "The directory cannot enroll devices now; try again later.", RetryAfter: 60})
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxMessageSize+1))
@@ -181,27 +210,42 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			perr = protocol.Errorf(protocol.CodeUnauthorized, "The enrollment token has expired.")
 		}
 		if perr != nil {
-			return a.audit(r.Context(), tx, out.now, "enroll_failed", "", map[string]string{"reason": perr.Message, "hostname": req.Hostname})
+			return nil
 		}
-		if err := tx.CreateDevice(r.Context(), store.Device{ID: id, Hostname: req.Hostname, PublicKey: req.PublicKey, CreatedAt: out.now}); err != nil {
+		if err := tx.CreateDevice(r.Context(), store.Device{ID: id, Hostname: req.Hostname, PublicKey: req.PublicKey, CreatedAt: out.now,
+			Note: t.Note}); err != nil {
 			return err
 		}
 		if err := tx.UseEnrollToken(r.Context(), sum[:], id, out.now); err != nil {
 			return err
 		}
 		a.device = id
-		return a.audit(r.Context(), tx, out.now, "device_enrolled", "", map[string]string{"hostname": req.Hostname, "note": t.Note})
+		var bound []string
+		for _, user := range t.Users {
+			if _, err := tx.User(r.Context(), user); errors.Is(err, store.ErrNotFound) {
+				continue // deleted since the token was made
+			} else if err != nil {
+				return err
+			}
+			if err := tx.Bind(r.Context(), store.Binding{DeviceID: id, User: user, LocalName: user, BoundAt: out.now,
+				BoundBy: store.BoundByEnrollment}); err != nil {
+				return err
+			}
+			bound = append(bound, user)
+		}
+		return a.audit(r.Context(), tx, out.now, "device_enrolled", "", map[string]string{"hostname": req.Hostname, "note": t.Note,
+			"users": strings.Join(bound, ",")})
 	})
 	if err != nil {
-		s.log.Error("enroll_failed", "err", err)
-		writeError(w, http.StatusInternalServerError, internalError(err))
+		writeError(w, http.StatusInternalServerError, s.internalError("enrollment failed", err, "addr", addr))
 		return
 	}
 	if perr != nil {
+		s.noise(a, "enroll_failed", "", map[string]string{"reason": perr.Message, "hostname": req.Hostname})
 		writeError(w, http.StatusUnauthorized, perr)
 		return
 	}
-	s.log.Info("device_enrolled", "device", id, "hostname", req.Hostname)
+	s.log.Info("device enrolled", "device_id", id, "hostname", req.Hostname)
 	writeJSON(w, http.StatusOK, protocol.EnrollResponse{DeviceID: id})
 }
 

@@ -78,13 +78,13 @@ func (b *batcher) flush(q []func(context.Context, store.Tx) error) {
 	err := b.st.Update(ctx, func(tx store.Tx) error {
 		for _, fn := range q {
 			if err := fn(ctx, tx); err != nil {
-				b.log.Warn("batched_write_failed", "err", err)
+				b.log.Warn("batched write failed", "err", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		b.log.Error("batch_commit_failed", "count", len(q), "err", err)
+		b.log.Error("batch not committed", "count", len(q), "err", err)
 	}
 }
 
@@ -113,29 +113,67 @@ func (b *batcher) close() {
 	b.sync()
 }
 
-// scanLoop runs the expiry scanner and prunes old idempotency records.
+// scanLoop runs the expiry scanner and the retention pruning every
+// ScanInterval, and writes the counts of suppressed noise every
+// noiseFlushEvery.
 func (s *Server) scanLoop() {
 	t := time.NewTicker(s.cfg.ScanInterval)
 	defer t.Stop()
+	flush := time.NewTicker(noiseFlushEvery)
+	defer flush.Stop()
 	for {
 		if err := s.scanExpiry(s.ctx); err != nil {
-			s.log.Error("expiry_scan_failed", "err", err)
+			s.log.Error("expiry scan failed", "err", err)
 		}
-		if err := s.st.Update(s.ctx, func(tx store.Tx) error {
-			return tx.PruneIdempotency(s.ctx, s.now().Add(-idempotencyTTL))
-		}); err != nil {
-			s.log.Error("idempotency_prune_failed", "err", err)
-		}
-		select {
-		case <-s.stopScan:
-			return
-		case <-t.C:
+		s.prune(s.ctx)
+		for {
+			select {
+			case <-s.stopScan:
+				return
+			case <-flush.C:
+				s.flushNoise()
+				continue
+			case <-t.C:
+			}
+			break
 		}
 	}
 }
 
-// idempotencyTTL is how long a first outcome is remembered.
-const idempotencyTTL = 7 * 24 * time.Hour
+// pruneBatch bounds one pruning transaction, so that a large backlog is
+// deleted in steps that never hold the writer for long.
+const pruneBatch = 5000
+
+// prune deletes idempotency records and audit events older than their
+// retention.
+func (s *Server) prune(ctx context.Context) {
+	now := s.now()
+	if err := s.st.Update(ctx, func(tx store.Tx) error {
+		return tx.PruneIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention))
+	}); err != nil {
+		s.log.Error("idempotency records not pruned", "err", err)
+	}
+	total := 0
+	for {
+		var n int
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.PruneAudit(ctx, now.Add(-s.cfg.AuditRetention), pruneBatch)
+			return err
+		})
+		if err != nil {
+			s.log.Error("audit log not pruned", "err", err)
+			return
+		}
+		total += n
+		if n < pruneBatch || ctx.Err() != nil {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.Info("audit log pruned", "events", total, "retention", s.cfg.AuditRetention.String())
+	}
+}
 
 // scanExpiry pushes expiry_approaching to the devices of every user whose
 // password expires within the policy's warning window, at most once a day

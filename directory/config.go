@@ -2,6 +2,7 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -49,11 +50,45 @@ type Config struct {
 	HashMemoryKiB uint64
 
 	// Lockout: Threshold failures within Window lock the account for
-	// Duration (defaults 5, 15 min, 15 min).
+	// Duration (defaults 5, 15 min, 15 min). Wrong passwords and wrong
+	// second factors are counted apart; wrong passwords from devices not
+	// bound to the user are counted apart too and block only binding.
 	Lockout Lockout
-	// AccountRate and AddressRate limit password checks per account and
-	// per source address (defaults: burst 10, one per 6 s; burst 60, 2/s).
-	AccountRate, AddressRate Rate
+	// AccountRate limits password checks per target user (default burst
+	// 10, one per 6 s), with separate buckets for the user's own devices
+	// and for the rest, so that a stranger cannot starve the user's Macs.
+	AccountRate Rate
+	// DeviceRate limits, per device, password checks and requests that
+	// write (default burst 30, one per 2 s), so that one device cannot
+	// block the others behind its address.
+	DeviceRate Rate
+	// AddressRate limits, per source address, what unauthenticated
+	// parties can make the directory do: failed agent handshakes,
+	// enrollments and failed admin calls (default burst 60, 2/s).
+	AddressRate Rate
+
+	// MaxConnsPerAddress caps the open connections from one address
+	// (default 1000; an office behind one NAT address needs one per Mac,
+	// so does a TLS-terminating proxy); MaxConns caps them all (default:
+	// the process's open-file limit less 256, so that accepting never runs
+	// out of file descriptors).
+	MaxConnsPerAddress, MaxConns int
+	// RequestTimeout bounds reading an enrollment or admin request,
+	// headers and body (default 10 s); writing its answer may take six
+	// times as long.
+	RequestTimeout time.Duration
+
+	// AuditRetention is how long audit events are kept (default 365
+	// days); IdempotencyRetention how long a mutating request's first
+	// outcome is remembered (default 7 days).
+	AuditRetention, IdempotencyRetention time.Duration
+	// DiskReserveMiB is the free space, in MiB, below which the SQLite
+	// directory stops writing what unauthenticated parties and devices can
+	// cause in bulk (audit events of failures, new enrollments), so that
+	// administrators' writes keep working (default 64; a negative value
+	// turns it off). It does not apply to PostgreSQL, whose disk is not the
+	// directory's.
+	DiskReserveMiB int64
 
 	// PingInterval is how often each agent connection is pinged
 	// (default 30 s); an agent silent for 2.5 intervals is dropped.
@@ -77,6 +112,28 @@ type Argon2Params struct {
 // DefaultArgon2 is the production cost: 3 passes over 64 MiB on 2 lanes.
 var DefaultArgon2 = Argon2Params{Time: 3, MemoryKiB: 64 << 10, Threads: 2}
 
+// Bounds of argon2id parameters: a stored hash outside them is refused as
+// malformed, so a configuration outside them is refused at start (a hash
+// made with it could never be verified).
+const (
+	MaxArgon2Time      = 64
+	MaxArgon2MemoryKiB = 4 << 20 // 4 GiB
+	MaxArgon2Threads   = 255
+)
+
+// ConfigError says which setting is wrong and why. Field is the Config
+// field's name ("Argon2.Time"), so that a command line can name its flag.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "config: " + e.Field + " " + e.Problem }
+
+func badConfig(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
 // Lockout configures account lockout.
 type Lockout struct {
 	Threshold int
@@ -90,9 +147,10 @@ type Rate struct {
 	Burst int
 }
 
+// setDefaults fills zero fields with their defaults and checks the rest.
 func (c *Config) setDefaults() error {
 	if c.DataDir == "" {
-		return errors.New("config: DataDir is required")
+		return &ConfigError{Field: "DataDir", Problem: "is required"}
 	}
 	if c.MasterKeyFile == "" {
 		c.MasterKeyFile = filepath.Join(c.DataDir, ServerKeyFile)
@@ -109,38 +167,92 @@ func (c *Config) setDefaults() error {
 	if c.Argon2 == (Argon2Params{}) {
 		c.Argon2 = DefaultArgon2
 	}
-	if c.Argon2.Time == 0 || c.Argon2.MemoryKiB < 8 || c.Argon2.Threads == 0 {
-		return errors.New("config: Argon2 parameters must all be positive (memory at least 8 KiB)")
+	switch a := c.Argon2; {
+	case a.Time < 1 || a.Time > MaxArgon2Time:
+		return badConfig("Argon2.Time", "must be between 1 and %d, not %d", MaxArgon2Time, a.Time)
+	case a.Threads < 1:
+		return badConfig("Argon2.Threads", "must be between 1 and %d, not %d", MaxArgon2Threads, a.Threads)
+	case a.MemoryKiB < 8*uint32(a.Threads) || a.MemoryKiB > MaxArgon2MemoryKiB:
+		return badConfig("Argon2.MemoryKiB", "must be between 8 × threads (%d) and %d, not %d", 8*uint32(a.Threads), MaxArgon2MemoryKiB, a.MemoryKiB)
 	}
 	if c.HashMemoryKiB == 0 {
-		c.HashMemoryKiB = 4 * uint64(c.Argon2.MemoryKiB)
+		c.HashMemoryKiB = 4 * checkCostKiB(c.Argon2)
 	}
-	if c.Lockout.Threshold == 0 {
-		c.Lockout.Threshold = 5
+	if c.HashMemoryKiB < checkCostKiB(c.Argon2) {
+		return badConfig("HashMemoryKiB", "must hold at least one password check (%d KiB with these argon2 parameters), not %d",
+			checkCostKiB(c.Argon2), c.HashMemoryKiB)
 	}
-	if c.Lockout.Window == 0 {
-		c.Lockout.Window = 15 * time.Minute
+	if err := defaultInt(&c.Lockout.Threshold, 5, "Lockout.Threshold"); err != nil {
+		return err
 	}
-	if c.Lockout.Duration == 0 {
-		c.Lockout.Duration = 15 * time.Minute
+	for _, d := range []struct {
+		field string
+		v     *time.Duration
+		def   time.Duration
+	}{
+		{"Lockout.Window", &c.Lockout.Window, 15 * time.Minute},
+		{"Lockout.Duration", &c.Lockout.Duration, 15 * time.Minute},
+		{"PingInterval", &c.PingInterval, 30 * time.Second},
+		{"ScanInterval", &c.ScanInterval, time.Hour},
+		{"EnrollTokenTTL", &c.EnrollTokenTTL, 24 * time.Hour},
+		{"RequestTimeout", &c.RequestTimeout, 10 * time.Second},
+		{"AuditRetention", &c.AuditRetention, 365 * 24 * time.Hour},
+		{"IdempotencyRetention", &c.IdempotencyRetention, 7 * 24 * time.Hour},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 0 {
+			return badConfig(d.field, "must be positive, not %v", *d.v)
+		}
 	}
-	if c.AccountRate == (Rate{}) {
-		c.AccountRate = Rate{Every: 6 * time.Second, Burst: 10}
+	if c.PingInterval < minPingInterval {
+		return badConfig("PingInterval", "must be at least %v, not %v", minPingInterval, c.PingInterval)
 	}
-	if c.AddressRate == (Rate{}) {
-		c.AddressRate = Rate{Every: 500 * time.Millisecond, Burst: 60}
+	for _, r := range []struct {
+		field string
+		v     *Rate
+		def   Rate
+	}{
+		{"AccountRate", &c.AccountRate, Rate{Every: 6 * time.Second, Burst: 10}},
+		{"DeviceRate", &c.DeviceRate, Rate{Every: 2 * time.Second, Burst: 30}},
+		{"AddressRate", &c.AddressRate, Rate{Every: 500 * time.Millisecond, Burst: 60}},
+	} {
+		if *r.v == (Rate{}) {
+			*r.v = r.def
+		}
+		if r.v.Every <= 0 {
+			return badConfig(r.field+".Every", "must be positive, not %v", r.v.Every)
+		}
+		if r.v.Burst < 1 {
+			return badConfig(r.field+".Burst", "must be at least 1, not %d", r.v.Burst)
+		}
 	}
-	if c.PingInterval == 0 {
-		c.PingInterval = 30 * time.Second
+	if err := defaultInt(&c.MaxConnsPerAddress, 1000, "MaxConnsPerAddress"); err != nil {
+		return err
 	}
-	if c.ScanInterval == 0 {
-		c.ScanInterval = time.Hour
+	if err := defaultInt(&c.MaxConns, maxConnsFromLimit(), "MaxConns"); err != nil {
+		return err
 	}
-	if c.EnrollTokenTTL == 0 {
-		c.EnrollTokenTTL = 24 * time.Hour
+	if c.DiskReserveMiB == 0 {
+		c.DiskReserveMiB = 64
 	}
 	if c.Issuer == "" {
 		c.Issuer = "Lockstep"
+	}
+	return nil
+}
+
+// minPingInterval keeps the ping wheel's tick positive.
+const minPingInterval = 10 * time.Millisecond
+
+// defaultInt sets a zero *v to def and refuses a negative one.
+func defaultInt(v *int, def int, field string) error {
+	if *v == 0 {
+		*v = def
+	}
+	if *v < 1 {
+		return badConfig(field, "must be at least 1, not %d", *v)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestPolicyViolations(t *testing.T) {
 	}
 	const start = "Start-Pass-77!"
 	e.addUser("alice", start, false)
-	dev := e.enroll()
+	dev := e.enroll("alice")
 	a := e.connect(dev, 0)
 	a.bind("alice")
 
@@ -138,7 +139,7 @@ func TestTOTPWithOathtool(t *testing.T) {
 		t.Fatalf("no otpauth URI: %+v", res.MFA)
 	}
 	secret := string(res.MFA.Secret)
-	dev := e.enroll()
+	dev := e.enroll("alice")
 	a := e.connect(dev, 0)
 	a.bind("alice")
 	now := e.clock.Now()
@@ -207,7 +208,7 @@ func TestLockoutAndUnlock(t *testing.T) {
 		c.Lockout = Lockout{Threshold: 3, Window: 10 * time.Minute, Duration: 15 * time.Minute}
 	})
 	e.addUser("alice", alicePW, false)
-	dev := e.enroll()
+	dev := e.enroll("alice")
 	a := e.connect(dev, 0)
 	a.bind("alice")
 	wrong := e.secret("Wrong-Guess-000")
@@ -284,11 +285,11 @@ func TestLockoutAndUnlock(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.AccountRate = Rate{Every: time.Minute, Burst: 3}
-		c.AddressRate = Rate{Every: time.Minute, Burst: 5}
+		c.DeviceRate = Rate{Every: time.Minute, Burst: 5}
 	})
 	e.addUser("alice", alicePW, false)
 	e.addUser("bob", "Secret-Words-42", false)
-	a := e.connect(e.enroll(), 0)
+	a := e.connect(e.enroll("alice", "bob"), 0)
 	for range 3 {
 		a.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), nil)
 	}
@@ -296,8 +297,8 @@ func TestRateLimits(t *testing.T) {
 	if perr.RetryAfter < 1 || perr.RetryAfter > 60 {
 		t.Fatalf("retry_after = %d", perr.RetryAfter)
 	}
-	// Another account from the same address: its own bucket has room, but
-	// the address's has two tokens left (3 used, 1 refused took none).
+	// Another account from the same device: its own bucket has room, but
+	// the device's has two tokens left (3 used, 1 refused took none).
 	a.ok(protocol.TypeVerifyPassword, "", verify("bob", "Secret-Words-42"), nil)
 	a.ok(protocol.TypeVerifyPassword, "", verify("bob", "Secret-Words-42"), nil)
 	perr = a.fails(protocol.TypeVerifyPassword, "", verify("bob", "Secret-Words-42"), protocol.CodeRateLimited)
@@ -317,7 +318,7 @@ func TestRateLimits(t *testing.T) {
 func TestIdempotentRetryAfterReconnect(t *testing.T) {
 	e := newEnv(t)
 	e.addUser("alice", alicePW, false)
-	dev := e.enroll()
+	dev := e.enroll("alice")
 	a := e.connect(dev, 0)
 	a.bind("alice")
 	next := e.secret("Brand-New-Pass-1")
@@ -363,7 +364,7 @@ func TestIdempotentRetryAfterReconnect(t *testing.T) {
 func TestPushesAndMissedPushesOnReconnect(t *testing.T) {
 	e := newEnv(t)
 	e.addUser("alice", alicePW, false)
-	dev, other := e.enroll(), e.enroll()
+	dev, other := e.enroll("alice"), e.enroll("alice")
 	a := e.connect(dev, 0)
 	st := a.bind("alice")
 	if st.PasswordVersion != 1 {
@@ -523,14 +524,20 @@ func TestDeviceAuthRefusals(t *testing.T) {
 		}
 		expectRefused(t, ws)
 	})
-	var fails int
+	// Four failures from one address: the first noisePerKey are written,
+	// the rest counted in one audit_suppressed event.
+	e.srv.flushNoise()
+	var fails, suppressed int
 	for _, ev := range e.audit("") {
-		if ev.Event == "device_auth_failed" {
+		switch {
+		case ev.Event == "device_auth_failed":
 			fails++
+		case ev.Event == "audit_suppressed" && ev.Detail["event"] == "device_auth_failed":
+			suppressed, _ = strconv.Atoi(ev.Detail["count"])
 		}
 	}
-	if fails < 4 {
-		t.Fatalf("%d device_auth_failed audit events, want at least 4", fails)
+	if fails != noisePerKey || fails+suppressed != 4 {
+		t.Fatalf("%d device_auth_failed audit events and %d suppressed, want %d and %d", fails, suppressed, noisePerKey, 4-noisePerKey)
 	}
 }
 
@@ -702,7 +709,7 @@ func TestExpiryWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.addUser("alice", alicePW, false)
-	a := e.connect(e.enroll(), 0)
+	a := e.connect(e.enroll("alice"), 0)
 	a.bind("alice")
 	if err := e.srv.scanExpiry(t.Context()); err != nil {
 		t.Fatal(err)

@@ -122,7 +122,7 @@ type outcome struct {
 func remembered(code string) bool {
 	switch code {
 	case protocol.CodeInternal, protocol.CodeRateLimited, protocol.CodeLocked, protocol.CodeMFARequired,
-		protocol.CodeBadRequest, protocol.CodeUnknownUser, protocol.CodeUnsupported:
+		protocol.CodeBadRequest, protocol.CodeUnknownUser, protocol.CodeUnsupported, protocol.CodeNotBound:
 		return false
 	}
 	return true
@@ -133,12 +133,7 @@ func remembered(code string) bool {
 // with a different request is refused.
 func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Envelope, req any,
 	run func(commitFunc) (any, *protocol.Error)) *protocol.Envelope {
-	canon, err := json.Marshal(req)
-	if err != nil {
-		return reply(env, nil, internalError(err))
-	}
-	fp := s.keys.fingerprint([]byte(env.Type), canon)
-	clear(canon)
+	fp := s.keys.fingerprint(append([][]byte{[]byte(env.Type)}, fingerprintParts(req)...)...)
 	unlock := s.keyLocks.lock(sess.deviceID + "\x00" + env.IdempotencyKey)
 	defer unlock()
 
@@ -163,13 +158,12 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 		if err := json.Unmarshal(rec.Outcome, &o); err != nil {
 			return nil, err
 		}
-		s.log.Debug("idempotent_replay", "device", sess.deviceID, "type", env.Type)
+		s.log.Debug("idempotent request replayed", "device_id", sess.deviceID, "type", env.Type)
 		return &protocol.Envelope{V: protocol.Version, Type: protocol.TypeResult, ID: env.ID, Body: o.Body, Error: o.Error}, nil
 	}
 	prev, err := first()
 	if err != nil {
-		s.log.Error("idempotency_read_failed", "err", err)
-		return reply(env, nil, internalError(err))
+		return reply(env, nil, s.internalError("idempotency record not read", err, "device_id", sess.deviceID))
 	}
 	if prev != nil {
 		return prev
@@ -181,7 +175,7 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 			return fmt.Errorf("encoding outcome: %w", err)
 		}
 		return tx.PutIdempotency(ctx, store.IdempotencyRecord{DeviceID: sess.deviceID, Key: env.IdempotencyKey,
-			Fingerprint: fp, Outcome: b, CreatedAt: s.now()})
+			Fingerprint: fp, Outcome: b, CreatedAt: s.now()}, maxIdempotencyRecords)
 	}
 	res, perr := run(func(ctx context.Context, tx store.Tx, result any) error {
 		b, err := json.Marshal(result)
@@ -209,41 +203,69 @@ func (s *Server) idempotent(ctx context.Context, sess session, env *protocol.Env
 				return prev
 			}
 		} else if err != nil {
-			s.log.Error("idempotency_write_failed", "err", err)
+			s.log.Error("idempotency record not written", "err", err)
 		}
 	}
 	return reply(env, res, perr)
 }
 
-// getAccount answers get_account and binds the user to the device.
+// maxIdempotencyRecords is how many first outcomes are kept per device:
+// an agent retries a request only until it has the answer, so the newest
+// few hundred cover every retry while a device flooding distinct keys
+// cannot grow the table.
+const maxIdempotencyRecords = 256
+
+// fingerprintParts are the fields of a mutating request that make it the
+// same request. Secrets go in as their bytes (never re-encoded as JSON,
+// whose pooled buffers would keep a copy).
+func fingerprintParts(req any) [][]byte {
+	switch r := req.(type) {
+	case *protocol.ChangePasswordRequest:
+		return [][]byte{[]byte(r.User), r.Current, r.New, []byte(r.TOTP)}
+	case *protocol.AckSyncRequest:
+		return [][]byte{[]byte(r.User), []byte(fmt.Sprint(r.PasswordVersion))}
+	}
+	panic(fmt.Sprintf("no fingerprint for %T", req))
+}
+
+// getAccount answers get_account for a user bound to the device, and
+// records the device's local name for the user when it changed. For any
+// other user, known or not, it answers not_bound after reading only the
+// binding: no argon2id work, no lockout budget spent, and the same answer
+// and cost whether the user exists.
 func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccountRequest) (protocol.AccountState, *protocol.Error) {
+	b, bound, err := s.bound(ctx, a.device, req.User)
+	if err != nil {
+		return protocol.AccountState{}, s.internalError("binding not read", err, "device_id", a.device)
+	}
+	if !bound {
+		return protocol.AccountState{}, errNotBound
+	}
 	u, perr := s.loadUser(ctx, req.User)
 	if perr != nil {
+		if perr.Code == protocol.CodeUnknownUser { // deleted meanwhile
+			return protocol.AccountState{}, errNotBound
+		}
 		return protocol.AccountState{}, perr
 	}
 	local := req.LocalName
 	if local == "" {
 		local = req.User
 	}
-	var b store.Binding
-	err := s.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		b, err = tx.Binding(ctx, a.device, u.Name)
-		return err
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return protocol.AccountState{}, internalError(err)
-	}
-	if err != nil || b.LocalName != local {
+	if b.LocalName != local {
+		if ok, wait := s.limits.allowKey(&s.limits.device, a.device, s.now()); !ok {
+			s.noise(a, "rate_limited", u.Name, nil)
+			return protocol.AccountState{}, &protocol.Error{Code: protocol.CodeRateLimited,
+				Message: "Too many requests; wait before trying again.", RetryAfter: retrySeconds(wait)}
+		}
 		err := s.update(ctx, func(tx store.Tx, out *outbox) error {
 			if err := tx.Bind(ctx, store.Binding{DeviceID: a.device, User: u.Name, LocalName: local, BoundAt: out.now}); err != nil {
 				return err
 			}
-			return a.audit(ctx, tx, out.now, "device_bound", u.Name, map[string]string{"local_name": local})
+			return a.audit(ctx, tx, out.now, "local_name_set", u.Name, map[string]string{"local_name": local})
 		})
 		if err != nil {
-			s.log.Error("bind_failed", "user", u.Name, "err", err)
-			return protocol.AccountState{}, internalError(err)
+			return protocol.AccountState{}, s.internalError("binding not stored", err, "user", u.Name, "device_id", a.device)
 		}
 	}
 	return s.accountState(u), nil
@@ -251,15 +273,22 @@ func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccou
 
 // ackSync records the password version a device holds everywhere.
 func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequest, commit commitFunc) (any, *protocol.Error) {
+	if ok, wait := s.limits.allowKey(&s.limits.device, a.device, s.now()); !ok {
+		s.noise(a, "rate_limited", req.User, nil)
+		return nil, &protocol.Error{Code: protocol.CodeRateLimited,
+			Message: "Too many requests; wait before trying again.", RetryAfter: retrySeconds(wait)}
+	}
 	var res protocol.AccountState
 	var perr *protocol.Error
 	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
 		perr = nil
-		u, err := tx.User(ctx, req.User)
-		if errors.Is(err, store.ErrNotFound) {
-			perr = protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", req.User)
+		if _, err := tx.Binding(ctx, a.device, req.User); errors.Is(err, store.ErrNotFound) {
+			perr = errNotBound
 			return nil
+		} else if err != nil {
+			return err
 		}
+		u, err := tx.User(ctx, req.User)
 		if err != nil {
 			return err
 		}
@@ -267,12 +296,7 @@ func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequ
 			perr = protocol.Errorf(protocol.CodeBadRequest, "password_version %d is newer than the directory's %d", req.PasswordVersion, u.PasswordVersion)
 			return nil
 		}
-		err = tx.SetSyncedVersion(ctx, a.device, u.Name, req.PasswordVersion, out.now)
-		if errors.Is(err, store.ErrNotFound) {
-			perr = protocol.Errorf(protocol.CodeBadRequest, "user %q is not bound to this device; call get_account first", req.User)
-			return nil
-		}
-		if err != nil {
+		if err := tx.SetSyncedVersion(ctx, a.device, u.Name, req.PasswordVersion, out.now); err != nil {
 			return err
 		}
 		if err := a.audit(ctx, tx, out.now, "sync_acknowledged", u.Name, map[string]string{"password_version": fmt.Sprint(req.PasswordVersion)}); err != nil {
@@ -282,8 +306,7 @@ func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequ
 		return commit(ctx, tx, res)
 	})
 	if err != nil {
-		s.log.Error("ack_sync_failed", "user", req.User, "err", err)
-		return nil, internalError(err)
+		return nil, s.internalError("sync acknowledgement not stored", err, "user", req.User, "device_id", a.device)
 	}
 	if perr != nil {
 		return nil, perr

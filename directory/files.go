@@ -252,3 +252,53 @@ func certHosts(extra []string) []string {
 	}
 	return out
 }
+
+// checkPermissions refuses a data directory or key and database files that
+// others could change or read: a key anyone can replace, or a database
+// anyone can edit, would let them impersonate the directory or any user.
+// (admin.token and the master key are checked as they are read.)
+func checkPermissions(cfg Config) error {
+	st, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", cfg.DataDir)
+	}
+	if m := st.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("data directory %s is writable by others (mode %o): chmod 700 it", cfg.DataDir, m)
+	}
+	private := []string{CAKeyFile, KeyFile, ServerKeyFile, AdminTokenFile}
+	if cfg.DatabaseURL == "" {
+		private = append(private, DBFile, DBFile+"-wal", DBFile+"-shm")
+	}
+	for _, name := range private {
+		if err := ownerOnly(filepath.Join(cfg.DataDir, name), 0o077); err != nil {
+			return err
+		}
+	}
+	// A configured key may be shared with a group (ssl-cert on Debian),
+	// but never writable by it nor open to everyone.
+	if cfg.KeyFile != "" {
+		if err := ownerOnly(cfg.KeyFile, 0o027); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownerOnly refuses path when its mode has any of the bits in forbidden;
+// a missing file is fine (it is made with the right mode).
+func ownerOnly(path string, forbidden os.FileMode) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", path, err)
+	}
+	if m := st.Mode().Perm(); m&forbidden != 0 {
+		return fmt.Errorf("%s is open to others (mode %o): chmod 600 it", path, m)
+	}
+	return nil
+}

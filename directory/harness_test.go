@@ -25,6 +25,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -104,6 +105,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		ScanInterval: time.Hour,
 		// Generous unless a test tightens them.
 		AccountRate: Rate{Every: time.Millisecond, Burst: 1000},
+		DeviceRate:  Rate{Every: time.Millisecond, Burst: 1000},
 		AddressRate: Rate{Every: time.Millisecond, Burst: 1000},
 	}
 	for _, o := range opts {
@@ -228,10 +230,11 @@ type device struct {
 	key ed25519.PrivateKey
 }
 
-// enroll creates a token through the admin API and enrolls a new key.
-func (e *testEnv) enroll() device {
+// enroll creates a token through the admin API that binds users, and
+// enrolls a new key with it.
+func (e *testEnv) enroll(users ...string) device {
 	e.t.Helper()
-	tok, err := e.adm.CreateEnrollToken(e.t.Context(), admin.EnrollTokenRequest{Note: "test"})
+	tok, err := e.adm.CreateEnrollToken(e.t.Context(), admin.EnrollTokenRequest{Note: "test", Users: users})
 	if err != nil {
 		e.t.Fatalf("CreateEnrollToken: %v", err)
 	}
@@ -289,7 +292,18 @@ type agent struct {
 // dialRaw opens the websocket and reads Hello.
 func (e *testEnv) dialRaw() (*websocket.Conn, protocol.Hello) {
 	e.t.Helper()
+	return e.dialFrom("")
+}
+
+// dialFrom is dialRaw from a local address ("" for any): 127.0.0.2 is
+// another source address on loopback.
+func (e *testEnv) dialFrom(local string) (*websocket.Conn, protocol.Hello) {
+	e.t.Helper()
 	d := websocket.Dialer{TLSClientConfig: e.tlsConfig(), HandshakeTimeout: 5 * time.Second}
+	if local != "" {
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		d.NetDialContext = nd.DialContext
+	}
 	ws, _, err := d.DialContext(e.t.Context(), "wss"+strings.TrimPrefix(e.url, "https")+protocol.AgentPath, nil)
 	if err != nil {
 		e.t.Fatalf("dial: %v", err)
@@ -336,7 +350,18 @@ func expectRefused(t *testing.T, ws *websocket.Conn) {
 // connect authenticates dev and waits for Welcome.
 func (e *testEnv) connect(dev device, lastSeq uint64) *agent {
 	e.t.Helper()
-	ws, hello := e.dialRaw()
+	return e.connectAs("", dev, lastSeq)
+}
+
+// connectFrom connects dev from another source address.
+func (e *testEnv) connectFrom(local string, dev device) *agent {
+	e.t.Helper()
+	return e.connectAs(local, dev, 0)
+}
+
+func (e *testEnv) connectAs(local string, dev device, lastSeq uint64) *agent {
+	e.t.Helper()
+	ws, hello := e.dialFrom(local)
 	sendAuth(e.t, ws, dev.id, ed25519.Sign(dev.key, protocol.AuthMessage(dev.id, hello.Challenge)), lastSeq)
 	_, data, err := ws.ReadMessage()
 	if err != nil {
@@ -482,6 +507,26 @@ func (a *agent) bind(user string) protocol.AccountState {
 	var st protocol.AccountState
 	a.ok(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: user, LocalName: user}, &st)
 	return st
+}
+
+// tlsDial makes a TLS handshake with the server.
+func (e *testEnv) tlsDial(cfg *tls.Config) error {
+	c, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), cfg)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// lookupIdempotency reads a stored first outcome.
+func (s *Server) lookupIdempotency(t *testing.T, device, key string) (store.IdempotencyRecord, error) {
+	var r store.IdempotencyRecord
+	err := s.st.View(t.Context(), func(tx store.Tx) error {
+		var err error
+		r, err = tx.Idempotency(t.Context(), device, key)
+		return err
+	})
+	return r, err
 }
 
 func decodeAs[T any](t *testing.T, env *protocol.Envelope) T {

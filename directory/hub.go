@@ -92,6 +92,17 @@ func (h *hub) all() []*conn {
 	return all
 }
 
+// closeDevice closes the device's connection, if it has one here, with
+// code.
+func (h *hub) closeDevice(deviceID string, code int, reason string) bool {
+	c := h.get(deviceID)
+	if c == nil {
+		return false
+	}
+	c.closeWith(code, reason)
+	return true
+}
+
 // closeAll sends every connection a close frame; each reader then ends.
 func (h *hub) closeAll() {
 	for _, c := range h.all() {
@@ -194,7 +205,7 @@ func (c *conn) enqueue(f frame) bool {
 		return false
 	}
 	if len(c.queue) >= maxQueue {
-		c.s.log.Warn("agent_queue_full", "device", c.sess.deviceID)
+		c.s.log.Warn("agent queue full, connection closed", "device_id", c.sess.deviceID)
 		c.closed = true
 		go c.ws.Close()
 		return false
@@ -240,7 +251,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if err != nil {
-			c.s.log.Debug("agent_write_failed", "device", c.sess.deviceID, "err", err)
+			c.s.log.Debug("agent write failed", "device_id", c.sess.deviceID, "err", err)
 			c.kill()
 		}
 	}
@@ -250,7 +261,7 @@ func (c *conn) writeLoop() {
 func (c *conn) send(env *protocol.Envelope) {
 	b, err := protocol.Encode(env)
 	if err != nil {
-		c.s.log.Error("encode_failed", "type", env.Type, "err", err)
+		c.s.log.Error("frame not encoded", "type", env.Type, "err", err)
 		return
 	}
 	c.enqueue(frame{kind: frameText, data: b})
@@ -330,7 +341,7 @@ func (c *conn) catchUp() {
 			return err
 		})
 		if err != nil {
-			c.s.log.Error("outbox_read_failed", "device", c.sess.deviceID, "err", err)
+			c.s.log.Error("outbox not read", "device_id", c.sess.deviceID, "err", err)
 		}
 		c.mu.Lock()
 		for _, p := range ps {
@@ -339,7 +350,7 @@ func (c *conn) catchUp() {
 			}
 			b, err := encodePush(p.Type, p.Seq, p.Body)
 			if err != nil {
-				c.s.log.Error("encode_failed", "type", p.Type, "err", err)
+				c.s.log.Error("frame not encoded", "type", p.Type, "err", err)
 				continue
 			}
 			c.sentSeq = p.Seq
@@ -364,7 +375,7 @@ func (c *conn) readLoop() {
 	defer func() {
 		c.kill()
 		c.s.hub.remove(c)
-		c.s.log.Debug("agent_disconnected", "device", c.sess.deviceID)
+		c.s.log.Debug("agent disconnected", "device_id", c.sess.deviceID)
 	}()
 	readWait := c.s.cfg.PingInterval * 5 / 2
 	for {
@@ -397,7 +408,7 @@ func (c *conn) readLoop() {
 			case res.Type == protocol.TypeResult && res.ID == "":
 				// A frame without a readable id cannot be answered within
 				// the protocol: refuse it by closing this connection.
-				c.s.log.Info("agent_malformed_frame", "device", c.sess.deviceID, "code", res.Error.Code)
+				c.s.log.Info("agent sent a frame without an id, connection closed", "device_id", c.sess.deviceID, "code", res.Error.Code)
 				c.closeWith(websocket.CloseInvalidFramePayloadData, truncate(res.Error.Message, 100))
 			default:
 				c.send(res)

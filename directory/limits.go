@@ -8,28 +8,43 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limiter holds token buckets per account and per source address for
-// password checks.
+// limiter holds the token buckets. They are keyed so that nobody can
+// block anybody else: password checks take a token from the calling
+// device's bucket and from the target user's (one bucket for the user's
+// own devices and another for every other device, so a stranger guessing
+// cannot starve the user's Macs); what unauthenticated parties cause
+// (failed handshakes, enrollments, failed admin calls) takes one from its
+// source address's bucket, so one address cannot block the others.
 type limiter struct {
-	account, address keyedBuckets
+	user, device, address keyedBuckets
 }
 
-func newLimiter(account, address Rate) *limiter {
+func newLimiter(user, device, address Rate) *limiter {
 	return &limiter{
-		account: keyedBuckets{r: account, m: make(map[string]*rate.Limiter)},
+		user:    keyedBuckets{r: user, m: make(map[string]*rate.Limiter)},
+		device:  keyedBuckets{r: device, m: make(map[string]*rate.Limiter)},
 		address: keyedBuckets{r: address, m: make(map[string]*rate.Limiter)},
 	}
 }
 
-// allow takes a token for the account and one for the address. When either
-// is empty it returns how long to wait, and takes nothing.
-func (l *limiter) allow(account, address string, now time.Time) (ok bool, retryAfter time.Duration) {
-	ra := l.account.reserve(account, now)
-	rb := l.address.reserve(address, now)
-	d := max(ra.DelayFrom(now), rb.DelayFrom(now))
+// userKey is the target-user bucket of a check from a device bound to
+// the user or not.
+func userKey(user string, bound bool) string {
+	if bound {
+		return user + "\x00bound"
+	}
+	return user + "\x00other"
+}
+
+// allowCheck takes a token for the device and one for the target user.
+// When either is empty it returns how long to wait, and takes nothing.
+func (l *limiter) allowCheck(device, user string, bound bool, now time.Time) (ok bool, retryAfter time.Duration) {
+	rd := l.device.reserve(device, now)
+	ru := l.user.reserve(userKey(user, bound), now)
+	d := max(rd.DelayFrom(now), ru.DelayFrom(now))
 	if d > 0 {
-		ra.CancelAt(now)
-		rb.CancelAt(now)
+		rd.CancelAt(now)
+		ru.CancelAt(now)
 		return false, d
 	}
 	return true, 0
@@ -45,6 +60,23 @@ func (l *limiter) allowKey(k *keyedBuckets, key string, now time.Time) (bool, ti
 	return true, 0
 }
 
+// empty reports whether key's bucket has no token now, without taking one.
+func (l *limiter) empty(k *keyedBuckets, key string, now time.Time) (bool, time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b := k.m[key]
+	if b == nil || b.TokensAt(now) >= 1 {
+		return false, 0
+	}
+	r := b.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return true, d
+}
+
+// maxBuckets bounds each set of buckets; past it, full ones are dropped.
+const maxBuckets = 50000
+
 type keyedBuckets struct {
 	r  Rate
 	mu sync.Mutex
@@ -56,7 +88,7 @@ func (k *keyedBuckets) reserve(key string, now time.Time) *rate.Reservation {
 	defer k.mu.Unlock()
 	l := k.m[key]
 	if l == nil {
-		if len(k.m) >= 50000 {
+		if len(k.m) >= maxBuckets {
 			k.prune(now)
 		}
 		l = rate.NewLimiter(rate.Every(k.r.Every), k.r.Burst)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // changeFeed is a store shared with other replicas (PostgreSQL): Listen
@@ -34,9 +35,17 @@ const catchUpWorkers = 8
 
 // applyChange acts on what another replica committed.
 func (s *Server) applyChange(ch store.Change) {
+	for _, id := range ch.Revoked {
+		if s.hub.closeDevice(id, protocol.CloseRevoked, "device revoked") {
+			s.log.Info("revoked device disconnected", "device_id", id)
+		}
+	}
+	if ch.Resync {
+		s.closeRevoked()
+	}
 	if ch.Policy || ch.Resync {
 		if err := s.reloadPolicy(s.ctx); err != nil {
-			s.log.Error("policy_reload_failed", "err", err)
+			s.log.Error("policy not reloaded", "err", err)
 		}
 	}
 	var cs []*conn
@@ -49,9 +58,29 @@ func (s *Server) applyChange(ch store.Change) {
 			}
 		}
 	}
-	s.log.Debug("replica_change", "devices", len(ch.Devices), "all", ch.AllDevices, "policy", ch.Policy,
-		"resync", ch.Resync, "local", len(cs))
+	s.log.Debug("replica change applied", "devices", len(ch.Devices), "all", ch.AllDevices, "policy", ch.Policy,
+		"revoked", len(ch.Revoked), "resync", ch.Resync, "local", len(cs))
 	catchUpAll(cs)
+}
+
+// closeRevoked closes the connections of devices revoked while this
+// replica may not have heard of it.
+func (s *Server) closeRevoked() {
+	var ids []string
+	err := s.st.View(s.ctx, func(tx store.Tx) error {
+		var err error
+		ids, err = tx.RevokedDevices(s.ctx)
+		return err
+	})
+	if err != nil {
+		s.log.Error("revoked devices not read", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if s.hub.closeDevice(id, protocol.CloseRevoked, "device revoked") {
+			s.log.Info("revoked device disconnected", "device_id", id)
+		}
+	}
 }
 
 // catchUpAll has each connection send what its outbox holds beyond what

@@ -84,7 +84,7 @@ func TestReplicaResetReachesAgentOnOtherReplica(t *testing.T) {
 	rs := replicas(t, 2)
 	a, b := rs[0], rs[1]
 	a.addUser("alice", alicePW, false)
-	dev := a.enroll()
+	dev := a.enroll("alice")
 	ag := b.connect(dev, 0)
 	ag.bind("alice")
 	res, err := a.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Temporary: true})
@@ -114,7 +114,7 @@ func TestReplicaConcurrentPushesOneDevice(t *testing.T) {
 	rs := replicas(t, 2)
 	a, b := rs[0], rs[1]
 	a.addUser("alice", alicePW, false)
-	dev := a.enroll()
+	dev := a.enroll("alice")
 	ag := b.connect(dev, 0)
 	ag.bind("alice")
 	const each = 12
@@ -159,7 +159,7 @@ func TestReplicaListenerRecovers(t *testing.T) {
 	rs := replicas(t, 2)
 	a, b := rs[0], rs[1]
 	a.addUser("alice", alicePW, false)
-	dev := a.enroll()
+	dev := a.enroll("alice")
 	ag := b.connect(dev, 0)
 	ag.bind("alice")
 	kill := func() {
@@ -182,7 +182,7 @@ func TestReplicaListenerRecovers(t *testing.T) {
 			t.Fatalf("round %d: push seq %d version %d, want seq %d version %d", round, p.Seq, r.PasswordVersion, seq, res.User.PasswordVersion)
 		}
 	}
-	waitFor(t, "B to log the lost feed", func() bool { return strings.Contains(b.logs.String(), "postgres_listen_lost") })
+	waitFor(t, "B to log the lost feed", func() bool { return strings.Contains(b.logs.String(), "postgres change feed lost") })
 	// After recovery live pushes flow again, once each.
 	res, err := a.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{})
 	if err != nil {
@@ -203,7 +203,7 @@ func TestReplicaIdempotentRetry(t *testing.T) {
 	rs := replicas(t, 2)
 	a, b := rs[0], rs[1]
 	a.addUser("alice", alicePW, false)
-	dev := a.enroll()
+	dev := a.enroll("alice")
 	onA := a.connect(dev, 0)
 	onA.bind("alice")
 	next := a.secret("Brand-New-Pass-1")

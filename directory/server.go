@@ -63,11 +63,14 @@ type Server struct {
 	tlsConfig  *tls.Config
 	caFile     string // "" with a configured certificate
 
-	hub      *hub
-	limits   *limiter
-	bg       *batcher
-	upgrader websocket.Upgrader
-	http     *http.Server
+	hub       *hub
+	limits    *limiter
+	noiseGate *noiseGate
+	rateLog   *rateLog
+	disk      diskWatch
+	bg        *batcher
+	upgrader  websocket.Upgrader
+	http      *http.Server
 
 	// ctx lives until the hard end of Shutdown; handlers use it.
 	ctx    context.Context
@@ -98,21 +101,32 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	if err := checkPermissions(cfg); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.feedCtx, s.stopFeed = context.WithCancel(s.ctx)
 
 	st, err := openStore(s.ctx, cfg)
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
 	s.st = st
 	if err := s.prepare(); err != nil {
 		st.Close()
+		s.cancel()
 		return nil, err
 	}
-	s.hash = newHasher(cfg.Argon2, cfg.HashMemoryKiB)
-	s.limits = newLimiter(cfg.AccountRate, cfg.AddressRate)
+	if s.hash, err = newHasher(cfg.Argon2, cfg.HashMemoryKiB, s.ctx.Done()); err != nil {
+		st.Close()
+		s.cancel()
+		return nil, err
+	}
+	s.limits = newLimiter(cfg.AccountRate, cfg.DeviceRate, cfg.AddressRate)
+	s.noiseGate = newNoiseGate()
+	s.rateLog = newRateLog(s.log)
 	s.hub = newHub(s)
 	s.bg = newBatcher(s.st, s.log)
 	s.upgrader = websocket.Upgrader{
@@ -125,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+protocol.AgentPath, s.handleAgent)
-	mux.HandleFunc("POST "+protocol.EnrollPath, s.handleEnroll)
+	mux.HandleFunc("POST "+protocol.EnrollPath, s.withDeadlines(s.handleEnroll))
 	s.adminRoutes(mux)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -162,10 +176,23 @@ func (s *Server) prepare() error {
 	s.tlsConfig = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
 		// HTTP/1.1 only: websockets upgrade from it.
 		NextProtos: []string{"http/1.1"},
 	}
 	return s.loadPolicy(s.ctx)
+}
+
+// tls12Suites are the only suites offered with TLS 1.2: forward-secret
+// AEAD ones (no CBC, no SHA-1 MAC, no RSA key exchange). TLS 1.3's suites
+// are all AEAD and not configurable.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // openStore opens PostgreSQL when a URL is configured, otherwise the
@@ -178,13 +205,27 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 		}
 		return st, nil
 	}
+	// A missing or empty database beside a master key is a directory that
+	// lost its data (a restore gone wrong, a truncated file): starting
+	// afresh would reuse the keys for a new, empty directory.
+	dbPath := filepath.Join(cfg.DataDir, DBFile)
+	if st, err := os.Stat(dbPath); err != nil || st.Size() == 0 {
+		if _, kerr := os.Stat(cfg.MasterKeyFile); kerr == nil {
+			return nil, fmt.Errorf("%s is missing or empty, but the master key %s exists: the directory's data is lost or was "+
+				"replaced. Restore %s from a backup; to start a new, empty directory instead, move the data directory away", dbPath,
+				cfg.MasterKeyFile, DBFile)
+		}
+	}
 	// The database holds password hashes: owner only (SQLite gives its WAL
 	// and shared-memory files the same mode).
-	dbPath := filepath.Join(cfg.DataDir, DBFile)
 	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
 		f.Close()
 	}
-	return store.OpenSQLite(ctx, dbPath)
+	st, err := store.OpenSQLite(ctx, dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", dbPath, err)
+	}
+	return st, nil
 }
 
 // keyCheckSetting names the stored check value of the master key.
@@ -289,13 +330,14 @@ func (s *Server) Start(ln net.Listener) error {
 		go func() { defer s.loops.Done(); f.Listen(s.feedCtx, s.applyChange) }()
 	}
 	go func() {
-		err := s.http.Serve(tls.NewListener(ln, s.tlsConfig))
+		err := s.http.Serve(tls.NewListener(s.limitConns(ln), s.tlsConfig))
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		s.serveErr <- err
 	}()
-	s.log.Info("directory_listening", "addr", ln.Addr().String(), "ca_file", s.caFile)
+	s.log.Info("directory listening", "addr", ln.Addr().String(), "ca_file", s.caFile,
+		"max_conns_per_address", s.cfg.MaxConnsPerAddress, "max_conns", s.cfg.MaxConns)
 	return nil
 }
 
@@ -355,7 +397,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing.Store(true)
 	s.mu.Unlock()
-	s.log.Info("shutdown_started")
+	s.log.Info("shutdown started")
 	var errs []error
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
@@ -376,6 +418,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := waitCtx(ctx, &s.loops, s.cancel); err != nil {
 		errs = append(errs, fmt.Errorf("waiting for connections: %w", err))
 	}
+	s.flushNoise()
 	s.bg.close()
 	// Admin commands now fail with "is the directory running?".
 	_ = os.Remove(filepath.Join(s.cfg.DataDir, AdminInfoFile))
@@ -388,7 +431,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.serveErr <- nil
 	}
 	s.mu.Unlock()
-	s.log.Info("shutdown_complete")
+	s.log.Info("shutdown complete")
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -170,11 +171,27 @@ func validName(field, s string) error {
 		return Errorf(CodeBadRequest, "%s is not a valid name", field)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if Unprintable(r) {
 			return Errorf(CodeBadRequest, "%s contains a control character", field)
 		}
 	}
 	return nil
+}
+
+// Unprintable reports the runes a name may not hold because a terminal or
+// a text view would act on them rather than show them: C0 and C1 control
+// characters (ESC, CSI...), DEL, line and paragraph separators and the
+// bidirectional overrides and isolates that reorder text.
+func Unprintable(r rune) bool {
+	switch {
+	case unicode.IsControl(r): // C0, DEL, C1
+		return true
+	case r == '\u2028' || r == '\u2029':
+		return true
+	case r == '\u061c' || r == '\u200e' || r == '\u200f' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069'):
+		return true
+	}
+	return false
 }
 
 func validSecret(field string, s Secret) error {

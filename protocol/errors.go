@@ -22,6 +22,14 @@ const (
 	CodeRateLimited      = "rate_limited"       // too many attempts; see RetryAfter
 	CodeIdempotencyReuse = "idempotency_reused" // key reused for a different request
 	CodeInternal         = "internal"           // the directory failed; retry later
+
+	// CodeNotBound answers get_account and ack_sync for a user this device
+	// is not bound to, whether or not the user exists: a device learns
+	// about a user only once an administrator assigned the user to it (at
+	// enrollment or later) or it proved the user's password with
+	// verify_password or change_password, which binds it. (CodeUnknownUser
+	// is then the admin API's alone.)
+	CodeNotBound = "not_bound"
 )
 
 // Error is a failed request's outcome. Message is a human sentence; Code is

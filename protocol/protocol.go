@@ -42,6 +42,12 @@ const (
 // An agent seeing it should not retry with the same identity in a loop.
 const CloseUnauthorized = 4401
 
+// CloseRevoked is the websocket close code the directory sends when an
+// administrator revoked the device: at once on its open connection, and on
+// every later handshake signed with its key. The device must enroll again
+// (with a new token) to come back.
+const CloseRevoked = 4403
+
 // Frame types. Requests flow agent to directory and are answered by a
 // TypeResult frame with the same ID; pushes flow directory to agent and are
 // acknowledged with TypeAckPush.
@@ -145,7 +151,9 @@ type EnrollResponse struct {
 }
 
 // VerifyPasswordRequest asks whether Password is the user's directory
-// password. Failures count towards lockout.
+// password. Failures count towards lockout. The right password binds the
+// user to a device not yet bound to it; until then every failure, for a
+// real user or an unknown one, is CodeWrongPassword.
 type VerifyPasswordRequest struct {
 	User     string `json:"user"`
 	Password Secret `json:"password"`
@@ -160,8 +168,9 @@ type ChangePasswordRequest struct {
 	TOTP    string `json:"totp,omitempty"`
 }
 
-// GetAccountRequest reads an account's state. It also binds the user to the
-// calling device under LocalName, so the device receives the user's pushes.
+// GetAccountRequest reads the state of an account bound to the calling
+// device (CodeNotBound otherwise) and records LocalName, the user's short
+// name on the Mac.
 type GetAccountRequest struct {
 	User      string `json:"user"`
 	LocalName string `json:"local_name,omitempty"`

@@ -1,106 +1,11 @@
 // Command lockstep-directory runs the Lockstep directory service and
-// administers a running one.
-//
-//	lockstep-directory serve --data DIR [--listen ADDR] [--cert F --key F]
-//	    [--database URL [--database-password-file F] | --database-url-file F] [--master-key-file F]
-//	lockstep-directory user add|show|list|reset|unlock|mfa|delete ...
-//	lockstep-directory enroll-token create
-//	lockstep-directory policy show|set
-//	lockstep-directory audit
-//
-// Admin commands talk to the running server's admin API; they find it from
-// --data DIR alone (admin.json), or take --server URL --token-file F [--ca F].
-// Secrets are read from stdin or a terminal prompt, never from arguments.
-//
-// With a PostgreSQL database (--database or --database-url-file) several
-// serve processes, each with its own --data, share one directory; see
-// package directory for how pushes reach agents connected to any of them.
+// administers a running one; package directory/cli holds the command.
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 
-	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/directory/cli"
 )
 
-const usage = `usage:
-  lockstep-directory serve --data DIR [--listen ADDR] [--cert FILE --key FILE]
-                           [--database URL [--database-password-file FILE] | --database-url-file FILE]
-                           [--master-key-file FILE]
-  lockstep-directory user add NAME [--display-name NAME] [--mfa] [--temporary]   (password on stdin)
-  lockstep-directory user show NAME
-  lockstep-directory user list
-  lockstep-directory user reset NAME [--temporary] [--stdin]
-  lockstep-directory user unlock NAME
-  lockstep-directory user mfa NAME --enable|--disable|--reset
-  lockstep-directory user delete NAME
-  lockstep-directory enroll-token create [--ttl DURATION] [--note TEXT]
-  lockstep-directory policy show
-  lockstep-directory policy set [--min-length N] [--upper=BOOL] [--lower=BOOL] [--digit=BOOL]
-                                [--symbol=BOOL] [--not-username=BOOL] [--history N]
-                                [--max-age-days N] [--warning-days N]
-  lockstep-directory audit [--user NAME] [--since TIME|DURATION] [--limit N]
-  lockstep-directory version
-
-Admin commands take --data DIR (on the server's machine) or
---server URL --token-file FILE [--ca FILE], and --json for machine output.
-`
-
-func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-}
-
-// run is main without the process: it returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], stdin, stdout, stderr)
-	case "user", "enroll-token", "policy", "audit":
-		err = adminCommand(ctx, args, stdin, stdout, stderr)
-	case "version":
-		err = printVersion(stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		err = usageError("unknown command %q", args[0])
-	}
-	if err == nil {
-		return 0
-	}
-	var ue *usageErr
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "lockstep-directory: %v\n\n%s", err, usage)
-		return 2
-	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		fmt.Fprintf(stderr, "lockstep-directory: %s\n", pe.Message)
-		for _, v := range pe.Violations {
-			fmt.Fprintf(stderr, "  - %s (%s)\n", v.Message, v.Code)
-		}
-		if pe.RetryAfter > 0 {
-			fmt.Fprintf(stderr, "  retry after %d s\n", pe.RetryAfter)
-		}
-		return 1
-	}
-	fmt.Fprintf(stderr, "lockstep-directory: %v\n", err)
-	return 1
-}
-
-type usageErr struct{ msg string }
-
-func (e *usageErr) Error() string { return e.msg }
-
-func usageError(format string, args ...any) error {
-	return &usageErr{msg: fmt.Sprintf(format, args...)}
-}
+func main() { os.Exit(cli.Main(os.Args[1:])) }

@@ -22,11 +22,11 @@ func TestServePostgresReplicas(t *testing.T) {
 	bare := pgtest.WithoutPassword(url)
 
 	// Refusals: a password on the command line, a readable file.
-	_, se, code := cli(t, "", "serve", "--data", t.TempDir(), "--database", url)
+	_, se, code := command(t, "", "serve", "--data", t.TempDir(), "--database", url)
 	if code != 2 || !strings.Contains(se, "must not hold a password") || strings.Contains(se, pw) {
 		t.Fatalf("--database with a password: exit %d: %s", code, se)
 	}
-	_, se, code = cli(t, "", "serve", "--data", t.TempDir(), "--database", "host=127.0.0.1 password="+pw)
+	_, se, code = command(t, "", "serve", "--data", t.TempDir(), "--database", "host=127.0.0.1 password="+pw)
 	if code != 2 || strings.Contains(se, pw) {
 		t.Fatalf("--database key=value with a password: exit %d: %s", code, se)
 	}
@@ -34,7 +34,7 @@ func TestServePostgresReplicas(t *testing.T) {
 	if err := os.WriteFile(open, []byte(url+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, se, code = cli(t, "", "serve", "--data", t.TempDir(), "--database-url-file", open)
+	_, se, code = command(t, "", "serve", "--data", t.TempDir(), "--database-url-file", open)
 	if code != 1 || !strings.Contains(se, "chmod 600") {
 		t.Fatalf("readable URL file: exit %d: %s", code, se)
 	}
@@ -56,7 +56,7 @@ func TestServePostgresReplicas(t *testing.T) {
 	b := startWith(t, dirB, pw+"\n", "--database", bare, "--database-password-file", "-")
 
 	const userPW = "Replica-Pass-1234"
-	if _, se, code := cli(t, userPW+"\n", "user", "add", "alice", "--data", dirA); code != 0 {
+	if _, se, code := command(t, userPW+"\n", "user", "add", "alice", "--data", dirA); code != 0 {
 		t.Fatalf("user add through A: %s", se)
 	}
 	var u admin.User
@@ -64,7 +64,7 @@ func TestServePostgresReplicas(t *testing.T) {
 	if u.Name != "alice" || u.PasswordVersion != 1 {
 		t.Fatalf("alice through B: %+v", u)
 	}
-	if _, se, code := cli(t, "", "user", "reset", "alice", "--temporary", "--data", dirB); code != 0 {
+	if _, se, code := command(t, "", "user", "reset", "alice", "--temporary", "--data", dirB); code != 0 {
 		t.Fatalf("reset through B: %s", se)
 	}
 	jsonCLI(t, "", &u, "user", "show", "alice", "--data", dirA)
@@ -97,7 +97,7 @@ func TestServePostgresReplicas(t *testing.T) {
 			t.Fatalf("no storage line: %s", s.stdout.String())
 		}
 	}
-	if !strings.Contains(b.stderr.String(), `"msg":"postgres_listening"`) {
+	if !strings.Contains(b.stderr.String(), `"msg":"postgres change feed listening"`) {
 		t.Fatalf("B never listened:\n%s", b.stderr.String())
 	}
 }

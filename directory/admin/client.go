@@ -203,6 +203,36 @@ func (c *Client) CreateEnrollToken(ctx context.Context, req EnrollTokenRequest) 
 	return &out, c.do(ctx, http.MethodPost, PathEnrollTokens, nil, req, &out)
 }
 
+// Devices lists every enrolled device with its users.
+func (c *Client) Devices(ctx context.Context) ([]Device, error) {
+	var out []Device
+	return out, c.do(ctx, http.MethodGet, PathDevices, nil, nil, &out)
+}
+
+func devicePath(id, suffix string) string {
+	return PathDevices + "/" + url.PathEscape(id) + suffix
+}
+
+// RevokeDevice revokes a device: its bindings go, its connection is closed
+// with protocol.CloseRevoked and its key is refused from then on.
+// CodeNotFound for an unknown device.
+func (c *Client) RevokeDevice(ctx context.Context, id string) (*Device, error) {
+	var out Device
+	return &out, c.do(ctx, http.MethodPost, devicePath(id, "/revoke"), nil, struct{}{}, &out)
+}
+
+// AssignDevice binds user to a device.
+func (c *Client) AssignDevice(ctx context.Context, id, user string) (*Device, error) {
+	var out Device
+	return &out, c.do(ctx, http.MethodPut, devicePath(id, "/users/"+url.PathEscape(user)), nil, struct{}{}, &out)
+}
+
+// UnassignDevice removes user's binding to a device.
+func (c *Client) UnassignDevice(ctx context.Context, id, user string) (*Device, error) {
+	var out Device
+	return &out, c.do(ctx, http.MethodDelete, devicePath(id, "/users/"+url.PathEscape(user)), nil, nil, &out)
+}
+
 // Policy returns the password policy.
 func (c *Client) Policy(ctx context.Context) (protocol.Policy, error) {
 	var out protocol.Policy

@@ -20,13 +20,14 @@ const (
 	PathEnrollTokens = "/v1/admin/enroll-tokens"
 	PathPolicy       = "/v1/admin/policy"
 	PathAudit        = "/v1/admin/audit"
+	PathDevices      = "/v1/admin/devices"
 	PathStats        = "/v1/admin/stats"
 )
 
 // Error codes the admin API adds to protocol's.
 const (
 	CodeExists   = "exists"    // the user already exists
-	CodeNotFound = "not_found" // no such object (users: protocol.CodeUnknownUser)
+	CodeNotFound = "not_found" // no such object (users: protocol.CodeUnknownUser): a device, an assignment
 )
 
 // MFA actions for SetMFA.
@@ -123,6 +124,36 @@ type EnrollTokenRequest struct {
 	// TTL is the token's lifetime; zero means the server's default.
 	TTL  time.Duration `json:"ttl,omitempty"`
 	Note string        `json:"note,omitempty"`
+	// Users are bound to the device that enrolls with the token (each
+	// must exist): the device can read their state and receives their
+	// pushes at once. Other users it must link by proving their password.
+	Users []string `json:"users,omitempty"`
+}
+
+// Device is an enrolled Mac.
+type Device struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
+	// Note is the note of the enrollment token it used.
+	Note       string       `json:"note,omitempty"`
+	Users      []DeviceUser `json:"users"`
+	EnrolledAt time.Time    `json:"enrolled_at"`
+	LastSeenAt *time.Time   `json:"last_seen_at,omitempty"`
+	LastAddr   string       `json:"last_addr,omitempty"`
+	RevokedAt  *time.Time   `json:"revoked_at,omitempty"`
+	// Connected says whether it is connected to the replica that answered.
+	Connected bool `json:"connected"`
+}
+
+// DeviceUser is a user bound to a device, and how: BoundBy is "admin"
+// (assigned), "enrollment" (named by the token), "password" (the user
+// proved the password from the device) or "legacy" (bound before binding
+// needed proof).
+type DeviceUser struct {
+	User      string    `json:"user"`
+	LocalName string    `json:"local_name"`
+	BoundBy   string    `json:"bound_by"`
+	BoundAt   time.Time `json:"bound_at"`
 }
 
 // EnrollToken is a new enrollment token, shown once.

@@ -289,6 +289,21 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_user ON audit (user_name, at);
 CREATE INDEX audit_at ON audit (at);`,
+	// 2: separate second-factor and linking failure counts, device notes,
+	// addresses and revocation, how a binding was made, the users an
+	// enrollment token binds, and an index for the per-device idempotency
+	// cap.
+	`ALTER TABLE users ADD COLUMN mfa_failed_count integer NOT NULL DEFAULT 0,
+	ADD COLUMN mfa_failed_window_start timestamptz,
+	ADD COLUMN link_failed_count integer NOT NULL DEFAULT 0,
+	ADD COLUMN link_failed_window_start timestamptz,
+	ADD COLUMN link_locked_until timestamptz;
+ALTER TABLE devices ADD COLUMN note text NOT NULL DEFAULT '',
+	ADD COLUMN last_addr text NOT NULL DEFAULT '',
+	ADD COLUMN revoked_at timestamptz;
+ALTER TABLE bindings ADD COLUMN bound_by text NOT NULL DEFAULT 'legacy';
+ALTER TABLE enroll_tokens ADD COLUMN users text[] NOT NULL DEFAULT '{}';
+CREATE INDEX idempotency_device ON idempotency (device_id, created_at);`,
 }
 
 // migrateLock is the advisory lock key held while migrating ("lockstep").
@@ -336,7 +351,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrating schema to version %d: %w", v, err)
 		}
-		p.log.Info("postgres_migrated", "version", v)
+		p.log.Info("postgres schema migrated", "version", v)
 	}
 	return nil
 }
@@ -350,6 +365,7 @@ type pgTx struct {
 	devices []string
 	seen    map[string]struct{}
 	policy  bool
+	revoked []string
 }
 
 // fail records a database error and returns it wrapped with what.
@@ -384,6 +400,7 @@ type notification struct {
 	Devices []string `json:"d,omitempty"`
 	All     bool     `json:"a,omitempty"`
 	Policy  bool     `json:"p,omitempty"`
+	Revoked []string `json:"r,omitempty"`
 }
 
 // NOTIFY payloads must stay under 8000 bytes; beyond maxListed devices a
@@ -394,14 +411,30 @@ const (
 )
 
 func (t *pgTx) payloads(origin string) []string {
-	if len(t.devices) == 0 && !t.policy {
+	if len(t.devices) == 0 && !t.policy && len(t.revoked) == 0 {
 		return nil
+	}
+	var out []string
+	// Revocations are few (an administrator's commands): one payload each
+	// batch, ahead of the push lists.
+	for len(t.revoked) > 0 {
+		n := notification{Origin: origin}
+		size := 64 + len(origin)
+		for len(t.revoked) > 0 && (len(n.Revoked) == 0 || size+len(t.revoked[0])+3 <= maxPayload) {
+			size += len(t.revoked[0]) + 3
+			n.Revoked = append(n.Revoked, t.revoked[0])
+			t.revoked = t.revoked[1:]
+		}
+		b, _ := json.Marshal(n)
+		out = append(out, string(b))
+	}
+	if len(t.devices) == 0 && !t.policy {
+		return out
 	}
 	if len(t.devices) > maxListed {
 		b, _ := json.Marshal(notification{Origin: origin, All: true, Policy: t.policy})
-		return []string{string(b)}
+		return append(out, string(b))
 	}
-	var out []string
 	n := notification{Origin: origin, Policy: t.policy}
 	size := 64 + len(origin)
 	for _, d := range t.devices {
@@ -433,7 +466,7 @@ func (p *Postgres) Listen(ctx context.Context, fn func(Change)) {
 			return
 		}
 		wait := delay/2 + rand.N(delay/2+1)
-		p.log.Warn("postgres_listen_lost", "err", err, "retry_in", wait)
+		p.log.Warn("postgres change feed lost", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -459,7 +492,7 @@ func (p *Postgres) listen(ctx context.Context, fn func(Change), connected func()
 		return fmt.Errorf("listening: %w", err)
 	}
 	connected()
-	p.log.Info("postgres_listening", "channel", Channel)
+	p.log.Info("postgres change feed listening", "channel", Channel)
 	fn(Change{Resync: true})
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenIdle)
@@ -482,14 +515,14 @@ func (p *Postgres) listen(ctx context.Context, fn func(Change), connected func()
 		}
 		var m notification
 		if err := json.Unmarshal([]byte(n.Payload), &m); err != nil {
-			p.log.Warn("postgres_notification_unreadable", "err", err)
+			p.log.Warn("postgres notification unreadable", "err", err)
 			fn(Change{Resync: true})
 			continue
 		}
 		if m.Origin == p.origin {
 			continue
 		}
-		fn(Change{Devices: m.Devices, AllDevices: m.All, Policy: m.Policy})
+		fn(Change{Devices: m.Devices, AllDevices: m.All, Policy: m.Policy, Revoked: m.Revoked})
 	}
 }
 
@@ -513,14 +546,17 @@ func fromPG(t pgtype.Timestamptz) time.Time {
 }
 
 const pgUserCols = `name, display_name, password_hash, password_version, password_changed_at, must_change,
-	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at`
+	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at,
+	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until`
 
 func scanPGUser(r pgx.Row) (User, error) {
 	var u User
-	var changed, window, locked, created pgtype.Timestamptz
+	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked pgtype.Timestamptz
 	err := r.Scan(&u.Name, &u.DisplayName, &u.PasswordHash, &u.PasswordVersion, &changed, &u.MustChange,
-		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created)
+		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created,
+		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked)
 	u.PasswordChangedAt, u.FailedWindowStart, u.LockedUntil, u.CreatedAt = fromPG(changed), fromPG(window), fromPG(locked), fromPG(created)
+	u.MFAFailedWindowStart, u.LinkFailedWindowStart, u.LinkLockedUntil = fromPG(mfaWindow), fromPG(linkWindow), fromPG(linkLocked)
 	return u, err
 }
 
@@ -561,10 +597,11 @@ func (t *pgTx) UsersChangedBefore(ctx context.Context, before time.Time) ([]User
 }
 
 func (t *pgTx) CreateUser(ctx context.Context, u User) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO users (`+pgUserCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO users (`+pgUserCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
 		ON CONFLICT (name) DO NOTHING`,
 		u.Name, u.DisplayName, u.PasswordHash, u.PasswordVersion, pgTime(u.PasswordChangedAt), u.MustChange,
-		u.FailedCount, pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, pgTime(u.CreatedAt))
+		u.FailedCount, pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, pgTime(u.CreatedAt),
+		u.MFAFailedCount, pgNullTime(u.MFAFailedWindowStart), u.LinkFailedCount, pgNullTime(u.LinkFailedWindowStart), pgNullTime(u.LinkLockedUntil))
 	if err != nil {
 		return t.fail(err, "creating user "+u.Name)
 	}
@@ -577,9 +614,12 @@ func (t *pgTx) CreateUser(ctx context.Context, u User) error {
 func (t *pgTx) UpdateUser(ctx context.Context, u User) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE users SET display_name=$1, password_hash=$2, password_version=$3,
 		password_changed_at=$4, must_change=$5, failed_count=$6, failed_window_start=$7, locked_until=$8,
-		totp_secret=$9, totp_last_step=$10 WHERE name=$11`,
+		totp_secret=$9, totp_last_step=$10, mfa_failed_count=$11, mfa_failed_window_start=$12,
+		link_failed_count=$13, link_failed_window_start=$14, link_locked_until=$15 WHERE name=$16`,
 		u.DisplayName, u.PasswordHash, u.PasswordVersion, pgTime(u.PasswordChangedAt), u.MustChange, u.FailedCount,
-		pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, u.Name)
+		pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep,
+		u.MFAFailedCount, pgNullTime(u.MFAFailedWindowStart), u.LinkFailedCount, pgNullTime(u.LinkFailedWindowStart),
+		pgNullTime(u.LinkLockedUntil), u.Name)
 	return t.pgAffected(tag, err, "updating user "+u.Name)
 }
 
@@ -612,14 +652,14 @@ func (t *pgTx) AddPasswordHistory(ctx context.Context, user, hash string, at tim
 	return nil
 }
 
-const pgDeviceCols = `id, hostname, public_key, created_at, last_seen_at, last_seq`
+const pgDeviceCols = `id, hostname, public_key, created_at, last_seen_at, last_seq, note, last_addr, revoked_at`
 
 func scanPGDevice(r pgx.Row) (Device, error) {
 	var d Device
-	var created, seen pgtype.Timestamptz
+	var created, seen, revoked pgtype.Timestamptz
 	var seq int64
-	err := r.Scan(&d.ID, &d.Hostname, &d.PublicKey, &created, &seen, &seq)
-	d.CreatedAt, d.LastSeenAt, d.LastSeq = fromPG(created), fromPG(seen), uint64(seq)
+	err := r.Scan(&d.ID, &d.Hostname, &d.PublicKey, &created, &seen, &seq, &d.Note, &d.LastAddr, &revoked)
+	d.CreatedAt, d.LastSeenAt, d.LastSeq, d.RevokedAt = fromPG(created), fromPG(seen), uint64(seq), fromPG(revoked)
 	return d, err
 }
 
@@ -652,8 +692,9 @@ func (t *pgTx) Devices(ctx context.Context) ([]Device, error) {
 }
 
 func (t *pgTx) CreateDevice(ctx context.Context, d Device) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO devices (`+pgDeviceCols+`) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Hostname, d.PublicKey, pgTime(d.CreatedAt), pgNullTime(d.LastSeenAt), int64(d.LastSeq))
+	tag, err := t.tx.Exec(ctx, `INSERT INTO devices (`+pgDeviceCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+		d.ID, d.Hostname, d.PublicKey, pgTime(d.CreatedAt), pgNullTime(d.LastSeenAt), int64(d.LastSeq), d.Note, d.LastAddr,
+		pgNullTime(d.RevokedAt))
 	if err != nil {
 		return t.fail(err, "creating device")
 	}
@@ -663,29 +704,74 @@ func (t *pgTx) CreateDevice(ctx context.Context, d Device) error {
 	return nil
 }
 
-func (t *pgTx) TouchDevice(ctx context.Context, id string, at time.Time) error {
-	tag, err := t.tx.Exec(ctx, `UPDATE devices SET last_seen_at=$1 WHERE id=$2`, pgTime(at), id)
+func (t *pgTx) TouchDevice(ctx context.Context, id string, at time.Time, addr string) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE devices SET last_seen_at=$1, last_addr=$2 WHERE id=$3`, pgTime(at), addr, id)
 	return t.pgAffected(tag, err, "touching device "+id)
 }
 
-const pgBindingCols = `device_id, user_name, local_name, synced_version, synced_at, bound_at, expiry_warned_at`
+// RevokeDevice also announces the revocation to the other replicas, so
+// that the one holding the device's socket drops it.
+func (t *pgTx) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE devices SET revoked_at=$1 WHERE id=$2`, pgTime(at), id)
+	if err := t.pgAffected(tag, err, "revoking device "+id); err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM bindings WHERE device_id=$1`, id); err != nil {
+		return t.fail(err, "revoking device "+id)
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM outbox WHERE device_id=$1`, id); err != nil {
+		return t.fail(err, "revoking device "+id)
+	}
+	t.revoked = append(t.revoked, id)
+	return nil
+}
+
+func (t *pgTx) RevokedDevices(ctx context.Context) ([]string, error) {
+	rows, err := t.tx.Query(ctx, `SELECT id FROM devices WHERE revoked_at IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return nil, t.fail(err, "listing revoked devices")
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, t.fail(err, "listing revoked devices")
+	}
+	return out, nil
+}
+
+const pgBindingCols = `device_id, user_name, local_name, synced_version, synced_at, bound_at, expiry_warned_at, bound_by`
 
 func scanPGBinding(r pgx.Row) (Binding, error) {
 	var b Binding
 	var synced, bound, warned pgtype.Timestamptz
-	err := r.Scan(&b.DeviceID, &b.User, &b.LocalName, &b.SyncedVersion, &synced, &bound, &warned)
+	err := r.Scan(&b.DeviceID, &b.User, &b.LocalName, &b.SyncedVersion, &synced, &bound, &warned, &b.BoundBy)
 	b.SyncedAt, b.BoundAt, b.ExpiryWarnedAt = fromPG(synced), fromPG(bound), fromPG(warned)
 	return b, err
 }
 
 func (t *pgTx) Bind(ctx context.Context, b Binding) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO bindings (device_id, user_name, local_name, bound_at) VALUES ($1,$2,$3,$4)
+	if b.BoundBy == "" {
+		b.BoundBy = BoundByLegacy
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO bindings (device_id, user_name, local_name, bound_at, bound_by) VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (device_id, user_name) DO UPDATE SET local_name=excluded.local_name`,
-		b.DeviceID, b.User, b.LocalName, pgTime(b.BoundAt))
+		b.DeviceID, b.User, b.LocalName, pgTime(b.BoundAt), b.BoundBy)
 	if err != nil {
 		return t.fail(err, fmt.Sprintf("binding %s to %s", b.User, b.DeviceID))
 	}
 	return nil
+}
+
+func (t *pgTx) Unbind(ctx context.Context, deviceID, user string) error {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM bindings WHERE device_id=$1 AND user_name=$2`, deviceID, user)
+	return t.pgAffected(tag, err, "unbinding")
+}
+
+func (t *pgTx) DeviceBindings(ctx context.Context, deviceID string) ([]Binding, error) {
+	return t.bindings(ctx, `SELECT `+pgBindingCols+` FROM bindings WHERE device_id=$1 ORDER BY user_name`, deviceID)
+}
+
+func (t *pgTx) Bindings(ctx context.Context) ([]Binding, error) {
+	return t.bindings(ctx, `SELECT `+pgBindingCols+` FROM bindings ORDER BY device_id, user_name`)
 }
 
 func (t *pgTx) Binding(ctx context.Context, deviceID, user string) (Binding, error) {
@@ -697,7 +783,11 @@ func (t *pgTx) Binding(ctx context.Context, deviceID, user string) (Binding, err
 }
 
 func (t *pgTx) UserBindings(ctx context.Context, user string) ([]Binding, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+pgBindingCols+` FROM bindings WHERE user_name=$1 ORDER BY device_id`, user)
+	return t.bindings(ctx, `SELECT `+pgBindingCols+` FROM bindings WHERE user_name=$1 ORDER BY device_id`, user)
+}
+
+func (t *pgTx) bindings(ctx context.Context, q string, args ...any) ([]Binding, error) {
+	rows, err := t.tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, t.fail(err, "listing bindings")
 	}
@@ -791,8 +881,12 @@ func (t *pgTx) AckPushes(ctx context.Context, deviceID string, seq uint64) error
 }
 
 func (t *pgTx) CreateEnrollToken(ctx context.Context, e EnrollToken) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO enroll_tokens (hash, note, created_at, expires_at) VALUES ($1,$2,$3,$4)`,
-		e.Hash, e.Note, pgTime(e.CreatedAt), pgTime(e.ExpiresAt))
+	users := e.Users
+	if users == nil {
+		users = []string{}
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO enroll_tokens (hash, note, created_at, expires_at, users) VALUES ($1,$2,$3,$4,$5)`,
+		e.Hash, e.Note, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), users)
 	if err != nil {
 		return t.fail(err, "creating enrollment token")
 	}
@@ -802,10 +896,13 @@ func (t *pgTx) CreateEnrollToken(ctx context.Context, e EnrollToken) error {
 func (t *pgTx) EnrollToken(ctx context.Context, hash []byte) (EnrollToken, error) {
 	e := EnrollToken{Hash: hash}
 	var created, expires, used pgtype.Timestamptz
-	err := t.tx.QueryRow(ctx, `SELECT note, created_at, expires_at, used_at, device_id FROM enroll_tokens WHERE hash=$1`, hash).
-		Scan(&e.Note, &created, &expires, &used, &e.DeviceID)
+	err := t.tx.QueryRow(ctx, `SELECT note, created_at, expires_at, used_at, device_id, users FROM enroll_tokens WHERE hash=$1`, hash).
+		Scan(&e.Note, &created, &expires, &used, &e.DeviceID, &e.Users)
 	if err != nil {
 		return EnrollToken{}, t.pgNotFound(err, "enrollment token")
+	}
+	if len(e.Users) == 0 {
+		e.Users = nil
 	}
 	e.CreatedAt, e.ExpiresAt, e.UsedAt = fromPG(created), fromPG(expires), fromPG(used)
 	return e, nil
@@ -830,7 +927,7 @@ func (t *pgTx) Idempotency(ctx context.Context, deviceID, key string) (Idempoten
 
 // PutIdempotency inserts once; a record another transaction committed
 // first (on any replica) makes it ErrExists without aborting this one.
-func (t *pgTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error {
+func (t *pgTx) PutIdempotency(ctx context.Context, r IdempotencyRecord, keep int) error {
 	tag, err := t.tx.Exec(ctx, `INSERT INTO idempotency (device_id, key, fingerprint, outcome, created_at) VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (device_id, key) DO NOTHING`,
 		r.DeviceID, r.Key, r.Fingerprint, r.Outcome, pgTime(r.CreatedAt))
@@ -839,6 +936,11 @@ func (t *pgTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("idempotency record: %w", ErrExists)
+	}
+	_, err = t.tx.Exec(ctx, `DELETE FROM idempotency WHERE device_id=$1 AND key NOT IN
+		(SELECT key FROM idempotency WHERE device_id=$1 ORDER BY created_at DESC, key DESC LIMIT $2)`, r.DeviceID, keep)
+	if err != nil {
+		return t.fail(err, "pruning idempotency records")
 	}
 	return nil
 }
@@ -919,6 +1021,14 @@ func jsonOrNull(b []byte) any {
 		return nil
 	}
 	return string(b)
+}
+
+func (t *pgTx) PruneAudit(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)`, pgTime(before), limit)
+	if err != nil {
+		return 0, t.fail(err, "pruning audit log")
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 func (t *pgTx) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {

@@ -218,9 +218,17 @@ func TestPostgresListen(t *testing.T) {
 	if ch := fromB.next(t); !slices.Equal(ch.Devices, []string{"d3"}) {
 		t.Fatalf("after reconnecting B heard %+v, want d3", ch)
 	}
+	// A revocation names the device, so the replica holding its socket
+	// can drop it.
+	if err := a.Update(ctx, func(tx Tx) error { return tx.RevokeDevice(ctx, "d1", now) }); err != nil {
+		t.Fatal(err)
+	}
+	if ch := fromB.next(t); !slices.Equal(ch.Revoked, []string{"d1"}) || len(ch.Devices) != 0 {
+		t.Fatalf("B heard %+v, want d1 revoked", ch)
+	}
 	lmu.Lock()
 	defer lmu.Unlock()
-	if !strings.Contains(logs.String(), "postgres_listen_lost") {
+	if !strings.Contains(logs.String(), "postgres change feed lost") {
 		t.Fatalf("the lost connection was not logged: %s", logs.String())
 	}
 	if pw := pgtest.Password(t); strings.Contains(logs.String(), pw) {
@@ -274,5 +282,24 @@ func TestNotificationPayloads(t *testing.T) {
 	}
 	if p := (&pgTx{}).payloads("o"); p != nil {
 		t.Fatalf("payloads with nothing to say: %v", p)
+	}
+	// Revocations go in payloads of their own, each under the limit.
+	tx := &pgTx{devices: []string{"d1"}}
+	var want []string
+	for i := range 600 {
+		id := fmt.Sprintf("dev_%016d", i)
+		tx.revoked = append(tx.revoked, id)
+		want = append(want, id)
+	}
+	var revoked, devices []string
+	for _, p := range tx.payloads("o") {
+		var m notification
+		if len(p) >= 8000 || json.Unmarshal([]byte(p), &m) != nil {
+			t.Fatalf("payload of %d bytes: %.80s", len(p), p)
+		}
+		revoked, devices = append(revoked, m.Revoked...), append(devices, m.Devices...)
+	}
+	if !slices.Equal(revoked, want) || !slices.Equal(devices, []string{"d1"}) {
+		t.Fatalf("revoked %d devices %v", len(revoked), devices)
 	}
 }

@@ -45,6 +45,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	s := &SQLite{w: w}
+	if err := s.check(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -57,6 +61,33 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	s.r = r
 	return s, nil
+}
+
+// check runs SQLite's quick_check, so that a damaged file is refused at
+// start rather than failing requests one by one.
+func (s *SQLite) check(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `PRAGMA quick_check`)
+	if err != nil {
+		return fmt.Errorf("the database is damaged or not a database (%w): restore it from a backup", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return fmt.Errorf("checking the database: %w", err)
+		}
+		if p != "ok" && len(problems) < 5 {
+			problems = append(problems, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("the database is damaged (%w): restore it from a backup", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the database is damaged (quick_check: %s): restore it from a backup", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // Close closes both pools; the last close checkpoints the WAL.
@@ -114,7 +145,13 @@ func constraint(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
-const schema = `
+// sqliteMigrations are the schema versions, recorded in PRAGMA
+// user_version. Entries are never edited once released: a change is a new
+// entry. The first is idempotent, so a database made before versions were
+// recorded (user_version 0) passes through it unchanged.
+var sqliteMigrations = []string{schemaV1, schemaV2}
+
+const schemaV1 = `
 CREATE TABLE IF NOT EXISTS users (
 	name TEXT PRIMARY KEY,
 	display_name TEXT NOT NULL DEFAULT '',
@@ -199,13 +236,53 @@ CREATE INDEX IF NOT EXISTS audit_user ON audit(user, at);
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 `
 
+// schemaV2: separate second-factor and linking failure counts, device
+// notes, addresses and revocation, how a binding was made, the users an
+// enrollment token binds, and an index for the per-device idempotency cap.
+const schemaV2 = `
+ALTER TABLE users ADD COLUMN mfa_failed_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN mfa_failed_window_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN link_failed_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN link_failed_window_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN link_locked_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN last_addr TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bindings ADD COLUMN bound_by TEXT NOT NULL DEFAULT 'legacy';
+ALTER TABLE enroll_tokens ADD COLUMN users TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS idempotency_device ON idempotency(device_id, created_at);
+`
+
+// migrate applies the versions the database lacks, each in one
+// transaction with its user_version.
 func (s *SQLite) migrate(ctx context.Context) error {
-	for _, stmt := range strings.Split(schema, ";\n") {
-		if strings.TrimSpace(stmt) == "" {
-			continue
+	var cur int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&cur); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if cur > len(sqliteMigrations) {
+		return fmt.Errorf("the database schema is version %d, newer than this lockstep-directory knows (%d): upgrade it", cur, len(sqliteMigrations))
+	}
+	for v := cur + 1; v <= len(sqliteMigrations); v++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", v, err)
 		}
-		if _, err := s.w.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("migrating schema: %w", err)
+		for _, stmt := range strings.Split(sqliteMigrations[v-1], ";\n") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("migrating schema to version %d: %w", v, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migrating schema to version %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", v, err)
 		}
 	}
 	return nil
@@ -236,16 +313,19 @@ func notFound(err error, what string) error {
 }
 
 const userCols = `name, display_name, password_hash, password_version, password_changed_at, must_change,
-	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at`
+	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at,
+	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until`
 
 type scanner interface{ Scan(...any) error }
 
 func scanUser(r scanner) (User, error) {
 	var u User
-	var changed, window, locked, created int64
+	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked int64
 	err := r.Scan(&u.Name, &u.DisplayName, &u.PasswordHash, &u.PasswordVersion, &changed, &u.MustChange,
-		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created)
+		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created,
+		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked)
 	u.PasswordChangedAt, u.FailedWindowStart, u.LockedUntil, u.CreatedAt = fromTS(changed), fromTS(window), fromTS(locked), fromTS(created)
+	u.MFAFailedWindowStart, u.LinkFailedWindowStart, u.LinkLockedUntil = fromTS(mfaWindow), fromTS(linkWindow), fromTS(linkLocked)
 	return u, err
 }
 
@@ -283,9 +363,10 @@ func (t *sqliteTx) UsersChangedBefore(ctx context.Context, before time.Time) ([]
 }
 
 func (t *sqliteTx) CreateUser(ctx context.Context, u User) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		u.Name, u.DisplayName, u.PasswordHash, u.PasswordVersion, ts(u.PasswordChangedAt), u.MustChange,
-		u.FailedCount, ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, ts(u.CreatedAt))
+		u.FailedCount, ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, ts(u.CreatedAt),
+		u.MFAFailedCount, ts(u.MFAFailedWindowStart), u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil))
 	if constraint(err) {
 		return fmt.Errorf("user %s: %w", u.Name, ErrExists)
 	}
@@ -298,9 +379,11 @@ func (t *sqliteTx) CreateUser(ctx context.Context, u User) error {
 func (t *sqliteTx) UpdateUser(ctx context.Context, u User) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE users SET display_name=?, password_hash=?, password_version=?,
 		password_changed_at=?, must_change=?, failed_count=?, failed_window_start=?, locked_until=?,
-		totp_secret=?, totp_last_step=? WHERE name=?`,
+		totp_secret=?, totp_last_step=?, mfa_failed_count=?, mfa_failed_window_start=?,
+		link_failed_count=?, link_failed_window_start=?, link_locked_until=? WHERE name=?`,
 		u.DisplayName, u.PasswordHash, u.PasswordVersion, ts(u.PasswordChangedAt), u.MustChange, u.FailedCount,
-		ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, u.Name)
+		ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, u.MFAFailedCount, ts(u.MFAFailedWindowStart),
+		u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil), u.Name)
 	return affected(res, err, "updating user "+u.Name)
 }
 
@@ -352,13 +435,13 @@ func (t *sqliteTx) AddPasswordHistory(ctx context.Context, user, hash string, at
 	return nil
 }
 
-const deviceCols = `id, hostname, public_key, created_at, last_seen_at, last_seq`
+const deviceCols = `id, hostname, public_key, created_at, last_seen_at, last_seq, note, last_addr, revoked_at`
 
 func scanDevice(r scanner) (Device, error) {
 	var d Device
-	var created, seen int64
-	err := r.Scan(&d.ID, &d.Hostname, &d.PublicKey, &created, &seen, &d.LastSeq)
-	d.CreatedAt, d.LastSeenAt = fromTS(created), fromTS(seen)
+	var created, seen, revoked int64
+	err := r.Scan(&d.ID, &d.Hostname, &d.PublicKey, &created, &seen, &d.LastSeq, &d.Note, &d.LastAddr, &revoked)
+	d.CreatedAt, d.LastSeenAt, d.RevokedAt = fromTS(created), fromTS(seen), fromTS(revoked)
 	return d, err
 }
 
@@ -388,8 +471,8 @@ func (t *sqliteTx) Devices(ctx context.Context) ([]Device, error) {
 }
 
 func (t *sqliteTx) CreateDevice(ctx context.Context, d Device) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?,?,?,?,?,?)`,
-		d.ID, d.Hostname, d.PublicKey, ts(d.CreatedAt), ts(d.LastSeenAt), d.LastSeq)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		d.ID, d.Hostname, d.PublicKey, ts(d.CreatedAt), ts(d.LastSeenAt), d.LastSeq, d.Note, d.LastAddr, ts(d.RevokedAt))
 	if constraint(err) {
 		return fmt.Errorf("device %s: %w", d.ID, ErrExists)
 	}
@@ -399,41 +482,80 @@ func (t *sqliteTx) CreateDevice(ctx context.Context, d Device) error {
 	return nil
 }
 
-func (t *sqliteTx) TouchDevice(ctx context.Context, id string, at time.Time) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE devices SET last_seen_at=? WHERE id=?`, ts(at), id)
+func (t *sqliteTx) TouchDevice(ctx context.Context, id string, at time.Time, addr string) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE devices SET last_seen_at=?, last_addr=? WHERE id=?`, ts(at), addr, id)
 	return affected(res, err, "touching device "+id)
 }
 
-const bindingCols = `device_id, user, local_name, synced_version, synced_at, bound_at, expiry_warned_at`
+func (t *sqliteTx) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE devices SET revoked_at=? WHERE id=?`, ts(at), id)
+	if err := affected(res, err, "revoking device "+id); err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM bindings WHERE device_id=?`, id); err != nil {
+		return fmt.Errorf("revoking device %s: %w", id, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM outbox WHERE device_id=?`, id); err != nil {
+		return fmt.Errorf("revoking device %s: %w", id, err)
+	}
+	return nil
+}
+
+func (t *sqliteTx) RevokedDevices(ctx context.Context) ([]string, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT id FROM devices WHERE revoked_at != 0 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing revoked devices: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing revoked devices: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+const bindingCols = `device_id, user, local_name, synced_version, synced_at, bound_at, expiry_warned_at, bound_by`
 
 func scanBinding(r scanner) (Binding, error) {
 	var b Binding
 	var synced, bound, warned int64
-	err := r.Scan(&b.DeviceID, &b.User, &b.LocalName, &b.SyncedVersion, &synced, &bound, &warned)
+	err := r.Scan(&b.DeviceID, &b.User, &b.LocalName, &b.SyncedVersion, &synced, &bound, &warned, &b.BoundBy)
 	b.SyncedAt, b.BoundAt, b.ExpiryWarnedAt = fromTS(synced), fromTS(bound), fromTS(warned)
 	return b, err
 }
 
 func (t *sqliteTx) Bind(ctx context.Context, b Binding) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO bindings (device_id, user, local_name, bound_at) VALUES (?,?,?,?)
+	if b.BoundBy == "" {
+		b.BoundBy = BoundByLegacy
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO bindings (device_id, user, local_name, bound_at, bound_by) VALUES (?,?,?,?,?)
 		ON CONFLICT (device_id, user) DO UPDATE SET local_name=excluded.local_name`,
-		b.DeviceID, b.User, b.LocalName, ts(b.BoundAt))
+		b.DeviceID, b.User, b.LocalName, ts(b.BoundAt), b.BoundBy)
 	if err != nil {
 		return fmt.Errorf("binding %s to %s: %w", b.User, b.DeviceID, err)
 	}
 	return nil
 }
 
-func (t *sqliteTx) Binding(ctx context.Context, deviceID, user string) (Binding, error) {
-	b, err := scanBinding(t.tx.QueryRowContext(ctx, `SELECT `+bindingCols+` FROM bindings WHERE device_id=? AND user=?`, deviceID, user))
-	if err != nil {
-		return Binding{}, notFound(err, "binding")
-	}
-	return b, nil
+func (t *sqliteTx) Unbind(ctx context.Context, deviceID, user string) error {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM bindings WHERE device_id=? AND user=?`, deviceID, user)
+	return affected(res, err, "unbinding")
 }
 
-func (t *sqliteTx) UserBindings(ctx context.Context, user string) ([]Binding, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+bindingCols+` FROM bindings WHERE user=? ORDER BY device_id`, user)
+func (t *sqliteTx) DeviceBindings(ctx context.Context, deviceID string) ([]Binding, error) {
+	return t.bindings(ctx, `SELECT `+bindingCols+` FROM bindings WHERE device_id=? ORDER BY user`, deviceID)
+}
+
+func (t *sqliteTx) Bindings(ctx context.Context) ([]Binding, error) {
+	return t.bindings(ctx, `SELECT `+bindingCols+` FROM bindings ORDER BY device_id, user`)
+}
+
+func (t *sqliteTx) bindings(ctx context.Context, q string, args ...any) ([]Binding, error) {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing bindings: %w", err)
 	}
@@ -447,6 +569,18 @@ func (t *sqliteTx) UserBindings(ctx context.Context, user string) ([]Binding, er
 		out = append(out, b)
 	}
 	return out, rows.Err()
+}
+
+func (t *sqliteTx) Binding(ctx context.Context, deviceID, user string) (Binding, error) {
+	b, err := scanBinding(t.tx.QueryRowContext(ctx, `SELECT `+bindingCols+` FROM bindings WHERE device_id=? AND user=?`, deviceID, user))
+	if err != nil {
+		return Binding{}, notFound(err, "binding")
+	}
+	return b, nil
+}
+
+func (t *sqliteTx) UserBindings(ctx context.Context, user string) ([]Binding, error) {
+	return t.bindings(ctx, `SELECT `+bindingCols+` FROM bindings WHERE user=? ORDER BY device_id`, user)
 }
 
 func (t *sqliteTx) SetSyncedVersion(ctx context.Context, deviceID, user string, version int64, at time.Time) error {
@@ -503,23 +637,54 @@ func (t *sqliteTx) AckPushes(ctx context.Context, deviceID string, seq uint64) e
 }
 
 func (t *sqliteTx) CreateEnrollToken(ctx context.Context, e EnrollToken) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, note, created_at, expires_at) VALUES (?,?,?,?)`,
-		e.Hash, e.Note, ts(e.CreatedAt), ts(e.ExpiresAt))
+	users, err := encodeUsers(e.Users)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, note, created_at, expires_at, users) VALUES (?,?,?,?,?)`,
+		e.Hash, e.Note, ts(e.CreatedAt), ts(e.ExpiresAt), users)
 	if err != nil {
 		return fmt.Errorf("creating enrollment token: %w", err)
 	}
 	return nil
 }
 
+// encodeUsers stores a token's user list as JSON text ("" for none).
+func encodeUsers(users []string) (string, error) {
+	if len(users) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(users)
+	if err != nil {
+		return "", fmt.Errorf("encoding token users: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeUsers(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var users []string
+	if err := json.Unmarshal([]byte(s), &users); err != nil {
+		return nil, fmt.Errorf("decoding token users: %w", err)
+	}
+	return users, nil
+}
+
 func (t *sqliteTx) EnrollToken(ctx context.Context, hash []byte) (EnrollToken, error) {
 	e := EnrollToken{Hash: hash}
 	var created, expires, used int64
-	err := t.tx.QueryRowContext(ctx, `SELECT note, created_at, expires_at, used_at, device_id FROM enroll_tokens WHERE hash=?`, hash).
-		Scan(&e.Note, &created, &expires, &used, &e.DeviceID)
+	var users string
+	err := t.tx.QueryRowContext(ctx, `SELECT note, created_at, expires_at, used_at, device_id, users FROM enroll_tokens WHERE hash=?`, hash).
+		Scan(&e.Note, &created, &expires, &used, &e.DeviceID, &users)
 	if err != nil {
 		return EnrollToken{}, notFound(err, "enrollment token")
 	}
 	e.CreatedAt, e.ExpiresAt, e.UsedAt = fromTS(created), fromTS(expires), fromTS(used)
+	if e.Users, err = decodeUsers(users); err != nil {
+		return EnrollToken{}, err
+	}
 	return e, nil
 }
 
@@ -540,7 +705,7 @@ func (t *sqliteTx) Idempotency(ctx context.Context, deviceID, key string) (Idemp
 	return r, nil
 }
 
-func (t *sqliteTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error {
+func (t *sqliteTx) PutIdempotency(ctx context.Context, r IdempotencyRecord, keep int) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO idempotency (device_id, key, fingerprint, outcome, created_at) VALUES (?,?,?,?,?)`,
 		r.DeviceID, r.Key, r.Fingerprint, r.Outcome, ts(r.CreatedAt))
 	if constraint(err) {
@@ -548,6 +713,11 @@ func (t *sqliteTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) erro
 	}
 	if err != nil {
 		return fmt.Errorf("storing idempotency record: %w", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `DELETE FROM idempotency WHERE device_id=? AND key NOT IN
+		(SELECT key FROM idempotency WHERE device_id=? ORDER BY created_at DESC, key DESC LIMIT ?)`, r.DeviceID, r.DeviceID, keep)
+	if err != nil {
+		return fmt.Errorf("pruning idempotency records: %w", err)
 	}
 	return nil
 }
@@ -623,6 +793,18 @@ func (t *sqliteTx) Audit(ctx context.Context, e AuditEvent) error {
 		return fmt.Errorf("writing audit event: %w", err)
 	}
 	return nil
+}
+
+func (t *sqliteTx) PruneAudit(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)`, ts(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("pruning audit log: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("pruning audit log: %w", err)
+	}
+	return int(n), nil
 }
 
 func (t *sqliteTx) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {

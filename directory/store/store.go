@@ -51,13 +51,26 @@ type Tx interface {
 	Device(ctx context.Context, id string) (Device, error)
 	Devices(ctx context.Context) ([]Device, error)
 	CreateDevice(ctx context.Context, d Device) error
-	TouchDevice(ctx context.Context, id string, at time.Time) error
+	// TouchDevice records that the device connected at from addr.
+	TouchDevice(ctx context.Context, id string, at time.Time, addr string) error
+	// RevokeDevice marks a device revoked and deletes its bindings and
+	// stored pushes; ErrNotFound for an unknown device. A Store shared
+	// between replicas reports it to the others (Change.Revoked).
+	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	// RevokedDevices lists the ids of revoked devices.
+	RevokedDevices(ctx context.Context) ([]string, error)
 
 	// Bind binds a user to a device under a local name, keeping the synced
-	// version when the binding exists.
+	// version (and BoundBy) when the binding exists.
 	Bind(ctx context.Context, b Binding) error
+	// Unbind removes a binding; ErrNotFound when there is none.
+	Unbind(ctx context.Context, deviceID, user string) error
 	Binding(ctx context.Context, deviceID, user string) (Binding, error)
 	UserBindings(ctx context.Context, user string) ([]Binding, error)
+	// DeviceBindings lists a device's bindings, by user.
+	DeviceBindings(ctx context.Context, deviceID string) ([]Binding, error)
+	// Bindings lists every binding, by device then user.
+	Bindings(ctx context.Context) ([]Binding, error)
 	SetSyncedVersion(ctx context.Context, deviceID, user string, version int64, at time.Time) error
 	SetExpiryWarned(ctx context.Context, deviceID, user string, at time.Time) error
 
@@ -73,7 +86,9 @@ type Tx interface {
 	UseEnrollToken(ctx context.Context, hash []byte, deviceID string, at time.Time) error
 
 	Idempotency(ctx context.Context, deviceID, key string) (IdempotencyRecord, error)
-	PutIdempotency(ctx context.Context, r IdempotencyRecord) error
+	// PutIdempotency stores a record once (ErrExists when the key has one)
+	// and keeps only the device's newest keep records.
+	PutIdempotency(ctx context.Context, r IdempotencyRecord, keep int) error
 	PruneIdempotency(ctx context.Context, before time.Time) error
 
 	// Policy returns the stored policy, or ErrNotFound before the first set.
@@ -89,6 +104,9 @@ type Tx interface {
 
 	Audit(ctx context.Context, e AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// PruneAudit deletes at most limit events older than before, oldest
+	// first, and says how many it deleted.
+	PruneAudit(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Change is what other directory replicas committed to a shared database
@@ -102,8 +120,11 @@ type Change struct {
 	AllDevices bool
 	// Policy means the password policy was set.
 	Policy bool
+	// Revoked devices were revoked: close their connections.
+	Revoked []string
 	// Resync means changes may have been missed (the feed just connected
-	// or reconnected): treat every device and the policy as changed.
+	// or reconnected): treat every device and the policy as changed, and
+	// check every connected device for revocation.
 	Resync bool
 }
 
@@ -116,9 +137,21 @@ type User struct {
 	PasswordVersion   int64
 	PasswordChangedAt time.Time
 	MustChange        bool
-	// FailedCount counts failures since FailedWindowStart.
+	// FailedCount counts wrong passwords since FailedWindowStart.
 	FailedCount       int
 	FailedWindowStart time.Time
+	// MFAFailedCount counts wrong second factors since
+	// MFAFailedWindowStart. It is kept apart from FailedCount because a
+	// right password must never clear a count of wrong codes.
+	MFAFailedCount       int
+	MFAFailedWindowStart time.Time
+	// LinkFailedCount counts wrong passwords from devices not bound to the
+	// user since LinkFailedWindowStart; at the lockout threshold
+	// LinkLockedUntil stops such devices from proving the password (and so
+	// from binding) without locking the user's own Macs.
+	LinkFailedCount       int
+	LinkFailedWindowStart time.Time
+	LinkLockedUntil       time.Time
 	// LockedUntil is zero when the account is not locked.
 	LockedUntil time.Time
 	// TOTPSecret is the sealed (encrypted) TOTP secret; nil without MFA.
@@ -138,6 +171,13 @@ type Device struct {
 	LastSeenAt time.Time
 	// LastSeq is the highest push sequence allocated to the device.
 	LastSeq uint64
+	// Note is the note of the enrollment token the device used.
+	Note string
+	// LastAddr is the address the device last connected from.
+	LastAddr string
+	// RevokedAt is when an administrator revoked the device (zero: not
+	// revoked); a revoked device's key is refused.
+	RevokedAt time.Time
 }
 
 // Binding ties a directory user to a device under the device's local name.
@@ -149,7 +189,17 @@ type Binding struct {
 	SyncedAt       time.Time
 	BoundAt        time.Time
 	ExpiryWarnedAt time.Time
+	// BoundBy says how the binding was made (the BoundBy constants).
+	BoundBy string
 }
+
+// How a user was bound to a device.
+const (
+	BoundByAdmin      = "admin"      // an administrator's assignment
+	BoundByEnrollment = "enrollment" // named by the enrollment token
+	BoundByPassword   = "password"   // the user's right password from the device
+	BoundByLegacy     = "legacy"     // made before bindings needed proof
+)
 
 // Push is one stored push awaiting acknowledgement.
 type Push struct {
@@ -168,6 +218,8 @@ type EnrollToken struct {
 	ExpiresAt time.Time
 	UsedAt    time.Time
 	DeviceID  string
+	// Users are bound to the device that enrolls with the token.
+	Users []string
 }
 
 // IdempotencyRecord remembers the first outcome of a mutating request.

@@ -218,10 +218,10 @@ func TestRoundTrips(t *testing.T) {
 			if err := tx.CreateDevice(ctx, Device{ID: "d2", Hostname: "dup", PublicKey: []byte{1}, CreatedAt: t0}); !errors.Is(err, ErrExists) {
 				return fmt.Errorf("duplicate device: %v", err)
 			}
-			if err := tx.TouchDevice(ctx, "d2", t0.Add(time.Minute)); err != nil {
+			if err := tx.TouchDevice(ctx, "d2", t0.Add(time.Minute), "192.0.2.7"); err != nil {
 				return err
 			}
-			if err := tx.TouchDevice(ctx, "nope", t0); !errors.Is(err, ErrNotFound) {
+			if err := tx.TouchDevice(ctx, "nope", t0, ""); !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("touching an unknown device: %v", err)
 			}
 			if err := tx.Bind(ctx, Binding{DeviceID: "d2", User: "bob", LocalName: "b", BoundAt: t0}); err != nil {
@@ -288,7 +288,8 @@ func TestRoundTrips(t *testing.T) {
 				return fmt.Errorf("users: %v %v", us, err)
 			}
 			d, err := tx.Device(ctx, "d2")
-			if err != nil || d.Hostname != "mac" || string(d.PublicKey) != "\x09\x09" || !d.LastSeenAt.Equal(t0.Add(time.Minute)) || !d.CreatedAt.Equal(t0) {
+			if err != nil || d.Hostname != "mac" || string(d.PublicKey) != "\x09\x09" || !d.LastSeenAt.Equal(t0.Add(time.Minute)) ||
+				!d.CreatedAt.Equal(t0) || d.LastAddr != "192.0.2.7" || !d.RevokedAt.IsZero() {
 				return fmt.Errorf("device %+v %v", d, err)
 			}
 			if ds, err := tx.Devices(ctx); err != nil || len(ds) != 1 {
@@ -348,10 +349,10 @@ func TestSettingsAndIdempotency(t *testing.T) {
 			if err := tx.CreateSetting(ctx, "k", []byte("v2")); !errors.Is(err, ErrExists) {
 				return fmt.Errorf("second create: %v", err)
 			}
-			if err := tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "k1", Fingerprint: []byte("f"), Outcome: []byte("o1"), CreatedAt: t0}); err != nil {
+			if err := tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "k1", Fingerprint: []byte("f"), Outcome: []byte("o1"), CreatedAt: t0}, 10); err != nil {
 				return err
 			}
-			return tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "old", Fingerprint: []byte("f"), Outcome: []byte("o"), CreatedAt: t0.Add(-time.Hour)})
+			return tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "old", Fingerprint: []byte("f"), Outcome: []byte("o"), CreatedAt: t0.Add(-time.Hour)}, 10)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -362,7 +363,7 @@ func TestSettingsAndIdempotency(t *testing.T) {
 			if v, err := tx.Setting(ctx, "k"); err != nil || string(v) != "v1" {
 				return fmt.Errorf("setting %q %v", v, err)
 			}
-			err := tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "k1", Fingerprint: []byte("g"), Outcome: []byte("o2"), CreatedAt: t0})
+			err := tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "k1", Fingerprint: []byte("g"), Outcome: []byte("o2"), CreatedAt: t0}, 10)
 			if !errors.Is(err, ErrExists) {
 				return fmt.Errorf("second record: %v", err)
 			}

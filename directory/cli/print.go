@@ -1,11 +1,15 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -54,8 +58,8 @@ func (p *printer) user(u *admin.User) error {
 	if *p.json {
 		return p.encode(u)
 	}
-	fmt.Fprintf(p.w, "name:              %s\n", u.Name)
-	fmt.Fprintf(p.w, "display name:      %s\n", u.DisplayName)
+	fmt.Fprintf(p.w, "name:              %s\n", clean(u.Name))
+	fmt.Fprintf(p.w, "display name:      %s\n", clean(u.DisplayName))
 	fmt.Fprintf(p.w, "password version:  %d\n", u.PasswordVersion)
 	fmt.Fprintf(p.w, "password changed:  %s\n", u.PasswordChangedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(p.w, "expires:           %s\n", fmtTime(u.ExpiresAt))
@@ -81,7 +85,7 @@ func (p *printer) user(u *admin.User) error {
 				synced += " (behind)"
 			}
 		}
-		fmt.Fprintf(p.w, "  %s  %s  local name %s  %s  %s\n", d.DeviceID, d.Hostname, d.LocalName, state, synced)
+		fmt.Fprintf(p.w, "  %s  %s  local name %s  %s  %s\n", clean(d.DeviceID), clean(d.Hostname), clean(d.LocalName), state, synced)
 	}
 	return nil
 }
@@ -99,6 +103,28 @@ func (p *printer) policy(pol protocol.Policy) error {
 		fmt.Fprintln(p.w, "passwords do not expire")
 	}
 	return nil
+}
+
+// clean makes text from the directory safe to print on a terminal: a rune
+// a terminal would act on (ESC, CSI and the other control characters, bidi
+// overrides) is shown as a Go escape, and so is a tab or a backslash, so
+// the escapes cannot be forged and the columns hold.
+func clean(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case r == '\t' || protocol.Unprintable(r) || !unicode.IsPrint(r) && r != ' ':
+			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\u009b'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func fmtTime(t *time.Time) string {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -27,6 +27,41 @@ func printVersion(w io.Writer) error {
 	return err
 }
 
+// configFlags names, for each Config field a serve flag sets, the flag:
+// a configuration error about the field is reported with the flag's name.
+var configFlags = map[string]string{
+	"Argon2.Time":          "argon2-time",
+	"Argon2.MemoryKiB":     "argon2-memory-kib",
+	"Argon2.Threads":       "argon2-threads",
+	"HashMemoryKiB":        "hash-memory-kib",
+	"Lockout.Threshold":    "lockout-threshold",
+	"Lockout.Window":       "lockout-window",
+	"Lockout.Duration":     "lockout-duration",
+	"AccountRate.Every":    "account-rate-every",
+	"AccountRate.Burst":    "account-rate-burst",
+	"DeviceRate.Every":     "device-rate-every",
+	"DeviceRate.Burst":     "device-rate-burst",
+	"AddressRate.Every":    "address-rate-every",
+	"AddressRate.Burst":    "address-rate-burst",
+	"PingInterval":         "ping-interval",
+	"ScanInterval":         "scan-interval",
+	"RequestTimeout":       "request-timeout",
+	"AuditRetention":       "audit-retention",
+	"IdempotencyRetention": "idempotency-retention",
+	"MaxConnsPerAddress":   "max-conns-per-address",
+	"MaxConns":             "max-conns",
+	"DiskReserveMiB":       "disk-reserve-mib",
+	"DataDir":              "data",
+}
+
+// positiveFlags must be above zero: the directory takes a zero setting as
+// "the default", which on a command line would silently turn
+// `--account-rate-every 0` into something else than asked.
+var positiveFlags = []string{"argon2-time", "argon2-memory-kib", "argon2-threads", "lockout-threshold", "lockout-window",
+	"lockout-duration", "account-rate-every", "account-rate-burst", "device-rate-every", "device-rate-burst",
+	"address-rate-every", "address-rate-burst", "ping-interval", "scan-interval", "shutdown-timeout", "request-timeout",
+	"audit-retention", "idempotency-retention", "max-conns-per-address"}
+
 func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,19 +72,27 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	hosts := fs.String("hosts", "", "extra comma-separated names for the generated certificate")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
-	a2time := fs.Uint("argon2-time", uint(directory.DefaultArgon2.Time), "argon2id passes for new hashes")
-	a2mem := fs.Uint("argon2-memory-kib", uint(directory.DefaultArgon2.MemoryKiB), "argon2id memory in KiB for new hashes")
-	a2threads := fs.Uint("argon2-threads", uint(directory.DefaultArgon2.Threads), "argon2id lanes for new hashes")
-	hashMem := fs.Uint64("hash-memory-kib", 0, "memory budget for concurrent password checks (default 4 × argon2 memory)")
+	a2time := fs.Uint64("argon2-time", uint64(directory.DefaultArgon2.Time), "argon2id passes for new hashes")
+	a2mem := fs.Uint64("argon2-memory-kib", uint64(directory.DefaultArgon2.MemoryKiB), "argon2id memory in KiB for new hashes")
+	a2threads := fs.Uint64("argon2-threads", uint64(directory.DefaultArgon2.Threads), "argon2id lanes for new hashes")
+	hashMem := fs.Uint64("hash-memory-kib", 0, "memory budget for concurrent password checks (default 4 checks' worth)")
 	lockN := fs.Int("lockout-threshold", 5, "failures that lock an account")
 	lockWin := fs.Duration("lockout-window", 15*time.Minute, "window in which failures count")
 	lockDur := fs.Duration("lockout-duration", 15*time.Minute, "how long a lockout lasts")
-	accEvery := fs.Duration("account-rate-every", 6*time.Second, "password checks per account: one token per this")
-	accBurst := fs.Int("account-rate-burst", 10, "password checks per account: bucket size")
-	addrEvery := fs.Duration("address-rate-every", 500*time.Millisecond, "password checks and enrollments per source address: one token per this")
+	accEvery := fs.Duration("account-rate-every", 6*time.Second, "password checks per target user: one token per this")
+	accBurst := fs.Int("account-rate-burst", 10, "password checks per target user: bucket size")
+	devEvery := fs.Duration("device-rate-every", 2*time.Second, "password checks and writes per device: one token per this")
+	devBurst := fs.Int("device-rate-burst", 30, "password checks and writes per device: bucket size")
+	addrEvery := fs.Duration("address-rate-every", 500*time.Millisecond, "failed handshakes, enrollments and failed admin calls per source address: one token per this")
 	addrBurst := fs.Int("address-rate-burst", 60, "per source address: bucket size")
+	perAddr := fs.Int("max-conns-per-address", 1000, "open connections from one address (raise it behind a TLS-terminating proxy)")
+	maxConns := fs.Int("max-conns", 0, "open connections in all (default: the open-file limit less 256)")
+	reqTimeout := fs.Duration("request-timeout", 10*time.Second, "time to read an enrollment or admin request")
+	auditKeep := fs.Duration("audit-retention", 365*24*time.Hour, "how long audit events are kept")
+	idemKeep := fs.Duration("idempotency-retention", 7*24*time.Hour, "how long a request's first outcome is remembered for retries")
+	reserve := fs.Int64("disk-reserve-mib", 64, "free MiB below which noise (failed handshakes' audit events, enrollments) is refused; 0: off (SQLite only)")
 	ping := fs.Duration("ping-interval", 30*time.Second, "agent keepalive interval")
-	scan := fs.Duration("scan-interval", time.Hour, "expiry scanner interval")
+	scan := fs.Duration("scan-interval", time.Hour, "expiry scanner and retention interval")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in progress")
 	dbURL := fs.String("database", "", "PostgreSQL connection string `URL` without a password (default: SQLite in --data)")
 	dbURLFile := fs.String("database-url-file", "", "read the PostgreSQL connection string, which may hold a password, from `FILE` (mode 0600; - for the first line of stdin)")
@@ -63,6 +106,31 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	for _, name := range positiveFlags {
+		if isZeroOrLess(fs.Lookup(name)) {
+			return usageError("--%s must be positive, not %s", name, fs.Lookup(name).Value)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    uint64
+		max  uint64
+	}{{"argon2-time", *a2time, directory.MaxArgon2Time}, {"argon2-memory-kib", *a2mem, directory.MaxArgon2MemoryKiB},
+		{"argon2-threads", *a2threads, directory.MaxArgon2Threads}} {
+		if f.v > f.max {
+			return usageError("--%s must be at most %d, not %d", f.name, f.max, f.v)
+		}
+	}
+	if *maxConns < 0 {
+		return usageError("--max-conns must be positive, not %d", *maxConns)
+	}
+	if *reserve < 0 {
+		return usageError("--disk-reserve-mib must not be negative (0 turns the reserve off), not %d", *reserve)
+	}
+	diskReserve := *reserve
+	if diskReserve == 0 {
+		diskReserve = -1 // off
 	}
 	db, err := databaseConfig(*dbURL, *dbURLFile, *dbPassFile, stdin)
 	if err != nil {
@@ -88,14 +156,25 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	srv, err := directory.New(directory.Config{
 		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Logger: log,
 		DatabaseURL: db.url, DatabasePassword: db.password, MasterKeyFile: *masterKey,
-		Argon2:        directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
-		HashMemoryKiB: *hashMem,
-		Lockout:       directory.Lockout{Threshold: *lockN, Window: *lockWin, Duration: *lockDur},
-		AccountRate:   directory.Rate{Every: *accEvery, Burst: *accBurst},
-		AddressRate:   directory.Rate{Every: *addrEvery, Burst: *addrBurst},
-		PingInterval:  *ping,
-		ScanInterval:  *scan,
+		Argon2:               directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
+		HashMemoryKiB:        *hashMem,
+		Lockout:              directory.Lockout{Threshold: *lockN, Window: *lockWin, Duration: *lockDur},
+		AccountRate:          directory.Rate{Every: *accEvery, Burst: *accBurst},
+		DeviceRate:           directory.Rate{Every: *devEvery, Burst: *devBurst},
+		AddressRate:          directory.Rate{Every: *addrEvery, Burst: *addrBurst},
+		MaxConnsPerAddress:   *perAddr,
+		MaxConns:             *maxConns,
+		RequestTimeout:       *reqTimeout,
+		AuditRetention:       *auditKeep,
+		IdempotencyRetention: *idemKeep,
+		DiskReserveMiB:       diskReserve,
+		PingInterval:         *ping,
+		ScanInterval:         *scan,
 	})
+	var ce *directory.ConfigError
+	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
+		return usageError("--%s %s", configFlags[ce.Field], ce.Problem)
+	}
 	if err != nil {
 		return err
 	}
@@ -105,6 +184,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return fmt.Errorf("listening: %w", err)
 	}
 	if err := srv.Start(ln); err != nil {
+		_ = srv.Shutdown(ctx)
 		return err
 	}
 	fmt.Fprintf(stdout, "lockstep-directory %s listening on %s\n", version.Version, directory.URL(ln.Addr()))
@@ -124,7 +204,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	go func() { waitErr <- srv.Wait() }()
 	select {
 	case <-sigCtx.Done():
-		log.Info("signal_received")
+		log.Info("signal received, shutting down")
 	case err := <-waitErr:
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
@@ -134,6 +214,21 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// isZeroOrLess reports a numeric or duration flag at or below zero.
+func isZeroOrLess(f *flag.Flag) bool {
+	switch v := f.Value.(flag.Getter).Get().(type) {
+	case int:
+		return v <= 0
+	case int64:
+		return v <= 0
+	case uint64:
+		return v == 0
+	case time.Duration:
+		return v <= 0
+	}
+	return false
 }
 
 // database is where serve keeps its data: a PostgreSQL connection string

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package directory
+
+func maxConnsFromLimit() int { return 1 << 16 }

@@ -1,0 +1,493 @@
+package directory
+
+// Tests of issue 10's attacks, each through the real websocket or admin
+// API with real TLS on loopback.
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/protocol"
+)
+
+// TestMFAFailuresSurvivePasswordSuccess (issue 10, item 1): wrong TOTP
+// codes with the right password, and a right password-only verification
+// between every four of them, must still lock the account at the
+// threshold: a first factor never clears the count of second ones.
+func TestMFAFailuresSurvivePasswordSuccess(t *testing.T) {
+	e := newEnv(t) // threshold 5
+	e.addUser("alice", alicePW, true)
+	a := e.connect(e.enroll("alice"), 0)
+	wrong := 0
+	for cycle := range 4 {
+		for i := range 4 {
+			wrong++
+			res := a.call(protocol.TypeChangePassword, fmt.Sprintf("c%d-%d", cycle, i),
+				change("alice", alicePW, e.secret("Never-Set-Pass-1"), "abcdef"))
+			if res.Error != nil && res.Error.Code == protocol.CodeLocked {
+				if wrong != 5 {
+					t.Fatalf("locked after %d wrong codes, want 5", wrong)
+				}
+				if u, err := e.adm.User(t.Context(), "alice"); err != nil || !u.Locked {
+					t.Fatalf("user show after the lock: %+v %v", u, err)
+				}
+				return
+			}
+			if res.Error == nil || res.Error.Code != protocol.CodeMFAInvalid {
+				t.Fatalf("wrong code %d: %+v", wrong, res.Error)
+			}
+		}
+		a.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), nil)
+	}
+	u, _ := e.adm.User(t.Context(), "alice")
+	t.Fatalf("%d wrong codes with password-only verifications between them left the account unlocked (locked=%v)", wrong, u.Locked)
+}
+
+// TestLockDecidedWithTheOutcome (item 2): a change whose argon2id work
+// outlasts the wrong guesses that lock the account is refused, not applied
+// while `user show` says locked.
+func TestLockDecidedWithTheOutcome(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		// Checks that take a few milliseconds each, all at once.
+		c.Argon2 = Argon2Params{Time: 1, MemoryKiB: 4096, Threads: 1}
+		c.HashMemoryKiB = 64 << 10
+	})
+	pol := e.srv.Policy()
+	pol.HistoryCount = 20
+	if _, err := e.adm.SetPolicy(t.Context(), pol); err != nil {
+		t.Fatal(err)
+	}
+	e.addUser("alice", alicePW, false)
+	// Ten previous passwords: the change checks the new one against each.
+	for range 10 {
+		res, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.secret(string(res.Password))
+	}
+	cur := e.secret("Current-Pass-42")
+	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Password: protocol.Secret(cur)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.adm.User(t.Context(), "alice")
+	a := e.connect(e.enroll("alice"), 0)
+	wrong := e.secret("Wrong-Guess-000")
+	var changeRes *protocol.Envelope
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		changeRes = a.call(protocol.TypeChangePassword, "k", change("alice", cur, e.secret("After-Lock-77"), ""))
+	}()
+	for range 7 {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.call(protocol.TypeVerifyPassword, "", verify("alice", wrong)) }()
+	}
+	wg.Wait()
+	u, err := e.adm.User(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Locked {
+		t.Fatalf("seven wrong passwords did not lock the account: %+v", u)
+	}
+	if changeRes.Error == nil || u.PasswordVersion != before.PasswordVersion {
+		t.Fatalf("the change was applied (version %d → %d) while user show says locked; result %s %+v",
+			before.PasswordVersion, u.PasswordVersion, changeRes.Body, changeRes.Error)
+	}
+	if changeRes.Error.Code != protocol.CodeLocked {
+		t.Fatalf("change refused with %+v, want locked", changeRes.Error)
+	}
+}
+
+// TestGetAccountNeedsBinding (item 3): a device learns nothing about a
+// user it is not bound to: get_account answers not_bound, the same for a
+// real and an unknown user, and spends no lockout budget.
+func TestGetAccountNeedsBinding(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", alicePW, false)
+	stranger := e.connect(e.enroll(), 0)
+	var answers []string
+	for _, name := range []string{"alice", "nobody-here"} {
+		for range 20 {
+			perr := stranger.fails(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: name, LocalName: name}, protocol.CodeNotBound)
+			b, _ := json.Marshal(perr)
+			answers = append(answers, string(b))
+		}
+		stranger.fails(protocol.TypeAckSync, "ack-"+name, protocol.AckSyncRequest{User: name, PasswordVersion: 1}, protocol.CodeNotBound)
+	}
+	if distinct := slices.Compact(answers); len(distinct) != 1 {
+		t.Fatalf("answers differ: %v", distinct)
+	}
+	u, err := e.adm.User(t.Context(), "alice")
+	if err != nil || u.FailedAttempts != 0 || len(u.Devices) != 0 {
+		t.Fatalf("alice after a stranger's get_account calls: %+v %v", u, err)
+	}
+	if hasEvent(e.audit("alice"), "auth_failed") || hasEvent(e.audit("alice"), "device_bound") {
+		t.Fatal("a stranger's get_account left an audit trail on alice")
+	}
+	// Pushes for alice do not reach it.
+	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	stranger.noPush()
+}
+
+// TestBindingByProof (item 3): a device binds itself to a user by proving
+// the user's password; before that every failure reads as a wrong
+// password, for a real user and an unknown one alike (locked or not), and
+// wrong guesses from such devices lock only their linking, not the user's
+// own Macs.
+func TestBindingByProof(t *testing.T) {
+	e := newEnv(t) // threshold 5
+	e.addUser("alice", alicePW, false)
+	own := e.connect(e.enroll("alice"), 0)
+	stranger := e.connect(e.enroll(), 0)
+	wrong := e.secret("Wrong-Guess-000")
+
+	real := stranger.fails(protocol.TypeVerifyPassword, "", verify("alice", wrong), protocol.CodeWrongPassword)
+	unknown := stranger.fails(protocol.TypeVerifyPassword, "", verify("nobody-here", wrong), protocol.CodeWrongPassword)
+	if fmt.Sprint(real) != fmt.Sprint(unknown) {
+		t.Fatalf("a real user answers %+v, an unknown one %+v", real, unknown)
+	}
+	stranger.fails(protocol.TypeChangePassword, "c1", change("nobody-here", wrong, "New-Pass-1234x", ""), protocol.CodeWrongPassword)
+	// Guesses from strangers: the fifth blocks linking for a while, even
+	// with the right password, and still reads as a wrong password; the
+	// user's own Mac is not locked.
+	for range 4 {
+		stranger.fails(protocol.TypeVerifyPassword, "", verify("alice", wrong), protocol.CodeWrongPassword)
+	}
+	stranger.fails(protocol.TypeVerifyPassword, "", verify("alice", alicePW), protocol.CodeWrongPassword)
+	stranger.fails(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "alice"}, protocol.CodeNotBound)
+	var st protocol.AccountState
+	own.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), &st)
+	if st.Locked {
+		t.Fatal("strangers' guesses locked the user's own Mac out")
+	}
+	own.noPush() // no account_locked either
+	if !hasEvent(e.audit("alice"), "binding_locked") {
+		t.Error("audit lacks binding_locked")
+	}
+	// A locked account tells a stranger nothing either.
+	for range 5 {
+		own.call(protocol.TypeVerifyPassword, "", verify("alice", wrong))
+	}
+	if p := own.push(); p.Type != protocol.TypeAccountLocked {
+		t.Fatalf("push %s", p.Type)
+	}
+	e.clock.Advance(16 * time.Minute) // the linking block ends; the lock too
+	for range 5 {
+		own.call(protocol.TypeVerifyPassword, "", verify("alice", wrong))
+	}
+	own.push()
+	stranger.fails(protocol.TypeVerifyPassword, "", verify("alice", alicePW), protocol.CodeWrongPassword)
+	if _, err := e.adm.Unlock(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	own.push()
+
+	// The right password binds: state, then pushes.
+	stranger.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), &st)
+	if st.User != "alice" {
+		t.Fatalf("state %+v", st)
+	}
+	stranger.ok(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "alice", LocalName: "ali"}, &st)
+	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p := stranger.push(); p.Type != protocol.TypePasswordReset {
+		t.Fatalf("push %s", p.Type)
+	}
+	ds, err := e.adm.Devices(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.ID == stranger.welcome.DeviceID && (len(d.Users) != 1 || d.Users[0].BoundBy != "password" || d.Users[0].LocalName != "ali") {
+			t.Fatalf("device list %+v", d)
+		}
+	}
+}
+
+// TestUnknownAndRealUsersCostTheSame (item 3): a wrong password for an
+// unknown user costs the argon2id check a real one does, so that the time
+// of the answer does not tell which names exist. The checks are made
+// expensive enough (tens of milliseconds) that scheduling noise is small
+// beside them, and the medians of the two are compared with a generous
+// bound: before the fix an unknown name answered hundreds of times faster.
+// BenchmarkUnknownUserTiming in cmd/lockstep-directory reports both
+// distributions against the real binary.
+func TestUnknownAndRealUsersCostTheSame(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Argon2 = Argon2Params{Time: 2, MemoryKiB: 16 << 10, Threads: 1} })
+	e.addUser("alice", alicePW, false)
+	stranger := e.connect(e.enroll(), 0)
+	wrong := e.secret("Wrong-Guess-000")
+	median := func(name string) time.Duration {
+		var ds []time.Duration
+		for range 9 {
+			start := time.Now()
+			res := stranger.call(protocol.TypeVerifyPassword, "", verify(name, wrong))
+			ds = append(ds, time.Since(start))
+			if res.Error == nil || res.Error.Code != protocol.CodeWrongPassword {
+				t.Fatalf("%s: %+v", name, res.Error)
+			}
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	real, unknown := median("alice"), median("nobody-here")
+	t.Logf("median answer: real user %v, unknown user %v", real, unknown)
+	if r := float64(real) / float64(unknown); r > 3 || r < 1.0/3 {
+		t.Fatalf("a real user answers in %v, an unknown one in %v: the time tells them apart", real, unknown)
+	}
+}
+
+// TestEnrollmentTokenAndAdminAssignment (item 3): an enrollment token binds
+// the users it names; an administrator assigns and unassigns users; the
+// device list shows each binding and how it was made.
+func TestEnrollmentTokenAndAdminAssignment(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", alicePW, false)
+	e.addUser("bob", "Secret-Words-42", false)
+	if _, err := e.adm.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: []string{"nobody-here"}}); !isCode(err, protocol.CodeUnknownUser) {
+		t.Fatalf("token for an unknown user: %v", err)
+	}
+	dev := e.enroll("alice")
+	a := e.connect(dev, 0)
+	a.bind("alice")
+	a.fails(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "bob"}, protocol.CodeNotBound)
+	if _, err := e.adm.AssignDevice(t.Context(), dev.id, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	a.bind("bob")
+	d, err := e.adm.UnassignDevice(t.Context(), dev.id, "alice")
+	if err != nil || len(d.Users) != 1 || d.Users[0].User != "bob" || d.Users[0].BoundBy != "admin" {
+		t.Fatalf("unassign: %+v %v", d, err)
+	}
+	a.fails(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "alice"}, protocol.CodeNotBound)
+	if _, err := e.adm.ResetPassword(t.Context(), "alice", admin.ResetRequest{Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	a.noPush()
+	if _, err := e.adm.UnassignDevice(t.Context(), dev.id, "alice"); !isCode(err, admin.CodeNotFound) {
+		t.Fatalf("second unassign: %v", err)
+	}
+	if _, err := e.adm.AssignDevice(t.Context(), "dev_NOPE", "bob"); !isCode(err, admin.CodeNotFound) {
+		t.Fatalf("assign to an unknown device: %v", err)
+	}
+	evs := e.audit("")
+	for _, ev := range []string{"device_assigned", "device_unassigned"} {
+		if !hasEvent(evs, ev) {
+			t.Errorf("audit lacks %s", ev)
+		}
+	}
+	for _, ev := range evs {
+		if ev.Event == "device_enrolled" && ev.Detail["users"] != "alice" {
+			t.Errorf("enrollment audit %+v", ev)
+		}
+	}
+}
+
+// TestRevokeDevice (item 3): an administrator revokes a device: its open
+// connection is closed at once with CloseRevoked, its key is refused from
+// then on, and the audit names the administrator.
+func TestRevokeDevice(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", alicePW, false)
+	dev := e.enroll("alice")
+	a := e.connect(dev, 0)
+	a.bind("alice")
+	d, err := e.adm.RevokeDevice(t.Context(), dev.id)
+	if err != nil || d.RevokedAt == nil {
+		t.Fatalf("revoke: %+v %v", d, err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked device is still connected")
+	}
+	if !websocket.IsCloseError(a.closeErr, protocol.CloseRevoked) {
+		t.Fatalf("closed with %v, want %d", a.closeErr, protocol.CloseRevoked)
+	}
+	ws, hello := e.dialRaw()
+	defer ws.Close()
+	sendAuth(t, ws, dev.id, ed25519.Sign(dev.key, protocol.AuthMessage(dev.id, hello.Challenge)), 0)
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, protocol.CloseRevoked) {
+		t.Fatalf("reconnecting: %v, want close %d", err, protocol.CloseRevoked)
+	}
+	found := false
+	for _, ev := range e.audit("") {
+		if ev.Event == "device_revoked" && ev.Actor == "admin" && ev.Detail["device_id"] == dev.id && ev.Detail["users"] == "alice" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no device_revoked audit event by the admin")
+	}
+	if u, _ := e.adm.User(t.Context(), "alice"); len(u.Devices) != 0 {
+		t.Fatalf("alice is still bound to the revoked device: %+v", u.Devices)
+	}
+	if _, err := e.adm.AssignDevice(t.Context(), dev.id, "alice"); !isCode(err, protocol.CodeBadRequest) {
+		t.Fatalf("assigning a revoked device: %v", err)
+	}
+	if _, err := e.adm.RevokeDevice(t.Context(), "dev_NOPE"); !isCode(err, admin.CodeNotFound) {
+		t.Fatalf("revoking an unknown device: %v", err)
+	}
+}
+
+// TestNoiseIsBounded (item 4): a flood of failed handshakes and of
+// refused requests writes a bounded number of audit rows, with counts of
+// the rest; an address whose handshakes keep failing is refused before
+// any work, while another address connects.
+func TestNoiseIsBounded(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AddressRate = Rate{Every: time.Hour, Burst: 200} })
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	const flood = 150
+	for range flood {
+		ws, hello := e.dialRaw()
+		sendAuth(t, ws, "dev_UNKNOWN", ed25519.Sign(key, protocol.AuthMessage("dev_UNKNOWN", hello.Challenge)), 0)
+		expectRefused(t, ws)
+		ws.Close()
+	}
+	e.srv.flushNoise()
+	count := func(evs []admin.AuditEvent, event string) (rows, suppressed int) {
+		for _, ev := range evs {
+			switch {
+			case ev.Event == event:
+				rows++
+			case ev.Event == "audit_suppressed" && ev.Detail["event"] == event:
+				var n int
+				fmt.Sscan(ev.Detail["count"], &n)
+				suppressed += n
+			}
+		}
+		return rows, suppressed
+	}
+	rows, suppressed := count(e.audit(""), "device_auth_failed")
+	if rows > noisePerKey || rows+suppressed != flood {
+		t.Fatalf("%d failed handshakes wrote %d audit rows and counted %d, want at most %d rows and the rest counted",
+			flood, rows, suppressed, noisePerKey)
+	}
+
+	// A device flooding writes (distinct idempotency keys) is refused past
+	// its bucket; the refusals are counted, not written one by one.
+	e2 := newEnv(t, func(c *Config) { c.DeviceRate = Rate{Every: time.Hour, Burst: 20} })
+	e2.addUser("alice", alicePW, false)
+	dev := e2.enroll("alice")
+	a := e2.connect(dev, 0)
+	refused := 0
+	for i := range 200 {
+		res := a.call(protocol.TypeAckSync, fmt.Sprintf("ack-%d", i), protocol.AckSyncRequest{User: "alice", PasswordVersion: 1})
+		if res.Error != nil && res.Error.Code == protocol.CodeRateLimited {
+			refused++
+		}
+	}
+	e2.srv.flushNoise()
+	evs := e2.audit("")
+	acks, _ := count(evs, "sync_acknowledged")
+	limited, limitedCounted := count(evs, "rate_limited")
+	if refused != 180 || acks != 20 || limited > noisePerKey || limited+limitedCounted != 180 {
+		t.Fatalf("200 writes: %d refused, %d written, %d rate_limited rows and %d counted", refused, acks, limited, limitedCounted)
+	}
+	stored := 0
+	for i := range 200 {
+		if _, err := e2.srv.lookupIdempotency(t, dev.id, fmt.Sprintf("ack-%d", i)); err == nil {
+			stored++
+		}
+	}
+	if stored != 20 {
+		t.Fatalf("%d idempotency records, want 20", stored)
+	}
+
+	// Handshakes from an address that keeps failing are refused before
+	// the websocket upgrade; another address still connects.
+	e3 := newEnv(t, func(c *Config) { c.AddressRate = Rate{Every: time.Hour, Burst: 5} })
+	good := e3.enroll()
+	for range 5 {
+		ws, hello := e3.dialRaw()
+		sendAuth(t, ws, "dev_UNKNOWN", ed25519.Sign(key, protocol.AuthMessage("dev_UNKNOWN", hello.Challenge)), 0)
+		expectRefused(t, ws)
+		ws.Close()
+	}
+	d := websocket.Dialer{TLSClientConfig: e3.tlsConfig(), HandshakeTimeout: 5 * time.Second}
+	_, resp, err := d.Dial("wss"+strings.TrimPrefix(e3.url, "https")+protocol.AgentPath, nil)
+	if err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("a sixth handshake from a failing address: %v %v, want HTTP 429", err, resp)
+	}
+	e3.connectFrom("127.0.0.2", good)
+	waitFor(t, "the refusal logged at warn", func() bool { return strings.Contains(e3.logs.String(), "too many failures from one address") })
+}
+
+// TestLimitsPerDeviceAndUser (item 7): one device guessing made-up names,
+// or guessing one user's password, cannot block other devices behind the
+// same address, nor the user's own Mac.
+func TestLimitsPerDeviceAndUser(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.DeviceRate = Rate{Every: time.Hour, Burst: 5}
+		c.AccountRate = Rate{Every: time.Hour, Burst: 5}
+		// What an address may do unauthenticated: about as tight (enough
+		// for the enrollments below).
+		c.AddressRate = Rate{Every: time.Hour, Burst: 10}
+	})
+	e.addUser("alice", alicePW, false)
+	e.addUser("bob", "Secret-Words-42", false)
+	noisy := e.connect(e.enroll(), 0)
+	for i := range 8 {
+		res := noisy.call(protocol.TypeVerifyPassword, "", verify(fmt.Sprintf("made-up-%d", i), "Some-Guess-1"))
+		if want := protocol.CodeWrongPassword; i >= 5 {
+			want = protocol.CodeRateLimited
+			if res.Error == nil || res.Error.Code != want {
+				t.Fatalf("guess %d: %+v, want %s", i, res.Error, want)
+			}
+		}
+	}
+	// Another device behind the same address checks its users' passwords.
+	alices := e.connect(e.enroll("alice"), 0)
+	alices.ok(protocol.TypeVerifyPassword, "", verify("alice", alicePW), nil)
+	bobs := e.connect(e.enroll("bob"), 0)
+	bobs.ok(protocol.TypeVerifyPassword, "", verify("bob", "Secret-Words-42"), nil)
+	// Strangers guessing bob's password drain only the strangers' bucket
+	// for bob: bob's own Mac goes on.
+	for i := range 3 {
+		other := e.connect(e.enroll(), 0)
+		for range 2 {
+			other.call(protocol.TypeVerifyPassword, "", verify("bob", fmt.Sprintf("Guess-%d-xx", i)))
+		}
+	}
+	for range 4 {
+		bobs.ok(protocol.TypeVerifyPassword, "", verify("bob", "Secret-Words-42"), nil)
+	}
+}
+
+// TestTLS12OffersOnlyAEAD (item 15): a TLS 1.2 client offering only CBC
+// suites is refused; AEAD suites work, and TLS 1.3 as well.
+func TestTLS12OffersOnlyAEAD(t *testing.T) {
+	e := newEnv(t)
+	tryTLS := func(max uint16, suites []uint16) error {
+		cfg := e.tlsConfig()
+		cfg.MaxVersion, cfg.CipherSuites = max, suites
+		return e.tlsDial(cfg)
+	}
+	cbc := []uint16{0xc009, 0xc00a, 0xc013, 0xc014, 0x002f, 0x0035, 0xc023, 0xc027, 0x003c} // ECDHE/RSA CBC-SHA(256)
+	if err := tryTLS(0x0303, cbc); err == nil {
+		t.Fatal("a TLS 1.2 handshake with CBC suites only succeeded")
+	}
+	if err := tryTLS(0x0303, []uint16{0xc02b}); err != nil { // ECDHE-ECDSA-AES128-GCM-SHA256
+		t.Fatalf("TLS 1.2 with AES-GCM: %v", err)
+	}
+	if err := tryTLS(0x0304, nil); err != nil {
+		t.Fatalf("TLS 1.3: %v", err)
+	}
+}
