@@ -12,7 +12,6 @@ const (
 	CodeUnsupported      = "unsupported"        // unknown type or version
 	CodeUnauthorized     = "unauthorized"       // handshake failed
 	CodeUnknownUser      = "unknown_user"       // no such directory user
-	CodeNotBound         = "not_bound"          // the device is not bound to that user (or there is no such user)
 	CodeWrongPassword    = "wrong_password"     // password does not match
 	CodeMFARequired      = "mfa_required"       // account has MFA and no code was sent
 	CodeMFAInvalid       = "mfa_invalid"        // code does not match
