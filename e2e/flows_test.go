@@ -56,7 +56,10 @@ func TestChangeMovesEveryPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(du.Devices) == 0 || du.Devices[0].SyncedVersion != du.PasswordVersion {
+	// (The other device is the tests' probe, linked when it checked the
+	// password.)
+	i := slices.IndexFunc(du.Devices, func(d admin.Binding) bool { return d.LocalName == "alice" })
+	if i < 0 || du.Devices[i].SyncedVersion != du.PasswordVersion {
 		t.Fatalf("directory's view of the device: %+v (password version %d)", du.Devices, du.PasswordVersion)
 	}
 	assertNoSecrets(t, m, u, old, nw)
@@ -248,8 +251,13 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	unchanged("a replayed code")
 
-	// Locked by failures elsewhere (another device): a clear refusal.
+	// Locked by failures elsewhere (another of the user's devices): a clear
+	// refusal. (A device not linked to the user cannot lock it.)
 	probe := probeSession(t, shared)
+	m.eventually("the other device to enroll", 10*time.Second, func() bool { return probe.DeviceID() != "" })
+	if _, err := shared.admin.AssignDevice(t.Context(), probe.DeviceID(), u.name); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 5; i++ {
 		probe.Request(t.Context(), protocol.TypeVerifyPassword, "", protocol.VerifyPasswordRequest{User: u.name, Password: protocol.Secret("wrong-guess")}, nil, 10*time.Second)
 	}
@@ -321,9 +329,10 @@ func TestOtherUsersCannotTouchAlice(t *testing.T) {
 	if strings.Contains(r.stdout, `"local_user": "alice"`) || strings.Contains(r.stdout, u.name) {
 		t.Fatalf("bob sees alice: %s", r)
 	}
-	// bob is not in the directory, and is told so.
-	if !strings.Contains(r.stdout, `The directory has no user \"bob\"`) {
-		t.Errorf("bob's status does not say the directory lacks him: %s", r)
+	// bob is not in the directory; the directory answers as for a user the
+	// Mac is not linked to, and bob is told how to link.
+	if !strings.Contains(r.stdout, `"state": "not_linked"`) || !strings.Contains(r.stdout, "lockstep link") {
+		t.Errorf("bob's status does not say his account is not linked: %s", r)
 	}
 	nw := newPassword()
 	r = m.cliAs(bobUID, lines(u.password, nw), "change", "--stdin", "--user", "alice")

@@ -117,6 +117,7 @@ type dirProc struct {
 // tests that make many checks; lockout stays at its default of 5.
 var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192", "--argon2-threads", "1",
 	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
+	"--device-rate-every", "10ms", "--device-rate-burst", "1000",
 	"--ping-interval", "5s"}
 
 func startDirectory(data, addr string) (*dirProc, error) {
@@ -287,9 +288,16 @@ func macSpec(alicePW string) macsim.Spec {
 
 const adminPW = "Admin-Local-Pass-1"
 
-// newMac builds a simulated Mac whose alice uses u's password, and starts
-// lockstepd on it.
+// newMac builds a simulated Mac whose alice uses u's password, enrolled
+// with a token that assigns u to it, and starts lockstepd on it.
 func newMac(t testing.TB, d *dirProc, u *user) *mac {
+	t.Helper()
+	return newMacAssigned(t, d, u, []string{u.name})
+}
+
+// newMacAssigned is newMac with the users the enrollment token assigns
+// (none: the Mac must link u by proving the password).
+func newMacAssigned(t testing.TB, d *dirProc, u *user, users []string) *mac {
 	t.Helper()
 	base, err := os.MkdirTemp("", "lse-")
 	if err != nil {
@@ -299,7 +307,7 @@ func newMac(t testing.TB, d *dirProc, u *user) *mac {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}

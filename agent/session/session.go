@@ -63,6 +63,11 @@ var ErrNotEnrolled = errors.New("this Mac is not enrolled: set EnrollmentToken")
 // enrollment.
 var ErrRefused = errors.New("the directory refused this Mac's identity (revoked or unknown); IT must give it a new EnrollmentToken")
 
+// ErrRevoked is reported when an administrator revoked the device
+// (websocket close code protocol.CloseRevoked): the directory refuses its
+// key from then on.
+var ErrRevoked = errors.New("an administrator revoked this Mac in the directory; IT must give it a new EnrollmentToken")
+
 // refusedWait bounds the wait before trying again after a refusal: at
 // least half the backoff cap, so a refused identity is not retried in a
 // loop, yet one refused by mistake (a directory restored from a backup and
@@ -316,7 +321,7 @@ func (s *Session) Run(ctx context.Context) error {
 // wait before the next attempt.
 func (s *Session) retry(err error, attempt int) (state string, wait time.Duration) {
 	switch {
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrRevoked):
 		return localapi.ConnNotEnrolled, s.refusedWait[0] + jitter(s.refusedWait[1]-s.refusedWait[0])
 	case errors.Is(err, ErrNotEnrolled):
 		return localapi.ConnNotEnrolled, backoff(attempt)
@@ -393,7 +398,7 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 
 	welcome, err := s.handshake(conn)
 	if err != nil {
-		if errors.Is(err, ErrRefused) {
+		if errors.Is(err, ErrRefused) || errors.Is(err, ErrRevoked) {
 			s.log.Warn("directory refused the device identity", "device_id", s.DeviceID(), "err", err)
 			s.mu.Lock()
 			s.refused = true
@@ -447,6 +452,13 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 			case e := <-pushErr:
 				return true, e
 			default:
+			}
+			if websocket.IsCloseError(err, protocol.CloseRevoked) {
+				s.log.Warn("directory revoked the device", "device_id", s.DeviceID())
+				s.mu.Lock()
+				s.refused = true
+				s.mu.Unlock()
+				return false, ErrRevoked
 			}
 			return true, fmt.Errorf("reading from directory: %w", err)
 		}
@@ -515,6 +527,9 @@ func (s *Session) handshake(conn *websocket.Conn) (*protocol.Welcome, error) {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	env, err = readFrame(conn)
+	if websocket.IsCloseError(err, protocol.CloseRevoked) {
+		return nil, fmt.Errorf("handshake: %w", ErrRevoked)
+	}
 	if websocket.IsCloseError(err, protocol.CloseUnauthorized) ||
 		(err == nil && env.Error != nil && env.Error.Code == protocol.CodeUnauthorized) {
 		return nil, fmt.Errorf("handshake: %w", ErrRefused)

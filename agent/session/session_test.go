@@ -384,6 +384,7 @@ func TestRetryAfterRefusalIsSlow(t *testing.T) {
 		min, ceil time.Duration
 	}{
 		{fmt.Errorf("handshake: %w", ErrRefused), localapi.ConnNotEnrolled, backoffCap / 2, backoffCap},
+		{ErrRevoked, localapi.ConnNotEnrolled, backoffCap / 2, backoffCap},
 		{ErrNotEnrolled, localapi.ConnNotEnrolled, 0, backoffBase},
 		{errors.New("connecting: refused"), localapi.ConnOffline, 0, backoffBase},
 	} {
@@ -393,5 +394,35 @@ func TestRetryAfterRefusalIsSlow(t *testing.T) {
 				t.Fatalf("retry(%v) = %s after %v, want %s within [%v, %v]", tc.err, state, d, tc.state, tc.min, tc.ceil)
 			}
 		}
+	}
+}
+
+// An administrator revokes the device while it is connected: the session
+// hears it at once (close code 4403), says so, and is refused from then on,
+// slowly.
+func TestSessionRevoked(t *testing.T) {
+	ctx := t.Context()
+	f := startDirectory(t, t.TempDir(), "127.0.0.1:0")
+	defer f.stop(t)
+	tok, err := f.admin.CreateEnrollToken(ctx, admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(t, f, t.TempDir(), &memKeys{m: map[string][]byte{}}, tok.Token, &pushLog{ch: make(chan *protocol.Envelope, 16)})
+	s.refusedWait = [2]time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
+	runSession(t, s)
+	waitState(t, s, localapi.ConnConnected)
+	id := s.DeviceID()
+	if _, err := f.admin.RevokeDevice(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, localapi.ConnNotEnrolled)
+	if st := s.Status(); !strings.Contains(st.LastError, "revoked this Mac") {
+		t.Fatalf("after the revocation: %+v", st)
+	}
+	// Refused on the next handshakes too, with the spent token.
+	time.Sleep(500 * time.Millisecond)
+	if st := s.Status(); st.State != localapi.ConnNotEnrolled || !strings.Contains(st.LastError, "revoked this Mac") {
+		t.Fatalf("later: %+v", st)
 	}
 }
