@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // otherUID is the uid tests act as when they play a local user who is not
@@ -161,5 +165,86 @@ func TestDiagnoseDoesNotFollowPlantedLinks(t *testing.T) {
 	}
 	if fi, err := os.Lstat(out); err != nil || fi.Mode() != 0o600 {
 		t.Fatalf("bundle: %v %v", fi.Mode(), err)
+	}
+}
+
+// 3. A Mac enrolled with a token that assigns no user: alice's account is
+// "not linked" and says how to link; a wrong directory password does not
+// link it; the right one does, and then an administrator's reset reaches
+// the Mac.
+func TestLinkProvesThePassword(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMacAssigned(t, shared, u, nil)
+	a := m.account()
+	if a.State != localapi.StateNotLinked || !strings.Contains(a.Reason, "lockstep link") {
+		t.Fatalf("before linking: %s (%q)", a.State, a.Reason)
+	}
+	r := m.cli("", "status", "--user", "alice")
+	if !strings.Contains(r.stdout, "Not linked") {
+		t.Errorf("lockstep status: %s", r)
+	}
+	// As alice herself when the test can take her uid, else as root for her.
+	link := func(pw string) cliResult {
+		if os.Getuid() == 0 {
+			return m.cliAs(502, lines(pw), "link", "--stdin")
+		}
+		return m.cli(lines(pw), "link", "--stdin", "--user", "alice")
+	}
+	r = link("Not-Her-Passw0rd-1")
+	if r.code != 1 || !strings.Contains(r.stderr, "not your directory password") {
+		t.Fatalf("link with a wrong password: %s", r)
+	}
+	if a := m.account(); a.State != localapi.StateNotLinked {
+		t.Fatalf("after a wrong password: %s", a.State)
+	}
+	r = link(u.password)
+	if r.code != 0 || !strings.Contains(r.stdout, "Linked") {
+		t.Fatalf("link: %s", r)
+	}
+	if a := m.account(); a.State != localapi.StateInSync {
+		t.Fatalf("after linking: %s (%q)", a.State, a.Reason)
+	}
+	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(newPassword())}); err != nil {
+		t.Fatal(err)
+	}
+	m.waitState(localapi.StateSyncNeeded)
+	assertNoSecrets(t, m, u, u.password, "Not-Her-Passw0rd-1")
+}
+
+// 3. A Mac that is not linked hears nothing of its user: an administrator's
+// reset does not reach it.
+func TestUnlinkedMacGetsNoPush(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMacAssigned(t, shared, u, nil)
+	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(newPassword())}); err != nil {
+		t.Fatal(err)
+	}
+	// Another session's status and the reset's push would both have
+	// arrived well within this.
+	time.Sleep(2 * time.Second)
+	if a := m.account(); a.State != localapi.StateNotLinked {
+		t.Fatalf("after a reset the Mac should not hear of: %s (%q)", a.State, a.Reason)
+	}
+}
+
+// 3/15. An administrator revokes the Mac: lockstepd hears it at once (close
+// code 4403) and says so, instead of retrying as if offline.
+func TestRevokedMacSaysSo(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	m := newMac(t, shared, u)
+	id := m.status().Directory.DeviceID
+	if _, err := shared.admin.RevokeDevice(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	m.eventually("lockstepd to say it was revoked", 10*time.Second, func() bool {
+		d := m.status().Directory
+		return d.State == localapi.ConnNotEnrolled && strings.Contains(d.LastError, "revoked")
+	})
+	r := m.cli("", "status")
+	if !strings.Contains(r.stdout, "revoked this Mac") {
+		t.Errorf("lockstep status does not say the Mac was revoked: %s", r)
 	}
 }
