@@ -117,3 +117,50 @@ func TestMenuBarAppAgainstRealDaemon(t *testing.T) {
 	m.places(perm, nw, temp)
 	wait("the tray in sync", func() bool { return len(d.Menu()) > 0 && strings.HasPrefix(d.Menu()[0], "Password in sync") })
 }
+
+// The menu-bar app on a Mac enrolled without its user: the menu offers
+// Link to Directory…, a wrong password is shown at its box, the right one
+// links the Mac and the menu shows the account in sync.
+func TestMenuBarAppLinksTheMac(t *testing.T) {
+	u := newUser(t, shared, false)
+	m := newMacAssigned(t, shared, u, nil)
+	q := ui.NewQueue()
+	app := ui.New(test.NewTempApp(t), m.client, ui.Options{Tray: nopTray{}, Do: q.Do, Quit: func() {},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	app.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); app.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	d := app.Driver()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		if err := q.RunUntil(cond, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v (menu %q)", what, err, d.Menu())
+		}
+	}
+	wait("the link item", func() bool { return slices.Contains(d.Menu(), "Link to Directory…") })
+	if err := d.Click("Link to Directory…"); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"Not-Her-Passw0rd-1", u.password} {
+		if err := d.Type(ui.WindowLink, ui.BoxPassword, pw); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Press(ui.WindowLink, fyne.KeyReturn); err != nil {
+			t.Fatal(err)
+		}
+		wait("the link's answer", func() bool { v := d.View(ui.WindowLink); return !v.Running && (v.Done || len(v.Errors) > 0 || v.Banner != "") })
+		v := d.View(ui.WindowLink)
+		if pw != u.password {
+			if !strings.Contains(v.Errors[ui.BoxPassword], "not your directory password") {
+				t.Fatalf("wrong password: %+v", v)
+			}
+			continue
+		}
+		if !v.Done {
+			t.Fatalf("link failed in the app: %+v", v)
+		}
+	}
+	wait("the tray in sync", func() bool { return len(d.Menu()) > 0 && strings.HasPrefix(d.Menu()[0], "Password in sync") })
+}

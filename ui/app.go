@@ -57,6 +57,7 @@ type App struct {
 	notes     notifier
 	change    *changeWindow
 	syncW     *syncWindow
+	linkW     *linkWindow
 	statusW   *statusWindow
 	about     *aboutWindow
 }
@@ -177,6 +178,9 @@ func (a *App) refreshWindows() {
 	if a.syncW != nil {
 		a.syncW.statusChanged()
 	}
+	if a.linkW != nil {
+		a.linkW.statusChanged()
+	}
 	if a.about != nil {
 		a.about.refresh()
 	}
@@ -191,6 +195,9 @@ func (a *App) themeChanged() {
 	}
 	if s := a.syncW; s != nil && s.w != nil {
 		s.banner.recolor()
+	}
+	if l := a.linkW; l != nil && l.w != nil {
+		l.banner.recolor()
 	}
 	if s := a.statusW; s != nil && s.w != nil {
 		s.banner.recolor()
@@ -238,6 +245,14 @@ func (a *App) ShowSync() {
 		a.syncW = newSyncWindow(a)
 	}
 	a.syncW.open()
+}
+
+// ShowLink opens the Link to Directory window.
+func (a *App) ShowLink() {
+	if a.linkW == nil {
+		a.linkW = newLinkWindow(a)
+	}
+	a.linkW.open()
 }
 
 // ShowStatus opens the Status window.

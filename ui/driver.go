@@ -46,6 +46,7 @@ const (
 	WindowSync   = "sync"
 	WindowStatus = "status"
 	WindowAbout  = "about"
+	WindowLink   = "link"
 )
 
 // Driver works the app the way a user does: it clicks tray items, types
@@ -103,6 +104,7 @@ const (
 	BoxConfirm  = "confirm"
 	BoxCode     = localapi.FieldTOTP
 	BoxPrevious = localapi.FieldPrevious
+	BoxPassword = localapi.FieldPassword
 )
 
 func (d *Driver) field(window, box string) (*field, fyne.Window, error) {
@@ -128,6 +130,10 @@ func (d *Driver) field(window, box string) (*field, fyne.Window, error) {
 			case BoxNew:
 				return s.newPw, s.w, nil
 			}
+		}
+	case WindowLink:
+		if l := d.a.linkW; l != nil && l.w != nil && box == BoxPassword {
+			return l.password, l.w, nil
 		}
 	}
 	return nil, nil, fmt.Errorf("no box %q in an open %s window", box, window)
@@ -166,6 +172,10 @@ func (d *Driver) window(name string) fyne.Window {
 	case WindowAbout:
 		if d.a.about != nil {
 			return d.a.about.w
+		}
+	case WindowLink:
+		if d.a.linkW != nil {
+			return d.a.linkW.w
 		}
 	}
 	return nil
@@ -206,7 +216,7 @@ func (d *Driver) SetForgot(on bool) error {
 	return nil
 }
 
-// WindowView is what a Change or Sync window shows.
+// WindowView is what a Change, Sync or Link window shows.
 type WindowView struct {
 	Open    bool
 	Running bool // lockstepd is working; the steps are shown
@@ -225,7 +235,7 @@ type WindowView struct {
 	Result []string
 }
 
-// View reads the Change or Sync window.
+// View reads the Change, Sync or Link window.
 func (d *Driver) View(window string) WindowView {
 	v := WindowView{Errors: map[string]string{}}
 	shown := func(m *message) string {
@@ -263,6 +273,15 @@ func (d *Driver) View(window string) WindowView {
 		v.Banner = shown(s.banner.message)
 		v.Steps = lines(s.steps)
 		v.Result = labelsOf(s.result)
+	case WindowLink:
+		l := d.a.linkW
+		if l == nil || l.w == nil {
+			return v
+		}
+		v.Open, v.Running, v.Done, v.CanSubmit = true, l.running, l.done, !l.save.Disabled()
+		boxes(map[string]*field{BoxPassword: l.password})
+		v.Banner = shown(l.banner.message)
+		v.Result = labelsOf(l.result)
 	}
 	return v
 }

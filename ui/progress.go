@@ -156,6 +156,8 @@ func (a *App) explain(op *localapi.Operation, err error, inSync bool) problem {
 	switch e.Code {
 	case protocol.CodeWrongPassword, localapi.CodeWrongLocal:
 		switch p.field {
+		case localapi.FieldPassword:
+			p.text = errWrongLink.S()
 		case localapi.FieldPrevious:
 			p.text = errWrongPrevious.S()
 		case localapi.FieldNew:

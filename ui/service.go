@@ -24,6 +24,7 @@ type Service interface {
 	Policy(ctx context.Context, user string) (*localapi.PolicyResponse, error)
 	Change(ctx context.Context, req localapi.ChangeRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
 	Sync(ctx context.Context, req localapi.SyncRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
+	Link(ctx context.Context, req localapi.LinkRequest) (*localapi.Account, error)
 	Watch(ctx context.Context, fn func(localapi.Event) error) error
 }
 

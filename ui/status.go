@@ -140,6 +140,8 @@ func accountState(acct *localapi.Account) string {
 	switch acct.State {
 	case localapi.StateBusy:
 		s = stateBusy.S()
+	case localapi.StateNotLinked:
+		s = stateNotLinked.S()
 	case localapi.StateLocked:
 		s = stateLocked.S()
 	case localapi.StateSyncNeeded:

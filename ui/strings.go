@@ -66,6 +66,7 @@ var (
 	trayTitle           = m("tray.title", "Lockstep")
 	trayChange          = m("tray.change", "Change Password…")
 	traySync            = m("tray.sync", "Sync Password…")
+	trayLink            = m("tray.link", "Link to Directory…")
 	trayStatus          = m("tray.status", "Status…")
 	trayAbout           = m("tray.about", "About Lockstep")
 	trayQuit            = m("tray.quit", "Quit Lockstep")
@@ -96,6 +97,7 @@ var (
 	btnSave       = m("button.save", "Change Password")
 	btnSync       = m("button.sync", "Sync Password")
 	btnRefresh    = m("button.refresh", "Refresh")
+	btnLink       = m("button.link", "Link")
 	errNotRunning = m("error.not_running", "The Lockstep service is not running, so nothing was changed. Try again in a moment; if this keeps happening, contact your IT department.")
 	forAccount    = m("window.for_account", "Account: {{.Name}} ({{.User}})")
 )
@@ -138,6 +140,17 @@ var (
 	syncDone          = m("sync.done", "Your password is in sync")
 	syncDoneIntro     = m("sync.done_intro", "This Mac now uses your directory password. It was updated in:")
 	syncNotNeeded     = m("sync.not_needed", "This Mac is already in sync with the directory. There is nothing to do.")
+)
+
+// Link to Directory window.
+var (
+	linkTitle     = m("link.title", "Link to Directory")
+	linkHeading   = m("link.heading", "Link this Mac to your directory account")
+	linkIntro     = m("link.intro", "The directory tells this Mac about your password only once you have shown it is yours. Enter your directory password. Nothing on this Mac is changed.")
+	labelLinkPw   = m("link.password", "Directory password")
+	linkRunning   = m("link.running", "Checking your password with the directory…")
+	linkDone      = m("link.done", "This Mac is linked")
+	linkDoneIntro = m("link.done_intro", "Lockstep now follows your directory account and tells you when your password needs something from you.")
 )
 
 // Status window.
@@ -186,6 +199,7 @@ var (
 // Account states, as the Status window names them.
 var (
 	stateBusy       = m("state.busy", "Being updated")
+	stateNotLinked  = m("state.not_linked", "Not linked to the directory")
 	stateLocked     = m("state.locked", "Locked in the directory")
 	stateSyncNeeded = m("state.sync_needed", "This Mac needs a sync")
 	stateTemporary  = m("state.temporary", "Temporary: choose a new password")
@@ -230,6 +244,7 @@ var (
 	errWrongCurrent  = m("error.wrong_current", "That is not your current password. Check it and try again.")
 	errWrongPrevious = m("error.wrong_previous", "That is not the password this Mac used until now. Check it and try again.")
 	errWrongDirNew   = m("error.wrong_dir_new", "That is not the password the directory now holds for you. Check it with your administrator's message.")
+	errWrongLink     = m("error.wrong_link", "That is not your directory password. Check it and try again.")
 	errMFAMissing    = m("error.mfa_required", "Enter the code from your authenticator app.")
 	errMFAInvalid    = m("error.mfa_invalid", "That code is not right. Check that your phone's clock is correct and enter the current code.")
 	errMFAReplayed   = m("error.mfa_replayed", "That code was already used. Wait for the next code and enter it.")

@@ -14,8 +14,9 @@ import (
 type trayView struct {
 	icon  iconKind
 	lines []string // status lines at the top of the menu
-	// canChange enables Change Password…; canSync adds Sync Password….
-	canChange, canSync bool
+	// canChange enables Change Password…; canSync adds Sync Password…;
+	// canLink adds Link to Directory….
+	canChange, canSync, canLink bool
 }
 
 // viewOf decides the tray's icon and status lines from the last status and
@@ -54,6 +55,10 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	case localapi.StateBusy:
 		v.icon = iconBusy
 		v.lines = append(v.lines, lineBusy.S())
+	case localapi.StateNotLinked:
+		v.icon = iconAttention
+		v.canLink = true
+		v.lines = append(v.lines, lineNotBound.S())
 	case localapi.StateLocked:
 		v.icon = iconAttention
 		if acct.LockedUntil != nil {
@@ -99,6 +104,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	// Changing and syncing both need the directory.
 	v.canChange = v.canChange && dirUp
 	v.canSync = v.canSync && dirUp
+	v.canLink = v.canLink && dirUp
 	return v
 }
 
@@ -147,6 +153,9 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	items = append(items, fyne.NewMenuItemSeparator())
 	if v.canSync {
 		items = append(items, fyne.NewMenuItem(traySync.S(), a.ShowSync))
+	}
+	if v.canLink {
+		items = append(items, fyne.NewMenuItem(trayLink.S(), a.ShowLink))
 	}
 	change := fyne.NewMenuItem(trayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange

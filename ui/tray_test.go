@@ -63,6 +63,8 @@ func TestTrayMenuForEachState(t *testing.T) {
 			f.SetConnection(localapi.ConnNotEnrolled, t0, "")
 		}, icon: iconError,
 			items: menu([]string{"Password in sync", "This Mac is not enrolled with the directory"}, "Change Password… (disabled)")},
+		{name: "not linked", opts: fakeapi.Options{NotLinked: true}, do: func(f *fakeapi.Fake) { f.Update(func(*localapi.Status) {}) },
+			icon: iconAttention, items: menu([]string{"This account is not linked to the directory"}, "Link to Directory…", "Change Password… (disabled)")},
 		{name: "service not running", down: true, icon: iconError,
 			items: menu([]string{"Lockstep service not running"}, "Change Password… (disabled)")},
 	}

@@ -46,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// Version is the daemon version reported in Status.
 	Version string
+	// NotLinked starts the account not linked to this Mac by the
+	// directory; Link with the password links it.
+	NotLinked bool
 }
 
 // Fake is an in-memory lockstepd. It is safe for concurrent use.
@@ -124,11 +127,44 @@ func New(o Options) *Fake {
 	}
 	f.setExpiryLocked(changed)
 	f.setPlacesLocked(changed, localapi.PlaceOK)
+	if o.NotLinked {
+		a := &f.status.Accounts[0]
+		a.State = localapi.StateNotLinked
+		a.Reason = "This Mac is not linked to your directory account yet. Link it with your directory password."
+		a.DisplayName, a.PasswordChangedAt, a.ExpiresAt, a.DaysLeft = "", nil, nil, nil
+		f.setPlacesLocked(changed, localapi.PlaceUnknown)
+	}
 	return f
 }
 
+// Link links the account with the directory password.
+func (f *Fake) Link(_ context.Context, req localapi.LinkRequest) (*localapi.Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "link")
+	if f.down {
+		return nil, f.unavailable()
+	}
+	if f.status.Directory.State != localapi.ConnConnected {
+		return nil, &localapi.Error{Code: localapi.CodeOffline, Message: "The directory is not reachable.",
+			Hint: "Check the network connection and try again."}
+	}
+	if !bytes.Equal(req.Password, f.dir) {
+		return nil, &localapi.Error{Code: protocol.CodeWrongPassword, Field: localapi.FieldPassword,
+			Message: "That is not your directory password."}
+	}
+	a := &f.status.Accounts[0]
+	t := f.now().Add(-10 * 24 * time.Hour)
+	a.State, a.Reason, a.DisplayName, a.PasswordChangedAt = localapi.StateInSync, "", f.o.DisplayName, &t
+	f.setExpiryLocked(t)
+	f.setPlacesLocked(t, localapi.PlaceOK)
+	f.publishStatusLocked()
+	st := cloneStatus(f.status)
+	return &st.Accounts[0], nil
+}
+
 // Calls lists the operations the fake was asked for ("change", "sync",
-// "sync_forgot_previous"), in order.
+// "sync_forgot_previous", "link"), in order.
 func (f *Fake) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

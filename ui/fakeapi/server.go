@@ -69,6 +69,19 @@ func (f *Fake) Handler() http.Handler {
 		op := run.sync(req, s.step)
 		s.send(localapi.Event{Type: localapi.EventResult, Operation: op})
 	})
+	mux.HandleFunc("POST "+localapi.PathLink, func(w http.ResponseWriter, r *http.Request) {
+		var req localapi.LinkRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		defer req.Password.Wipe()
+		a, err := f.Link(r.Context(), req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a)
+	})
 	mux.HandleFunc("GET "+localapi.PathWatch, func(w http.ResponseWriter, r *http.Request) {
 		var s *stream
 		err := f.Watch(r.Context(), func(ev localapi.Event) error {
