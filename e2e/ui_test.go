@@ -150,7 +150,10 @@ func TestMenuBarAppLinksTheMac(t *testing.T) {
 		if err := d.Press(ui.WindowLink, fyne.KeyReturn); err != nil {
 			t.Fatal(err)
 		}
-		wait("the link's answer", func() bool { v := d.View(ui.WindowLink); return !v.Running && (v.Done || len(v.Errors) > 0 || v.Banner != "") })
+		wait("the link's answer", func() bool {
+			v := d.View(ui.WindowLink)
+			return !v.Running && (v.Done || len(v.Errors) > 0 || v.Banner != "")
+		})
 		v := d.View(ui.WindowLink)
 		if pw != u.password {
 			if !strings.Contains(v.Errors[ui.BoxPassword], "not your directory password") {
