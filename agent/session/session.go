@@ -361,7 +361,10 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 	enrolled := s.id.DeviceID != "" && s.key != nil
 	refused := s.refused
 	s.mu.Unlock()
-	s.setState(localapi.ConnConnecting, nil)
+	if !refused {
+		// A refused device stays "not enrolled", with why, while it tries.
+		s.setState(localapi.ConnConnecting, nil)
+	}
 	var reenrollErr error
 	switch {
 	case !enrolled:
