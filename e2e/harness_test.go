@@ -116,7 +116,7 @@ type dirProc struct {
 // directoryArgs keep argon2id cheap and the rate limits out of the way of
 // tests that make many checks; lockout stays at its default of 5.
 var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192", "--argon2-threads", "1",
-	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
+	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--device-rate-every", "50ms", "--device-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
 	"--ping-interval", "5s"}
 
 func startDirectory(data, addr string) (*dirProc, error) {
@@ -299,7 +299,8 @@ func newMac(t testing.TB, d *dirProc, u *user) *mac {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	// The token binds the user to this Mac, as IT assigns a Mac to its user.
+	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: []string{u.name}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +512,7 @@ func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }
 func (m *mac) dirAccepts(pw string) bool {
 	m.t.Helper()
 	if m.probe == nil {
-		m.probe = probeSession(m.t, m.dir)
+		m.probe = probeSession(m.t, m.dir, m.u.name)
 	}
 	err := m.probe.Request(context.Background(), protocol.TypeVerifyPassword, "", protocol.VerifyPasswordRequest{User: m.u.name, Password: protocol.Secret(pw)}, nil, 10*time.Second)
 	var pe *protocol.Error
@@ -524,10 +525,11 @@ func (m *mac) dirAccepts(pw string) bool {
 	return true
 }
 
-// probeSession enrolls another device with the directory for checks.
-func probeSession(t testing.TB, d *dirProc) *session.Session {
+// probeSession enrolls another device of the users with the directory, for
+// checks.
+func probeSession(t testing.TB, d *dirProc, users ...string) *session.Session {
 	t.Helper()
-	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
