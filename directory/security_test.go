@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -766,5 +767,77 @@ func TestNoTerminalEscapesOnTheWire(t *testing.T) {
 				t.Fatalf("audit event %+v holds a control character", ev)
 			}
 		}
+	}
+}
+
+// TestAdminWritesWhenDiskNearlyFull (item 4): on a small file system
+// (a tmpfs the test mounts) filled to below the disk reserve, a flood of
+// failed handshakes and enrollments writes nothing and new devices are
+// refused, so the administrator's writes still go through. Needs root to
+// mount the file system.
+func TestAdminWritesWhenDiskNearlyFull(t *testing.T) {
+	sqliteOnly(t)
+	if os.Getuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m,mode=700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	data := filepath.Join(mnt, "data")
+	e := newEnv(t, func(c *Config) {
+		c.DataDir = data
+		c.DiskReserveMiB = 8
+		c.AddressRate = Rate{Every: time.Nanosecond, Burst: 1 << 20}
+	})
+	e.addUser("alice", alicePW, false)
+	tok, err := e.adm.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secret(string(tok.Token))
+	// Leave 1.5 MiB free, well below the reserve.
+	free, err := freeBytes(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "filler"), make([]byte, free-3<<19), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the free-space check is cached for a second
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 250 {
+				ws, hello := e.dialRaw()
+				sendAuth(t, ws, "dev_UNKNOWN", ed25519.Sign(key, protocol.AuthMessage("dev_UNKNOWN", hello.Challenge)), 0)
+				_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _, _ = ws.ReadMessage()
+				ws.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 20 {
+		name := fmt.Sprintf("user-%02d", i)
+		e.addUser(name, alicePW, false)
+		if _, err := e.adm.ResetPassword(t.Context(), name, admin.ResetRequest{Password: protocol.Secret(e.secret(fmt.Sprintf("Reset-Pass-%02d-x", i)))}); err != nil {
+			t.Fatalf("admin reset %d with the disk nearly full: %v", i, err)
+		}
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := e.enrollWith(tok.Token, pub); err == nil || !strings.Contains(err.Error(), "cannot enroll devices now") {
+		t.Fatalf("enrolling with the disk nearly full: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "disk nearly full") {
+		t.Fatal("the nearly full disk was not logged")
+	}
+	e.srv.flushNoise()
+	if !strings.Contains(e.logs.String(), "audit events not written: the disk is nearly full") {
+		t.Fatal("the dropped noise was not logged")
 	}
 }
