@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -308,15 +309,61 @@ func (s *Sim) ClearFaults() error {
 	return s.view(func(st *State) (bool, error) { st.Faults, st.DeferredCrash = nil, nil; return true, nil })
 }
 
-// SetConsoleUser puts name at the screen ("loginwindow" or "" for none).
+// SetConsoleUser puts name at the screen ("loginwindow" or "" for none)
+// without a password: a GUI session exists for a user, but no keychain is
+// unlocked in it (Login unlocks the login keychain as loginwindow does).
 func (s *Sim) SetConsoleUser(name string) error {
 	return s.view(func(st *State) (bool, error) {
 		if name != "" && name != "loginwindow" && st.user(name) == nil {
 			return false, ErrNoUser
 		}
+		st.logout()
 		st.ConsoleUser = name
+		if rec := st.user(name); rec != nil {
+			st.session(GUISession(rec.uid()), rec.uid(), true)
+		}
 		return true, nil
 	})
+}
+
+// Login logs name in at the screen with password: the console user becomes
+// name and their login keychain is unlocked in their GUI session when the
+// password opens it.
+func (s *Sim) Login(name string, password []byte) error {
+	return s.view(func(st *State) (bool, error) { return true, st.login(name, password) })
+}
+
+// Logout ends the console user's session (the login window shows).
+func (s *Sim) Logout() error {
+	return s.view(func(st *State) (bool, error) { st.logout(); st.ConsoleUser = "loginwindow"; return true, nil })
+}
+
+// Sessions returns the security sessions and the keychains unlocked in each.
+func (s *Sim) Sessions() ([]Session, error) {
+	var out []Session
+	err := s.view(func(st *State) (bool, error) {
+		st.pruneSessions()
+		for _, se := range st.Sessions {
+			out = append(out, *se)
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// UnlockedIn reports whether the keychain at path is unlocked in the
+// session id (SystemSession, GUISession(uid), ...).
+func (s *Sim) UnlockedIn(id, path string) (bool, error) {
+	sessions, err := s.Sessions()
+	if err != nil {
+		return false, err
+	}
+	for _, se := range sessions {
+		if se.ID == id {
+			return slices.ContainsFunc(se.Unlocked, func(u UnlockedKeychain) bool { return u.Path == path }), nil
+		}
+	}
+	return false, nil
 }
 
 // SetFileVault turns FileVault on or off.

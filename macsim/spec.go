@@ -196,6 +196,15 @@ func Init(dir string, spec Spec) error {
 		st.Crypto = append(st.Crypto, &CryptoUser{UUID: RecoveryUserUUID, Type: TypeRecoveryUser, VolumeOwner: true})
 	}
 	st.PrebootGen = st.CryptoGen
+	for _, u := range spec.Users {
+		if u.Name == spec.ConsoleUser {
+			// Logged in at the screen: the GUI session exists and holds the
+			// login keychain unlocked when the login password opens it.
+			if err := st.login(u.Name, []byte(u.Password)); err != nil {
+				return err
+			}
+		}
+	}
 	return saveState(dir, st)
 }
 

@@ -163,6 +163,12 @@ type State struct {
 	KeychainPrefs map[int]KeychainPrefs `json:"keychain_prefs,omitempty"`
 	Faults        []*Fault              `json:"faults,omitempty"`
 	DeferredCrash *DeferredCrash        `json:"deferred_crash,omitempty"`
+	// Sessions are the security sessions and the keychains unlocked in each
+	// (session.go).
+	Sessions []*Session `json:"sessions,omitempty"`
+	// Quirks switch on behaviours of other macOS versions or assumed texts
+	// (quirks.go).
+	Quirks Quirks `json:"quirks,omitzero"`
 }
 
 // DeferredCrash is a crash-caller fault that fired in a tool run as a uid
