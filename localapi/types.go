@@ -278,8 +278,9 @@ const (
 	CodeWrongLocal    = "wrong_local" // password does not open the Mac account
 	CodeNotNeeded     = "not_needed"  // nothing to sync
 	CodeNoServiceAcct = "no_service_account"
-	CodeThrottled     = "throttled" // lockstepd is protecting the account from lockout
-	CodePlatform      = "platform"  // a macOS tool failed; Message has its text
+	CodeThrottled     = "throttled"         // lockstepd is protecting the account from lockout
+	CodePlatform      = "platform"          // a macOS tool failed; Message has its text
+	CodeUnmanaged     = "unmanaged_account" // an account Lockstep must not change (disabled, mobile, network home)
 )
 
 // Fields an error can point at, so the UI shows it next to the right box.

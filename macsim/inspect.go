@@ -2,11 +2,13 @@ package macsim
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -389,4 +391,21 @@ func (s *Sim) Invocations() ([]Invocation, error) {
 		out = append(out, r)
 	}
 	return out, sc.Err()
+}
+
+// RunTool runs one of the simulated tools as the calling process (so in the
+// caller's security session) with stdin, as a person at a terminal or a
+// script would; a non-zero exit is an error holding its output.
+func (s *Sim) RunTool(tool string, args []string, stdin []byte) error {
+	if !slices.Contains(Tools, tool) {
+		return fmt.Errorf("%s is not a simulated tool", tool)
+	}
+	cmd := exec.Command(filepath.Join(s.ToolsDir(), tool), args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal: prompts read stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, out)
+	}
+	return nil
 }

@@ -15,10 +15,13 @@ type Quirks struct {
 	// on a locked keychain, and leaves it locked (a reported, unconfirmed
 	// macOS 26.4 regression, §5.8).
 	UnlockAcceptsAny bool `json:"unlock_accepts_any,omitempty"`
+	// SysadminctlPrompts picks sysadminctl's prompt texts and order for "-"
+	// passwords (saprompts.go); empty is "named".
+	SysadminctlPrompts string `json:"sysadminctl_prompts,omitempty"`
 }
 
 // quirkNames are the switches `macsim quirk --set NAME=VALUE` takes.
-var quirkNames = []string{"unlock-accepts-any"}
+var quirkNames = []string{"unlock-accepts-any", "sysadminctl-prompts"}
 
 // set turns one quirk on or off (value "on"/"off") or to a named variant.
 func (q *Quirks) set(name, value string) error {
@@ -29,6 +32,14 @@ func (q *Quirks) set(name, value string) error {
 	switch name {
 	case "unlock-accepts-any":
 		q.UnlockAcceptsAny = on
+	case "sysadminctl-prompts":
+		if err := validPromptVariant(value); err != nil {
+			return err
+		}
+		q.SysadminctlPrompts = value
+		if value == "named" {
+			q.SysadminctlPrompts = ""
+		}
 	default:
 		return fmt.Errorf("unknown quirk %q (known: %s)", name, strings.Join(quirkNames, ", "))
 	}

@@ -212,7 +212,7 @@ func (in *inv) securityFaulted(cmd string, argv []string) int {
 }
 
 // splitLine splits a line the way security -i does (split_line in
-// security.c): words separated by blanks; '"' or '\'' quote up to the same
+// security.c): words separated by blanks; '"' or '\” quote up to the same
 // character; a backslash escapes the next character inside and outside
 // quotes.
 func splitLine(line string) ([]string, bool) {

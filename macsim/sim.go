@@ -17,7 +17,7 @@ import (
 )
 
 // Tools are the macOS commands the simulator answers to, by argv[0] basename.
-var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil", "launchctl"}
+var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil", "launchctl", "pwpolicy"}
 
 // Invocation is one line of D/state/invocations.jsonl: what a tool was asked
 // to do and by whom. Secrets read from stdin or the terminal are never
@@ -48,9 +48,9 @@ type Invocation struct {
 	// to authenticate: each is a failed login on a Mac, counted by its
 	// lockout policy and logged.
 	AuthFailures []string `json:"auth_failures,omitempty"`
-	Exit       int               `json:"exit"`
-	Fault      string            `json:"fault,omitempty"`
-	HangPIDs   []int             `json:"hang_pids,omitempty"`
+	Exit         int      `json:"exit"`
+	Fault        string   `json:"fault,omitempty"`
+	HangPIDs     []int    `json:"hang_pids,omitempty"`
 }
 
 // Main is the simulator's entry point: it acts as the tool named by the
@@ -264,6 +264,8 @@ func (in *inv) dispatch() int {
 		return in.scutil()
 	case "launchctl":
 		return in.launchctl()
+	case "pwpolicy":
+		return in.pwpolicy()
 	}
 	return 70
 }
@@ -346,6 +348,12 @@ func toolVerb(tool string, args []string) string {
 		if len(args) > 0 {
 			return args[0]
 		}
+	case "pwpolicy":
+		for _, a := range args {
+			if v := strings.TrimPrefix(a, "-"); v == "getaccountpolicies" {
+				return v
+			}
+		}
 	}
 	return ""
 }
@@ -406,13 +414,4 @@ func (in *inv) readLine(r io.Reader) []byte {
 		}
 	}
 	return pw
-}
-
-// prompted returns v, or the answer to prompt when v is "-" (sysadminctl's
-// "pass '-' instead of password ... to request prompt").
-func (in *inv) prompted(v, prompt string) []byte {
-	if v == "-" {
-		return in.getpass(prompt)
-	}
-	return []byte(v)
 }
