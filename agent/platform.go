@@ -93,7 +93,9 @@ func account(a engine.LocalAccount) platform.Account {
 		GeneratedUID: a.GeneratedUID, SecureToken: a.SecureToken, Disabled: a.Disabled}
 }
 
-func verified(v platform.Verified) engine.Verified { return engine.Verified{SecureToken: v.SecureToken} }
+func verified(v platform.Verified) engine.Verified {
+	return engine.Verified{SecureToken: v.SecureToken}
+}
 
 func (m *mac) Lookup(ctx context.Context, name string) (engine.LocalAccount, error) {
 	a, err := m.accounts.Read(ctx, name)

@@ -88,7 +88,9 @@ func (a *Accounts) Lookup(ctx context.Context, name string) (Account, error) {
 
 // Read reads the user record: everything Lookup returns but the admin
 // group membership, in one dscl run.
-func (a *Accounts) Read(ctx context.Context, name string) (Account, error) { return a.record(ctx, name) }
+func (a *Accounts) Read(ctx context.Context, name string) (Account, error) {
+	return a.record(ctx, name)
+}
 
 // record reads the user record (everything but admin membership).
 func (a *Accounts) record(ctx context.Context, name string) (Account, error) {

@@ -1,8 +1,8 @@
 package platform
 
 import (
-	"howett.net/plist"
 	"fmt"
+	"howett.net/plist"
 	"regexp"
 	"strconv"
 	"strings"

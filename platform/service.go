@@ -210,8 +210,8 @@ func (s *ServiceAccount) Create(ctx context.Context, adminUser string, adminPW [
 	}
 	if !on {
 		res, err := s.r.Run(ctx, Cmd{
-			Tool:    Sysadminctl,
-			Args:    []string{"-adminUser", adminUser, "-adminPassword", "-", "-secureTokenOn", s.Name, "-password", "-"},
+			Tool:     Sysadminctl,
+			Args:     []string{"-adminUser", adminUser, "-adminPassword", "-", "-secureTokenOn", s.Name, "-password", "-"},
 			Prompter: sysadminctlPrompter(admin, adminPW, self, pw, 1),
 		})
 		if err != nil {
