@@ -163,6 +163,14 @@ func checkVerdict(res *Result) (verdict, error) {
 		}
 	}
 	failure := func() (verdict, error) { return verdict{}, securityFailure("check-keychain", res) }
+	// unlockFailure is an unlock refused for another reason than the
+	// password (interaction not allowed, ...): no verdict.
+	unlockFailure := func(status int) (verdict, error) {
+		_, sentinel := securitySentinel(osStatusExit(status))
+		_, msg := parseSecurityError(string(res.Stderr))
+		return verdict{}, &ToolError{Tool: Security, Verb: "check-keychain", Exit: res.Exit, Status: status, Message: msg,
+			Stdout: res.stdoutText(), Stderr: res.stderrText(), Err: sentinel}
+	}
 	unexpected := func() (verdict, error) {
 		return verdict{}, &ToolError{Tool: Security, Verb: "check-keychain", Exit: res.Exit, Stderr: res.stderrText(),
 			Message: fmt.Sprintf("unexpected result: exit %d with %d failed unlocks", res.Exit, len(unlocks)), Err: ErrCannotVerify}
@@ -177,14 +185,14 @@ func checkVerdict(res *Result) (verdict, error) {
 		return verdict{opens: true}, nil
 	case res.Exit == osStatusExit(errSecAuthFailed) && len(unlocks) == 2 && wrongPassword(unlocks[1]):
 		if !wrongPassword(unlocks[0]) {
-			return failure()
+			return unlockFailure(unlocks[0])
 		}
 		return verdict{}, nil
 	case res.Exit == 0 && len(unlocks) == 0:
 		return verdict{opens: true, controlOpens: true}, nil
 	case res.Exit == 0 && len(unlocks) == 1:
 		if !wrongPassword(unlocks[0]) {
-			return failure()
+			return unlockFailure(unlocks[0])
 		}
 		return verdict{controlOpens: true}, nil
 	case res.Exit != 0 && res.Exit != osStatusExit(errSecAuthFailed):

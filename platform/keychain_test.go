@@ -19,34 +19,34 @@ func TestKeychainOpensAndRekey(t *testing.T) {
 	ctx := t.Context()
 	items := m.wantKeychain(t, "alice", alicePW)
 
-	if ok, err := kc.Exists(ctx, "alice"); err != nil || !ok {
+	if ok, err := kc.Exists(m.account(t, "alice")); err != nil || !ok {
 		t.Errorf("Exists(alice) = %t %v", ok, err)
 	}
-	if ok, err := kc.Exists(ctx, "frank"); err != nil || ok {
+	if ok, err := kc.Exists(m.account(t, "frank")); err != nil || ok {
 		t.Errorf("Exists(frank) = %t %v", ok, err)
 	}
-	if ok, err := kc.Opens(ctx, "alice", []byte(alicePW)); err != nil || !ok {
+	if ok, err := kc.Opens(ctx, m.account(t, "alice"), []byte(alicePW)); err != nil || !ok {
 		t.Errorf("Opens(right) = %t %v", ok, err)
 	}
-	if ok, err := kc.Opens(ctx, "alice", []byte("Wrong-pass-1")); err != nil || ok {
+	if ok, err := kc.Opens(ctx, m.account(t, "alice"), []byte("Wrong-pass-1")); err != nil || ok {
 		t.Errorf("Opens(wrong) = %t %v", ok, err)
 	}
-	if _, err := kc.Opens(ctx, "frank", []byte(frankPW)); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.Opens(ctx, m.account(t, "frank"), []byte(frankPW)); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("Opens(missing) = %v, want ErrKeychainMissing", err)
 	}
 
-	err := kc.Rekey(ctx, "alice", []byte("Wrong-pass-1"), []byte("Alice-new-pass-2"))
+	err := kc.Rekey(ctx, m.account(t, "alice"), []byte("Wrong-pass-1"), []byte("Alice-new-pass-2"))
 	var te *ToolError
 	if !errors.Is(err, ErrKeychainWrongPassword) || !errors.As(err, &te) || te.Exit != 51 ||
 		te.Message != "The user name or passphrase you entered is not correct." {
 		t.Fatalf("Rekey with a wrong old password: %v", err)
 	}
 	m.wantKeychain(t, "alice", alicePW)
-	if err := kc.Rekey(ctx, "frank", []byte(frankPW), []byte("Frank-new-pass")); !errors.Is(err, ErrKeychainMissing) {
+	if err := kc.Rekey(ctx, m.account(t, "frank"), []byte(frankPW), []byte("Frank-new-pass")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("Rekey(missing) = %v", err)
 	}
 
-	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
+	if err := kc.Rekey(ctx, m.account(t, "alice"), []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
 		t.Fatalf("Rekey: %v", err)
 	}
 	after := m.wantKeychain(t, "alice", "Alice-new-pass-2")
@@ -93,10 +93,11 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if err := os.WriteFile(squatter, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	moved, err := kc.MoveAside(ctx, "alice")
+	mv, err := kc.MoveAside(ctx, m.account(t, "alice"))
 	if err != nil {
 		t.Fatalf("MoveAside: %v", err)
 	}
+	moved := mv.Login
 	if moved != filepath.Join(dir, "login_renamed_20261123T101530Z_2.keychain-db") {
 		t.Errorf("moved to %s", moved)
 	}
@@ -109,11 +110,11 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if got, err := m.sim.OpenKeychain(moved, []byte(alicePW)); err != nil || !reflect.DeepEqual(got, items) {
 		t.Errorf("moved keychain = %+v %v, want every item", got, err)
 	}
-	if _, err := kc.MoveAside(ctx, "alice"); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.MoveAside(ctx, m.account(t, "alice")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("second MoveAside = %v, want ErrKeychainMissing", err)
 	}
 
-	path, err := kc.Create(ctx, "alice", []byte("Alice-reset-9"))
+	path, err := kc.Create(ctx, m.account(t, "alice"), []byte("Alice-reset-9"))
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if !names[LoginKeychainName] || !names[filepath.Base(moved)] || !names[filepath.Base(squatter)] {
 		t.Errorf("keychain files = %v", names)
 	}
-	if _, err := kc.Create(ctx, "alice", []byte("Alice-reset-9")); !errors.Is(err, ErrKeychainExists) {
+	if _, err := kc.Create(ctx, m.account(t, "alice"), []byte("Alice-reset-9")); !errors.Is(err, ErrKeychainExists) {
 		t.Errorf("Create over an existing keychain = %v", err)
 	}
 	m.noSecrets(t, alicePW, "Alice-reset-9")
@@ -152,10 +153,10 @@ func TestKeychainCreateMakesDirectory(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(home, "Library")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kc.MoveAside(t.Context(), "frank"); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.MoveAside(t.Context(), m.account(t, "frank")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("MoveAside without ~/Library: %v", err)
 	}
-	if _, err := kc.Create(t.Context(), "frank", []byte(frankPW)); err != nil {
+	if _, err := kc.Create(t.Context(), m.account(t, "frank"), []byte(frankPW)); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	for _, d := range []string{filepath.Join(home, "Library"), filepath.Join(home, "Library", "Keychains")} {
@@ -184,7 +185,7 @@ func TestKeychainRefusesSymlinkedDirectory(t *testing.T) {
 	if err := os.Symlink(elsewhere, kcDir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewKeychains(m.r).MoveAside(t.Context(), "alice"); err == nil || errors.Is(err, ErrKeychainMissing) {
+	if _, err := NewKeychains(m.r).MoveAside(t.Context(), m.account(t, "alice")); err == nil || errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("MoveAside through a symlink: %v", err)
 	}
 }
@@ -229,13 +230,13 @@ func TestKeychainFaults(t *testing.T) {
 	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "set-keychain-password", Fail: " ", Exit: 0, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); !errors.Is(err, ErrNotApplied) {
+	if err := kc.Rekey(ctx, m.account(t, "alice"), []byte(alicePW), []byte("Alice-new-pass-2")); !errors.Is(err, ErrNotApplied) {
 		t.Errorf("Rekey with a silent failure: %v", err)
 	}
 	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "unlock-keychain", Fail: "security: SecKeychainUnlock x: User interaction is not allowed.", Exit: 36, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := kc.Opens(ctx, "alice", []byte(alicePW))
+	_, err := kc.Opens(ctx, m.account(t, "alice"), []byte(alicePW))
 	var te *ToolError
 	if !errors.Is(err, ErrToolFailed) || !errors.As(err, &te) || te.Message != "User interaction is not allowed." {
 		t.Errorf("Opens with errSecInteractionNotAllowed: %v", err)

@@ -112,7 +112,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	}
 
 	// A forgotten password: reset alice with the service account.
-	if err := svc.ResetUserPassword(ctx, "alice", []byte("Alice-reset-9")); err != nil {
+	if _, err := svc.ResetUserPassword(ctx, m.account(t, "alice"), []byte("Alice-reset-9")); err != nil {
 		t.Fatalf("ResetUserPassword: %v", err)
 	}
 	m.wantPassword(t, "alice", "Alice-reset-9", true)
@@ -258,7 +258,7 @@ func TestServiceAccountRotateRollback(t *testing.T) {
 		t.Error("current password replaced after a failed change")
 	}
 	m.wantPassword(t, "_lockstep", old, true)
-	if err := svc.ResetUserPassword(ctx, "bob", []byte("Bob-reset-pass-3")); err != nil {
+	if _, err := svc.ResetUserPassword(ctx, m.account(t, "bob"), []byte("Bob-reset-pass-3")); err != nil {
 		t.Fatalf("ResetUserPassword: %v", err)
 	}
 }
