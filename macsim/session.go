@@ -27,7 +27,10 @@ import (
 // session of its nearest ancestor (itself included) listed in one. A process
 // with no such ancestor is in the system session, where LaunchDaemons (and so
 // lockstepd and every tool it runs) live. Processes are named by pid and start
-// time, so a reused pid is never mistaken for a member.
+// time, so a reused pid is never mistaken for a member. The model's limit: a
+// process whose parent exited before it ran (reparented to init, as a
+// double-forking daemon is) is taken to be in the system session, where a Mac
+// would keep its audit session; Lockstep never starts tools that way.
 
 // SystemSession is the session of launchd's daemons.
 const SystemSession = "system"

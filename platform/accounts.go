@@ -416,7 +416,7 @@ func (p *promptRules) Answer(prompt string) ([]byte, error) {
 	case len(named) == 1:
 		pick = named[0]
 		if pick.left == 0 {
-			return nil, &ToolError{Tool: Sysadminctl, Verb: "prompt", Message: fmt.Sprintf("asked again for %s (%q): it was refused", pick.what, prompt), Err: ErrWrongPassword}
+			return nil, &ToolError{Tool: Sysadminctl, Verb: "prompt", Message: fmt.Sprintf("asked again for %s (%q): the first answer was refused", pick.what, prompt), Err: ErrWrongPassword}
 		}
 	case len(named) == 0 && len(left) == 1:
 		pick = left[0]

@@ -221,6 +221,12 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (*Result, error) {
 		return res, fmt.Errorf("%s %s: %w", c.Tool, verb, ctx.Err())
 	}
 	var exitErr *exec.ExitError
+	var promptErr *ToolError
+	if errors.As(runErr, &promptErr) {
+		// The Prompter refused a prompt: its error says which and why.
+		promptErr.Exit, promptErr.Stderr = res.Exit, res.stderrText()
+		return res, promptErr
+	}
 	if runErr != nil && !errors.As(runErr, &exitErr) {
 		return res, &ToolError{Tool: c.Tool, Verb: verb, Exit: res.Exit, Stdout: res.stdoutText(), Stderr: res.stderrText(),
 			Message: runErr.Error(), Err: ErrToolFailed}
