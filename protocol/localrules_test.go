@@ -18,7 +18,7 @@ func TestLocalRuleMet(t *testing.T) {
 		{"(?=.*[A-Z])(?=.*[a-z]).*", "lower", false},
 		{"^$|.{4,}+", "", true}, // the whole password must match
 		{"abc", "xxabcxx", false},
-		{"a\\+", "a+", true}, // an escaped plus is kept
+		{"a\\+", "a+", true},            // an escaped plus is kept
 		{"(unclosed", "anything", true}, // a pattern Lockstep cannot compile: the Mac decides
 		{"", "anything", true},
 	}

@@ -33,7 +33,7 @@ type fakeMac struct {
 	// each is a failed login on a real Mac.
 	failedLogins int
 	rules        []protocol.LocalRule
-	lastSet      map[string]float64 // passwordLastSetTime
+	lastSet      map[string]float64  // passwordLastSetTime
 	acct         func(*LocalAccount) // edits what Lookup returns
 }
 
