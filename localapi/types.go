@@ -323,6 +323,9 @@ type PolicyResponse struct {
 	Policy        protocol.Policy `json:"policy"`
 	Rules         []protocol.Rule `json:"rules"`
 	MFA           bool            `json:"mfa"`
+	// MacRules are this Mac's own password rules, which a new password must
+	// meet too; lockstepd checks them before the directory is changed.
+	MacRules []protocol.LocalRule `json:"mac_rules,omitempty"`
 }
 
 // DoctorRequest asks lockstepd to check every place for an account. With

@@ -577,13 +577,18 @@ func (e *Engine) LocalUser(ctx context.Context, uid int) (string, error) {
 	return e.opt.Mac.Accounts.LookupUID(ctx, uid)
 }
 
-// PolicyFor returns the policy response for local.
-func (e *Engine) PolicyFor(local string) *localapi.PolicyResponse {
+// PolicyFor returns the policy response for local: the directory's rules
+// and this Mac's own.
+func (e *Engine) PolicyFor(ctx context.Context, local string) *localapi.PolicyResponse {
+	mac, err := e.localRules(ctx, local)
+	if err != nil {
+		e.log.Warn("mac password rules unread", "local_user", local, "err", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.policy
 	r := e.recordLocked(local)
-	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules()}
+	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
 	if r.Dir != nil {
 		resp.MFA = r.Dir.MFA
 	}
