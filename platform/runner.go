@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -273,21 +272,25 @@ func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, p Promp
 	}
 	tty.Close()
 
-	var (
-		wg        sync.WaitGroup
-		promptErr error
-	)
-	wg.Add(1)
+	var promptErr error
+	answered := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(answered)
 		promptErr = answerPrompts(ptmx, p, res, out)
 		if promptErr != nil {
 			cancel()
 		}
 	}()
 	waitErr := cmd.Wait()
-	ptmx.Close() // unblocks the reader if a grandchild still holds the terminal
-	wg.Wait()
+	// Read what the tool wrote last: the terminal reports its end once every
+	// process holding it has exited. A grandchild that keeps it open gets
+	// the same grace as Cmd.WaitDelay.
+	select {
+	case <-answered:
+	case <-time.After(cmd.WaitDelay):
+	}
+	ptmx.Close()
+	<-answered
 	if promptErr != nil {
 		return promptErr
 	}
