@@ -279,7 +279,7 @@ func macSpec(alicePW string) macsim.Spec {
 		FileVault: true, RecoveryKey: true, ConsoleUser: "alice",
 		Users: []macsim.UserSpec{
 			{Name: "admin", RealName: "Local Admin", UID: 501, Password: "Admin-Local-Pass-1", SecureToken: true, Admin: true},
-			{Name: "alice", RealName: "Alice Example", UID: 502, Password: alicePW, SecureToken: true},
+			{Name: "alice", RealName: "Alice Example", UID: 502, Password: alicePW, SecureToken: true, LocalItems: true},
 			{Name: "bob", RealName: "Bob Example", UID: 503, Password: "Bob-Local-Pass-1"},
 		},
 	}
@@ -290,6 +290,12 @@ const adminPW = "Admin-Local-Pass-1"
 // newMac builds a simulated Mac whose alice uses u's password, and starts
 // lockstepd on it.
 func newMac(t testing.TB, d *dirProc, u *user) *mac {
+	t.Helper()
+	return newMacWith(t, d, u, macSpec(u.password))
+}
+
+// newMacWith is newMac on a simulated Mac built from spec.
+func newMacWith(t testing.TB, d *dirProc, u *user, spec macsim.Spec) *mac {
 	t.Helper()
 	base, err := os.MkdirTemp("", "lse-")
 	if err != nil {
@@ -304,7 +310,7 @@ func newMac(t testing.TB, d *dirProc, u *user) *mac {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mac{t: t, dir: d, u: u, base: base, sim: macsimtest.New(t, bin.macsim, macSpec(u.password)),
+	m := &mac{t: t, dir: d, u: u, base: base, sim: macsimtest.New(t, bin.macsim, spec),
 		stateDir: filepath.Join(base, "state"), socket: filepath.Join(base, "d.sock"), cfgPath: filepath.Join(base, "config.json"),
 		token: string(tok.Token)}
 	m.writeConfig()
