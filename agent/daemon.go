@@ -254,7 +254,7 @@ func (d *Daemon) Status(ctx context.Context, c api.Caller) *localapi.Status {
 // Policy implements api.Backend.
 func (d *Daemon) Policy(ctx context.Context, local string) (*localapi.PolicyResponse, error) {
 	d.ensureBound(ctx, local)
-	return d.eng.PolicyFor(local), nil
+	return d.eng.PolicyFor(ctx, local), nil
 }
 
 // Change implements api.Backend.

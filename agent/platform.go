@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/platform"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // newPlatform builds the engine's view of the Mac from the platform layer,
@@ -58,6 +59,8 @@ type mac struct {
 	mu     sync.Mutex
 	uids   map[int]string
 	uidsAt time.Time
+	sa     localapi.ServiceAccountStatus
+	saAt   time.Time
 }
 
 // mapErr keeps the platform's error (and its tool text) and adds the
@@ -69,6 +72,7 @@ func mapErr(err error) error {
 	for _, m := range []struct{ from, to error }{
 		{platform.ErrWrongPassword, engine.ErrWrongPassword},
 		{platform.ErrKeychainWrongPassword, engine.ErrWrongPassword},
+		{platform.ErrPasswordExpired, engine.ErrMustChange},
 		{platform.ErrAccountDisabled, engine.ErrAccountDisabled},
 		{platform.ErrPolicy, engine.ErrPolicyRefused},
 		{platform.ErrNoSuchUser, engine.ErrNoSuchUser},
@@ -81,13 +85,26 @@ func mapErr(err error) error {
 	return err
 }
 
+// account is the platform's view of an engine account: what the engine
+// read at the start of the operation, passed down so no step reads the
+// record again.
+func account(a engine.LocalAccount) platform.Account {
+	return platform.Account{Name: a.Name, RealName: a.RealName, UID: a.UID, GID: a.GID, Home: a.Home,
+		GeneratedUID: a.GeneratedUID, SecureToken: a.SecureToken, Disabled: a.Disabled}
+}
+
+func verified(v platform.Verified) engine.Verified {
+	return engine.Verified{SecureToken: v.SecureToken}
+}
+
 func (m *mac) Lookup(ctx context.Context, name string) (engine.LocalAccount, error) {
-	a, err := m.accounts.Lookup(ctx, name)
+	a, err := m.accounts.Read(ctx, name)
 	if err != nil {
 		return engine.LocalAccount{}, mapErr(err)
 	}
 	return engine.LocalAccount{Name: a.Name, UID: a.UID, GID: a.GID, Home: a.Home, RealName: a.RealName,
-		GeneratedUID: a.GeneratedUID, SecureToken: a.SecureToken, Disabled: a.Disabled}, nil
+		GeneratedUID: a.GeneratedUID, SecureToken: a.SecureToken, Disabled: a.Disabled, Mobile: a.Mobile,
+		OriginalNodeName: a.OriginalNodeName, NetworkHome: a.NetworkHome, PasswordLastSet: a.PasswordLastSet}, nil
 }
 
 // LookupUID maps a uid to its short name, from a list refreshed at most
@@ -120,31 +137,44 @@ func (m *mac) Verify(ctx context.Context, name string, pw []byte) error {
 	return mapErr(m.accounts.VerifyPassword(ctx, name, pw))
 }
 
-func (m *mac) Change(ctx context.Context, name string, old, new []byte) error {
-	return mapErr(m.accounts.ChangePassword(ctx, name, old, new))
+func (m *mac) Change(ctx context.Context, a engine.LocalAccount, old, new []byte) (engine.Verified, error) {
+	v, err := m.accounts.ChangePassword(ctx, account(a), old, new)
+	return verified(v), mapErr(err)
 }
 
-func (m *mac) Exists(ctx context.Context, a engine.LocalAccount) (bool, error) {
-	ok, err := m.keychain.Exists(ctx, a.Name)
+func (m *mac) PasswordRules(ctx context.Context, name string) ([]protocol.LocalRule, error) {
+	rules, err := m.accounts.PasswordRules(ctx, name)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]protocol.LocalRule, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, protocol.LocalRule{ID: r.ID, Descriptions: r.Descriptions, Pattern: r.Pattern})
+	}
+	return out, nil
+}
+
+func (m *mac) Exists(a engine.LocalAccount) (bool, error) {
+	ok, err := m.keychain.Exists(account(a))
 	return ok, mapErr(err)
 }
 
 func (m *mac) Opens(ctx context.Context, a engine.LocalAccount, pw []byte) (bool, error) {
-	ok, err := m.keychain.Opens(ctx, a.Name, pw)
+	ok, err := m.keychain.Opens(ctx, account(a), pw)
 	return ok, mapErr(err)
 }
 
 func (m *mac) Rekey(ctx context.Context, a engine.LocalAccount, old, new []byte) error {
-	return mapErr(m.keychain.Rekey(ctx, a.Name, old, new))
+	return mapErr(m.keychain.Rekey(ctx, account(a), old, new))
 }
 
-func (m *mac) MoveAside(ctx context.Context, a engine.LocalAccount) (string, error) {
-	p, err := m.keychain.MoveAside(ctx, a.Name)
-	return p, mapErr(err)
+func (m *mac) MoveAside(ctx context.Context, a engine.LocalAccount) (engine.Moved, error) {
+	mv, err := m.keychain.MoveAside(ctx, account(a))
+	return engine.Moved{Login: mv.Login, LocalItems: mv.LocalItems}, mapErr(err)
 }
 
 func (m *mac) Create(ctx context.Context, a engine.LocalAccount, pw []byte) error {
-	_, err := m.keychain.Create(ctx, a.Name, pw)
+	_, err := m.keychain.Create(ctx, account(a), pw)
 	return mapErr(err)
 }
 
@@ -165,7 +195,36 @@ func (m *mac) SecureToken(ctx context.Context, name string) (bool, error) {
 
 func (m *mac) RefreshPreboot(ctx context.Context) error { return mapErr(m.fv.RefreshPreboot(ctx)) }
 
+// serviceStatusTTL is how long an observed service account status is
+// reused. Observing it runs four tools, one of them an authentication of the
+// hidden admin (a failed login when its stored password is stale), so a
+// status is observed again only after this long or after Lockstep changed
+// the account (setup, rotate, remove, a failed reset).
+const serviceStatusTTL = 10 * time.Minute
+
 func (m *mac) Status(ctx context.Context) localapi.ServiceAccountStatus {
+	m.mu.Lock()
+	if m.saAt != (time.Time{}) && time.Since(m.saAt) < serviceStatusTTL {
+		st := m.sa
+		m.mu.Unlock()
+		return st
+	}
+	m.mu.Unlock()
+	st := m.observeService(ctx)
+	m.mu.Lock()
+	m.sa, m.saAt = st, time.Now()
+	m.mu.Unlock()
+	return st
+}
+
+// forgetService drops the cached status, after a change to the account.
+func (m *mac) forgetService() {
+	m.mu.Lock()
+	m.saAt = time.Time{}
+	m.mu.Unlock()
+}
+
+func (m *mac) observeService(ctx context.Context) localapi.ServiceAccountStatus {
 	st, err := m.service.Status(ctx)
 	if err != nil {
 		return localapi.ServiceAccountStatus{Detail: "could not check: " + err.Error()}
@@ -187,13 +246,24 @@ func (m *mac) Status(ctx context.Context) localapi.ServiceAccountStatus {
 }
 
 func (m *mac) Setup(ctx context.Context, adminUser string, adminPW []byte) error {
+	defer m.forgetService()
 	return mapErr(m.service.Create(ctx, adminUser, adminPW))
 }
 
-func (m *mac) Rotate(ctx context.Context) error { return mapErr(m.service.Rotate(ctx)) }
+func (m *mac) Rotate(ctx context.Context) error {
+	defer m.forgetService()
+	return mapErr(m.service.Rotate(ctx))
+}
 
-func (m *mac) Remove(ctx context.Context) error { return mapErr(m.service.Remove(ctx)) }
+func (m *mac) Remove(ctx context.Context) error {
+	defer m.forgetService()
+	return mapErr(m.service.Remove(ctx))
+}
 
-func (m *mac) Reset(ctx context.Context, user string, pw []byte) error {
-	return mapErr(m.service.ResetUserPassword(ctx, user, pw))
+func (m *mac) Reset(ctx context.Context, a engine.LocalAccount, pw []byte) (engine.Verified, error) {
+	v, err := m.service.ResetUserPassword(ctx, account(a), pw)
+	if err != nil {
+		m.forgetService()
+	}
+	return verified(v), mapErr(err)
 }

@@ -67,8 +67,18 @@ func (s *Server) adminAuth(fn func(http.ResponseWriter, *http.Request, actor)) h
 	})
 }
 
+// decodeBody decodes a JSON request body, which may hold a secret: it is
+// read into one buffer of the announced size (io.ReadAll would leave the
+// copies it outgrew) and wiped after decoding.
 func decodeBody(r *http.Request, v any) *protocol.Error {
-	b, err := io.ReadAll(r.Body)
+	var b []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= 1<<20 {
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(r.Body)
+	}
 	defer clear(b)
 	if err != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "reading request: %v", err)
@@ -570,6 +580,9 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor)
 			return err
 		}
 		for _, d := range devs {
+			if !d.RevokedAt.IsZero() {
+				continue // it will never connect again
+			}
 			if err := ob.addRaw(r.Context(), tx, d.ID, protocol.TypePolicyChanged, body); err != nil {
 				return err
 			}

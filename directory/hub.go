@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -379,12 +380,13 @@ func (c *conn) readLoop() {
 	}()
 	readWait := c.s.cfg.PingInterval * 5 / 2
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		typ, buf, data, err := readFrame(c.ws)
 		if err != nil {
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(readWait))
 		if typ != websocket.TextMessage {
+			releaseFrame(buf, data)
 			c.closeWith(websocket.CloseUnsupportedData, "frames must be text")
 			continue
 		}
@@ -392,17 +394,19 @@ func (c *conn) readLoop() {
 			c.inflight.Add(-1)
 			c.send(errorReply(data, &protocol.Error{Code: protocol.CodeRateLimited,
 				Message: "too many requests in progress on this connection", RetryAfter: 1}))
+			releaseFrame(buf, data)
 			continue
 		}
 		if !c.s.track(&c.s.handlers) {
 			c.inflight.Add(-1)
+			releaseFrame(buf, data)
 			continue // shutting down: the close frame follows
 		}
 		go func() {
 			defer c.s.handlers.Done()
 			defer c.inflight.Add(-1)
 			res := c.s.dispatch(c.s.ctx, c.sess, data)
-			clear(data) // the frame may carry a password
+			releaseFrame(buf, data) // the frame may carry a password
 			switch {
 			case res == nil:
 			case res.Type == protocol.TypeResult && res.ID == "":
@@ -430,6 +434,46 @@ func (c *conn) startReading() {
 		defer c.s.loops.Done()
 		c.readLoop()
 	}()
+}
+
+// framePool holds read buffers that fit the largest frame, so a frame is
+// read into one buffer that never grows (io.ReadAll would leave the
+// copies it outgrew, a password among them, in freed memory) and is wiped
+// before it is reused.
+var framePool = sync.Pool{New: func() any { b := make([]byte, protocol.MaxMessageSize+1); return &b }}
+
+// readFrame reads the next message into a pooled buffer; release it with
+// releaseFrame. A message over the read limit ends the connection (the
+// websocket library closes it with 1009).
+func readFrame(ws *websocket.Conn) (typ int, buf *[]byte, data []byte, err error) {
+	typ, r, err := ws.NextReader()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	buf = framePool.Get().(*[]byte)
+	b := *buf
+	n := 0
+	for {
+		m, err := r.Read(b[n:])
+		n += m
+		if err == io.EOF {
+			return typ, buf, b[:n], nil
+		}
+		if err != nil {
+			releaseFrame(buf, b[:n])
+			return 0, nil, nil, err
+		}
+		if n == len(b) {
+			releaseFrame(buf, b[:n])
+			return 0, nil, nil, protocol.ErrTooLarge
+		}
+	}
+}
+
+// releaseFrame wipes a frame and returns its buffer to the pool.
+func releaseFrame(buf *[]byte, data []byte) {
+	clear(data)
+	framePool.Put(buf)
 }
 
 func truncate(s string, n int) string {

@@ -7,7 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,8 +132,10 @@ func (h *hasher) collect(done <-chan struct{}) {
 		h.garbage = 0
 		h.mu.Unlock()
 		// Every check counted in w returned before this collection
-		// starts, so it reclaims their blocks.
-		runtime.GC()
+		// starts, so it reclaims their blocks; FreeOSMemory also returns
+		// the pages a new block cannot reuse (where small objects split
+		// the free space) to the system instead of keeping them resident.
+		debug.FreeOSMemory()
 		h.sem.Release(w)
 	}
 }

@@ -58,6 +58,15 @@ func TestHashFormatAndVerify(t *testing.T) {
 	if err := h.VerifyDummy(t.Context(), []byte("Some-Password-1")); err != nil {
 		t.Fatal(err)
 	}
+	// The largest pass count a server accepts makes hashes it can verify.
+	most := testHasher(t, Argon2Params{Time: MaxArgon2Time, MemoryKiB: 8, Threads: 1}, 0)
+	enc, err = most.Hash(t.Context(), []byte("Some-Password-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := most.Verify(t.Context(), enc, []byte("Some-Password-1")); !ok || err != nil {
+		t.Fatalf("hash with time %d: %v %v", MaxArgon2Time, ok, err)
+	}
 }
 
 // TestHashSemaphore checks that a hash waits while the memory budget is in

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/store"
@@ -355,4 +357,59 @@ func TestPolicyReloadKeepsNewerSet(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestReplicaRevokeDropsSocketElsewhere (issue 10, item 3): a device
+// revoked through replica A while its socket is on replica B is
+// disconnected by B at once with CloseRevoked, and no replica takes its
+// key again.
+func TestReplicaRevokeDropsSocketElsewhere(t *testing.T) {
+	rs := replicas(t, 2)
+	a, b := rs[0], rs[1]
+	a.addUser("alice", alicePW, false)
+	dev := a.enroll("alice")
+	ag := b.connect(dev, 0)
+	ag.bind("alice")
+	if _, err := a.adm.RevokeDevice(t.Context(), dev.id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ag.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica B kept the revoked device's socket")
+	}
+	if !websocket.IsCloseError(ag.closeErr, protocol.CloseRevoked) {
+		t.Fatalf("closed with %v, want %d", ag.closeErr, protocol.CloseRevoked)
+	}
+	for _, e := range rs {
+		ws, hello := e.dialRaw()
+		sendAuth(t, ws, dev.id, ed25519.Sign(dev.key, protocol.AuthMessage(dev.id, hello.Challenge)), 0)
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, protocol.CloseRevoked) {
+			t.Fatalf("reconnecting: %v, want close %d", err, protocol.CloseRevoked)
+		}
+		ws.Close()
+	}
+}
+
+// TestReplicaResyncDropsRevokedSocket: a replica whose change feed was
+// down when a device was revoked drops the socket when the feed comes
+// back (the resync checks every connected device).
+func TestReplicaResyncDropsRevokedSocket(t *testing.T) {
+	rs := replicas(t, 2)
+	a, b := rs[0], rs[1]
+	dev := a.enroll()
+	ag := b.connect(dev, 0)
+	// Revoke straight in the database, as if B had missed the notice.
+	pgtest.Exec(t, b.dbURL, `UPDATE devices SET revoked_at = now() WHERE id = $1`, dev.id)
+	pgtest.Exec(t, b.dbURL, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, store.ListenAppName)
+	select {
+	case <-ag.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the resync kept the revoked device's socket")
+	}
+	if !websocket.IsCloseError(ag.closeErr, protocol.CloseRevoked) {
+		t.Fatalf("closed with %v, want %d", ag.closeErr, protocol.CloseRevoked)
+	}
 }

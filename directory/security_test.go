@@ -4,10 +4,20 @@ package directory
 // API with real TLS on loopback.
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -489,5 +499,345 @@ func TestTLS12OffersOnlyAEAD(t *testing.T) {
 	}
 	if err := tryTLS(0x0304, nil); err != nil {
 		t.Fatalf("TLS 1.3: %v", err)
+	}
+}
+
+// TestConnectionCapPerAddress (item 5): one address holds at most
+// MaxConnsPerAddress connections; the ones beyond are closed at once
+// (long before the 10 s handshake timeout would close them), the refusal
+// is logged at warn with a count, and another address is served. The
+// flood comes from 127.0.0.3, which nothing else in the test uses.
+func TestConnectionCapPerAddress(t *testing.T) {
+	const limit, extra = 20, 15
+	e := newEnv(t, func(c *Config) { c.MaxConnsPerAddress = limit })
+	addr := strings.TrimPrefix(e.url, "https://")
+	flooder := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range limit + extra {
+		c, err := flooder.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// held reports whether the server keeps c open: a closed one reads
+	// EOF at once, a held one times out (it waits for our TLS hello).
+	held := func(c net.Conn, wait time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		_, err := c.Read(make([]byte, 1))
+		return isTimeout(err)
+	}
+	closed := 0
+	start := time.Now()
+	for _, c := range conns {
+		if !held(c, max(50*time.Millisecond, 5*time.Second-time.Since(start))) {
+			closed++
+		}
+	}
+	if closed != extra {
+		t.Fatalf("%d of %d idle connections from one address were closed, want %d (the cap is %d)", closed, limit+extra, extra, limit)
+	}
+	// Other addresses are served meanwhile.
+	dev := e.enroll()
+	e.connectFrom("127.0.0.2", dev).ok(protocol.TypeGetPolicy, "", nil, nil)
+	waitFor(t, "the refusal logged at warn with a count", func() bool {
+		return strings.Contains(e.logs.String(), `"level":"WARN","msg":"connection refused: too many from one address","addr":"127.0.0.3","limit":20,"count":`)
+	})
+	// Closing them frees the address's slots.
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	waitFor(t, "the address to be served again", func() bool {
+		c, err := flooder.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return held(c, 200*time.Millisecond)
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestSlowRequestsTimedOut (item 5): an enrollment request whose body
+// trickles in (a byte every half second) is cut off after the request
+// timeout instead of holding the connection.
+func TestSlowRequestsTimedOut(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RequestTimeout = time.Second })
+	for _, path := range []string{protocol.EnrollPath, admin.PathEnrollTokens} {
+		c, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), e.tlsConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+			path, e.srv.AdminToken())
+		start := time.Now()
+		cut := false
+		for time.Since(start) < 15*time.Second {
+			if _, err := c.Write([]byte(" ")); err != nil {
+				cut = true
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		c.Close()
+		if !cut {
+			t.Fatalf("%s: a body sent a byte every 500 ms held the connection for %v", path, time.Since(start).Round(time.Second))
+		}
+		t.Logf("%s: cut off after %v", path, time.Since(start).Round(100*time.Millisecond))
+	}
+}
+
+// sqliteOnly skips a test about the SQLite file when the suite runs on
+// PostgreSQL.
+func sqliteOnly(t *testing.T) {
+	if os.Getenv("LOCKSTEP_TEST_STORE") == "postgres" {
+		t.Skip("about the SQLite database file")
+	}
+}
+
+// startFails starts a server on dir and returns New's error.
+func startFails(t *testing.T, dir string) error {
+	t.Helper()
+	srv, err := New(Config{DataDir: dir, Argon2: testArgon2})
+	if err == nil {
+		_ = srv.Shutdown(t.Context())
+	}
+	return err
+}
+
+// TestCorruptionRefusedAtStart (item 9): a zero-length directory.db beside
+// the keys, or one with a damaged page, is refused at start with what to
+// do, instead of starting an empty directory with the old keys or failing
+// request by request.
+func TestCorruptionRefusedAtStart(t *testing.T) {
+	sqliteOnly(t)
+	dir := t.TempDir()
+	e := newEnv(t, func(c *Config) { c.DataDir = dir })
+	for i := range 300 {
+		e.addUser(fmt.Sprintf("user-%03d-with-a-long-name-%s", i, strings.Repeat("x", 60)), alicePW, false)
+	}
+	if err := e.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, DBFile)
+	good, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := startFails(t, dir); err == nil || !strings.Contains(err.Error(), "missing or empty") || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("start with an empty directory.db beside the keys: %v", err)
+	}
+	if st, _ := os.Stat(db); st.Size() != 0 {
+		t.Fatal("the refused start wrote to the empty database")
+	}
+	// A damaged page in the middle of the users table.
+	bad := bytes.Clone(good)
+	for i := 8 * 4096; i < 8*4096+512; i++ {
+		bad[i] ^= 0x5a
+	}
+	if err := os.WriteFile(db, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := startFails(t, dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("start with a damaged page: %v", err)
+	}
+	if err := os.WriteFile(db, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := startFails(t, dir); err != nil {
+		t.Fatalf("start with the good file again: %v", err)
+	}
+}
+
+// TestAdminFailureCauseLogged (item 9): when an admin call fails inside
+// the directory, the caller gets a generic sentence and the log gets the
+// cause. Here a table is dropped under the running server.
+func TestAdminFailureCauseLogged(t *testing.T) {
+	sqliteOnly(t)
+	e := newEnv(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, DBFile)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE enroll_tokens`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.adm.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{}); !isCode(err, protocol.CodeInternal) {
+		t.Fatalf("enroll-token create without its table: %v", err)
+	}
+	waitFor(t, "the cause in the log", func() bool {
+		return strings.Contains(e.logs.String(), `"msg":"admin request failed"`) && strings.Contains(e.logs.String(), "no such table: enroll_tokens")
+	})
+}
+
+// TestPermissionsRefused (item 11): a data directory others can write, or
+// key and database files others can read or write, are refused at start.
+func TestPermissionsRefused(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, func(c *Config) { c.DataDir = dir })
+	if err := e.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{CAKeyFile, KeyFile, ServerKeyFile, AdminTokenFile}
+	if e.dbURL == "" {
+		files = append(files, DBFile)
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f)
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		err := startFails(t, dir)
+		if err == nil || !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("start with %s mode 666: %v", f, err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := startFails(t, dir); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("start with the data directory mode 777: %v", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if e.dbURL == "" {
+		if err := startFails(t, dir); err != nil {
+			t.Fatalf("start with sound modes: %v", err)
+		}
+	}
+}
+
+// TestNoTerminalEscapesOnTheWire (item 14): device ids, user names and
+// host names carrying C1 control characters (CSI), ESC or bidi overrides
+// are refused as bad requests, and none reaches the audit log.
+func TestNoTerminalEscapesOnTheWire(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("alice", alicePW, false)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	evil := []string{"dev_\u009b31mX", "dev_\x1b[2J", "dev_\u202eX", "dev_\u0085"}
+	for _, id := range evil {
+		ws, hello := e.dialRaw()
+		sendAuth(t, ws, id, ed25519.Sign(key, protocol.AuthMessage(id, hello.Challenge)), 0)
+		expectRefused(t, ws)
+		ws.Close()
+	}
+	a := e.connect(e.enroll("alice"), 0)
+	for _, name := range evil {
+		a.fails(protocol.TypeVerifyPassword, "", verify(name, "Some-Guess-1"), protocol.CodeBadRequest)
+		a.fails(protocol.TypeGetAccount, "", protocol.GetAccountRequest{User: "alice", LocalName: name}, protocol.CodeBadRequest)
+	}
+	tok, err := e.adm.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secret(string(tok.Token))
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(protocol.EnrollRequest{Token: tok.Token, PublicKey: pub, Hostname: "mac\u009b31m"})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: e.tlsConfig()}}
+	resp, err := hc.Post(e.url+protocol.EnrollPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("enrolling with a C1 host name: HTTP %d", resp.StatusCode)
+	}
+	e.srv.flushNoise()
+	for _, ev := range e.audit("") {
+		for _, s := range append([]string{ev.User, ev.Device, ev.Source}, slices.Collect(maps.Values(ev.Detail))...) {
+			if strings.IndexFunc(s, protocol.Unprintable) >= 0 {
+				t.Fatalf("audit event %+v holds a control character", ev)
+			}
+		}
+	}
+}
+
+// TestAdminWritesWhenDiskNearlyFull (item 4): on a small file system
+// (a tmpfs the test mounts) filled to below the disk reserve, a flood of
+// failed handshakes and enrollments writes nothing and new devices are
+// refused, so the administrator's writes still go through. Needs root to
+// mount the file system.
+func TestAdminWritesWhenDiskNearlyFull(t *testing.T) {
+	sqliteOnly(t)
+	if os.Getuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m,mode=700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	data := filepath.Join(mnt, "data")
+	e := newEnv(t, func(c *Config) {
+		c.DataDir = data
+		c.DiskReserveMiB = 8
+		c.AddressRate = Rate{Every: time.Nanosecond, Burst: 1 << 20}
+	})
+	e.addUser("alice", alicePW, false)
+	tok, err := e.adm.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secret(string(tok.Token))
+	// Leave 1.5 MiB free, well below the reserve.
+	free, err := freeBytes(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "filler"), make([]byte, free-3<<19), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the free-space check is cached for a second
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 250 {
+				ws, hello := e.dialRaw()
+				sendAuth(t, ws, "dev_UNKNOWN", ed25519.Sign(key, protocol.AuthMessage("dev_UNKNOWN", hello.Challenge)), 0)
+				_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _, _ = ws.ReadMessage()
+				ws.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 20 {
+		name := fmt.Sprintf("user-%02d", i)
+		e.addUser(name, alicePW, false)
+		if _, err := e.adm.ResetPassword(t.Context(), name, admin.ResetRequest{Password: protocol.Secret(e.secret(fmt.Sprintf("Reset-Pass-%02d-x", i)))}); err != nil {
+			t.Fatalf("admin reset %d with the disk nearly full: %v", i, err)
+		}
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := e.enrollWith(tok.Token, pub); err == nil || !strings.Contains(err.Error(), "cannot enroll devices now") {
+		t.Fatalf("enrolling with the disk nearly full: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "disk nearly full") {
+		t.Fatal("the nearly full disk was not logged")
+	}
+	e.srv.flushNoise()
+	if !strings.Contains(e.logs.String(), "audit events not written: the disk is nearly full") {
+		t.Fatal("the dropped noise was not logged")
 	}
 }

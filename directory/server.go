@@ -176,23 +176,11 @@ func (s *Server) prepare() error {
 	s.tlsConfig = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: tls12Suites,
+		CipherSuites: protocol.TLS12CipherSuites,
 		// HTTP/1.1 only: websockets upgrade from it.
 		NextProtos: []string{"http/1.1"},
 	}
 	return s.loadPolicy(s.ctx)
-}
-
-// tls12Suites are the only suites offered with TLS 1.2: forward-secret
-// AEAD ones (no CBC, no SHA-1 MAC, no RSA key exchange). TLS 1.3's suites
-// are all AEAD and not configurable.
-var tls12Suites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // openStore opens PostgreSQL when a URL is configured, otherwise the

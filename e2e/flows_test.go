@@ -14,6 +14,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -201,6 +202,25 @@ func TestForgotPreviousPassword(t *testing.T) {
 	if !strings.Contains(r.stdout, moved) {
 		t.Errorf("the user was not told where the old keychain is:\n%s", r.stdout)
 	}
+	// The Local Items folder, sealed by the same old password, was moved
+	// aside beside it (never deleted), and the user told where.
+	home := ""
+	for _, su := range mustSnapshot(t, m).Users {
+		if su.Name == "alice" {
+			home = su.Home
+		}
+	}
+	kcDir := filepath.Join(home, "Library", "Keychains")
+	entries, _ := os.ReadDir(kcDir)
+	var localItems []string
+	for _, e := range entries {
+		if e.IsDir() {
+			localItems = append(localItems, e.Name())
+		}
+	}
+	if len(localItems) != 1 || !strings.Contains(localItems[0], "_renamed_") || !strings.Contains(r.stdout, filepath.Join(kcDir, localItems[0])) {
+		t.Errorf("Local Items after a forgotten-password sync: %v; told:\n%s", localItems, r.stdout)
+	}
 	assertNoSecrets(t, m, u, old, nw, adminPW)
 }
 
@@ -251,13 +271,9 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	unchanged("a replayed code")
 
-	// Locked by failures elsewhere (another of the user's devices): a clear
-	// refusal. (A device not linked to the user cannot lock it.)
-	probe := probeSession(t, shared)
-	m.eventually("the other device to enroll", 10*time.Second, func() bool { return probe.DeviceID() != "" })
-	if _, err := shared.admin.AssignDevice(t.Context(), probe.DeviceID(), u.name); err != nil {
-		t.Fatal(err)
-	}
+	// Locked by failures elsewhere (another of the user's devices): a
+	// clear refusal.
+	probe := probeSession(t, shared, u.name)
 	for i := 0; i < 5; i++ {
 		probe.Request(t.Context(), protocol.TypeVerifyPassword, "", protocol.VerifyPasswordRequest{User: u.name, Password: protocol.Secret("wrong-guess")}, nil, 10*time.Second)
 	}
@@ -509,4 +525,73 @@ func rekeyKeychain(m *mac, path, old, new string) error {
 		return fmt.Errorf("security set-keychain-password: %v: %s", err, out)
 	}
 	return nil
+}
+
+func mustSnapshot(t *testing.T, m *mac) *macsim.Snapshot {
+	t.Helper()
+	snap, err := m.sim.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// The Mac's own password rules are shown beside the directory's and
+// checked before the directory changes: a password the directory takes but
+// the Mac would refuse never reaches the directory.
+func TestMacPolicyCheckedBeforeTheDirectory(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	spec := macSpec(u.password)
+	spec.PasswordPolicies = []macsim.ContentPolicy{
+		{ID: "com.apple.defaultpasswordpolicy.fde", Content: "policyAttributePassword matches '.{4,}+'", Description: "Enter a password that is four characters or more."},
+		{ID: "ProfilePayload:0B1C:minLength", Content: "policyAttributePassword matches '.{24,}'", Description: "Contain at least 24 characters."},
+	}
+	m := newMacWith(t, shared, u, spec)
+	r := m.cli("", "policy", "--user", "alice")
+	if r.code != 0 || !strings.Contains(r.stdout, "This Mac also requires:") || !strings.Contains(r.stdout, "Contain at least 24 characters.") {
+		t.Fatalf("policy: %s", r)
+	}
+	short := newPassword() // meets the directory's policy, not the Mac's
+	r = m.cli(lines(u.password, short), "change", "--stdin", "--user", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "Contain at least 24 characters.") {
+		t.Fatalf("change to a password the Mac refuses: %s", r)
+	}
+	if !m.dirAccepts(u.password) {
+		t.Fatal("the directory changed")
+	}
+	m.places(u.password)
+	long := short + "-long-enough-for-the-mac"
+	if r := m.cli(lines(u.password, long), "change", "--stdin", "--user", "alice"); r.code != 0 {
+		t.Fatalf("change meeting both policies: %s", r)
+	}
+	m.places(long, u.password)
+}
+
+// Accounts Lockstep must not manage are refused, saying why and what IT
+// should do, before anything changes.
+func TestUnmanagedAccountsRefused(t *testing.T) {
+	t.Parallel()
+	u := newUser(t, shared, false)
+	spec := macSpec(u.password)
+	spec.Users = append(spec.Users,
+		macsim.UserSpec{Name: "mona", UID: 510, Password: u.password, MobileFrom: "/Active Directory/CORP/corp.example.com"},
+		macsim.UserSpec{Name: "nate", UID: 511, Password: u.password, HomeDirectory: "<home_dir><url>smb://fs01.corp.example.com/Users</url><path>nate</path></home_dir>"})
+	m := newMacWith(t, shared, u, spec)
+	for name, want := range map[string]string{
+		"mona": "mobile account from /Active Directory/CORP/corp.example.com",
+		"nate": "home folder of \"nate\" is on a network server",
+	} {
+		n := m.invocationCount()
+		r := m.cli(lines(u.password, newPassword()), "change", "--stdin", "--user", name)
+		if r.code == 0 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "IT") {
+			t.Errorf("change of %s: %s", name, r)
+		}
+		for _, inv := range m.invocationsSince(n) {
+			switch inv.Verb {
+			case "passwd", "authonly", "resetPasswordFor", "set-keychain-password", "create-keychain", "interactive", "updatePreboot":
+				t.Errorf("refusing %s still ran %s %s", name, inv.Tool, inv.Verb)
+			}
+		}
+	}
 }

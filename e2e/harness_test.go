@@ -116,8 +116,7 @@ type dirProc struct {
 // directoryArgs keep argon2id cheap and the rate limits out of the way of
 // tests that make many checks; lockout stays at its default of 5.
 var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192", "--argon2-threads", "1",
-	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
-	"--device-rate-every", "10ms", "--device-rate-burst", "1000",
+	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--device-rate-every", "50ms", "--device-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
 	"--ping-interval", "5s"}
 
 func startDirectory(data, addr string) (*dirProc, error) {
@@ -280,7 +279,7 @@ func macSpec(alicePW string) macsim.Spec {
 		FileVault: true, RecoveryKey: true, ConsoleUser: "alice",
 		Users: []macsim.UserSpec{
 			{Name: "admin", RealName: "Local Admin", UID: 501, Password: "Admin-Local-Pass-1", SecureToken: true, Admin: true},
-			{Name: "alice", RealName: "Alice Example", UID: 502, Password: alicePW, SecureToken: true},
+			{Name: "alice", RealName: "Alice Example", UID: 502, Password: alicePW, SecureToken: true, LocalItems: true},
 			{Name: "bob", RealName: "Bob Example", UID: 503, Password: "Bob-Local-Pass-1"},
 		},
 	}
@@ -292,12 +291,25 @@ const adminPW = "Admin-Local-Pass-1"
 // with a token that assigns u to it, and starts lockstepd on it.
 func newMac(t testing.TB, d *dirProc, u *user) *mac {
 	t.Helper()
-	return newMacAssigned(t, d, u, []string{u.name})
+	return newMacWith(t, d, u, macSpec(u.password))
+}
+
+// newMacWith is newMac on a simulated Mac built from spec.
+func newMacWith(t testing.TB, d *dirProc, u *user, spec macsim.Spec) *mac {
+	t.Helper()
+	return newMacFrom(t, d, u, spec, []string{u.name})
 }
 
 // newMacAssigned is newMac with the users the enrollment token assigns
 // (none: the Mac must link u by proving the password).
 func newMacAssigned(t testing.TB, d *dirProc, u *user, users []string) *mac {
+	t.Helper()
+	return newMacFrom(t, d, u, macSpec(u.password), users)
+}
+
+// newMacFrom builds a simulated Mac from spec, enrolled with a token that
+// assigns users to it, and starts lockstepd on it.
+func newMacFrom(t testing.TB, d *dirProc, u *user, spec macsim.Spec, users []string) *mac {
 	t.Helper()
 	base, err := os.MkdirTemp("", "lse-")
 	if err != nil {
@@ -307,11 +319,12 @@ func newMacAssigned(t testing.TB, d *dirProc, u *user, users []string) *mac {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The token binds users to this Mac, as IT assigns a Mac to its user.
 	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mac{t: t, dir: d, u: u, base: base, sim: macsimtest.New(t, bin.macsim, macSpec(u.password)),
+	m := &mac{t: t, dir: d, u: u, base: base, sim: macsimtest.New(t, bin.macsim, spec),
 		stateDir: filepath.Join(base, "state"), socket: filepath.Join(base, "d.sock"), cfgPath: filepath.Join(base, "config.json"),
 		token: string(tok.Token)}
 	m.writeConfig()
@@ -519,7 +532,7 @@ func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }
 func (m *mac) dirAccepts(pw string) bool {
 	m.t.Helper()
 	if m.probe == nil {
-		m.probe = probeSession(m.t, m.dir)
+		m.probe = probeSession(m.t, m.dir, m.u.name)
 	}
 	err := m.probe.Request(context.Background(), protocol.TypeVerifyPassword, "", protocol.VerifyPasswordRequest{User: m.u.name, Password: protocol.Secret(pw)}, nil, 10*time.Second)
 	var pe *protocol.Error
@@ -532,10 +545,11 @@ func (m *mac) dirAccepts(pw string) bool {
 	return true
 }
 
-// probeSession enrolls another device with the directory for checks.
-func probeSession(t testing.TB, d *dirProc) *session.Session {
+// probeSession enrolls another device of the users with the directory, for
+// checks.
+func probeSession(t testing.TB, d *dirProc, users ...string) *session.Session {
 	t.Helper()
-	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{})
+	tok, err := d.admin.CreateEnrollToken(t.Context(), admin.EnrollTokenRequest{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,9 +288,10 @@ const (
 	CodeWrongLocal    = "wrong_local" // password does not open the Mac account
 	CodeNotNeeded     = "not_needed"  // nothing to sync
 	CodeNoServiceAcct = "no_service_account"
-	CodeThrottled     = "throttled" // lockstepd is protecting the account from lockout
-	CodeTooMany       = "too_many"  // the caller holds too many connections or watch streams
-	CodePlatform      = "platform"  // a macOS tool failed; Message has its text
+	CodeThrottled     = "throttled"         // lockstepd is protecting the account from lockout
+	CodeTooMany       = "too_many"          // the caller holds too many connections or watch streams
+	CodePlatform      = "platform"          // a macOS tool failed; Message has its text
+	CodeUnmanaged     = "unmanaged_account" // an account Lockstep must not change (disabled, mobile, network home)
 )
 
 // Fields an error can point at, so the UI shows it next to the right box.
@@ -334,6 +335,9 @@ type PolicyResponse struct {
 	Policy        protocol.Policy `json:"policy"`
 	Rules         []protocol.Rule `json:"rules"`
 	MFA           bool            `json:"mfa"`
+	// MacRules are this Mac's own password rules, which a new password must
+	// meet too; lockstepd checks them before the directory is changed.
+	MacRules []protocol.LocalRule `json:"mac_rules,omitempty"`
 }
 
 // DoctorRequest asks lockstepd to check every place for an account. With

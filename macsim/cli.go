@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -22,9 +23,15 @@ const cliUsage = `usage: macsim <command> [flags]
          (--fail MSG [--exit N] [--stdout S] | --hang | --crash-caller)
   fault  --dir D --clear | --list
   records --dir D                   print the invocation record (JSONL)
+  login  --dir D --user U           log U in at the screen (password on stdin): the
+                                    console user, with the login keychain unlocked in
+                                    U's GUI session when the password opens it
+  logout --dir D                    end the console user's session
+  sessions --dir D                  print the security sessions and what is unlocked in each
+  quirk  --dir D --set NAME=VALUE   switch a behaviour (unlock-accepts-any=on|off)
 
-Called as dscl, sysadminctl, fdesetup, security, diskutil or scutil (the
-symlinks in D/tools), it acts as that tool on the state in D/state.
+Called as dscl, sysadminctl, fdesetup, security, diskutil, scutil or launchctl
+(the symlinks in D/tools), it acts as that tool on the state in D/state.
 `
 
 func runCLI(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -128,6 +135,49 @@ func runCLI(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				f.Close()
 			}
 		}
+	case "login":
+		user := fs.String("user", "", "short name")
+		if fs.Parse(args[1:]) != nil || *dir == "" || *user == "" {
+			return 2
+		}
+		var s *Sim
+		if s, err = Open(*dir); err == nil {
+			var pw []byte
+			if pw, err = readSecretLine(stdin); err == nil {
+				err = s.Login(*user, pw)
+			}
+		}
+	case "logout":
+		if fs.Parse(args[1:]) != nil || *dir == "" {
+			return 2
+		}
+		var s *Sim
+		if s, err = Open(*dir); err == nil {
+			err = s.Logout()
+		}
+	case "sessions":
+		if fs.Parse(args[1:]) != nil || *dir == "" {
+			return 2
+		}
+		var s *Sim
+		if s, err = Open(*dir); err == nil {
+			var ss []Session
+			if ss, err = s.Sessions(); err == nil {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				err = enc.Encode(ss)
+			}
+		}
+	case "quirk":
+		set := fs.String("set", "", "NAME=VALUE")
+		if fs.Parse(args[1:]) != nil || *dir == "" || !strings.Contains(*set, "=") {
+			return 2
+		}
+		var s *Sim
+		if s, err = Open(*dir); err == nil {
+			name, value, _ := strings.Cut(*set, "=")
+			err = s.SetQuirk(name, value)
+		}
 	default:
 		fmt.Fprint(stderr, cliUsage)
 		return 2
@@ -153,13 +203,10 @@ func check(dir, user, what, kc string, stdin io.Reader, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "macsim check: %v\n", err)
 		return 2
 	}
-	line, err := bufio.NewReader(stdin).ReadBytes('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, err := readSecretLine(stdin)
+	if err != nil {
 		fmt.Fprintf(stderr, "macsim check: %v\n", err)
 		return 2
-	}
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
 	}
 	var ok bool
 	switch what {
@@ -191,4 +238,16 @@ func check(dir, user, what, kc string, stdin io.Reader, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, "mismatch")
 	return 1
+}
+
+// readSecretLine reads one line (a password) from r, without its newline.
+func readSecretLine(r io.Reader) ([]byte, error) {
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	return line, nil
 }

@@ -2,6 +2,7 @@ package macsim
 
 import (
 	"fmt"
+	"howett.net/plist"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ var (
 	eDSRecordNotFound                 = dsStatus{-14136, "eDSRecordNotFound"}
 	eDSAuthPasswordQualityCheckFailed = dsStatus{-14165, "eDSAuthPasswordQualityCheckFailed"}
 	eDSAuthAccountDisabled            = dsStatus{-14167, "eDSAuthAccountDisabled"}
+	eDSAuthNewPasswordRequired        = dsStatus{-14161, "eDSAuthNewPasswordRequired"}
 )
 
 // exit is dscl's exit status for a DS status: main() exits with -status,
@@ -155,10 +157,16 @@ func (in *inv) dsclRead(rest []string) int {
 		for k := range rec.Attrs {
 			keys = append(keys, k)
 		}
+		if rec.Policy != nil {
+			keys = append(keys, "accountPolicyData")
+		}
 		sort.Strings(keys)
 	}
 	for _, k := range keys {
 		v, ok := rec.Attrs[k]
+		if k == "accountPolicyData" && rec.Policy != nil {
+			v, ok = policyLines(rec.Policy), true
+		}
 		if !ok {
 			fmt.Fprintf(in.stderr, "No such key: %s\n", k)
 			continue
@@ -166,6 +174,16 @@ func (in *inv) dsclRead(rest []string) int {
 		fmt.Fprint(in.stdout, formatAttr(k, v))
 	}
 	return 0
+}
+
+// policyLines is accountPolicyData as dscl prints it: an XML property list,
+// one value line per line of it.
+func policyLines(p *AccountPolicy) []string {
+	b, err := plist.MarshalIndent(p, plist.XMLFormat, "\t")
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 }
 
 func (in *inv) dsclList(rest []string) int {
@@ -222,13 +240,42 @@ func (in *inv) dsclAuthonly(node string, rest []string) int {
 	if rec == nil {
 		return fail(eDSAuthUnknownUser)
 	}
+	if in.st.MaxFailedLogins > 0 && rec.Policy != nil && rec.Policy.FailedLoginCount >= in.st.MaxFailedLogins {
+		// Locked out by the failed-login policy: even the right password
+		// fails (assumed code, facts §11), and the attempt counts again.
+		in.authFailed(user)
+		return fail(eDSAuthAccountDisabled)
+	}
 	if !rec.Shadow.Matches(pw) {
+		in.authFailed(user)
 		return fail(eDSAuthFailed)
 	}
 	if rec.disabled() {
 		return fail(eDSAuthAccountDisabled)
 	}
+	in.authOK(user)
+	if rec.MustChange {
+		// The password is right but must be changed (assumed text, facts §3).
+		return fail(eDSAuthNewPasswordRequired)
+	}
 	return 0
+}
+
+// authFailed records a failed local login: a wrong password given for
+// name. A Mac counts each toward its lockout policy (failedLoginCount in
+// accountPolicyData) and logs it.
+func (in *inv) authFailed(name string) {
+	in.rec.AuthFailures = append(in.rec.AuthFailures, name)
+	if rec := in.st.user(name); rec != nil && rec.authResult(false) {
+		in.dirty = true
+	}
+}
+
+// authOK records a successful authentication of name.
+func (in *inv) authOK(name string) {
+	if rec := in.st.user(name); rec != nil && rec.authResult(true) {
+		in.dirty = true
+	}
 }
 
 func (in *inv) dsclPasswd(rest []string) int {
@@ -262,11 +309,11 @@ func (in *inv) dsclPasswd(rest []string) int {
 	// a SecureToken; everything else raises eDSPermissionError, on which dscl
 	// asks for the old password and makes it a change.
 	if in.isRoot() && !rec.hasToken() {
-		if s, ok := in.policy(newPW); !ok {
+		if s, ok := in.policy(rec, newPW); !ok {
 			return fail(s)
 		}
 		h := newHash(newPW)
-		rec.Shadow = &h
+		rec.setPassword(h)
 		in.dirty = true
 		// A reset never touches the crypto user: FileVault keeps the old
 		// passphrase. The login keychain is not dscl's business at all.
@@ -281,16 +328,19 @@ func (in *inv) dsclPasswd(rest []string) int {
 // passphrase is re-wrapped to the new password when it was the old one.
 func (in *inv) dsChange(rec *Record, old, newPW []byte, fail func(dsStatus) int) int {
 	if !rec.Shadow.Matches(old) {
+		in.authFailed(rec.first("RecordName"))
 		return fail(eDSAuthFailed)
 	}
 	if rec.disabled() {
 		return fail(eDSAuthAccountDisabled)
 	}
-	if s, ok := in.policy(newPW); !ok {
+	in.authOK(rec.first("RecordName"))
+	if s, ok := in.policy(rec, newPW); !ok {
 		return fail(s)
 	}
+	rec.MustChange = false
 	h := newHash(newPW)
-	rec.Shadow = &h
+	rec.setPassword(h)
 	if c := in.st.crypto(rec.first("GeneratedUID")); c != nil && c.Passphrase.Matches(old) {
 		ph := newHash(newPW)
 		c.Passphrase = &ph
@@ -298,13 +348,6 @@ func (in *inv) dsChange(rec *Record, old, newPW []byte, fail func(dsStatus) int)
 	}
 	in.dirty = true
 	return 0
-}
-
-func (in *inv) policy(pw []byte) (dsStatus, bool) {
-	if len(pw) < in.st.MinPassword {
-		return eDSAuthPasswordQualityCheckFailed, false
-	}
-	return dsStatus{}, true
 }
 
 func (in *inv) dsclModify(op string, rest []string) int {

@@ -2,12 +2,15 @@ package macsim
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -308,15 +311,61 @@ func (s *Sim) ClearFaults() error {
 	return s.view(func(st *State) (bool, error) { st.Faults, st.DeferredCrash = nil, nil; return true, nil })
 }
 
-// SetConsoleUser puts name at the screen ("loginwindow" or "" for none).
+// SetConsoleUser puts name at the screen ("loginwindow" or "" for none)
+// without a password: a GUI session exists for a user, but no keychain is
+// unlocked in it (Login unlocks the login keychain as loginwindow does).
 func (s *Sim) SetConsoleUser(name string) error {
 	return s.view(func(st *State) (bool, error) {
 		if name != "" && name != "loginwindow" && st.user(name) == nil {
 			return false, ErrNoUser
 		}
+		st.logout()
 		st.ConsoleUser = name
+		if rec := st.user(name); rec != nil {
+			st.session(GUISession(rec.uid()), rec.uid(), true)
+		}
 		return true, nil
 	})
+}
+
+// Login logs name in at the screen with password: the console user becomes
+// name and their login keychain is unlocked in their GUI session when the
+// password opens it.
+func (s *Sim) Login(name string, password []byte) error {
+	return s.view(func(st *State) (bool, error) { return true, st.login(name, password) })
+}
+
+// Logout ends the console user's session (the login window shows).
+func (s *Sim) Logout() error {
+	return s.view(func(st *State) (bool, error) { st.logout(); st.ConsoleUser = "loginwindow"; return true, nil })
+}
+
+// Sessions returns the security sessions and the keychains unlocked in each.
+func (s *Sim) Sessions() ([]Session, error) {
+	var out []Session
+	err := s.view(func(st *State) (bool, error) {
+		st.pruneSessions()
+		for _, se := range st.Sessions {
+			out = append(out, *se)
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// UnlockedIn reports whether the keychain at path is unlocked in the
+// session id (SystemSession, GUISession(uid), ...).
+func (s *Sim) UnlockedIn(id, path string) (bool, error) {
+	sessions, err := s.Sessions()
+	if err != nil {
+		return false, err
+	}
+	for _, se := range sessions {
+		if se.ID == id {
+			return slices.ContainsFunc(se.Unlocked, func(u UnlockedKeychain) bool { return u.Path == path }), nil
+		}
+	}
+	return false, nil
 }
 
 // SetFileVault turns FileVault on or off.
@@ -342,4 +391,21 @@ func (s *Sim) Invocations() ([]Invocation, error) {
 		out = append(out, r)
 	}
 	return out, sc.Err()
+}
+
+// RunTool runs one of the simulated tools as the calling process (so in the
+// caller's security session) with stdin, as a person at a terminal or a
+// script would; a non-zero exit is an error holding its output.
+func (s *Sim) RunTool(tool string, args []string, stdin []byte) error {
+	if !slices.Contains(Tools, tool) {
+		return fmt.Errorf("%s is not a simulated tool", tool)
+	}
+	cmd := exec.Command(filepath.Join(s.ToolsDir(), tool), args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal: prompts read stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, out)
+	}
+	return nil
 }

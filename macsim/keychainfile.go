@@ -17,7 +17,11 @@ import (
 const keychainFormat = "macsim-keychain/1"
 
 type keychainFile struct {
-	Format      string         `json:"format"`
+	Format string `json:"format"`
+	// ID names the keychain's master key: it survives a re-key and differs
+	// for a new keychain made at the same path (securityd's unlocked state
+	// in a session follows the key, not the file name).
+	ID          string         `json:"id"`
 	Salt        []byte         `json:"salt"`
 	Iterations  int            `json:"iterations"`
 	WrappedKey  []byte         `json:"wrapped_key"`
@@ -70,7 +74,7 @@ func unseal(key, sealed []byte) ([]byte, error) {
 func newKeychainFile(password []byte, items []KeychainItem) ([]byte, error) {
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
-	kf := keychainFile{Format: keychainFormat, LockOnSleep: true, Timeout: 300}
+	kf := keychainFile{Format: keychainFormat, ID: newUUID(), LockOnSleep: true, Timeout: 300}
 	kf.wrap(master, password)
 	for _, it := range items {
 		kf.Items = append(kf.Items, keychainItem{Service: it.Service, Account: it.Account, Data: seal(master, []byte(it.Secret))})

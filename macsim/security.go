@@ -1,6 +1,7 @@
 package macsim
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func (s osStatus) exit() int { return int(uint8(int32(s.code))) }
 
 var securityCommands = []string{
 	"list-keychains", "default-keychain", "login-keychain", "create-keychain",
-	"unlock-keychain", "set-keychain-password", "show-keychain-info",
+	"lock-keychain", "unlock-keychain", "set-keychain-password", "show-keychain-info",
 }
 
 // matchSecurityCommand resolves a command or an unambiguous abbreviation of
@@ -80,16 +81,45 @@ func getopt(args []string, withArg, plain string) (map[byte]string, []string, bo
 	return opts, args[i:], true
 }
 
+// security runs security(1): one command from argv, or with -i every command
+// read from stdin (§5.6). Commands return the raw OSStatus (or 1, or 2 for a
+// usage error, as SecurityTool's do); the process exits with it & 0xff.
 func (in *inv) security() int {
-	if len(in.args) == 0 {
+	args := in.args
+	interactive, quiet := false, false
+	for len(args) > 0 && len(args[0]) == 2 && args[0][0] == '-' {
+		switch args[0] {
+		case "-i":
+			interactive = true
+		case "-q":
+			quiet = true
+		default:
+			fmt.Fprintln(in.stderr, "usage: security [-h] [-i] [-l] [-p prompt] [-q] [-v] [command] [opt ...]")
+			return 2
+		}
+		args = args[1:]
+	}
+	if len(args) == 0 && interactive {
+		return statusExit(in.securityInteractive(quiet))
+	}
+	if len(args) == 0 {
 		fmt.Fprintln(in.stderr, "usage: security [-h] [-i] [-l] [-p prompt] [-q] [-v] [command] [opt ...]")
 		return 2
 	}
-	cmd := matchSecurityCommand(in.args[0])
-	rest := in.args[1:]
+	return statusExit(in.securityCommand(args))
+}
+
+func statusExit(status int) int { return int(uint8(int32(status))) }
+
+// securityCommand runs one command and returns its status.
+func (in *inv) securityCommand(args []string) int {
+	cmd := matchSecurityCommand(args[0])
+	rest := args[1:]
 	switch cmd {
 	case "unlock-keychain":
 		return in.secUnlock(rest)
+	case "lock-keychain":
+		return in.secLock(rest)
 	case "set-keychain-password":
 		return in.secSetPassword(rest)
 	case "create-keychain":
@@ -106,8 +136,119 @@ func (in *inv) security() int {
 		fmt.Fprintf(in.stdout, "    %q\n", "/Library/Keychains/System.keychain")
 		return 0
 	}
-	fmt.Fprintf(in.stderr, "security: unknown command \"%s\"\n", in.args[0])
+	fmt.Fprintf(in.stderr, "security: unknown command \"%s\"\n", args[0])
 	return 1
+}
+
+// maxLineLen and maxArgs are security -i's limits (security.c).
+const (
+	maxLineLen = 4096
+	maxArgs    = 32
+)
+
+// securityInteractive reads commands from stdin, one per line, and runs each
+// in turn: after a failing command it prints "<cmd>: returned <status>" to
+// stderr (unless -q); the result is the last command's status. No prompt is
+// written, as stdin is not a terminal for a daemon's child. Faults match
+// each command by its name, as they would a single run.
+func (in *inv) securityInteractive(quiet bool) int {
+	r := bufio.NewReaderSize(os.Stdin, maxLineLen)
+	result := 0
+	for {
+		line, err := r.ReadSlice('\n')
+		in.rec.StdinBytes += len(line)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			fmt.Fprintln(in.stderr, "security: line too long")
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				in.rec.StdinBytes += len(line)
+			}
+			result = 1
+			continue
+		}
+		argv, ok := splitLine(strings.TrimRight(string(line), "\r\n"))
+		switch {
+		case !ok:
+			fmt.Fprintln(in.stderr, "security: unmatched quote or too many arguments")
+			result = 1
+		case len(argv) == 0:
+		case argv[0] == "exit" || argv[0] == "quit":
+			return result
+		default:
+			cmd := matchSecurityCommand(argv[0])
+			if cmd == "" {
+				cmd = argv[0]
+			}
+			in.rec.Commands = append(in.rec.Commands, cmd)
+			result = in.securityFaulted(cmd, argv)
+			if result != 0 && !quiet {
+				fmt.Fprintf(in.stderr, "%s: returned %d\n", argv[0], result)
+			}
+		}
+		if err != nil {
+			return result
+		}
+	}
+}
+
+// securityFaulted runs one command of an interactive run under the fault
+// that matches it, if any.
+func (in *inv) securityFaulted(cmd string, argv []string) int {
+	f := in.st.matchFault("security", cmd, argv[1:])
+	if f == nil {
+		return in.securityCommand(argv)
+	}
+	in.dirty = true
+	switch {
+	case f.Hang:
+		in.hang()
+	case !f.CrashCaller:
+		return in.fail(f)
+	}
+	status := in.securityCommand(argv)
+	in.crashCaller()
+	in.deliverCrash()
+	return status
+}
+
+// splitLine splits a line the way security -i does (split_line in
+// security.c): words separated by blanks; '"' or '\” quote up to the same
+// character; a backslash escapes the next character inside and outside
+// quotes.
+func splitLine(line string) ([]string, bool) {
+	var (
+		out   []string
+		word  []byte
+		in    bool // inside a word
+		quote byte
+	)
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\' && i+1 < len(line):
+			i++
+			word, in = append(word, line[i]), true
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			word = append(word, c)
+		case c == '"' || c == '\'':
+			quote, in = c, true
+		case c == ' ' || c == '\t':
+			if in {
+				out, word, in = append(out, string(word)), nil, false
+			}
+		default:
+			word, in = append(word, c), true
+		}
+	}
+	if quote != 0 {
+		return nil, false
+	}
+	if in {
+		out = append(out, string(word))
+	}
+	return out, len(out) <= maxArgs
 }
 
 func (in *inv) secUsage(cmd, usage string) int {
@@ -151,6 +292,23 @@ func readKeychainFile(path string) (*keychainFile, osStatus) {
 	return kf, osStatus{}
 }
 
+// callerSession is the security session of this invocation.
+func (in *inv) callerSession() *Session { return in.st.sessionOf(os.Getpid()) }
+
+// keychainKey names a keychain for a session's unlocked list: its path as
+// the caller named it (made absolute), as securityd's database name is.
+func keychainKey(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// secUnlock is SecKeychainUnlock through securityd's makeUnlocked: a keychain
+// already unlocked in the caller's session stays unlocked and the call
+// succeeds whatever the password (§5.8); a locked one is decoded with the
+// password and becomes unlocked in the caller's session, or the call fails
+// with errSecAuthFailed.
 func (in *inv) secUnlock(args []string) int {
 	opts, rest, ok := getopt(args, "p", "u")
 	if !ok || len(rest) > 1 {
@@ -163,7 +321,7 @@ func (in *inv) secUnlock(args []string) int {
 		var st osStatus
 		if path, st = in.defaultKeychain(false); st.code != 0 {
 			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
-			return st.exit()
+			return st.code
 		}
 	}
 	var pw []byte
@@ -174,14 +332,60 @@ func (in *inv) secUnlock(args []string) int {
 	}
 	kf, st := readKeychainFile(path)
 	if st.code == 0 {
-		if _, err := kf.unlock(pw); err != nil {
-			st = errSecAuthFailed
+		sess, key := in.callerSession(), keychainKey(path)
+		switch {
+		case sess.isUnlocked(key, kf.ID):
+		case in.st.Quirks.UnlockAcceptsAny:
+		default:
+			if _, err := kf.unlock(pw); err != nil {
+				st = errSecAuthFailed
+			} else {
+				sess.unlock(key, kf.ID)
+				in.dirty = true
+			}
 		}
 	}
 	if st.code != 0 {
 		fmt.Fprintf(in.stderr, "security: SecKeychainUnlock %s: %s\n", name, st.msg)
-		return st.exit()
+		return st.code
 	}
+	return 0
+}
+
+// secLock locks a keychain (or, with -a, every keychain) in the caller's
+// session only; other sessions keep theirs unlocked (§5.8). Assumed: a
+// missing keychain file fails with errSecNoSuchKeychain and this message.
+func (in *inv) secLock(args []string) int {
+	opts, rest, ok := getopt(args, "", "a")
+	if !ok || len(rest) > 1 {
+		return in.secUsage("lock-keychain", "[-a | keychain]")
+	}
+	sess := in.callerSession()
+	if _, all := opts['a']; all {
+		if len(rest) != 0 {
+			return in.secUsage("lock-keychain", "[-a | keychain]")
+		}
+		if len(sess.Unlocked) > 0 {
+			sess.Unlocked, in.dirty = nil, true
+		}
+		return 0
+	}
+	name, path := "default", ""
+	if len(rest) == 1 {
+		name, path = rest[0], rest[0]
+	} else {
+		var st osStatus
+		if path, st = in.defaultKeychain(false); st.code != 0 {
+			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
+			return st.code
+		}
+	}
+	if _, st := readKeychainFile(path); st.code != 0 {
+		fmt.Fprintf(in.stderr, "security: SecKeychainLock %s: %s\n", name, st.msg)
+		return st.code
+	}
+	sess.lock(keychainKey(path))
+	in.dirty = true
 	return 0
 }
 
@@ -197,7 +401,7 @@ func (in *inv) secSetPassword(args []string) int {
 		var st osStatus
 		if path, st = in.defaultKeychain(false); st.code != 0 {
 			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
-			return st.exit()
+			return st.code
 		}
 	}
 	oldPW := []byte(opts['o'])
@@ -214,8 +418,14 @@ func (in *inv) secSetPassword(args []string) int {
 	}
 	fail := func(st osStatus) int {
 		fmt.Fprintf(in.stderr, "security: error changing password for \"%s\": %s\n", path, st.msg)
-		return st.exit()
+		return st.code
 	}
+	// "lock keychain first to remove existing credentials"
+	// (keychain_set_settings.c): the old password must be right even when
+	// the keychain was unlocked in this session.
+	sess, key := in.callerSession(), keychainKey(path)
+	sess.lock(key)
+	in.dirty = true
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if _, st := readKeychainFile(path); st.code != 0 {
@@ -241,6 +451,12 @@ func (in *inv) secSetPassword(args []string) int {
 		}
 		return fail(errSecInvalidKeychain)
 	}
+	// Assumed: the change decodes the keychain with the old password, which
+	// leaves it unlocked in the caller's session. Other sessions keep it
+	// unlocked too: the master key did not change.
+	if kf, err := parseKeychainFile(out); err == nil {
+		sess.unlock(key, kf.ID)
+	}
 	return 0
 }
 
@@ -255,7 +471,7 @@ func (in *inv) secCreate(args []string) int {
 			rec := in.st.userByUID(in.euid)
 			if rec == nil {
 				fmt.Fprintf(in.stderr, "security: SecKeychainCreate %s: %s\n", kc, errSecNoDefaultKeychain.msg)
-				return errSecNoDefaultKeychain.exit()
+				return errSecNoDefaultKeychain.code
 			}
 			path = filepath.Join(rec.first("NFSHomeDirectory"), "Library", "Keychains", kc)
 		}
@@ -271,7 +487,7 @@ func (in *inv) secCreate(args []string) int {
 		}
 		fail := func(st osStatus) int {
 			fmt.Fprintf(in.stderr, "security: SecKeychainCreate %s: %s\n", kc, st.msg)
-			return st.exit()
+			return st.code
 		}
 		if _, err := os.Lstat(path); err == nil {
 			return fail(errSecDuplicateKeychain)
@@ -289,6 +505,11 @@ func (in *inv) secCreate(args []string) int {
 			}
 			return fail(errSecInvalidKeychain)
 		}
+		// Assumed: a new keychain is unlocked in the session that made it.
+		if kf, err := parseKeychainFile(data); err == nil {
+			in.callerSession().unlock(keychainKey(path), kf.ID)
+			in.dirty = true
+		}
 	}
 	return 0
 }
@@ -304,13 +525,13 @@ func (in *inv) secShowInfo(args []string) int {
 		var st osStatus
 		if name, st = in.defaultKeychain(false); st.code != 0 {
 			fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
-			return st.exit()
+			return st.code
 		}
 	}
 	kf, st := readKeychainFile(name)
 	if st.code != 0 {
 		fmt.Fprintf(in.stderr, "security: SecKeychainCopySettings %s: %s\n", name, st.msg)
-		return st.exit()
+		return st.code
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Keychain %q", name)
@@ -357,7 +578,7 @@ func (in *inv) secPref(cmd string, args []string) int {
 	path, st := in.defaultKeychain(login)
 	if st.code != 0 {
 		fmt.Fprintf(in.stderr, "security: SecKeychainCopyDefault: %s\n", st.msg)
-		return st.exit()
+		return st.code
 	}
 	fmt.Fprintf(in.stdout, "    %q\n", path)
 	return 0

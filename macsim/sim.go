@@ -17,7 +17,7 @@ import (
 )
 
 // Tools are the macOS commands the simulator answers to, by argv[0] basename.
-var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil"}
+var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil", "launchctl", "pwpolicy"}
 
 // Invocation is one line of D/state/invocations.jsonl: what a tool was asked
 // to do and by whom. Secrets read from stdin or the terminal are never
@@ -39,9 +39,18 @@ type Invocation struct {
 	StdinBytes int               `json:"stdin_bytes"`
 	TTY        bool              `json:"tty"`
 	Prompts    []string          `json:"prompts,omitempty"`
-	Exit       int               `json:"exit"`
-	Fault      string            `json:"fault,omitempty"`
-	HangPIDs   []int             `json:"hang_pids,omitempty"`
+	// Commands are the commands a `security -i` run read from stdin, by
+	// name only (their arguments may hold passwords).
+	Commands []string `json:"commands,omitempty"`
+	// Session is the security session the tool ran in (session.go).
+	Session string `json:"session,omitempty"`
+	// AuthFailures are the local accounts whose password this run failed
+	// to authenticate: each is a failed login on a Mac, counted by its
+	// lockout policy and logged.
+	AuthFailures []string `json:"auth_failures,omitempty"`
+	Exit         int      `json:"exit"`
+	Fault        string   `json:"fault,omitempty"`
+	HangPIDs     []int    `json:"hang_pids,omitempty"`
 }
 
 // Main is the simulator's entry point: it acts as the tool named by the
@@ -86,6 +95,13 @@ type inv struct {
 	ttyErr error
 	euid   int
 	tool   string
+	// unlockState releases the state lock early (a hanging tool).
+	unlockState func()
+	// crashPending: a crash-caller fault fired; deliverCrash kills the
+	// caller.
+	crashPending bool
+	// finished: the record is written (launchctl before its exec).
+	finished bool
 }
 
 func runTool(tool string, args []string) int {
@@ -115,6 +131,7 @@ func runTool(tool string, args []string) int {
 		Time: time.Now().UTC(), Tool: tool, Verb: toolVerb(tool, args), Argv: append([]string{tool}, args...),
 		UID: os.Getuid(), EUID: in.euid, GID: os.Getgid(), PID: os.Getpid(), PPID: os.Getppid(), Env: map[string]string{},
 	}
+	in.rec.Session = st.sessionOf(os.Getpid()).ID
 	in.rec.Cwd, _ = os.Getwd()
 	in.rec.PGID, _ = unix.Getpgid(0)
 	in.rec.SID, _ = unix.Getsid(0)
@@ -141,56 +158,90 @@ func runTool(tool string, args []string) int {
 			return 1
 		}
 	}
+	in.unlockState = func() {
+		if locked {
+			unlock()
+			locked = false
+		}
+	}
 	f := st.matchFault(tool, in.rec.Verb, args)
 	if f != nil {
 		in.dirty = true
 	}
 	switch {
 	case f != nil && f.Hang:
-		in.rec.Fault = "hang"
-		in.rec.HangPIDs = in.hangHelpers()
-		in.rec.Exit = -1
-		in.finish()
-		unlock()
-		locked = false
-		for {
-			time.Sleep(time.Hour) // until the caller's timeout kills the process group
-		}
+		in.hang()
 	case f != nil && !f.CrashCaller:
-		in.rec.Fault = "fail"
-		if f.Stdout != "" {
-			fmt.Fprintln(in.stdout, f.Stdout)
-		}
-		if f.Fail != "" {
-			if tool == "sysadminctl" {
-				in.nslog("%s", f.Fail)
-			} else {
-				fmt.Fprintln(in.stderr, f.Fail)
-			}
-		}
-		in.rec.Exit = f.Exit
+		code := in.fail(f)
+		in.rec.Exit = code
 		in.finish()
-		return f.Exit
+		return code
 	}
 
 	code := in.dispatch()
 	in.rec.Exit = code
 	if f != nil {
-		// The change is applied; now the caller dies mid-step, as a daemon
-		// killed between a tool's success and its own bookkeeping. A tool run
-		// as another user may not signal the caller: then the next tool the
-		// caller starts delivers the kill instead, before doing anything.
-		in.rec.Fault = "crash-caller"
-		if err := syscall.Kill(in.rec.PPID, 0); errors.Is(err, syscall.EPERM) {
-			in.st.DeferredCrash = &DeferredCrash{PID: in.rec.PPID}
-			in.rec.Fault = "crash-caller-deferring"
-		}
+		in.crashCaller()
 	}
 	in.finish()
-	if f != nil && in.st.DeferredCrash == nil {
+	in.deliverCrash()
+	return code
+}
+
+// hang records the invocation, starts a helper that keeps stdout and stderr
+// open in the tool's process group, and blocks until the caller's timeout
+// kills the group. Nothing changes.
+func (in *inv) hang() {
+	in.rec.Fault = "hang"
+	in.rec.HangPIDs = in.hangHelpers()
+	in.rec.Exit = -1
+	in.finish()
+	in.unlockState()
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// fail prints a failure fault's texts (with the NSLog prefix for
+// sysadminctl) and returns its exit status.
+func (in *inv) fail(f *Fault) int {
+	in.rec.Fault = "fail"
+	if f.Stdout != "" {
+		fmt.Fprintln(in.stdout, f.Stdout)
+	}
+	if f.Fail != "" {
+		if in.tool == "sysadminctl" {
+			in.nslog("%s", f.Fail)
+		} else {
+			fmt.Fprintln(in.stderr, f.Fail)
+		}
+	}
+	return f.Exit
+}
+
+// crashCaller arms a crash-caller fault whose step has been applied: the
+// caller dies mid-step, as a daemon killed between a tool's success and its
+// own bookkeeping. A tool run as another user may not signal the caller: then
+// the next tool the caller starts delivers the kill instead, before doing
+// anything.
+func (in *inv) crashCaller() {
+	in.rec.Fault = "crash-caller"
+	in.crashPending = true
+	if err := syscall.Kill(in.rec.PPID, 0); errors.Is(err, syscall.EPERM) {
+		in.st.DeferredCrash = &DeferredCrash{PID: in.rec.PPID}
+		in.rec.Fault = "crash-caller-deferring"
+		in.dirty = true
+		in.crashPending = false
+	}
+}
+
+// deliverCrash kills the caller when a crash-caller fault fired and may be
+// delivered now.
+func (in *inv) deliverCrash() {
+	if in.crashPending {
+		in.crashPending = false
 		_ = syscall.Kill(in.rec.PPID, syscall.SIGKILL)
 	}
-	return code
 }
 
 // isRoot reports whether the caller is the simulated superuser: uid 0, or
@@ -211,13 +262,21 @@ func (in *inv) dispatch() int {
 		return in.diskutil()
 	case "scutil":
 		return in.scutil()
+	case "launchctl":
+		return in.launchctl()
+	case "pwpolicy":
+		return in.pwpolicy()
 	}
 	return 70
 }
 
 // finish saves the state when it changed and appends the invocation record.
 func (in *inv) finish() {
+	if in.finished {
+		return
+	}
 	if in.dirty {
+		in.st.pruneSessions()
 		if err := saveState(in.dir, in.st); err != nil {
 			fmt.Fprintf(os.Stderr, "macsim: save state: %v\n", err)
 		}
@@ -263,6 +322,9 @@ func toolVerb(tool string, args []string) string {
 			}
 		}
 	case "security":
+		if slices.Contains(args, "-i") && !slices.ContainsFunc(args, func(a string) bool { return matchSecurityCommand(a) != "" }) {
+			return "interactive"
+		}
 		if len(args) > 0 {
 			if c := matchSecurityCommand(args[0]); c != "" {
 				return c
@@ -282,6 +344,16 @@ func toolVerb(tool string, args []string) string {
 		}
 	case "scutil":
 		return "show"
+	case "launchctl":
+		if len(args) > 0 {
+			return args[0]
+		}
+	case "pwpolicy":
+		for _, a := range args {
+			if v := strings.TrimPrefix(a, "-"); v == "getaccountpolicies" {
+				return v
+			}
+		}
 	}
 	return ""
 }
@@ -342,13 +414,4 @@ func (in *inv) readLine(r io.Reader) []byte {
 		}
 	}
 	return pw
-}
-
-// prompted returns v, or the answer to prompt when v is "-" (sysadminctl's
-// "pass '-' instead of password ... to request prompt").
-func (in *inv) prompted(v, prompt string) []byte {
-	if v == "-" {
-		return in.getpass(prompt)
-	}
-	return []byte(v)
 }

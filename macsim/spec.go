@@ -28,6 +28,12 @@ type Spec struct {
 	// MinPasswordLength is the local password policy; shorter new passwords
 	// are refused with eDSAuthPasswordQualityCheckFailed. Default 4.
 	MinPasswordLength int `json:"min_password_length,omitempty"`
+	// PasswordPolicies replace the stock content policy (a minimum of
+	// MinPasswordLength) with these global ones.
+	PasswordPolicies []ContentPolicy `json:"password_policies,omitempty"`
+	// MaxFailedLogins locks an account after that many failed logins in a
+	// row (0: no limit).
+	MaxFailedLogins int `json:"max_failed_logins,omitempty"`
 	// Users are the local accounts (root is always added).
 	Users []UserSpec `json:"users"`
 }
@@ -50,8 +56,21 @@ type UserSpec struct {
 	// Set it different from Password to start with FileVault out of sync.
 	FileVaultPassword string `json:"filevault_password,omitempty"`
 	// Home defaults to D/root/Users/<name>.
-	Home  string `json:"home,omitempty"`
-	Shell string `json:"shell,omitempty"`
+	Home string `json:"home,omitempty"`
+	// HomeDirectory is the record's HomeDirectory attribute (a network
+	// home: "<home_dir><url>smb://…</url><path>…</path></home_dir>").
+	HomeDirectory string `json:"home_directory,omitempty"`
+	// MobileFrom makes the account a mobile account cached from that
+	// directory node ("/Active Directory/CORP/corp.example.com").
+	MobileFrom string `json:"mobile_from,omitempty"`
+	// MustChangeLocal sets the user's newPasswordRequired policy.
+	MustChangeLocal bool `json:"must_change_local,omitempty"`
+	// PasswordPolicies are the user's own content policies.
+	PasswordPolicies []ContentPolicy `json:"password_policies,omitempty"`
+	// LocalItems creates ~/Library/Keychains/<this hardware UUID>/ with a
+	// keychain-2.db, as macOS keeps the "Local Items" keychain.
+	LocalItems bool   `json:"local_items,omitempty"`
+	Shell      string `json:"shell,omitempty"`
 	// Keychain describes ~/Library/Keychains/login.keychain-db; nil means a
 	// keychain with the account password and two items.
 	Keychain *KeychainSpec `json:"keychain,omitempty"`
@@ -167,6 +186,12 @@ func Init(dir string, spec Spec) error {
 	if st.MinPassword == 0 {
 		st.MinPassword = 4
 	}
+	st.Policies = spec.PasswordPolicies
+	if st.Policies == nil {
+		st.Policies = []ContentPolicy{defaultContentPolicy(st.MinPassword)}
+	}
+	st.MaxFailedLogins = spec.MaxFailedLogins
+	st.HardwareUUID = newUUID()
 	st.Users["root"] = &Record{Attrs: map[string][]string{
 		"RecordName":       {"root", "BUILTIN\\Local System"},
 		"RealName":         {"System Administrator"},
@@ -196,6 +221,15 @@ func Init(dir string, spec Spec) error {
 		st.Crypto = append(st.Crypto, &CryptoUser{UUID: RecoveryUserUUID, Type: TypeRecoveryUser, VolumeOwner: true})
 	}
 	st.PrebootGen = st.CryptoGen
+	for _, u := range spec.Users {
+		if u.Name == spec.ConsoleUser {
+			// Logged in at the screen: the GUI session exists and holds the
+			// login keychain unlocked when the login password opens it.
+			if err := st.login(u.Name, []byte(u.Password)); err != nil {
+				return err
+			}
+		}
+	}
 	return saveState(dir, st)
 }
 
@@ -237,13 +271,29 @@ func addSpecUser(st *State, u UserSpec) error {
 		rec.Attrs["IsHidden"] = []string{"1"}
 	}
 	h := newHash([]byte(u.Password))
-	rec.Shadow = &h
+	rec.setPassword(h)
 	if u.SecureToken {
 		rec.setToken(true)
 	}
 	if u.Disabled {
 		rec.Attrs["AuthenticationAuthority"] = append(rec.Attrs["AuthenticationAuthority"], ";DisabledUser;")
 	}
+	if u.MobileFrom != "" {
+		// A mobile account's record (macos-tools.md §2.6): LocalCachedUser
+		// first, then the AD Kerberos principal, then the shadow hash.
+		realm := strings.ToUpper(strings.TrimPrefix(u.MobileFrom[strings.LastIndex(u.MobileFrom, "/")+1:], "/"))
+		rec.Attrs["AuthenticationAuthority"] = []string{
+			";LocalCachedUser;" + u.MobileFrom + ":" + u.Name + ":" + guid,
+			";Kerberosv5;;" + u.Name + "@" + realm + ";" + realm + ";",
+			";ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>",
+		}
+		rec.Attrs["OriginalNodeName"] = []string{u.MobileFrom}
+	}
+	if u.HomeDirectory != "" {
+		rec.Attrs["HomeDirectory"] = []string{u.HomeDirectory}
+	}
+	rec.MustChange = u.MustChangeLocal
+	rec.Policies = u.PasswordPolicies
 	st.Users[u.Name] = rec
 	if u.Admin {
 		st.setAdmin(u.Name, true)
@@ -261,7 +311,7 @@ func addSpecUser(st *State, u UserSpec) error {
 		st.Crypto = append(st.Crypto, &CryptoUser{UUID: guid, Type: TypeODUser, VolumeOwner: u.Admin || u.SecureToken, Passphrase: &ph})
 		st.CryptoGen++
 	}
-	return makeHome(home, u)
+	return makeHome(home, u, st.HardwareUUID)
 }
 
 func kerberosAuthority(name string) string {
@@ -273,7 +323,7 @@ func kerberosAuthority(name string) string {
 // makeHome creates the simulated home with real ownership: home 0755,
 // ~/Library and ~/Library/Keychains 0700, the keychain file 0600, all owned
 // by the account (ownership is skipped when not running as root).
-func makeHome(home string, u UserSpec) error {
+func makeHome(home string, u UserSpec, hwUUID string) error {
 	gid := u.GID
 	if gid == 0 {
 		gid = 20
@@ -290,6 +340,22 @@ func makeHome(home string, u UserSpec) error {
 			return err
 		}
 		if err := chownIfRoot(d.p, u.UID, gid); err != nil {
+			return err
+		}
+	}
+	if u.LocalItems {
+		li := filepath.Join(kcDir, hwUUID)
+		if err := os.Mkdir(li, 0o700); err != nil {
+			return err
+		}
+		if err := chownIfRoot(li, u.UID, gid); err != nil {
+			return err
+		}
+		uid := -1
+		if os.Geteuid() == 0 {
+			uid = u.UID
+		}
+		if err := writeFileAtomic(filepath.Join(li, "keychain-2.db"), []byte("macsim local items of "+u.Name+"\n"), 0o600, uid, gid); err != nil {
 			return err
 		}
 	}

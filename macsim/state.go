@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,6 +76,51 @@ func (h *Hash) Matches(password []byte) bool {
 type Record struct {
 	Attrs  map[string][]string `json:"attrs"`
 	Shadow *Hash               `json:"shadow,omitempty"`
+	// Policy is what dscl shows as accountPolicyData (users only).
+	Policy *AccountPolicy `json:"account_policy,omitempty"`
+	// Policies are the user's own content policies (pwpolicy -u).
+	Policies []ContentPolicy `json:"policies,omitempty"`
+	// MustChange: the user's newPasswordRequired policy is set; the right
+	// password then fails -authonly with eDSAuthNewPasswordRequired until
+	// it is changed.
+	MustChange bool `json:"must_change,omitempty"`
+}
+
+// AccountPolicy is a user's accountPolicyData: when the account was made and
+// its password last set, and its failed logins (seconds since 1970).
+// Assumed: a successful authentication resets failedLoginCount.
+type AccountPolicy struct {
+	CreationTime         float64 `plist:"creationTime" json:"creation_time"`
+	PasswordLastSetTime  float64 `plist:"passwordLastSetTime" json:"password_last_set_time"`
+	FailedLoginCount     int     `plist:"failedLoginCount" json:"failed_login_count"`
+	FailedLoginTimestamp float64 `plist:"failedLoginTimestamp,omitempty" json:"failed_login_timestamp,omitempty"`
+}
+
+func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// setPassword replaces the shadow hash and records when.
+func (r *Record) setPassword(h Hash) {
+	r.Shadow = &h
+	now := unixNow()
+	if r.Policy == nil {
+		r.Policy = &AccountPolicy{CreationTime: now}
+	}
+	r.Policy.PasswordLastSetTime = now
+}
+
+// authResult counts a failed login, or clears the count after a good one,
+// and reports whether the record changed.
+func (r *Record) authResult(ok bool) bool {
+	if r.Policy == nil || (ok && r.Policy.FailedLoginCount == 0) {
+		return false
+	}
+	if ok {
+		r.Policy.FailedLoginCount = 0
+		return true
+	}
+	r.Policy.FailedLoginCount++
+	r.Policy.FailedLoginTimestamp = unixNow()
+	return true
 }
 
 func (r *Record) first(key string) string {
@@ -150,19 +196,32 @@ type State struct {
 	// RootUID is the simulated superuser besides uid 0: the uid that ran
 	// Init when that was not root, so unprivileged test runs can act as the
 	// root daemon.
-	RootUID       int                   `json:"root_uid"`
-	FileVault     bool                  `json:"filevault"`
-	Disk          string                `json:"disk"`
-	ConsoleUser   string                `json:"console_user,omitempty"`
-	MinPassword   int                   `json:"min_password_length"`
-	Users         map[string]*Record    `json:"users"`
-	Groups        map[string]*Record    `json:"groups"`
-	Crypto        []*CryptoUser         `json:"crypto_users"`
-	CryptoGen     int                   `json:"crypto_generation"`
-	PrebootGen    int                   `json:"preboot_generation"`
-	KeychainPrefs map[int]KeychainPrefs `json:"keychain_prefs,omitempty"`
-	Faults        []*Fault              `json:"faults,omitempty"`
-	DeferredCrash *DeferredCrash        `json:"deferred_crash,omitempty"`
+	RootUID   int    `json:"root_uid"`
+	FileVault bool   `json:"filevault"`
+	Disk      string `json:"disk"`
+	// HardwareUUID names the Local Items keychain folder.
+	HardwareUUID string `json:"hardware_uuid,omitempty"`
+	ConsoleUser  string `json:"console_user,omitempty"`
+	MinPassword  int    `json:"min_password_length"`
+	// Policies are the Mac's global content policies (pwpolicy).
+	Policies []ContentPolicy `json:"policies,omitempty"`
+	// MaxFailedLogins is the global policyAttributeMaximumFailedAuthentications
+	// (0: none): that many consecutive failed logins lock the account.
+	MaxFailedLogins int                   `json:"max_failed_logins,omitempty"`
+	Users           map[string]*Record    `json:"users"`
+	Groups          map[string]*Record    `json:"groups"`
+	Crypto          []*CryptoUser         `json:"crypto_users"`
+	CryptoGen       int                   `json:"crypto_generation"`
+	PrebootGen      int                   `json:"preboot_generation"`
+	KeychainPrefs   map[int]KeychainPrefs `json:"keychain_prefs,omitempty"`
+	Faults          []*Fault              `json:"faults,omitempty"`
+	DeferredCrash   *DeferredCrash        `json:"deferred_crash,omitempty"`
+	// Sessions are the security sessions and the keychains unlocked in each
+	// (session.go).
+	Sessions []*Session `json:"sessions,omitempty"`
+	// Quirks switch on behaviours of other macOS versions or assumed texts
+	// (quirks.go).
+	Quirks Quirks `json:"quirks,omitzero"`
 }
 
 // DeferredCrash is a crash-caller fault that fired in a tool run as a uid

@@ -1,7 +1,6 @@
 package macsim
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,51 +88,39 @@ func (in *inv) saTokenStatus(name string) int {
 	return 0
 }
 
-// adminAuth authenticates -adminUser/-adminPassword (prompting for "-") and
-// reports whether the credentials are a valid administrator's and whether
-// that administrator holds a SecureToken. A failure is logged the way 10.13
-// logged a bad admin password (an "### Error:" line), and the operation goes
-// on unauthenticated.
-func (in *inv) adminAuth(flags map[string]string) (ok, token bool) {
-	admin, apw := flags["-adminUser"], flags["-adminPassword"]
-	if admin == "" || apw == "" {
+// adminAuth authenticates -adminUser with pw (already read by saSecrets)
+// and reports whether the credentials are a valid administrator's and
+// whether that administrator holds a SecureToken. A failure is logged the
+// way 10.13 logged a bad admin password (an "### Error:" line), and the
+// operation goes on unauthenticated.
+func (in *inv) adminAuth(flags map[string]string, pw []byte) (ok, token bool) {
+	admin := flags["-adminUser"]
+	if admin == "" || flags["-adminPassword"] == "" {
 		return false, false
 	}
-	pw := in.prompted(apw, "Enter admin password for "+admin+":") // prompt text assumed
 	rec := in.st.user(admin)
 	switch {
 	case rec == nil || !rec.Shadow.Matches(pw) || !in.st.isAdmin(admin):
+		if rec != nil && !rec.Shadow.Matches(pw) {
+			in.authFailed(admin)
+		}
 		in.nslog(dsAuthenticatorLine, eDSAuthFailed.code)
 		return false, false
 	case rec.disabled():
 		in.nslog(dsAuthenticatorLine, eDSAuthAccountDisabled.code)
 		return false, false
 	}
+	in.authOK(admin)
 	return true, rec.hasToken()
-}
-
-// newPassword prompts twice for a "-" new password (some builds ask again to
-// confirm, macos-tools.md §3.4); a mismatch refuses the operation.
-func (in *inv) newPassword(v, user string) ([]byte, bool) {
-	if v != "-" {
-		return []byte(v), true
-	}
-	a := in.getpass("Enter new password for " + user + ":")    // assumed
-	b := in.getpass("Re-enter new password for " + user + ":") // assumed
-	if !bytes.Equal(a, b) {
-		in.nslog("Passwords do not match.") // assumed
-		return nil, false
-	}
-	return a, true
 }
 
 func (in *inv) saReset(flags map[string]string) int {
 	name := flags["-resetPasswordFor"]
-	authed, adminToken := in.adminAuth(flags)
-	newPW, ok := in.newPassword(flags["-newPassword"], name)
+	adminPW, newPW, ok := in.saSecrets(flags, name, "-newPassword")
 	if !ok {
 		return 0
 	}
+	authed, adminToken := in.adminAuth(flags, adminPW)
 	rec := in.st.user(name)
 	if rec == nil {
 		in.nslog("Unknown user %s", name)
@@ -148,12 +135,12 @@ func (in *inv) saReset(flags map[string]string) int {
 		in.nslog(dsAuthenticatorLine, eDSPermissionError.code) // assumed
 		return 0
 	}
-	if s, ok := in.policy(newPW); !ok {
+	if s, ok := in.policy(rec, newPW); !ok {
 		in.nslog(dsAuthenticatorLine, s.code) // assumed
 		return 0
 	}
 	h := newHash(newPW)
-	rec.Shadow = &h
+	rec.setPassword(h)
 	if rec.hasToken() {
 		// Authorised by a token holder: the target's token is re-wrapped, so
 		// FileVault follows the new password.
@@ -169,14 +156,14 @@ func (in *inv) saReset(flags map[string]string) int {
 
 func (in *inv) saAddUser(flags map[string]string) int {
 	name := flags["-addUser"]
-	authed, _ := in.adminAuth(flags)
+	adminPW, pw, ok := in.saSecrets(flags, name, "-password")
+	if !ok {
+		return 0
+	}
+	authed, _ := in.adminAuth(flags, adminPW)
 	if !in.isRoot() && !authed {
 		in.nslog(dsAuthenticatorLine, eDSPermissionError.code) // assumed
 		return 0
-	}
-	var pw []byte
-	if v := flags["-password"]; v != "" {
-		pw = in.prompted(v, "Enter password for "+name+":") // assumed
 	}
 	if !shortName.MatchString(name) {
 		in.nslog("Invalid user name %s", name) // assumed
@@ -203,7 +190,7 @@ func (in *inv) saAddUser(flags map[string]string) int {
 		return 0
 	}
 	if len(pw) > 0 {
-		if s, ok := in.policy(pw); !ok {
+		if s, ok := in.policy(&Record{}, pw); !ok {
 			in.nslog(dsAuthenticatorLine, s.code) // assumed
 			return 0
 		}
@@ -232,7 +219,7 @@ func (in *inv) saAddUser(flags map[string]string) int {
 	}
 	if len(pw) > 0 {
 		h := newHash(pw)
-		rec.Shadow = &h
+		rec.setPassword(h)
 	}
 	in.st.Users[name] = rec
 	if flags["-admin"] != "" {
@@ -249,8 +236,11 @@ func (in *inv) saAddUser(flags map[string]string) int {
 }
 
 func (in *inv) saToken(flags map[string]string, name string, on bool) int {
-	authed, adminToken := in.adminAuth(flags)
-	pw := in.prompted(flags["-password"], "Enter password for "+name+":") // assumed
+	adminPW, pw, ok := in.saSecrets(flags, name, "-password")
+	if !ok {
+		return 0
+	}
+	authed, adminToken := in.adminAuth(flags, adminPW)
 	rec := in.st.user(name)
 	if rec == nil {
 		in.nslog("Unknown user %s", name)
@@ -260,6 +250,7 @@ func (in *inv) saToken(flags map[string]string, name string, on bool) int {
 		return 0
 	}
 	if !rec.Shadow.Matches(pw) {
+		in.authFailed(name)
 		in.nslog(dsAuthenticatorLine, eDSAuthFailed.code)
 		return 0
 	}
@@ -288,7 +279,11 @@ func (in *inv) saToken(flags map[string]string, name string, on bool) int {
 
 func (in *inv) saDelete(flags map[string]string) int {
 	name := flags["-deleteUser"]
-	authed, adminToken := in.adminAuth(flags)
+	adminPW, _, ok := in.saSecrets(flags, name, "")
+	if !ok {
+		return 0
+	}
+	authed, adminToken := in.adminAuth(flags, adminPW)
 	rec := in.st.user(name)
 	if rec == nil {
 		in.nslog("Unknown user %s", name)

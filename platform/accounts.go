@@ -28,6 +28,20 @@ type Account struct {
 	Admin bool
 	// Disabled: AuthenticationAuthority holds the DisabledUser tag.
 	Disabled bool
+	// Mobile: a mobile account cached from a network directory (Active
+	// Directory and the like): AuthenticationAuthority holds LocalCachedUser
+	// or NetLogon, or the record has an OriginalNodeName (§2.6; NoMAD's
+	// test). Its password belongs to that directory, not to the Mac.
+	Mobile bool
+	// OriginalNodeName is the directory node a mobile account came from.
+	OriginalNodeName string
+	// NetworkHome: the home is not on this Mac (a HomeDirectory URL, or an
+	// NFSHomeDirectory under /Network/), so its keychain is not either.
+	NetworkHome bool
+	// PasswordLastSet is accountPolicyData's passwordLastSetTime: when the
+	// password last changed, observed without authenticating; zero when the
+	// record does not say.
+	PasswordLastSet float64
 	// AuthenticationAuthority as read, for diagnostics.
 	AuthenticationAuthority []string
 }
@@ -47,7 +61,8 @@ func NewAccounts(r *Runner) *Accounts { return &Accounts{r: r} }
 
 var lookupKeys = []string{
 	"RecordName", "RealName", "UniqueID", "PrimaryGroupID", "NFSHomeDirectory", "UserShell",
-	"GeneratedUID", "AuthenticationAuthority", "IsHidden",
+	"GeneratedUID", "AuthenticationAuthority", "IsHidden", "OriginalNodeName", "HomeDirectory",
+	"accountPolicyData",
 }
 
 // dsclFailure turns a failed dscl run into a *ToolError.
@@ -71,6 +86,12 @@ func (a *Accounts) Lookup(ctx context.Context, name string) (Account, error) {
 	return acct, nil
 }
 
+// Read reads the user record: everything Lookup returns but the admin
+// group membership, in one dscl run.
+func (a *Accounts) Read(ctx context.Context, name string) (Account, error) {
+	return a.record(ctx, name)
+}
+
 // record reads the user record (everything but admin membership).
 func (a *Accounts) record(ctx context.Context, name string) (Account, error) {
 	if err := checkName(name); err != nil {
@@ -88,14 +109,20 @@ func (a *Accounts) record(ctx context.Context, name string) (Account, error) {
 	get := func(k string) string { return strings.Join(rec[k], " ") }
 	acct.RealName, acct.Home, acct.Shell, acct.GeneratedUID = get("RealName"), get("NFSHomeDirectory"), get("UserShell"), get("GeneratedUID")
 	acct.Hidden = get("IsHidden") == "1"
+	acct.OriginalNodeName = get("OriginalNodeName")
+	acct.Mobile = acct.OriginalNodeName != ""
 	for _, v := range acct.AuthenticationAuthority {
 		switch {
 		case v == ";SecureToken;":
 			acct.SecureToken = true
 		case v == "DisabledUser" || strings.HasPrefix(v, ";DisabledUser;"):
 			acct.Disabled = true
+		case strings.HasPrefix(v, ";LocalCachedUser;"), strings.HasPrefix(v, ";NetLogon;"):
+			acct.Mobile = true
 		}
 	}
+	acct.NetworkHome = strings.Contains(get("HomeDirectory"), "<url>") || strings.HasPrefix(acct.Home, "/Network/")
+	acct.PasswordLastSet = passwordLastSet(rec["accountPolicyData"])
 	bad := func(k string) error {
 		return &ToolError{Tool: Dscl, Verb: "read", Message: fmt.Sprintf("account %s has no valid %s", name, k),
 			Stdout: res.stdoutText(), Stderr: res.stderrText(), Err: ErrToolFailed}
@@ -172,7 +199,15 @@ func (a *Accounts) VerifyPassword(ctx context.Context, name string, pw []byte) e
 	return nil
 }
 
-// ChangePassword changes the password with the old one, which keeps the
+// Verified is what a change or reset observed once it was done.
+type Verified struct {
+	// SecureToken: the account had a SecureToken and sysadminctl
+	// -secureTokenStatus says ENABLED afterwards, so FileVault follows the
+	// new password.
+	SecureToken bool
+}
+
+// ChangePassword changes acct's password with the old one, which keeps the
 // account's SecureToken and FileVault unlock in step. It runs
 // `dscl . -passwd /Users/NAME` as the account itself with "NEW\nOLD\n" on
 // stdin: dscl asks "New Password:", tries a reset, which a non-root caller
@@ -183,116 +218,105 @@ func (a *Accounts) VerifyPassword(ctx context.Context, name string, pw []byte) e
 // leaving FileVault on the old password; run as the user it is a change on
 // every version. This prompt form is the one observed on current macOS and
 // keeps exit statuses meaningful; dscl's interactive mode would always exit
-// 0 and cannot carry passwords that start with a quote or a blank. The old
-// password is checked with -authonly first (a clean ErrWrongPassword, and
-// nothing runs with a wrong one); afterwards the new password must
-// authenticate and a SecureToken the account had must still be there. The
-// login keychain is not touched (Keychains.Rekey does that).
-func (a *Accounts) ChangePassword(ctx context.Context, name string, oldPW, newPW []byte) error {
+// 0 and cannot carry passwords that start with a quote or a blank.
+//
+// The old password is not tried first: the caller has just verified it, and
+// every extra attempt is a login the Mac logs (a wrong one fails here with
+// ErrWrongPassword and changes nothing). Afterwards the new password must
+// authenticate and, for an account with a SecureToken, the token must still
+// be ENABLED. The login keychain is not touched (Keychains.Rekey does that).
+func (a *Accounts) ChangePassword(ctx context.Context, acct Account, oldPW, newPW []byte) (Verified, error) {
 	if err := checkSecret("new password", newPW); err != nil {
-		return err
+		return Verified{}, err
 	}
 	if err := checkSecret("old password", oldPW); err != nil {
-		return err
+		return Verified{}, err
 	}
-	before, err := a.record(ctx, name)
-	if err != nil {
-		return err
-	}
-	if err := a.VerifyPassword(ctx, name, oldPW); err != nil {
-		return err
+	if err := checkName(acct.Name); err != nil {
+		return Verified{}, err
 	}
 	in := lines(newPW, oldPW)
 	defer wipe(in)
-	res, err := a.r.Run(ctx, Cmd{Tool: Dscl, Args: []string{".", "-passwd", "/Users/" + name}, Stdin: in, As: before.Credential()})
+	res, err := a.r.Run(ctx, Cmd{Tool: Dscl, Args: []string{".", "-passwd", "/Users/" + acct.Name}, Stdin: in, As: acct.Credential()})
 	if err != nil {
-		return err
+		return Verified{}, err
 	}
 	if res.Exit != 0 || strings.Contains(string(res.Stdout), "DS error") {
-		return dsclFailure("passwd", res)
+		return Verified{}, dsclFailure("passwd", res)
 	}
-	return a.verifyApplied(ctx, Dscl, "passwd", res, name, newPW, before.SecureToken)
+	return a.verifyApplied(ctx, Dscl, "passwd", res, acct, newPW)
 }
 
-// verifyApplied observes that newPW now authenticates name and that a token
-// the account had is still there.
-func (a *Accounts) verifyApplied(ctx context.Context, tool Tool, verb string, res *Result, name string, newPW []byte, hadToken bool) error {
+// verifyApplied observes that newPW now authenticates acct and that a token
+// the account had is still ENABLED.
+func (a *Accounts) verifyApplied(ctx context.Context, tool Tool, verb string, res *Result, acct Account, newPW []byte) (Verified, error) {
 	notApplied := func(msg string) error {
 		return &ToolError{Tool: tool, Verb: verb, Exit: res.Exit, Message: msg, Stdout: res.stdoutText(), Stderr: res.stderrText(), Err: ErrNotApplied}
 	}
-	if err := a.VerifyPassword(ctx, name, newPW); err != nil {
-		if errors.Is(err, ErrWrongPassword) {
-			return notApplied("the new password does not authenticate")
-		}
-		return err
+	switch err := a.VerifyPassword(ctx, acct.Name, newPW); {
+	case err == nil, errors.Is(err, ErrPasswordExpired):
+		// Right (a reset may leave it to be changed at next login).
+	case errors.Is(err, ErrWrongPassword):
+		return Verified{}, notApplied("the new password does not authenticate")
+	default:
+		return Verified{}, err
 	}
-	if hadToken {
-		after, err := a.record(ctx, name)
-		if err != nil {
-			return err
-		}
-		if !after.SecureToken {
-			return notApplied("the account lost its SecureToken")
-		}
+	if !acct.SecureToken {
+		return Verified{}, nil
 	}
-	return nil
+	on, err := NewFileVault(a.r).SecureTokenStatus(ctx, acct.Name)
+	if err != nil {
+		return Verified{}, err
+	}
+	if !on {
+		return Verified{}, notApplied("the account lost its SecureToken")
+	}
+	return Verified{SecureToken: true}, nil
 }
 
-// ResetPassword sets a new password without the old one, authorised by a
-// SecureToken administrator (adminUser, adminPW), which keeps the target's
+// ResetPassword sets acct's new password without the old one, authorised by
+// a SecureToken administrator (adminUser, adminPW), which keeps the target's
 // SecureToken and FileVault unlock in step (macos-tools.md §3.4):
 //
 //	sysadminctl -adminUser A -adminPassword - -resetPasswordFor U -newPassword -
 //
-// The passwords answer sysadminctl's prompts on a pseudo-terminal: "-" is
-// documented as "request prompt", the prompt is a terminal prompt, and
-// whether sysadminctl reads stdin without one is unconfirmed (§11.4); with the
-// terminal as stdin too, either way works. sysadminctl exits 0 on failure,
-// so its stderr is parsed and the result verified: the new password must
-// authenticate and a token the account had must still be ENABLED. The login
-// keychain is never re-keyed by a reset; move it aside and create a new one.
-func (a *Accounts) ResetPassword(ctx context.Context, name string, newPW []byte, adminUser string, adminPW []byte) error {
-	if err := checkName(adminUser); err != nil {
-		return err
+// The passwords answer sysadminctl's prompts on a pseudo-terminal that is
+// every stream of the child: "-" is documented as "request prompt", and where
+// the prompt appears and whether sysadminctl reads stdin without a terminal
+// are unconfirmed (§11.4). The prompts' texts are unknown too, so each is
+// answered only when it can be told apart for certain (promptRules).
+// sysadminctl exits 0 on failure, so its output is parsed and the result
+// verified: the new password must authenticate and a token the account had
+// must still be ENABLED. The login keychain is never re-keyed by a reset;
+// move it aside and create a new one.
+func (a *Accounts) ResetPassword(ctx context.Context, acct Account, newPW []byte, admin Account, adminPW []byte) (Verified, error) {
+	if err := checkName(admin.Name); err != nil {
+		return Verified{}, err
 	}
-	if adminUser == name {
-		return fmt.Errorf("reset %s authorised by itself: use ChangePassword: %w", name, ErrNotAdmin)
+	if err := checkName(acct.Name); err != nil {
+		return Verified{}, err
+	}
+	if admin.Name == acct.Name {
+		return Verified{}, fmt.Errorf("reset %s authorised by itself: use ChangePassword: %w", acct.Name, ErrNotAdmin)
 	}
 	if err := checkSecret("new password", newPW); err != nil {
-		return err
+		return Verified{}, err
 	}
 	if err := checkSecret("admin password", adminPW); err != nil {
-		return err
-	}
-	before, err := a.record(ctx, name)
-	if err != nil {
-		return err
+		return Verified{}, err
 	}
 	res, err := a.r.Run(ctx, Cmd{
-		Tool:    Sysadminctl,
-		Args:    []string{"-adminUser", adminUser, "-adminPassword", "-", "-resetPasswordFor", name, "-newPassword", "-"},
-		Prompts: sysadminctlPrompts(name, adminPW, newPW),
+		Tool:     Sysadminctl,
+		Args:     []string{"-adminUser", admin.Name, "-adminPassword", "-", "-resetPasswordFor", acct.Name, "-newPassword", "-"},
+		Prompter: sysadminctlPrompter(admin, adminPW, acct, newPW, 2),
 	})
 	if err != nil {
-		return err
+		return Verified{}, err
 	}
 	if err := sysadminctlError("resetPasswordFor", res); err != nil {
-		return err
+		return Verified{}, err
 	}
-	if err := a.verifyApplied(ctx, Sysadminctl, "resetPasswordFor", res, name, newPW, false); err != nil {
-		return err
-	}
-	if before.SecureToken {
-		on, err := NewFileVault(a.r).SecureTokenStatus(ctx, name)
-		if err != nil {
-			return err
-		}
-		if !on {
-			return &ToolError{Tool: Sysadminctl, Verb: "resetPasswordFor", Message: "the account lost its SecureToken",
-				Stderr: res.stderrText(), Err: ErrNotApplied}
-		}
-	}
-	return nil
+	return a.verifyApplied(ctx, Sysadminctl, "resetPasswordFor", res, acct, newPW)
 }
 
 // sysadminctlError reports the failure a sysadminctl run printed, if any.
@@ -317,15 +341,89 @@ func dsName(code int) string {
 	return ""
 }
 
-// sysadminctlPrompts answers sysadminctl's password prompts: a prompt that
-// mentions an administrator gets adminPW, any other password prompt
-// (new password, its confirmation, the user's password) gets userPW. The
-// target's own name is removed from the prompt first, so an account called
-// "admin" does not look like an administrator prompt.
-func sysadminctlPrompts(target string, adminPW, userPW []byte) []Prompt {
-	strip := regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(target) + `\b`)
-	return []Prompt{
-		{Match: func(p string) bool { return strings.Contains(strip.ReplaceAllString(p, ""), "admin") }, Answer: adminPW},
-		{Match: func(p string) bool { return strings.Contains(p, "password") || strings.Contains(p, "passphrase") }, Answer: userPW},
+// promptRules answers the password prompts of one sysadminctl run, whose
+// texts macos-tools.md does not know (§11.4-5). A prompt is answered only
+// when it can be told apart for certain: it names exactly one of the two
+// accounts (by short name or full name, as a whole word), or it names
+// neither and only one of the two secrets is still to be asked for.
+// Otherwise it is never guessed: the run is killed at once and the error
+// quotes the prompt. A name that is also a word any password prompt may hold
+// ("admin", "password", ...) names its account only where a name stands:
+// after "for" or "of", or before "'s".
+type promptRules struct {
+	rules []promptRule
+}
+
+type promptRule struct {
+	what   string // "the password of the administrator admin"
+	names  []*regexp.Regexp
+	answer []byte
+	left   int // how many more times it may be asked for
+}
+
+// promptWords are words a password prompt may hold whatever it asks for.
+var promptWords = map[string]bool{
+	"admin": true, "administrator": true, "password": true, "passphrase": true, "new": true, "old": true,
+	"user": true, "enter": true, "for": true, "re-enter": true, "retype": true, "verify": true, "confirm": true,
+	"the": true, "again": true, "please": true, "current": true, "account": true, "of": true,
+}
+
+const nameEdge = `($|[^A-Za-z0-9_.-])`
+
+func nameRules(a Account) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, n := range []string{a.Name, a.RealName} {
+		if n == "" {
+			continue
+		}
+		q := regexp.QuoteMeta(n)
+		if promptWords[strings.ToLower(n)] {
+			out = append(out, regexp.MustCompile(`(?i)(^|\s)(for|of)\s+`+q+nameEdge), regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_.-])`+q+`'s\b`))
+			continue
+		}
+		out = append(out, regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_.-])`+q+nameEdge))
 	}
+	return out
+}
+
+// sysadminctlPrompter answers the administrator's password once and the
+// user's secret up to userAsks times (2 for a new password and its
+// confirmation).
+func sysadminctlPrompter(admin Account, adminPW []byte, user Account, userPW []byte, userAsks int) *promptRules {
+	return &promptRules{rules: []promptRule{
+		{what: "the password of the administrator " + admin.Name, names: nameRules(admin), answer: adminPW, left: 1},
+		{what: "the password of " + user.Name, names: nameRules(user), answer: userPW, left: userAsks},
+	}}
+}
+
+// Answer implements Prompter.
+func (p *promptRules) Answer(prompt string) ([]byte, error) {
+	var named, left []*promptRule
+	for i := range p.rules {
+		r := &p.rules[i]
+		for _, re := range r.names {
+			if re.MatchString(prompt) {
+				named = append(named, r)
+				break
+			}
+		}
+		if r.left > 0 {
+			left = append(left, r)
+		}
+	}
+	var pick *promptRule
+	switch {
+	case len(named) == 1:
+		pick = named[0]
+		if pick.left == 0 {
+			return nil, &ToolError{Tool: Sysadminctl, Verb: "prompt", Message: fmt.Sprintf("asked again for %s (%q): the first answer was refused", pick.what, prompt), Err: ErrWrongPassword}
+		}
+	case len(named) == 0 && len(left) == 1:
+		pick = left[0]
+	default:
+		return nil, &ToolError{Tool: Sysadminctl, Verb: "prompt",
+			Message: fmt.Sprintf("cannot tell which password the prompt %q asks for, so it was not answered", prompt), Err: ErrUnknownPrompt}
+	}
+	pick.left--
+	return pick.answer, nil
 }

@@ -133,7 +133,7 @@ func TestChangePassword(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := NewAccounts(m.r).ChangePassword(t.Context(), c.user, []byte(c.old), []byte(c.new))
+			v, err := NewAccounts(m.r).ChangePassword(t.Context(), m.account(t, c.user), []byte(c.old), []byte(c.new))
 			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("ChangePassword = %v, want %v", err, c.want)
 			}
@@ -169,8 +169,18 @@ func TestChangePassword(t *testing.T) {
 					t.Errorf("passwd invocations = %+v", p)
 				}
 			}
-			if errors.Is(c.want, ErrWrongPassword) && len(invocationsOf(invs, "dscl", "passwd")) != 0 {
-				t.Error("a wrong old password reached dscl -passwd")
+			// The old password is not tried on its own first: a right one
+			// makes no failed login, a wrong one exactly one (dscl -passwd's
+			// own refusal).
+			wantFailures := 0
+			if errors.Is(c.want, ErrWrongPassword) || errors.Is(c.want, ErrNotApplied) {
+				wantFailures = 1 // the wrong old password, or the check of a change that did not happen
+			}
+			if fl := authFailures(invs); len(fl) != wantFailures {
+				t.Errorf("failed logins = %v, want %d", fl, wantFailures)
+			}
+			if tokenUser := c.user == "alice"; c.applied && v.SecureToken != tokenUser {
+				t.Errorf("Verified = %+v", v)
 			}
 		})
 	}
@@ -212,7 +222,10 @@ func TestResetPassword(t *testing.T) {
 			if c.name == "policy" {
 				pw = "short"
 			}
-			err := NewAccounts(m.r).ResetPassword(t.Context(), c.user, []byte(pw), c.admin, []byte(c.adminPW))
+			v, err := NewAccounts(m.r).ResetPassword(t.Context(), m.account(t, c.user), []byte(pw), m.account(t, c.admin), []byte(c.adminPW))
+			if c.applied && v.SecureToken != (c.user == "alice") {
+				t.Errorf("Verified = %+v", v)
+			}
 			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("ResetPassword = %v, want %v", err, c.want)
 			}
@@ -250,7 +263,7 @@ func TestResetPassword(t *testing.T) {
 func TestResetPasswordRefusesSelfAuthorisation(t *testing.T) {
 	t.Parallel()
 	m := newMac(t, testSpec())
-	err := NewAccounts(m.r).ResetPassword(t.Context(), "admin", []byte("Admin-new-pass"), "admin", []byte(adminPW))
+	_, err := NewAccounts(m.r).ResetPassword(t.Context(), m.account(t, "admin"), []byte("Admin-new-pass"), m.account(t, "admin"), []byte(adminPW))
 	if !errors.Is(err, ErrNotAdmin) {
 		t.Fatalf("self-authorised reset: %v", err)
 	}

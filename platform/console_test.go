@@ -55,7 +55,7 @@ func TestNewWiresTheSimulator(t *testing.T) {
 	if on, err := mac.FileVault.IsActive(ctx); err != nil || !on {
 		t.Errorf("FileVault.IsActive = %t %v", on, err)
 	}
-	if ok, err := mac.Keychains.Opens(ctx, "alice", []byte(alicePW)); err != nil || !ok {
+	if ok, err := mac.Keychains.Opens(ctx, m.account(t, "alice"), []byte(alicePW)); err != nil || !ok {
 		t.Errorf("Keychains.Opens = %t %v", ok, err)
 	}
 	if err := mac.Accounts.VerifyPassword(ctx, "alice", []byte(alicePW)); err != nil {

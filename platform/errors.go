@@ -32,6 +32,10 @@ var (
 	ErrKeychainMissing = errors.New("keychain missing")
 	// ErrKeychainWrongPassword: the password does not open the keychain.
 	ErrKeychainWrongPassword = errors.New("keychain password wrong")
+	// ErrCannotVerify: a check of the keychain cannot be trusted: a password
+	// that is certainly wrong opened it (an unlocked keychain, or a macOS
+	// that accepts any password), or the tool's output made no sense.
+	ErrCannotVerify = errors.New("keychain check cannot be trusted")
 	// ErrKeychainExists: a keychain file is already at that path.
 	ErrKeychainExists = errors.New("keychain already exists")
 	// ErrTimeout: the tool did not finish in time; its process group was killed.
@@ -39,6 +43,9 @@ var (
 	// ErrNotApplied: the tool reported success but observation shows the
 	// change did not happen (sysadminctl exits 0 on failure).
 	ErrNotApplied = errors.New("change not observed after the tool ran")
+	// ErrUnknownPrompt: a tool asked for a password with a prompt that
+	// cannot be told apart for certain; it was killed unanswered.
+	ErrUnknownPrompt = errors.New("prompt not recognised")
 	// ErrToolFailed: any other failure of a tool.
 	ErrToolFailed = errors.New("tool failed")
 	// ErrUnusableSecret: the secret cannot be fed to a tool prompt (empty,

@@ -68,7 +68,7 @@ func TestRefreshPreboot(t *testing.T) {
 	m := newMac(t, testSpec())
 	fv := NewFileVault(m.r)
 	ctx := t.Context()
-	if err := NewAccounts(m.r).ChangePassword(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
+	if _, err := NewAccounts(m.r).ChangePassword(ctx, m.account(t, "alice"), []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
 		t.Fatal(err)
 	}
 	if m.snapshot(t).PrebootCurrent {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,34 +20,34 @@ func TestKeychainOpensAndRekey(t *testing.T) {
 	ctx := t.Context()
 	items := m.wantKeychain(t, "alice", alicePW)
 
-	if ok, err := kc.Exists(ctx, "alice"); err != nil || !ok {
+	if ok, err := kc.Exists(m.account(t, "alice")); err != nil || !ok {
 		t.Errorf("Exists(alice) = %t %v", ok, err)
 	}
-	if ok, err := kc.Exists(ctx, "frank"); err != nil || ok {
+	if ok, err := kc.Exists(m.account(t, "frank")); err != nil || ok {
 		t.Errorf("Exists(frank) = %t %v", ok, err)
 	}
-	if ok, err := kc.Opens(ctx, "alice", []byte(alicePW)); err != nil || !ok {
+	if ok, err := kc.Opens(ctx, m.account(t, "alice"), []byte(alicePW)); err != nil || !ok {
 		t.Errorf("Opens(right) = %t %v", ok, err)
 	}
-	if ok, err := kc.Opens(ctx, "alice", []byte("Wrong-pass-1")); err != nil || ok {
+	if ok, err := kc.Opens(ctx, m.account(t, "alice"), []byte("Wrong-pass-1")); err != nil || ok {
 		t.Errorf("Opens(wrong) = %t %v", ok, err)
 	}
-	if _, err := kc.Opens(ctx, "frank", []byte(frankPW)); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.Opens(ctx, m.account(t, "frank"), []byte(frankPW)); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("Opens(missing) = %v, want ErrKeychainMissing", err)
 	}
 
-	err := kc.Rekey(ctx, "alice", []byte("Wrong-pass-1"), []byte("Alice-new-pass-2"))
+	err := kc.Rekey(ctx, m.account(t, "alice"), []byte("Wrong-pass-1"), []byte("Alice-new-pass-2"))
 	var te *ToolError
 	if !errors.Is(err, ErrKeychainWrongPassword) || !errors.As(err, &te) || te.Exit != 51 ||
 		te.Message != "The user name or passphrase you entered is not correct." {
 		t.Fatalf("Rekey with a wrong old password: %v", err)
 	}
 	m.wantKeychain(t, "alice", alicePW)
-	if err := kc.Rekey(ctx, "frank", []byte(frankPW), []byte("Frank-new-pass")); !errors.Is(err, ErrKeychainMissing) {
+	if err := kc.Rekey(ctx, m.account(t, "frank"), []byte(frankPW), []byte("Frank-new-pass")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("Rekey(missing) = %v", err)
 	}
 
-	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
+	if err := kc.Rekey(ctx, m.account(t, "alice"), []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
 		t.Fatalf("Rekey: %v", err)
 	}
 	after := m.wantKeychain(t, "alice", "Alice-new-pass-2")
@@ -93,10 +94,11 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if err := os.WriteFile(squatter, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	moved, err := kc.MoveAside(ctx, "alice")
+	mv, err := kc.MoveAside(ctx, m.account(t, "alice"))
 	if err != nil {
 		t.Fatalf("MoveAside: %v", err)
 	}
+	moved := mv.Login
 	if moved != filepath.Join(dir, "login_renamed_20261123T101530Z_2.keychain-db") {
 		t.Errorf("moved to %s", moved)
 	}
@@ -109,11 +111,11 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if got, err := m.sim.OpenKeychain(moved, []byte(alicePW)); err != nil || !reflect.DeepEqual(got, items) {
 		t.Errorf("moved keychain = %+v %v, want every item", got, err)
 	}
-	if _, err := kc.MoveAside(ctx, "alice"); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.MoveAside(ctx, m.account(t, "alice")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("second MoveAside = %v, want ErrKeychainMissing", err)
 	}
 
-	path, err := kc.Create(ctx, "alice", []byte("Alice-reset-9"))
+	path, err := kc.Create(ctx, m.account(t, "alice"), []byte("Alice-reset-9"))
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -138,7 +140,7 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 	if !names[LoginKeychainName] || !names[filepath.Base(moved)] || !names[filepath.Base(squatter)] {
 		t.Errorf("keychain files = %v", names)
 	}
-	if _, err := kc.Create(ctx, "alice", []byte("Alice-reset-9")); !errors.Is(err, ErrKeychainExists) {
+	if _, err := kc.Create(ctx, m.account(t, "alice"), []byte("Alice-reset-9")); !errors.Is(err, ErrKeychainExists) {
 		t.Errorf("Create over an existing keychain = %v", err)
 	}
 	m.noSecrets(t, alicePW, "Alice-reset-9")
@@ -152,10 +154,10 @@ func TestKeychainCreateMakesDirectory(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(home, "Library")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kc.MoveAside(t.Context(), "frank"); !errors.Is(err, ErrKeychainMissing) {
+	if _, err := kc.MoveAside(t.Context(), m.account(t, "frank")); !errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("MoveAside without ~/Library: %v", err)
 	}
-	if _, err := kc.Create(t.Context(), "frank", []byte(frankPW)); err != nil {
+	if _, err := kc.Create(t.Context(), m.account(t, "frank"), []byte(frankPW)); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	for _, d := range []string{filepath.Join(home, "Library"), filepath.Join(home, "Library", "Keychains")} {
@@ -184,7 +186,7 @@ func TestKeychainRefusesSymlinkedDirectory(t *testing.T) {
 	if err := os.Symlink(elsewhere, kcDir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewKeychains(m.r).MoveAside(t.Context(), "alice"); err == nil || errors.Is(err, ErrKeychainMissing) {
+	if _, err := NewKeychains(m.r).MoveAside(t.Context(), m.account(t, "alice")); err == nil || errors.Is(err, ErrKeychainMissing) {
 		t.Errorf("MoveAside through a symlink: %v", err)
 	}
 }
@@ -229,18 +231,145 @@ func TestKeychainFaults(t *testing.T) {
 	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "set-keychain-password", Fail: " ", Exit: 0, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := kc.Rekey(ctx, "alice", []byte(alicePW), []byte("Alice-new-pass-2")); !errors.Is(err, ErrNotApplied) {
+	if err := kc.Rekey(ctx, m.account(t, "alice"), []byte(alicePW), []byte("Alice-new-pass-2")); !errors.Is(err, ErrNotApplied) {
 		t.Errorf("Rekey with a silent failure: %v", err)
 	}
 	if err := m.sim.AddFault(macsim.Fault{Tool: "security", Verb: "unlock-keychain", Fail: "security: SecKeychainUnlock x: User interaction is not allowed.", Exit: 36, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := kc.Opens(ctx, "alice", []byte(alicePW))
+	_, err := kc.Opens(ctx, m.account(t, "alice"), []byte(alicePW))
 	var te *ToolError
 	if !errors.Is(err, ErrToolFailed) || !errors.As(err, &te) || te.Message != "User interaction is not allowed." {
 		t.Errorf("Opens with errSecInteractionNotAllowed: %v", err)
 	}
 	if regexp.MustCompile(`Alice-pass`).MatchString(m.log.String()) {
 		t.Error("password in the log")
+	}
+}
+
+// Every keychain verdict holds whatever the sessions' unlock state
+// (macos-tools.md §5.8): with the login keychain unlocked in alice's GUI
+// session (from login), in lockstepd's own session (here, the test's), or in
+// both, the right password opens it and a wrong one never does; the check
+// leaves it locked in lockstepd's session and alice's session as it was.
+func TestKeychainVerdictsWhateverTheSession(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		gui, system  bool
+		acceptsAny   bool
+		wantUntrusty bool
+	}{
+		{name: "locked everywhere"},
+		{name: "unlocked in the GUI session", gui: true},
+		{name: "unlocked in lockstepd's session", system: true},
+		{name: "unlocked in both", gui: true, system: true},
+		{name: "a macOS that accepts any password", gui: true, acceptsAny: true, wantUntrusty: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sp := testSpec()
+			if !tc.gui {
+				sp.ConsoleUser = ""
+			}
+			m := newMac(t, sp)
+			alice := m.account(t, "alice")
+			path := loginKeychainPath(alice)
+			if tc.system {
+				if err := m.sim.RunTool("security", []string{"unlock-keychain", path}, []byte(alicePW+"\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.acceptsAny {
+				if err := m.sim.SetQuirk("unlock-accepts-any", "on"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kc := NewKeychains(m.r)
+			ctx := t.Context()
+			right, rerr := kc.Opens(ctx, alice, []byte(alicePW))
+			wrong, werr := kc.Opens(ctx, alice, []byte("Wrong-pass-1"))
+			if tc.wantUntrusty {
+				if !errors.Is(rerr, ErrCannotVerify) || !errors.Is(werr, ErrCannotVerify) {
+					t.Fatalf("verdicts on a Mac that takes any password: %v, %v; want ErrCannotVerify", rerr, werr)
+				}
+				return
+			}
+			if rerr != nil || !right {
+				t.Errorf("right password: %t %v", right, rerr)
+			}
+			if werr != nil || wrong {
+				t.Errorf("a wrong password was taken as opening the keychain: %t %v", wrong, werr)
+			}
+			if ok, _ := m.sim.UnlockedIn(macsim.SystemSession, path); ok {
+				t.Error("the check left the keychain unlocked in lockstepd's session")
+			}
+			if ok, _ := m.sim.UnlockedIn(macsim.GUISession(502), path); ok != tc.gui {
+				t.Errorf("alice's GUI session: unlocked %t, want %t as before", ok, tc.gui)
+			}
+			// A re-key with a wrong old password is refused whatever was
+			// unlocked; with the right one it verifies both passwords.
+			if err := kc.Rekey(ctx, alice, []byte("Wrong-pass-1"), []byte("Alice-new-pass-2")); !errors.Is(err, ErrKeychainWrongPassword) {
+				t.Errorf("re-key with a wrong old password: %v", err)
+			}
+			if err := kc.Rekey(ctx, alice, []byte(alicePW), []byte("Alice-new-pass-2")); err != nil {
+				t.Fatalf("re-key: %v", err)
+			}
+			m.wantKeychain(t, "alice", "Alice-new-pass-2")
+			if ok, _ := m.sim.UnlockedIn(macsim.GUISession(502), path); ok != tc.gui {
+				t.Errorf("the re-key changed alice's GUI session: unlocked %t", ok)
+			}
+			m.noSecrets(t, alicePW, "Wrong-pass-1", "Alice-new-pass-2")
+		})
+	}
+}
+
+// A forgotten-password reset moves the Local Items folder aside too, beside
+// the login keychain, and tells where.
+func TestKeychainMoveAsideLocalItems(t *testing.T) {
+	t.Parallel()
+	sp := testSpec()
+	sp.Users[1].LocalItems = true
+	m := newMac(t, sp)
+	kc := NewKeychains(m.r)
+	kc.now = func() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }
+	alice := m.account(t, "alice")
+	dir := filepath.Join(alice.Home, "Library", "Keychains")
+	var uuid string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			uuid = e.Name()
+		}
+	}
+	if !localItemsName.MatchString(uuid) {
+		t.Fatalf("no Local Items folder in %v", entries)
+	}
+	mv, err := kc.MoveAside(t.Context(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLI := filepath.Join(dir, uuid+"_renamed_20261201T090000Z")
+	if mv.Login != filepath.Join(dir, "login_renamed_20261201T090000Z.keychain-db") || len(mv.LocalItems) != 1 || mv.LocalItems[0] != wantLI {
+		t.Fatalf("moved = %+v", mv)
+	}
+	if b, err := os.ReadFile(filepath.Join(wantLI, "keychain-2.db")); err != nil || !strings.Contains(string(b), "alice") {
+		t.Fatalf("Local Items content after the move: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, uuid)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Local Items still in place: %v", err)
+	}
+	// A second folder of the same name later is never overwritten.
+	if err := os.Mkdir(filepath.Join(dir, uuid), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(filepath.Join(dir, uuid), 502, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mv, err = kc.MoveAside(t.Context(), alice)
+	if err != nil || mv.Login != "" || len(mv.LocalItems) != 1 || mv.LocalItems[0] != wantLI+"_2" {
+		t.Fatalf("second move = %+v %v", mv, err)
 	}
 }

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -144,6 +145,29 @@ func (m *mac) user(t *testing.T, name string) macsim.UserSnapshot {
 	}
 	t.Fatalf("no user %s in the simulated Mac", name)
 	return macsim.UserSnapshot{}
+}
+
+// account reads name's record as the daemon would; a name the Mac does not
+// know gives an account with that name and a home that does not exist.
+func (m *mac) account(t *testing.T, name string) Account {
+	t.Helper()
+	a, err := NewAccounts(m.r).Read(t.Context(), name)
+	if errors.Is(err, ErrNoSuchUser) {
+		return Account{Name: name, UID: 9999, GID: 20, Home: "/nonexistent/" + name}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// authFailures lists the failed local logins in the record.
+func authFailures(invs []macsim.Invocation) []string {
+	var out []string
+	for _, i := range invs {
+		out = append(out, i.AuthFailures...)
+	}
+	return out
 }
 
 // wantPassword asserts the truth about an account password.

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"fmt"
+	"howett.net/plist"
 	"regexp"
 	"strconv"
 	"strings"
@@ -321,4 +322,20 @@ func parseDsclList(out string) map[string]string {
 		}
 	}
 	return m
+}
+
+// passwordLastSet reads passwordLastSetTime (seconds since 1970, a <real>)
+// from accountPolicyData as dscl -read prints it: an XML property list, one
+// line per value line. Zero when it is absent or unreadable.
+func passwordLastSet(lines []string) float64 {
+	if len(lines) == 0 {
+		return 0
+	}
+	var d struct {
+		PasswordLastSet float64 `plist:"passwordLastSetTime"`
+	}
+	if _, err := plist.Unmarshal([]byte(strings.Join(lines, "\n")), &d); err != nil {
+		return 0
+	}
+	return d.PasswordLastSet
 }

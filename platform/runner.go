@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +29,7 @@ const (
 	Security    Tool = "security"
 	Diskutil    Tool = "diskutil"
 	Scutil      Tool = "scutil"
+	Pwpolicy    Tool = "pwpolicy"
 )
 
 // toolPaths are the absolute paths of the allow-listed tools on macOS.
@@ -40,6 +40,7 @@ var toolPaths = map[Tool]string{
 	Security:    "/usr/bin/security",
 	Diskutil:    "/usr/sbin/diskutil",
 	Scutil:      "/usr/sbin/scutil",
+	Pwpolicy:    "/usr/bin/pwpolicy",
 }
 
 // childPATH is the only PATH a child sees.
@@ -75,13 +76,13 @@ type Credential struct {
 	Home string
 }
 
-// Prompt answers one kind of interactive prompt on a terminal.
-type Prompt struct {
-	// Match is given the prompt text (the last line the tool wrote to the
-	// terminal, ending in ':'), lower-cased.
-	Match func(prompt string) bool
-	// Answer is written to the terminal followed by a newline.
-	Answer []byte
+// Prompter answers a tool's prompts on a terminal. Answer is given each
+// prompt's text (the unfinished last line the tool wrote, once it has gone
+// quiet) and returns the answer to write, followed by a newline, or an error
+// that kills the tool at once. A Prompter keeps its own state: which secrets
+// are still to be asked for.
+type Prompter interface {
+	Answer(prompt string) ([]byte, error)
 }
 
 // Cmd is one run of an allow-listed tool.
@@ -93,11 +94,11 @@ type Cmd struct {
 	// Stdin is fed to the child's stdin and then closed (nil: /dev/null).
 	// It may hold secrets; it is never logged or kept.
 	Stdin []byte
-	// Prompts, when set, run the child on a new pseudo-terminal that is its
-	// controlling terminal and stdin (stdout and stderr stay pipes), and
-	// answer each prompt it writes there with the first matching Prompt.
-	// An unmatched prompt kills the child. Stdin is not used then.
-	Prompts []Prompt
+	// Prompter, when set, runs the child on a new pseudo-terminal that is
+	// its controlling terminal and every one of its streams (a prompt may
+	// come on any), and answers each prompt it writes there. Stdin is not
+	// used then, and everything the tool wrote is in Result.Stderr.
+	Prompter Prompter
 	// As runs the child as this user.
 	As *Credential
 	// Timeout overrides the runner's timeout.
@@ -196,8 +197,8 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (*Result, error) {
 	res := &Result{}
 	start := time.Now()
 	var runErr error
-	if len(c.Prompts) > 0 {
-		runErr = r.runOnTerminal(cancel, cmd, c.Prompts, res)
+	if c.Prompter != nil {
+		runErr = r.runOnTerminal(cancel, cmd, c.Prompter, res, &stderr)
 	} else {
 		runErr = cmd.Run()
 	}
@@ -219,6 +220,12 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (*Result, error) {
 		return res, fmt.Errorf("%s %s: %w", c.Tool, verb, ctx.Err())
 	}
 	var exitErr *exec.ExitError
+	var promptErr *ToolError
+	if errors.As(runErr, &promptErr) {
+		// The Prompter refused a prompt: its error says which and why.
+		promptErr.Exit, promptErr.Stderr = res.Exit, res.stderrText()
+		return res, promptErr
+	}
 	if runErr != nil && !errors.As(runErr, &exitErr) {
 		return res, &ToolError{Tool: c.Tool, Verb: verb, Exit: res.Exit, Stdout: res.stdoutText(), Stderr: res.stderrText(),
 			Message: runErr.Error(), Err: ErrToolFailed}
@@ -243,9 +250,10 @@ func clip(s string) string {
 }
 
 // runOnTerminal runs cmd with a new pseudo-terminal as its controlling
-// terminal and stdin, answering prompts. The terminal is put in raw mode
-// first so nothing written to it is ever echoed back.
-func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, prompts []Prompt, res *Result) error {
+// terminal and its stdin, stdout and stderr, answering prompts; what the tool
+// wrote goes to out. The terminal is put in raw mode first so nothing written
+// to it is ever echoed back.
+func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, p Prompter, res *Result, out *bytes.Buffer) error {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		return fmt.Errorf("open pty: %w", err)
@@ -255,7 +263,7 @@ func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, prompts
 		tty.Close()
 		return fmt.Errorf("pty raw mode: %w", err)
 	}
-	cmd.Stdin = tty
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr.Setctty = true
 	cmd.SysProcAttr.Ctty = 0 // the child's stdin
 	if err := cmd.Start(); err != nil {
@@ -264,21 +272,25 @@ func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, prompts
 	}
 	tty.Close()
 
-	var (
-		wg        sync.WaitGroup
-		promptErr error
-	)
-	wg.Add(1)
+	var promptErr error
+	answered := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		promptErr = answerPrompts(ptmx, prompts, res)
+		defer close(answered)
+		promptErr = answerPrompts(ptmx, p, res, out)
 		if promptErr != nil {
 			cancel()
 		}
 	}()
 	waitErr := cmd.Wait()
-	ptmx.Close() // unblocks the reader if a grandchild still holds the terminal
-	wg.Wait()
+	// Read what the tool wrote last: the terminal reports its end once every
+	// process holding it has exited. A grandchild that keeps it open gets
+	// the same grace as Cmd.WaitDelay.
+	select {
+	case <-answered:
+	case <-time.After(cmd.WaitDelay):
+	}
+	ptmx.Close()
+	<-answered
 	if promptErr != nil {
 		return promptErr
 	}
@@ -289,30 +301,59 @@ func (r *Runner) runOnTerminal(cancel context.CancelFunc, cmd *exec.Cmd, prompts
 // asking is refusing the answers).
 const maxAnswers = 8
 
-// answerPrompts reads the terminal; whenever what the tool wrote since the
-// last answer ends in a line ending with ':', it is a prompt: the first
-// matching Prompt's answer is written, followed by a newline.
-func answerPrompts(ptmx io.ReadWriter, prompts []Prompt, res *Result) error {
+// promptSettle is how long a tool must stay quiet after writing an
+// unfinished line before that line is taken as a prompt: a tool waiting for
+// input writes nothing more.
+const promptSettle = 150 * time.Millisecond
+
+// answerPrompts reads the terminal into out; whenever the tool has written
+// an unfinished line and then gone quiet, that line is a prompt, answered by
+// p. It returns when the terminal closes.
+func answerPrompts(ptmx io.ReadWriter, p Prompter, res *Result, out *bytes.Buffer) error {
+	chunks, done := make(chan []byte), make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(chunks)
+		for {
+			buf := make([]byte, 512)
+			n, err := ptmx.Read(buf)
+			if n > 0 {
+				select {
+				case chunks <- buf[:n]:
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				return // EIO/EOF: the tool closed the terminal
+			}
+		}
+	}()
 	var pending []byte
-	buf := make([]byte, 512)
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
 	for {
-		n, err := ptmx.Read(buf)
-		pending = append(pending, buf[:n]...)
-		if line := lastLine(pending); strings.HasSuffix(line, ":") {
+		select {
+		case c, ok := <-chunks:
+			if !ok {
+				return nil
+			}
+			out.Write(c)
+			pending = append(pending, c...)
+			settle.Stop()
+			if lastLine(pending) != "" {
+				settle.Reset(promptSettle)
+			}
+		case <-settle.C:
+			line := lastLine(pending)
 			res.Prompts = append(res.Prompts, line)
 			if len(res.Prompts) > maxAnswers {
 				return fmt.Errorf("tool asked more than %d prompts (last %q)", maxAnswers, line)
 			}
-			lower := strings.ToLower(line)
-			var answer []byte
-			for _, p := range prompts {
-				if p.Match(lower) {
-					answer = p.Answer
-					break
-				}
-			}
-			if answer == nil {
-				return fmt.Errorf("unexpected prompt %q", line)
+			answer, err := p.Answer(line)
+			if err != nil {
+				return err
 			}
 			msg := make([]byte, 0, len(answer)+1)
 			msg = append(append(msg, answer...), '\n')
@@ -321,10 +362,8 @@ func answerPrompts(ptmx io.ReadWriter, prompts []Prompt, res *Result) error {
 			if werr != nil {
 				return fmt.Errorf("answer prompt: %w", werr)
 			}
+			out.WriteString("\n")
 			pending = pending[:0]
-		}
-		if err != nil {
-			return nil // EIO/EOF: the tool closed the terminal
 		}
 	}
 }

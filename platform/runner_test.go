@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -157,9 +158,14 @@ func TestRunnerUnexpectedPrompt(t *testing.T) {
 	t.Parallel()
 	m := newMac(t, testSpec())
 	res, err := m.r.Run(t.Context(), Cmd{
-		Tool:    Sysadminctl,
-		Args:    []string{"-adminUser", "admin", "-adminPassword", "-", "-resetPasswordFor", "bob", "-newPassword", "-"},
-		Prompts: []Prompt{{Match: func(p string) bool { return strings.Contains(p, "admin") }, Answer: []byte(adminPW)}},
+		Tool: Sysadminctl,
+		Args: []string{"-adminUser", "admin", "-adminPassword", "-", "-resetPasswordFor", "bob", "-newPassword", "-"},
+		Prompter: promptFunc(func(p string) ([]byte, error) {
+			if strings.Contains(p, "admin") {
+				return []byte(adminPW), nil
+			}
+			return nil, fmt.Errorf("unexpected prompt %q", p)
+		}),
 	})
 	if err == nil || !strings.Contains(err.Error(), "unexpected prompt") {
 		t.Fatalf("unexpected prompt: %v", err)
@@ -170,3 +176,8 @@ func TestRunnerUnexpectedPrompt(t *testing.T) {
 	m.wantPassword(t, "bob", bobPW, true)
 	m.noSecrets(t, adminPW)
 }
+
+// promptFunc is a Prompter made of a function.
+type promptFunc func(string) ([]byte, error)
+
+func (f promptFunc) Answer(p string) ([]byte, error) { return f(p) }

@@ -177,13 +177,14 @@ func (s *ServiceAccount) Create(ctx context.Context, adminUser string, adminPW [
 	if !admin.Admin {
 		return fmt.Errorf("%s: %w", adminUser, ErrNotAdmin)
 	}
+	self := Account{Name: s.Name, RealName: s.RealName}
 	if on, err := s.fv.SecureTokenStatus(ctx, adminUser); err != nil {
 		return err
 	} else if !on {
 		return fmt.Errorf("administrator %s has no SecureToken: %w", adminUser, ErrNoSecureToken)
 	}
 
-	pw, err := s.ensureAccount(ctx, adminUser, adminPW)
+	pw, err := s.ensureAccount(ctx, admin, adminPW)
 	if err != nil {
 		return err
 	}
@@ -209,9 +210,9 @@ func (s *ServiceAccount) Create(ctx context.Context, adminUser string, adminPW [
 	}
 	if !on {
 		res, err := s.r.Run(ctx, Cmd{
-			Tool:    Sysadminctl,
-			Args:    []string{"-adminUser", adminUser, "-adminPassword", "-", "-secureTokenOn", s.Name, "-password", "-"},
-			Prompts: sysadminctlPrompts(s.Name, adminPW, pw),
+			Tool:     Sysadminctl,
+			Args:     []string{"-adminUser", adminUser, "-adminPassword", "-", "-secureTokenOn", s.Name, "-password", "-"},
+			Prompter: sysadminctlPrompter(admin, adminPW, self, pw, 1),
 		})
 		if err != nil {
 			return err
@@ -241,8 +242,8 @@ func (s *ServiceAccount) Create(ctx context.Context, adminUser string, adminPW [
 // ensureAccount makes sure the account exists and a stored password
 // authenticates it, creating it or resetting its password (authorised by the
 // token administrator) as needed. It returns the working password.
-func (s *ServiceAccount) ensureAccount(ctx context.Context, adminUser string, adminPW []byte) ([]byte, error) {
-	_, err := s.acc.record(ctx, s.Name)
+func (s *ServiceAccount) ensureAccount(ctx context.Context, admin Account, adminPW []byte) ([]byte, error) {
+	acct, err := s.acc.record(ctx, s.Name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, ErrNoSuchUser) {
 		return nil, err
@@ -264,9 +265,9 @@ func (s *ServiceAccount) ensureAccount(ctx context.Context, adminUser string, ad
 		return nil, err
 	}
 	if exists {
-		err = s.acc.ResetPassword(ctx, s.Name, pw, adminUser, adminPW)
+		_, err = s.acc.ResetPassword(ctx, acct, pw, admin, adminPW)
 	} else {
-		err = s.addUser(ctx, adminUser, adminPW, pw)
+		err = s.addUser(ctx, admin, adminPW, pw)
 	}
 	if err != nil {
 		wipe(pw)
@@ -283,7 +284,7 @@ func (s *ServiceAccount) ensureAccount(ctx context.Context, adminUser string, ad
 	return pw, nil
 }
 
-func (s *ServiceAccount) addUser(ctx context.Context, adminUser string, adminPW, pw []byte) error {
+func (s *ServiceAccount) addUser(ctx context.Context, admin Account, adminPW, pw []byte) error {
 	uids, err := s.acc.List(ctx)
 	if err != nil {
 		return err
@@ -306,8 +307,8 @@ func (s *ServiceAccount) addUser(ctx context.Context, adminUser string, adminPW,
 		Tool: Sysadminctl,
 		Args: []string{"-addUser", s.Name, "-fullName", s.RealName, "-UID", strconv.Itoa(uid), "-GID", "20",
 			"-shell", "/usr/bin/false", "-home", "/var/empty", "-password", "-", "-admin",
-			"-adminUser", adminUser, "-adminPassword", "-"},
-		Prompts: sysadminctlPrompts(s.Name, adminPW, pw),
+			"-adminUser", admin.Name, "-adminPassword", "-"},
+		Prompter: sysadminctlPrompter(admin, adminPW, Account{Name: s.Name, RealName: s.RealName}, pw, 2),
 	})
 	if err != nil {
 		return err
@@ -356,7 +357,11 @@ func (s *ServiceAccount) Rotate(ctx context.Context) error {
 	if err := s.store.Put(secretPending, next); err != nil {
 		return err
 	}
-	if err := s.acc.ChangePassword(ctx, s.Name, cur, next); err != nil {
+	acct, err := s.acc.record(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := s.acc.ChangePassword(ctx, acct, cur, next); err != nil {
 		// Leave the pending password for recover unless the old one surely
 		// still works.
 		if verr := s.acc.VerifyPassword(ctx, s.Name, cur); verr == nil {
@@ -377,14 +382,27 @@ func (s *ServiceAccount) Rotate(ctx context.Context) error {
 // service account (ResetPassword with _lockstep as the token administrator),
 // for a user whose previous password is forgotten. The user's SecureToken
 // and FileVault unlock follow the new password; the login keychain does not
-// (move it aside and create a new one).
-func (s *ServiceAccount) ResetUserPassword(ctx context.Context, user string, newPW []byte) error {
-	pw, err := s.recover(ctx)
+// (move it aside and create a new one). The service account's stored
+// password is not tried first unless a rotation was interrupted: a stale one
+// fails the reset itself, and every try is a login the Mac counts.
+func (s *ServiceAccount) ResetUserPassword(ctx context.Context, user Account, newPW []byte) (Verified, error) {
+	var (
+		pw  []byte
+		err error
+	)
+	if _, perr := s.store.Get(secretPending); perr == nil {
+		pw, err = s.recover(ctx)
+	} else {
+		pw, err = s.store.Get(secretCurrent)
+		if errors.Is(err, ErrSecretNotFound) {
+			err = fmt.Errorf("%s: no stored password: %w", s.Name, ErrServiceAccount)
+		}
+	}
 	if err != nil {
-		return err
+		return Verified{}, err
 	}
 	defer wipe(pw)
-	return s.acc.ResetPassword(ctx, user, newPW, s.Name, pw)
+	return s.acc.ResetPassword(ctx, user, newPW, Account{Name: s.Name, RealName: s.RealName}, pw)
 }
 
 // Remove deletes the service account (`sysadminctl -deleteUser _lockstep

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -112,7 +113,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	}
 
 	// A forgotten password: reset alice with the service account.
-	if err := svc.ResetUserPassword(ctx, "alice", []byte("Alice-reset-9")); err != nil {
+	if _, err := svc.ResetUserPassword(ctx, m.account(t, "alice"), []byte("Alice-reset-9")); err != nil {
 		t.Fatalf("ResetUserPassword: %v", err)
 	}
 	m.wantPassword(t, "alice", "Alice-reset-9", true)
@@ -258,7 +259,99 @@ func TestServiceAccountRotateRollback(t *testing.T) {
 		t.Error("current password replaced after a failed change")
 	}
 	m.wantPassword(t, "_lockstep", old, true)
-	if err := svc.ResetUserPassword(ctx, "bob", []byte("Bob-reset-pass-3")); err != nil {
+	if _, err := svc.ResetUserPassword(ctx, m.account(t, "bob"), []byte("Bob-reset-pass-3")); err != nil {
 		t.Fatalf("ResetUserPassword: %v", err)
+	}
+}
+
+// sysadminctl's prompt texts are unknown (macos-tools.md §11.4-5): under
+// every plausible variant the simulator offers, the service account is set
+// up and resets a forgotten password; where the prompts cannot be told
+// apart, the run stops at the first prompt, quoting it, and nothing changes.
+func TestServiceAccountUnderPromptVariants(t *testing.T) {
+	t.Parallel()
+	for _, variant := range []string{"named", "realname", "user-first", "generic", "stderr", "ambiguous"} {
+		t.Run(variant, func(t *testing.T) {
+			t.Parallel()
+			m := newMac(t, testSpec())
+			if err := m.sim.SetQuirk("sysadminctl-prompts", variant); err != nil {
+				t.Fatal(err)
+			}
+			svc, _ := newService(t, m)
+			ctx := t.Context()
+			err := svc.Create(ctx, "admin", []byte(adminPW))
+			if variant == "ambiguous" {
+				var te *ToolError
+				if !errors.Is(err, ErrUnknownPrompt) || !errors.As(err, &te) || !strings.Contains(te.Message, `"Password:"`) {
+					t.Fatalf("Create with prompts that cannot be told apart = %v", err)
+				}
+				for _, u := range m.snapshot(t).Users {
+					if u.Name == "_lockstep" {
+						t.Fatal("the service account was created anyway")
+					}
+				}
+				// sysadminctl was killed at its first prompt, before it could
+				// record its run.
+				invs := m.noSecrets(t, adminPW)
+				if p := invocationsOf(invs, "sysadminctl", "addUser"); len(p) != 0 {
+					t.Fatalf("addUser ran to its end: %+v", p)
+				}
+				if fl := authFailures(invs); len(fl) != 0 {
+					t.Fatalf("failed logins: %v", fl)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if _, err := svc.ResetUserPassword(ctx, m.account(t, "alice"), []byte("Alice-reset-9")); err != nil {
+				t.Fatalf("ResetUserPassword: %v", err)
+			}
+			m.wantPassword(t, "alice", "Alice-reset-9", true)
+			m.wantFileVault(t, "alice", "Alice-reset-9", true)
+			invs := m.noSecrets(t, adminPW, "Alice-reset-9")
+			if fl := authFailures(invs); len(fl) != 0 {
+				t.Fatalf("a wrong answer to a prompt: failed logins %v", fl)
+			}
+		})
+	}
+}
+
+// The administrator's short name is one a prompt may hold as a word
+// ("admin"): it still names its account after "for".
+func TestPromptRulesTellAccountsApart(t *testing.T) {
+	admin := Account{Name: "admin", RealName: "Local Admin"}
+	alice := Account{Name: "alice", RealName: "Alice Example"}
+	svc := Account{Name: "_lockstep", RealName: "Lockstep"}
+	cases := []struct {
+		name          string
+		admin, user   Account
+		prompts, want []string // want: "A", "U", or an error
+	}{
+		{"named", admin, svc, []string{"Enter admin password for admin:", "Enter password for _lockstep:"}, []string{"A", "U"}},
+		{"user named admin", svc, Account{Name: "admin"}, []string{"Enter admin password for _lockstep:", "Enter new password for admin:", "Re-enter new password for admin:"}, []string{"A", "U", "U"}},
+		{"full names", admin, alice, []string{"Enter new password for Alice Example:", "Password for Local Admin:"}, []string{"U", "A"}},
+		{"one left", admin, alice, []string{"Enter admin password for admin:", "New password:", "Retype new password:"}, []string{"A", "U", "U"}},
+		{"ambiguous first", admin, alice, []string{"Password:"}, []string{"error"}},
+		{"both named", admin, alice, []string{"Password of admin for alice:"}, []string{"error"}},
+		{"asked again", admin, alice, []string{"Enter admin password for admin:", "Enter admin password for admin:"}, []string{"A", "error"}},
+		{"prefix is not a name", Account{Name: "al"}, alice, []string{"Enter password for alice:", "Enter password for al:"}, []string{"U", "A"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := sysadminctlPrompter(c.admin, []byte("A"), c.user, []byte("U"), 2)
+			for i, prompt := range c.prompts {
+				got, err := p.Answer(prompt)
+				if c.want[i] == "error" {
+					if err == nil || !strings.Contains(err.Error(), prompt) {
+						t.Fatalf("prompt %q answered %q, want a refusal quoting it (%v)", prompt, got, err)
+					}
+					return
+				}
+				if err != nil || string(got) != c.want[i] {
+					t.Fatalf("prompt %q: %q %v, want %s", prompt, got, err, c.want[i])
+				}
+			}
+		})
 	}
 }

@@ -1,10 +1,10 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -47,17 +47,21 @@ func IsPush(typ string) bool { return kinds[typ].push }
 // Decode parses and validates one frame. It refuses oversized input, unknown
 // versions and types, missing ids and keys, and trailing data. The returned
 // error is a *Error with code bad_request or unsupported, ready to send back.
+// It makes no copy of data but the envelope's Body, which a caller holding
+// a secret clears (see Envelope.Body).
 func Decode(data []byte) (*Envelope, error) {
 	if len(data) > MaxMessageSize {
 		return nil, &Error{Code: CodeBadRequest, Message: ErrTooLarge.Error()}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	// Unmarshal reads data in place; a json.Decoder would first copy the
+	// frame (a password in it, base64) into a buffer nobody wipes.
 	var env Envelope
-	if err := dec.Decode(&env); err != nil {
+	if err := json.Unmarshal(data, &env); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
+			return nil, Errorf(CodeBadRequest, "trailing data after the message")
+		}
 		return nil, Errorf(CodeBadRequest, "invalid JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, Errorf(CodeBadRequest, "trailing data after the message")
 	}
 	if err := env.Validate(); err != nil {
 		return nil, err

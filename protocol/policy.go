@@ -25,6 +25,8 @@ const (
 	RuleNotUsername = "not_username"
 	RulePrintable   = "printable"
 	RuleHistory     = "history"
+	// RuleMacPolicy is a rule of the Mac's own password policy (LocalRule).
+	RuleMacPolicy = "mac_policy"
 )
 
 // Policy is the directory's password policy. The directory enforces it on

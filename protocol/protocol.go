@@ -89,7 +89,8 @@ type Envelope struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Seq numbers pushes per device, from 1, without gaps.
 	Seq uint64 `json:"seq,omitempty"`
-	// Body holds the type-specific payload.
+	// Body holds the type-specific payload. A request's may hold a secret
+	// (base64): whoever decoded it clears it when done.
 	Body json.RawMessage `json:"body,omitempty"`
 	// Error is set on a failed result.
 	Error *Error `json:"error,omitempty"`

@@ -216,7 +216,11 @@ func (c *changeWindow) violations() []protocol.Violation {
 	}
 	pw := []byte(c.newPw.entry.Text)
 	defer clear(pw)
-	return c.policy.Policy.Check(c.user(), pw)
+	v := c.policy.Policy.Check(c.user(), pw)
+	for _, r := range protocol.UnmetLocal(c.policy.MacRules, pw) {
+		v = append(v, protocol.Violation{Code: protocol.RuleMacPolicy, Message: r.ID})
+	}
+	return v
 }
 
 // showRules redraws the checklist for what is typed now.
@@ -249,6 +253,27 @@ func (c *changeWindow) showRules() {
 			res, state = resUnmet(), "unmet"
 		}
 		c.checklist = append(c.checklist, state+": "+r.Message)
+		c.rules.Add(lineRow(res, text))
+	}
+	if len(c.policy.MacRules) == 0 {
+		return
+	}
+	// The Mac's own rules, in its own words, beside the directory's.
+	hdr := widget.NewLabel(macRulesHeading.S())
+	hdr.TextStyle = fyne.TextStyle{Bold: true}
+	c.rules.Add(hdr)
+	pw := []byte(c.newPw.entry.Text)
+	defer clear(pw)
+	for _, r := range c.policy.MacRules {
+		text := r.Description(preferredLanguages()...)
+		res, state := resMet(), "met"
+		switch {
+		case !r.Checkable():
+			res, text, state = resLater(), ruleOnSave.S(map[string]any{"Rule": text}), "later"
+		case !typed || !r.Met(pw):
+			res, state = resUnmet(), "unmet"
+		}
+		c.checklist = append(c.checklist, state+": "+text)
 		c.rules.Add(lineRow(res, text))
 	}
 }

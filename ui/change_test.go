@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
 )
 
@@ -304,4 +305,34 @@ func TestChangeKeyboard(t *testing.T) {
 	if len(h.fake.Calls()) != 0 {
 		t.Errorf("cancel sent %v", h.fake.Calls())
 	}
+}
+
+// The Mac's own password rules are shown beside the directory's, in the
+// Mac's words, and checked live; one the Mac alone can check says so.
+func TestChangeChecklistShowsMacRules(t *testing.T) {
+	h := newHarness(t, setup{fake: fakeapi.Options{MacRules: []protocol.LocalRule{
+		{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}},
+		{ID: "Password History", Descriptions: map[string]string{"en": "Not one of the last 3 Mac passwords."}},
+	}}})
+	c := openChange(h)
+	fillChange(c, password, newPassword, newPassword, "")
+	want := []string{"unmet: Contain at least 20 characters.", "later: Not one of the last 3 Mac passwords. (checked when you save)"}
+	if got := c.checklist[len(c.checklist)-2:]; !slices.Equal(got, want) {
+		t.Fatalf("Mac rules in the checklist = %q, want %q", got, want)
+	}
+	if !c.save.Disabled() {
+		t.Error("Save enabled with a password this Mac refuses")
+	}
+	long := newPassword + "-and-longer"
+	c.newPw.entry.SetText("")
+	c.confirm.entry.SetText("")
+	typeIn(c.w, c.newPw.entry, long)
+	typeIn(c.w, c.confirm.entry, long)
+	if got := c.checklist[len(c.checklist)-2]; got != "met: Contain at least 20 characters." {
+		t.Errorf("after a long enough password: %q", got)
+	}
+	if c.save.Disabled() {
+		t.Error("Save disabled with a password both policies take")
+	}
+	h.shot("change-mac-rules", c.w)
 }

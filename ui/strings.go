@@ -117,6 +117,7 @@ var (
 	rulesLoading      = m("change.rules_loading", "Getting the directory's password rules…")
 	rulesUnavailable  = m("change.rules_unavailable", "The directory's password rules could not be fetched: {{.Err}}")
 	ruleOnSave        = m("change.rule_on_save", "{{.Rule}} (checked when you save)")
+	macRulesHeading   = m("change.mac_rules", "This Mac also requires:")
 	confirmMatch      = m("change.confirm_match", "The passwords match")
 	confirmMismatch   = m("change.confirm_mismatch", "The passwords do not match")
 	codeInvalidFormat = m("change.code_format", "Enter the 6 digits shown in your authenticator app")
@@ -293,3 +294,7 @@ func sentence(s string) string {
 	}
 	return string(r)
 }
+
+// preferredLanguages are the user's languages, best first, for texts that
+// come with their own translations (the Mac's password rules).
+func preferredLanguages() []string { return []string{string(lang.SystemLocale())} }

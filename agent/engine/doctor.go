@@ -82,7 +82,7 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 		add(localapi.PlaceFileVault, true, "FileVault is on and this account holds a SecureToken.", "")
 	}
 
-	if exists, err := mac.Keychain.Exists(ctx, acct); err != nil {
+	if exists, err := mac.Keychain.Exists(acct); err != nil {
 		add(localapi.PlaceKeychain, false, "Could not check the login keychain: "+err.Error(), "Run `lockstep diagnose`.")
 	} else if !exists {
 		add(localapi.PlaceKeychain, true, "No login keychain yet; macOS creates one at the next login.", "")

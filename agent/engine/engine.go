@@ -34,9 +34,13 @@ var (
 	ErrPolicyRefused   = errors.New("refused by the Mac's password policy")
 	ErrNoSuchUser      = errors.New("no such local account")
 	ErrNoSecureToken   = errors.New("no SecureToken")
+	// ErrMustChange: the password is right, but the Mac requires it to be
+	// changed (an expired local password).
+	ErrMustChange = errors.New("password right but must be changed")
 )
 
-// LocalAccount is what the engine needs to know of a Mac account.
+// LocalAccount is what the engine needs to know of a Mac account, read
+// once per operation and passed down to every step.
 type LocalAccount struct {
 	Name         string
 	UID, GID     int
@@ -45,26 +49,61 @@ type LocalAccount struct {
 	GeneratedUID string
 	SecureToken  bool
 	Disabled     bool
+	// Mobile: cached from a network directory (Active Directory and the
+	// like), which owns its password.
+	Mobile           bool
+	OriginalNodeName string
+	// NetworkHome: the home, and so the keychain, is not on this Mac.
+	NetworkHome bool
+	// PasswordLastSet is when the Mac says the password last changed
+	// (seconds since 1970; 0 when unknown). Comparing it before and after
+	// an interrupted change tells whether the change happened without
+	// trying a password.
+	PasswordLastSet float64
+}
+
+// Verified is what the Mac observed after a change or reset of the local
+// password (the new password authenticates, or the call fails).
+type Verified struct {
+	// SecureToken: the account still holds an ENABLED SecureToken, so
+	// FileVault follows the new password.
+	SecureToken bool
 }
 
 // Accounts is the Mac's local account store.
 type Accounts interface {
 	Lookup(ctx context.Context, name string) (LocalAccount, error)
 	LookupUID(ctx context.Context, uid int) (string, error)
+	// Verify authenticates name with password: a login the Mac counts when
+	// the password is wrong, so the engine only calls it with a password it
+	// expects to be right.
 	Verify(ctx context.Context, name string, password []byte) error
 	// Change changes the password with the old one, which keeps the
-	// SecureToken and FileVault in step.
-	Change(ctx context.Context, name string, old, new []byte) error
+	// SecureToken and FileVault in step, and verifies the result.
+	Change(ctx context.Context, a LocalAccount, old, new []byte) (Verified, error)
+	// PasswordRules are the Mac's own password content rules for name.
+	PasswordRules(ctx context.Context, name string) ([]protocol.LocalRule, error)
 }
 
-// Keychain is the user's login keychain. Every method acts as the user.
+// Keychain is the user's login keychain. Every method acts as the user, and
+// every verdict holds whatever the keychain's unlock state.
 type Keychain interface {
-	Exists(ctx context.Context, a LocalAccount) (bool, error)
+	Exists(a LocalAccount) (bool, error)
 	Opens(ctx context.Context, a LocalAccount, password []byte) (bool, error)
+	// Rekey re-keys the keychain from old to new and verifies that new
+	// opens it and old no longer does.
 	Rekey(ctx context.Context, a LocalAccount, old, new []byte) error
-	// MoveAside renames the keychain to a timestamped name and returns it.
-	MoveAside(ctx context.Context, a LocalAccount) (string, error)
+	// MoveAside renames the keychain, and the Local Items folders sealed by
+	// the same password, to timestamped names and says where they went.
+	MoveAside(ctx context.Context, a LocalAccount) (Moved, error)
+	// Create makes a new login keychain that opens with password.
 	Create(ctx context.Context, a LocalAccount, password []byte) error
+}
+
+// Moved says where a user's old keychain files were put aside.
+type Moved struct {
+	Login      string
+	LocalItems []string
 }
 
 // FileVault is the disk encryption state.
@@ -83,8 +122,9 @@ type ServiceAccount interface {
 	Rotate(ctx context.Context) error
 	Remove(ctx context.Context) error
 	// Reset sets a user's password authorised by the service account,
-	// which keeps the user's SecureToken and FileVault in step.
-	Reset(ctx context.Context, user string, password []byte) error
+	// which keeps the user's SecureToken and FileVault in step, and
+	// verifies the result.
+	Reset(ctx context.Context, a LocalAccount, password []byte) (Verified, error)
 }
 
 // Mac groups the platform interfaces.
@@ -166,6 +206,37 @@ type Engine struct {
 	accounts map[string]*record
 	running  map[string]*journal.Entry
 	policy   protocol.Policy
+	// rules caches each account's local password rules.
+	rules map[string]cachedRules
+}
+
+// cachedRules are an account's local rules and when they were read.
+type cachedRules struct {
+	rules []protocol.LocalRule
+	at    time.Time
+}
+
+// localRulesTTL is how long the Mac's password rules are taken as read:
+// they change only when IT changes the Mac's policy.
+const localRulesTTL = 5 * time.Minute
+
+// localRules returns local's password rules on this Mac, read at most once
+// per localRulesTTL.
+func (e *Engine) localRules(ctx context.Context, local string) ([]protocol.LocalRule, error) {
+	e.mu.Lock()
+	c, ok := e.rules[local]
+	e.mu.Unlock()
+	if ok && e.opt.Now().Sub(c.at) < localRulesTTL {
+		return c.rules, nil
+	}
+	rules, err := e.opt.Mac.Accounts.PasswordRules(ctx, local)
+	if err != nil {
+		return nil, fmt.Errorf("reading this Mac's password policy: %w", err)
+	}
+	e.mu.Lock()
+	e.rules[local] = cachedRules{rules: rules, at: e.opt.Now()}
+	e.mu.Unlock()
+	return rules, nil
 }
 
 // New loads the engine's state and recovers from any operation a crash
@@ -185,7 +256,7 @@ func New(opt Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opt: opt, log: opt.Log, throttle: newThrottle(opt.Throttle, opt.Now),
-		accounts: map[string]*record{}, running: map[string]*journal.Entry{},
+		accounts: map[string]*record{}, running: map[string]*journal.Entry{}, rules: map[string]cachedRules{},
 		policy: protocol.DefaultPolicy(),
 	}
 	if err := e.load(); err != nil {
@@ -342,7 +413,7 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	r := e.recordLocked(local)
 	dirUser := r.DirectoryUser
 	e.mu.Unlock()
-	fv := e.fileVaultUser(ctx, local)
+	_, fv := e.fileVaultUser(ctx, local)
 	st, err := e.opt.Directory.GetAccount(ctx, dirUser, local)
 	if err != nil {
 		var pe *protocol.Error
@@ -378,15 +449,6 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 		}
 	}
 	return err
-}
-
-func (e *Engine) fileVaultUser(ctx context.Context, local string) bool {
-	fs := e.opt.Mac.FileVault
-	if on, err := fs.Active(ctx); err != nil || !on {
-		return false
-	}
-	is, err := fs.IsUser(ctx, local)
-	return err == nil && is
 }
 
 // applyDirState merges a fresh directory view into r.
@@ -549,13 +611,18 @@ func (e *Engine) LocalUser(ctx context.Context, uid int) (string, error) {
 	return e.opt.Mac.Accounts.LookupUID(ctx, uid)
 }
 
-// PolicyFor returns the policy response for local.
-func (e *Engine) PolicyFor(local string) *localapi.PolicyResponse {
+// PolicyFor returns the policy response for local: the directory's rules
+// and this Mac's own.
+func (e *Engine) PolicyFor(ctx context.Context, local string) *localapi.PolicyResponse {
+	mac, err := e.localRules(ctx, local)
+	if err != nil {
+		e.log.Warn("mac password rules unread", "local_user", local, "err", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.policy
 	r := e.recordLocked(local)
-	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules()}
+	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
 	if r.Dir != nil {
 		resp.MFA = r.Dir.MFA
 	}

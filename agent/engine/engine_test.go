@@ -29,13 +29,19 @@ type fakeMac struct {
 	preboot  int
 	usable   bool
 	fail     map[string]error // by operation name, fires once
+	// failedLogins counts Verify and Change calls with a wrong password:
+	// each is a failed login on a real Mac.
+	failedLogins int
+	rules        []protocol.LocalRule
+	lastSet      map[string]float64  // passwordLastSetTime
+	acct         func(*LocalAccount) // edits what Lookup returns
 }
 
 func newFakeMac() *fakeMac {
 	return &fakeMac{
 		local: map[string]string{"alice": "Old-Passw0rd!"}, keychain: map[string]string{"alice": "Old-Passw0rd!"},
 		token: map[string]bool{"alice": true}, fvOn: true, fvUsers: map[string]bool{"alice": true},
-		usable: true, fail: map[string]error{},
+		usable: true, fail: map[string]error{}, lastSet: map[string]float64{"alice": 1},
 	}
 }
 
@@ -53,7 +59,11 @@ func (m *fakeMac) Lookup(_ context.Context, name string) (LocalAccount, error) {
 	if _, ok := m.local[name]; !ok {
 		return LocalAccount{}, ErrNoSuchUser
 	}
-	return LocalAccount{Name: name, UID: 501, GID: 20, Home: "/Users/" + name, SecureToken: m.token[name]}, nil
+	a := LocalAccount{Name: name, UID: 501, GID: 20, Home: "/Users/" + name, SecureToken: m.token[name], PasswordLastSet: m.lastSet[name]}
+	if m.acct != nil {
+		m.acct(&a)
+	}
+	return a, nil
 }
 func (m *fakeMac) LookupUID(context.Context, int) (string, error) { return "alice", nil }
 func (m *fakeMac) Verify(_ context.Context, name string, pw []byte) error {
@@ -63,23 +73,31 @@ func (m *fakeMac) Verify(_ context.Context, name string, pw []byte) error {
 		return err
 	}
 	if m.local[name] != string(pw) {
+		m.failedLogins++
 		return ErrWrongPassword
 	}
 	return nil
 }
-func (m *fakeMac) Change(_ context.Context, name string, old, new []byte) error {
+func (m *fakeMac) Change(_ context.Context, a LocalAccount, old, new []byte) (Verified, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.failing("change"); err != nil {
-		return err
+		return Verified{}, err
 	}
-	if m.local[name] != string(old) {
-		return ErrWrongPassword
+	if m.local[a.Name] != string(old) {
+		m.failedLogins++
+		return Verified{}, ErrWrongPassword
 	}
-	m.local[name] = string(new)
-	return nil
+	m.local[a.Name] = string(new)
+	m.lastSet[a.Name]++
+	return Verified{SecureToken: m.token[a.Name]}, nil
 }
-func (m *fakeMac) Exists(_ context.Context, a LocalAccount) (bool, error) {
+func (m *fakeMac) PasswordRules(context.Context, string) ([]protocol.LocalRule, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rules, nil
+}
+func (m *fakeMac) Exists(a LocalAccount) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.keychain[a.Name] != "", nil
@@ -101,13 +119,13 @@ func (m *fakeMac) Rekey(_ context.Context, a LocalAccount, old, new []byte) erro
 	m.keychain[a.Name] = string(new)
 	return nil
 }
-func (m *fakeMac) MoveAside(_ context.Context, a LocalAccount) (string, error) {
+func (m *fakeMac) MoveAside(_ context.Context, a LocalAccount) (Moved, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := fmt.Sprintf("/Users/%s/Library/Keychains/login_renamed_%d.keychain-db", a.Name, len(m.moved)+1)
 	m.moved = append(m.moved, p+"="+m.keychain[a.Name])
 	m.keychain[a.Name] = ""
-	return p, nil
+	return Moved{Login: p}, nil
 }
 func (m *fakeMac) Create(_ context.Context, a LocalAccount, pw []byte) error {
 	m.mu.Lock()
@@ -141,11 +159,12 @@ func (m *fakeMac) Status(context.Context) localapi.ServiceAccountStatus {
 func (m *fakeMac) Setup(context.Context, string, []byte) error { return nil }
 func (m *fakeMac) Rotate(context.Context) error                { return nil }
 func (m *fakeMac) Remove(context.Context) error                { return nil }
-func (m *fakeMac) Reset(_ context.Context, user string, pw []byte) error {
+func (m *fakeMac) Reset(_ context.Context, a LocalAccount, pw []byte) (Verified, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.local[user] = string(pw) // authorised by a token holder: the token is kept
-	return nil
+	m.local[a.Name] = string(pw) // authorised by a token holder: the token is kept
+	m.lastSet[a.Name]++
+	return Verified{SecureToken: m.token[a.Name]}, nil
 }
 
 // fakeDir is an in-memory directory.
@@ -312,6 +331,9 @@ func TestChangeMovesEveryPlace(t *testing.T) {
 	if h.d.pw["alice"] != newPW || h.mac.preboot != 1 || len(h.d.acks) != 1 || h.d.acks[0] != 2 {
 		t.Fatalf("directory %q, preboot %d, acks %v", h.d.pw["alice"], h.mac.preboot, h.d.acks)
 	}
+	if h.mac.failedLogins != 0 {
+		t.Fatalf("a change with the right passwords made %d failed logins", h.mac.failedLogins)
+	}
 	want := "validate=done,verify_current=done,directory=done,local_account=done,keychain=done,filevault=done,preboot=done,acknowledge=done"
 	if strings.Join(steps, ",") != want {
 		t.Fatalf("steps = %v", steps)
@@ -437,6 +459,9 @@ func TestAdminResetTemporaryThenChange(t *testing.T) {
 	if a := h.account(); a.State != localapi.StateTemporary {
 		t.Fatalf("after temp sync: %s", a.State)
 	}
+	if h.mac.failedLogins != 1 {
+		t.Fatalf("failed logins = %d, want 1 (the wrong previous password only)", h.mac.failedLogins)
+	}
 	op, err = h.e.Change(t.Context(), "alice", change(tempPW, newPW, "123456"), nil)
 	if err != nil || op.State != localapi.OpDone {
 		t.Fatalf("change from temporary = %+v, %v", op, err)
@@ -460,6 +485,9 @@ func TestForgotPreviousMovesKeychainAside(t *testing.T) {
 	}
 	if len(op.Notes) == 0 || !strings.Contains(op.Notes[0], "login_renamed_1") {
 		t.Fatalf("the user is not told where the old keychain is: %v", op.Notes)
+	}
+	if h.mac.failedLogins != 0 {
+		t.Fatalf("a forgotten-password sync made %d failed logins", h.mac.failedLogins)
 	}
 	h.mac.usable = false
 	if _, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil); !errors.Is(err, &localapi.Error{Code: localapi.CodeNoServiceAcct}) {
@@ -626,5 +654,103 @@ func TestDaysUntilCountsCalendarDays(t *testing.T) {
 		if got := daysUntil(tt.now, tt.exp); got != tt.want {
 			t.Errorf("daysUntil(%v, %v) = %d, want %d", tt.now, tt.exp, got, tt.want)
 		}
+	}
+}
+
+// After a crash in the local step, the next sync learns from the journal and
+// the account's passwordLastSetTime which password the account takes, and
+// tries only that one: no failed login either way.
+func TestSyncAfterInterruptedLocalStepMakesNoFailedLogin(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("change landed %v", landed), func(t *testing.T) {
+			h := newHarness(t)
+			st := h.d.reset("alice", newPW, false)
+			ent := &journal.Entry{Operation: localapi.Operation{ID: "crashed", Kind: localapi.OpSync, LocalUser: "alice",
+				State: localapi.OpRunning, StartedAt: time.Now()}, DirectoryUser: "alice", TargetVersion: st.PasswordVersion, LocalBefore: 1}
+			for _, name := range syncSteps {
+				state := localapi.StepPending
+				switch name {
+				case localapi.StepDirectory, localapi.StepVerify:
+					state = localapi.StepDone
+				case localapi.StepLocal:
+					state = localapi.StepRunning
+				}
+				ent.Steps = append(ent.Steps, localapi.Step{Name: name, State: state})
+			}
+			if err := h.e.opt.Journal.Write(ent); err != nil {
+				t.Fatal(err)
+			}
+			_ = h.e.update("alice", func(r *record) { r.LastOpID = "crashed" })
+			if landed {
+				h.mac.local["alice"], h.mac.lastSet["alice"] = newPW, 2
+			}
+			h.start() // lockstepd restarts and recovers the journal
+			if a := h.account(); a.State != localapi.StateSyncNeeded {
+				t.Fatalf("after the crash: %s", a.State)
+			}
+			op, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+			if err != nil || op.State != localapi.OpDone {
+				t.Fatalf("sync = %+v, %v", op, err)
+			}
+			h.places(newPW, newPW)
+			if h.mac.failedLogins != 0 {
+				t.Fatalf("%d failed logins", h.mac.failedLogins)
+			}
+			if s := op.Steps[2]; landed != (s.State == localapi.StepSkipped) {
+				t.Fatalf("local step %+v", s)
+			}
+		})
+	}
+}
+
+// The Mac's own password rules are checked before the directory changes: a
+// password the Mac would refuse never reaches the directory.
+func TestChangeRefusedByMacPolicyBeforeTheDirectory(t *testing.T) {
+	h := newHarness(t)
+	h.mac.rules = []protocol.LocalRule{{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}}}
+	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
+	if err != nil || op.State != localapi.OpFailed || op.Error.Code != protocol.CodePolicyViolation ||
+		len(op.Error.Violations) != 1 || op.Error.Violations[0].Code != protocol.RuleMacPolicy ||
+		op.Error.Violations[0].Message != "Contain at least 20 characters." {
+		t.Fatalf("change = %+v, %v", op.Error, err)
+	}
+	if h.d.pw["alice"] != oldPW {
+		t.Fatal("the directory took a password the Mac refuses")
+	}
+	h.places(oldPW, oldPW)
+	long := newPW + "-long-enough"
+	if op, err := h.e.Change(t.Context(), "alice", change(oldPW, long, "123456"), nil); err != nil || op.State != localapi.OpDone {
+		t.Fatalf("change meeting both policies = %+v, %v", op, err)
+	}
+}
+
+// Accounts Lockstep must not manage are refused, with the reason, before
+// anything changes.
+func TestUnmanagedAccountsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(*LocalAccount)
+		want string
+	}{
+		{"mobile", func(a *LocalAccount) { a.Mobile, a.OriginalNodeName = true, "/Active Directory/CORP/corp.example.com" }, "mobile account from /Active Directory/CORP"},
+		{"disabled", func(a *LocalAccount) { a.Disabled = true }, "is disabled"},
+		{"network home", func(a *LocalAccount) { a.NetworkHome = true }, "network server"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.mac.acct = tt.edit
+			_, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
+			var le *localapi.Error
+			if !errors.As(err, &le) || le.Code != localapi.CodeUnmanaged || !strings.Contains(le.Message, tt.want) || le.Hint == "" {
+				t.Fatalf("change = %v", err)
+			}
+			if _, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil); !errors.As(err, &le) || le.Code != localapi.CodeUnmanaged {
+				t.Fatalf("sync = %v", err)
+			}
+			h.places(oldPW, oldPW)
+			if h.d.pw["alice"] != oldPW {
+				t.Fatal("the directory changed")
+			}
+		})
 	}
 }

@@ -22,20 +22,42 @@ const (
 	confirmWait = 60 * time.Second
 )
 
-// skip ends a step as skipped, with the reason shown to the user.
-type skip string
+// skipReason says why a step did nothing; decisions read it, never the
+// text.
+type skipReason int
 
-func (s skip) Error() string { return string(s) }
+const (
+	// reasonDone: the place already holds the new password.
+	reasonDone skipReason = iota + 1
+	// reasonNotApplicable: the place does not exist on this Mac or for
+	// this account (no keychain yet, FileVault off, not a FileVault user).
+	reasonNotApplicable
+	// reasonDeferred: the step will happen later (the acknowledgement).
+	reasonDeferred
+	// reasonForgotten: the previous password is forgotten, so it is not
+	// verified.
+	reasonForgotten
+)
+
+// skip ends a step as skipped, with its reason and the text shown to the
+// user.
+type skip struct {
+	reason skipReason
+	text   string
+}
+
+func (s skip) Error() string { return s.text }
 
 // run is one operation in progress.
 type run struct {
 	e        *Engine
 	ent      *journal.Entry
 	progress func(localapi.Step)
-	acct     LocalAccount
 	// mutated is set once a place may have changed; a failure after that
 	// ends in "sync needed" rather than "failed, nothing changed".
 	mutated bool
+	// skips are the typed reasons of the steps that were skipped.
+	skips map[string]skipReason
 }
 
 func newID() string {
@@ -54,8 +76,8 @@ func (e *Engine) prepare(ctx context.Context, local string) (LocalAccount, *reco
 		}
 		return acct, nil, &localapi.Error{Code: localapi.CodePlatform, Message: "Could not read the Mac account: " + err.Error()}
 	}
-	if acct.Disabled {
-		return acct, nil, &localapi.Error{Code: localapi.CodeBadRequest, Message: fmt.Sprintf("The Mac account %q is disabled.", local)}
+	if err := untouchable(acct); err != nil {
+		return acct, nil, err
 	}
 	e.mu.Lock()
 	known := e.recordLocked(local).Dir != nil
@@ -74,13 +96,38 @@ func (e *Engine) prepare(ctx context.Context, local string) (LocalAccount, *reco
 	return acct, &r, nil
 }
 
+// untouchable refuses, before anything changes, an account whose password
+// Lockstep must not manage: a disabled one, a mobile account cached from a
+// network directory (that directory owns its password, and the Mac syncs it
+// at login), and one whose home, and so its keychain, is not on this Mac.
+func untouchable(a LocalAccount) *localapi.Error {
+	switch {
+	case a.Disabled:
+		return &localapi.Error{Code: localapi.CodeUnmanaged, Message: fmt.Sprintf("The Mac account %q is disabled, so Lockstep does not change its password.", a.Name),
+			Hint: "Ask IT to enable the account first."}
+	case a.Mobile:
+		from := a.OriginalNodeName
+		if from == "" {
+			from = "a network directory"
+		}
+		return &localapi.Error{Code: localapi.CodeUnmanaged,
+			Message: fmt.Sprintf("The Mac account %q is a mobile account from %s, which owns its password, so Lockstep leaves it alone.", a.Name, from),
+			Hint:    "IT: change this password in that directory, or convert the account to a local one before managing it with Lockstep."}
+	case a.NetworkHome:
+		return &localapi.Error{Code: localapi.CodeUnmanaged,
+			Message: fmt.Sprintf("The home folder of %q is on a network server, so its keychain is not on this Mac and Lockstep cannot keep it in step.", a.Name),
+			Hint:    "IT: give the account a local home folder before managing it with Lockstep."}
+	}
+	return nil
+}
+
 func offlineError() *localapi.Error {
 	return &localapi.Error{Code: localapi.CodeOffline, Message: "The directory is not reachable, so nothing was changed.",
 		Hint: "Check the network connection and try again."}
 }
 
 // begin registers an operation as running for local and journals it.
-func (e *Engine) begin(local, kind string, acct LocalAccount, steps []string, progress func(localapi.Step)) (*run, error) {
+func (e *Engine) begin(local, kind string, steps []string, progress func(localapi.Step)) (*run, error) {
 	if progress == nil {
 		progress = func(localapi.Step) {}
 	}
@@ -110,7 +157,7 @@ func (e *Engine) begin(local, kind string, acct LocalAccount, steps []string, pr
 	e.mu.Unlock()
 	e.log.Info("operation started", "op_id", ent.ID, "kind", kind, "local_user", local)
 	e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
-	return &run{e: e, ent: ent, progress: progress, acct: acct}, nil
+	return &run{e: e, ent: ent, progress: progress, skips: map[string]skipReason{}}, nil
 }
 
 // step runs one journalled step.
@@ -120,7 +167,8 @@ func (o *run) step(name string, fn func() (string, error)) error {
 	var sk skip
 	switch {
 	case errors.As(err, &sk):
-		o.set(name, localapi.StepSkipped, string(sk))
+		o.skips[name] = sk.reason
+		o.set(name, localapi.StepSkipped, sk.text)
 		return nil
 	case err != nil:
 		o.set(name, localapi.StepFailed, o.e.apiError(err, "").Message)
@@ -236,7 +284,7 @@ func doneSummary(op *localapi.Operation) string {
 }
 
 // markPlaces records the places an operation verified.
-func (e *Engine) markPlaces(r *record, now time.Time, steps []localapi.Step) {
+func (e *Engine) markPlaces(r *record, now time.Time, steps []localapi.Step, skips map[string]skipReason) {
 	for _, s := range steps {
 		var place string
 		switch s.Name {
@@ -256,7 +304,7 @@ func (e *Engine) markPlaces(r *record, now time.Time, steps []localapi.Step) {
 			t := now
 			p.State, p.Detail, p.ChangedAt = localapi.PlaceOK, s.Detail, &t
 		case localapi.StepSkipped:
-			if strings.HasPrefix(s.Detail, "No login keychain") || strings.HasPrefix(s.Detail, "Not a FileVault") || strings.HasPrefix(s.Detail, "FileVault is off") {
+			if skips[s.Name] == reasonNotApplicable {
 				p.State = localapi.PlaceNotApplicable
 			} else {
 				p.State = localapi.PlaceOK
@@ -287,12 +335,13 @@ func (e *Engine) Change(ctx context.Context, local string, req localapi.ChangeRe
 	case rec.Dir.Locked && (rec.Dir.LockedUntil == nil || rec.Dir.LockedUntil.After(e.opt.Now())):
 		return nil, lockedError(rec.Dir.LockedUntil)
 	}
-	o, err := e.begin(local, localapi.OpChange, acct, changeSteps, progress)
+	o, err := e.begin(local, localapi.OpChange, changeSteps, progress)
 	if err != nil {
 		return nil, err
 	}
 	dirUser := rec.DirectoryUser
 	var st protocol.AccountState
+	m := &macRun{run: o, acct: acct, old: req.Current, new: req.New}
 
 	err = o.step(localapi.StepValidate, func() (string, error) {
 		if req.Current.Empty() {
@@ -306,6 +355,11 @@ func (e *Engine) Change(ctx context.Context, local string, req localapi.ChangeRe
 			return "", &localapi.Error{Code: protocol.CodePolicyViolation, Field: localapi.FieldNew,
 				Message:    "The new password must differ from the current one.",
 				Violations: []protocol.Violation{e.Policy().HistoryViolation()}}
+		}
+		if unmet, err := e.checkLocalRules(ctx, local, req.New); err != nil {
+			return "", err
+		} else if len(unmet) > 0 {
+			return "", localPolicyError(unmet)
 		}
 		if rec.Dir.MFA && req.TOTP == "" {
 			return "", fieldError(protocol.CodeMFARequired, localapi.FieldTOTP, "Enter the 6-digit code from your authenticator app.")
@@ -326,13 +380,15 @@ func (e *Engine) Change(ctx context.Context, local string, req localapi.ChangeRe
 	}
 
 	err = o.step(localapi.StepVerify, func() (string, error) {
-		if err := e.opt.Mac.Accounts.Verify(ctx, local, req.Current); err != nil {
+		if err := verifyLocal(ctx, e.opt.Mac.Accounts, local, req.Current); err != nil {
 			if errors.Is(err, ErrWrongPassword) {
 				return "", fieldError(localapi.CodeWrongLocal, localapi.FieldCurrent, "That is not your current Mac password.")
 			}
 			return "", err
 		}
-		if ok, err := e.opt.Mac.Keychain.Exists(ctx, acct); err == nil && ok {
+		if ok, err := e.opt.Mac.Keychain.Exists(acct); err != nil {
+			return "", err
+		} else if ok {
 			if opens, err := e.opt.Mac.Keychain.Opens(ctx, acct, req.Current); err != nil {
 				return "", err
 			} else if !opens {
@@ -385,10 +441,21 @@ func (e *Engine) Change(ctx context.Context, local string, req localapi.ChangeRe
 	if err != nil {
 		return o.finish(err, nil), nil
 	}
-	if err := e.applyMac(ctx, o, req.Current, req.New, false); err != nil {
+	if err := e.applyMac(ctx, m); err != nil {
 		return o.finish(err, nil), nil
 	}
 	return o.finish(nil, e.synced(o, st)), nil
+}
+
+// localPolicyError is the refusal of a new password the Mac's own policy
+// would refuse, with the Mac's rules it fails.
+func localPolicyError(unmet []protocol.LocalRule) *localapi.Error {
+	out := &localapi.Error{Code: protocol.CodePolicyViolation, Field: localapi.FieldNew,
+		Message: "This Mac's own password policy would refuse the new password, so nothing was changed."}
+	for _, r := range unmet {
+		out.Violations = append(out.Violations, protocol.Violation{Code: protocol.RuleMacPolicy, Message: r.Description()})
+	}
+	return out
 }
 
 // Sync brings the Mac in line with a password set in the directory.
@@ -417,12 +484,14 @@ func (e *Engine) Sync(ctx context.Context, local string, req localapi.SyncReques
 	if req.ForgotPrevious {
 		kind = localapi.OpSyncForgot
 	}
-	o, err := e.begin(local, kind, acct, syncSteps, progress)
+	prior := e.priorFor(rec.LastOpID)
+	o, err := e.begin(local, kind, syncSteps, progress)
 	if err != nil {
 		return nil, err
 	}
 	dirUser := rec.DirectoryUser
 	var st protocol.AccountState
+	m := &macRun{run: o, acct: acct, old: req.Previous, new: req.New, forgot: req.ForgotPrevious, prior: prior, syncedVersion: rec.SyncedVersion}
 
 	err = o.step(localapi.StepDirectory, func() (string, error) {
 		if wait, ok := e.throttle.allow(dirUser); !ok {
@@ -445,25 +514,31 @@ func (e *Engine) Sync(ctx context.Context, local string, req localapi.SyncReques
 		o.ent.TargetVersion = st.PasswordVersion
 		e.mu.Unlock()
 		_ = e.update(local, func(r *record) { s := st; r.Dir, r.DirAt = &s, e.opt.Now() })
+		// The directory holds this password whatever the Mac says; a
+		// password the Mac's policy refuses cannot be synced here.
+		if unmet, err := e.checkLocalRules(ctx, local, req.New); err != nil {
+			return "", err
+		} else if len(unmet) > 0 {
+			le := localPolicyError(unmet)
+			le.Message = "This Mac's own password policy refuses the directory's new password, so nothing on the Mac was changed."
+			le.Hint = "Choose a password that meets both policies in the directory (or ask IT), then sync again."
+			return "", le
+		}
 		return "The directory accepted the new password.", nil
 	})
 	if err != nil {
 		return o.finish(err, nil), nil
 	}
-	if err := e.applyMac(ctx, o, req.Previous, req.New, req.ForgotPrevious); err != nil {
+	if err := e.applyMac(ctx, m); err != nil {
 		return o.finish(err, nil), nil
 	}
-	op := o.finish(nil, e.synced(o, st))
 	if st.MustChange {
 		e.mu.Lock()
 		o.ent.NextAction = localapi.OpChange
 		o.ent.Notes = append(o.ent.Notes, "Your new password is temporary: choose a permanent one now.")
-		_ = e.opt.Journal.Write(o.ent)
 		e.mu.Unlock()
-		op.NextAction = localapi.OpChange
-		op.Notes = append(op.Notes, "Your new password is temporary: choose a permanent one now.")
 	}
-	return op, nil
+	return o.finish(nil, e.synced(o, st)), nil
 }
 
 // synced returns the record update for a finished operation.
@@ -473,182 +548,8 @@ func (e *Engine) synced(o *run, st protocol.AccountState) func(r *record) {
 		r.Dir, r.DirAt = &s, e.opt.Now()
 		r.SyncedVersion, r.Assumed = st.PasswordVersion, false
 		r.SyncNeeded, r.Reason, r.CheckVersion = false, "", 0
-		e.markPlaces(r, e.opt.Now().UTC(), o.ent.Steps)
+		e.markPlaces(r, e.opt.Now().UTC(), o.ent.Steps, o.skips)
 	}
-}
-
-// applyMac runs the Mac's steps: verify the previous password (sync only),
-// local account, keychain, FileVault, Preboot, acknowledge. Each observes
-// first, so a repeated run skips what is already done. For a change, old is
-// the verified current password and the verify step already ran.
-func (e *Engine) applyMac(ctx context.Context, o *run, old, new protocol.Secret, forgot bool) error {
-	mac := e.opt.Mac
-	local, acct := o.ent.LocalUser, o.acct
-	isSync := o.ent.Kind != localapi.OpChange
-	newOpens := false
-
-	if isSync {
-		err := o.step(localapi.StepVerify, func() (string, error) {
-			err := mac.Accounts.Verify(ctx, local, new)
-			switch {
-			case err == nil:
-				newOpens = true
-				return "", skip("The Mac account already uses the new password.")
-			case !errors.Is(err, ErrWrongPassword):
-				return "", err
-			case forgot:
-				return "", skip("Previous password forgotten: the service account resets the Mac account.")
-			}
-			if err := mac.Accounts.Verify(ctx, local, old); err != nil {
-				if errors.Is(err, ErrWrongPassword) {
-					return "", fieldError(localapi.CodeWrongLocal, localapi.FieldPrevious, "That is not your previous Mac password.")
-				}
-				return "", err
-			}
-			return "Your previous password opens the Mac account.", nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-
-	err := o.step(localapi.StepLocal, func() (string, error) {
-		if newOpens || mac.Accounts.Verify(ctx, local, new) == nil {
-			return "", skip("The Mac account already uses the new password.")
-		}
-		o.mutated = true
-		var err error
-		how := "changed with the previous password, which keeps the SecureToken"
-		if forgot {
-			err = mac.Service.Reset(ctx, local, new)
-			how = "reset by the Lockstep service account, which keeps the SecureToken"
-		} else {
-			err = mac.Accounts.Change(ctx, local, old, new)
-		}
-		if err != nil {
-			if errors.Is(err, ErrPolicyRefused) {
-				return "", &localapi.Error{Code: localapi.CodePlatform, Field: localapi.FieldNew, Message: "This Mac's password policy refused the new password: " + err.Error()}
-			}
-			return "", err
-		}
-		if err := mac.Accounts.Verify(ctx, local, new); err != nil {
-			return "", fmt.Errorf("the Mac account does not open with the new password after the change: %w", err)
-		}
-		return "The Mac account opens with the new password (" + how + ").", nil
-	})
-	if err != nil {
-		return err
-	}
-
-	err = o.step(localapi.StepKeychain, func() (string, error) {
-		exists, err := mac.Keychain.Exists(ctx, acct)
-		if err != nil {
-			return "", err
-		}
-		if !exists {
-			if !forgot {
-				return "", skip("No login keychain yet: macOS makes one at the next login with the new password.")
-			}
-			// A forgotten-password sync interrupted after the old keychain
-			// was moved aside: finish by making the new one.
-			o.mutated = true
-			if err := mac.Keychain.Create(ctx, acct, new); err != nil {
-				return "", fmt.Errorf("creating a new keychain: %w", err)
-			}
-			return "A new login keychain opens with the new password.", nil
-		}
-		if ok, err := mac.Keychain.Opens(ctx, acct, new); err != nil {
-			return "", err
-		} else if ok {
-			return "", skip("The login keychain already opens with the new password.")
-		}
-		if !forgot {
-			opens, err := mac.Keychain.Opens(ctx, acct, old)
-			if err != nil {
-				return "", err
-			}
-			if !opens {
-				return "", &localapi.Error{Code: localapi.CodeKeychain,
-					Message: "Your login keychain did not open with the previous password, so it still uses an older one.",
-					Hint:    "Run Sync Password again and enter the keychain's password as the previous one, or choose that you don't remember it (the keychain is then moved aside, never deleted)."}
-			}
-			o.mutated = true
-			if err := mac.Keychain.Rekey(ctx, acct, old, new); err != nil {
-				return "", err
-			}
-			if ok, err := mac.Keychain.Opens(ctx, acct, new); err != nil || !ok {
-				return "", fmt.Errorf("the keychain does not open with the new password after the re-key (%v)", err)
-			}
-			if ok, _ := mac.Keychain.Opens(ctx, acct, old); ok {
-				return "", errors.New("the keychain still opens with the previous password after the re-key")
-			}
-			return "The login keychain opens with the new password; its items are kept.", nil
-		}
-		o.mutated = true
-		moved, err := mac.Keychain.MoveAside(ctx, acct)
-		if err != nil {
-			return "", fmt.Errorf("moving the old keychain aside: %w", err)
-		}
-		o.note(fmt.Sprintf("Your old login keychain was kept at %s. It still opens with your previous password if you remember it later.", moved))
-		if err := mac.Keychain.Create(ctx, acct, new); err != nil {
-			return "", fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", moved, err)
-		}
-		if ok, err := mac.Keychain.Opens(ctx, acct, new); err != nil || !ok {
-			return "", fmt.Errorf("the new keychain does not open with the new password (%v); the old one is safe at %s", err, moved)
-		}
-		return "A new login keychain opens with the new password; the old one was moved to " + moved + ".", nil
-	})
-	if err != nil {
-		return err
-	}
-
-	fv := e.fileVaultUser(ctx, local)
-	_ = e.update(local, func(r *record) { r.FileVault = fv })
-	err = o.step(localapi.StepFileVault, func() (string, error) {
-		if on, err := mac.FileVault.Active(ctx); err != nil {
-			return "", err
-		} else if !on {
-			return "", skip("FileVault is off.")
-		}
-		if !fv {
-			return "", skip("Not a FileVault user: this account does not unlock the disk.")
-		}
-		token, err := mac.FileVault.SecureToken(ctx, local)
-		if err != nil {
-			return "", err
-		}
-		if !token {
-			return "", fmt.Errorf("%w: %s no longer holds a SecureToken, so FileVault may still ask for the previous password", ErrNoSecureToken, local)
-		}
-		return "SecureToken kept: FileVault unlocks with the new password.", nil
-	})
-	if err != nil {
-		return err
-	}
-	err = o.step(localapi.StepPreboot, func() (string, error) {
-		if !fv {
-			return "", skip("Not needed without FileVault.")
-		}
-		if err := mac.FileVault.RefreshPreboot(ctx); err != nil {
-			return "", err
-		}
-		return "The Preboot volume was refreshed.", nil
-	})
-	if err != nil {
-		return err
-	}
-	return o.step(localapi.StepAck, func() (string, error) {
-		e.mu.Lock()
-		version, dirUser := o.ent.TargetVersion, o.ent.DirectoryUser
-		e.mu.Unlock()
-		actx, cancel := context.WithTimeout(ctx, offlineWait)
-		defer cancel()
-		if err := e.opt.Directory.AckSync(actx, ackKey(local, version), dirUser, version); err != nil {
-			_ = e.update(local, func(r *record) { r.PendingAck = version })
-			return "", skip("The Mac is in sync; the directory is told when it is reachable.")
-		}
-		return "The directory knows this Mac is in sync.", nil
-	})
 }
 
 func ackKey(local string, version int64) string { return fmt.Sprintf("ack-%s-%d", local, version) }

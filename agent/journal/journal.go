@@ -32,6 +32,10 @@ type Entry struct {
 	// TargetVersion is the directory password version the operation brings
 	// the Mac to, once known.
 	TargetVersion int64 `json:"target_version,omitempty"`
+	// LocalBefore is the account's passwordLastSetTime just before the
+	// local step changed it: after a crash, a different value says the
+	// change landed, without trying a password.
+	LocalBefore float64 `json:"local_before,omitempty"`
 }
 
 // Done reports whether the operation has finished, one way or another.

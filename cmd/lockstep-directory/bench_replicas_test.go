@@ -80,7 +80,9 @@ func BenchmarkReplicaResetPush(b *testing.B) {
 		if _, err := clA.AddUser(b.Context(), admin.AddUserRequest{Name: name, Password: protocol.Secret("Bench-Pass-1234")}); err != nil {
 			b.Fatal(err)
 		}
-		f.send(i, protocol.TypeGetAccount, protocol.GetAccountRequest{User: name})
+		if _, err := clA.AssignDevice(b.Context(), f.devs[i].id, name); err != nil {
+			b.Fatal(err)
+		}
 	}
 	time.Sleep(time.Second)
 	// measure returns, sorted, the time from the reset response to the

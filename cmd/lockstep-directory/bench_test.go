@@ -142,15 +142,6 @@ func (f *fleet) connect(i int) error {
 	return nil
 }
 
-func (f *fleet) send(i int, typ string, body any) {
-	env, _ := protocol.New(typ, body)
-	env.ID = "b1"
-	b, _ := protocol.Encode(env)
-	f.wmu[i].Lock()
-	defer f.wmu[i].Unlock()
-	_ = f.conns[i].WriteMessage(websocket.TextMessage, b)
-}
-
 func (f *fleet) close() {
 	for i, c := range f.conns {
 		if c != nil {
@@ -210,13 +201,15 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	b.ReportMetric(connectTime.Seconds(), "s-to-connect")
 
 	// Reset latency while all are connected: one user per device for the
-	// first `resets` devices.
+	// first `resets` devices, assigned by the administrator.
 	for i := range resets {
 		name := fmt.Sprintf("user%d", i)
 		if _, err := f.cl.AddUser(b.Context(), admin.AddUserRequest{Name: name, Password: protocol.Secret("Bench-Pass-1234")}); err != nil {
 			b.Fatal(err)
 		}
-		f.send(i, protocol.TypeGetAccount, protocol.GetAccountRequest{User: name})
+		if _, err := f.cl.AssignDevice(b.Context(), f.devs[i].id, name); err != nil {
+			b.Fatal(err)
+		}
 	}
 	time.Sleep(time.Second)
 	var lat, full []time.Duration

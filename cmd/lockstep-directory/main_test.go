@@ -69,7 +69,8 @@ func (s *syncBuf) String() string {
 func startB(b *testing.B, dir, addr string, extra ...string) *exec.Cmd {
 	_ = os.Remove(filepath.Join(dir, "admin.json"))
 	cmd := exec.Command(binary, append([]string{"serve", "--data", dir, "--listen", addr, "--log-level", "warn",
-		"--address-rate-burst", "1000000", "--address-rate-every", "1ns",
+		"--address-rate-burst", "1000000", "--address-rate-every", "1ns", "--device-rate-burst", "1000000", "--device-rate-every", "1ns",
+		"--account-rate-burst", "1000000", "--account-rate-every", "1ns", "--max-conns-per-address", "1000000",
 		"--argon2-time", "1", "--argon2-memory-kib", "64", "--argon2-threads", "1"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +186,113 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.token mode: %v %v", st.Mode().Perm(), err)
 	}
+}
+
+// enrollDevice enrolls a new key with token against the server in dir, as
+// an agent does.
+func enrollDevice(t *testing.T, dir, token string) string {
+	t.Helper()
+	info, err := admin.ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(protocol.EnrollRequest{Token: protocol.Secret(token), PublicKey: pub, Hostname: "mac-17"})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := hc.Post(info.URL+protocol.EnrollPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var er protocol.EnrollResponse
+	if err := json.NewDecoder(resp.Body).Decode(&er); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("enroll: HTTP %d %v", resp.StatusCode, err)
+	}
+	return er.DeviceID
+}
+
+// TestDeviceCommands (issue 10, items 3 and 14): an enrollment token binds
+// the users it names; device list, assign, unassign and revoke work and
+// are audited; text an administrator or a device put in (a note with
+// terminal escapes) is printed escaped, never raw.
+func TestDeviceCommands(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	d := []string{"--data", dir}
+	for _, u := range []string{"alice", "bob"} {
+		if _, se, code := run(t, "Initial-Pass-77!\n", append([]string{"user", "add", u}, d...)...); code != 0 {
+			t.Fatalf("user add %s: %s", u, se)
+		}
+	}
+	const note = "\x1b[31mred\u009b2J\u202eevil"
+	if _, se, code := run(t, "", append([]string{"enroll-token", "create", "--user", "nobody"}, d...)...); code != 1 || !strings.Contains(se, "no directory user") {
+		t.Fatalf("token for an unknown user: %d %s", code, se)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	runJSON(t, "", &tok, append([]string{"enroll-token", "create", "--user", "alice", "--user", "bob", "--note", note}, d...)...)
+	id := enrollDevice(t, dir, tok.Token)
+
+	var ds []admin.Device
+	runJSON(t, "", &ds, append([]string{"device", "list"}, d...)...)
+	if len(ds) != 1 || ds[0].ID != id || ds[0].Note != note || len(ds[0].Users) != 2 || ds[0].Users[0].User != "alice" ||
+		ds[0].Users[1].BoundBy != "enrollment" || ds[0].RevokedAt != nil || ds[0].EnrolledAt.IsZero() {
+		t.Fatalf("device list: %+v", ds)
+	}
+	var dev admin.Device
+	runJSON(t, "", &dev, append([]string{"device", "unassign", id, "bob"}, d...)...)
+	if len(dev.Users) != 1 {
+		t.Fatalf("after unassign: %+v", dev)
+	}
+	runJSON(t, "", &dev, append([]string{"device", "assign", id, "bob"}, d...)...)
+	if len(dev.Users) != 2 || dev.Users[1].BoundBy != "admin" {
+		t.Fatalf("after assign: %+v", dev)
+	}
+	if _, _, code := run(t, "", append([]string{"device", "assign", id}, d...)...); code != 2 {
+		t.Fatalf("assign without a user: exit %d", code)
+	}
+	if table, _, _ := run(t, "", append([]string{"device", "list"}, d...)...); !strings.Contains(table, "alice (enrollment), bob (admin)") {
+		t.Errorf("device list lacks the users:\n%s", table)
+	}
+	out, se, code := run(t, "", append([]string{"device", "revoke", id}, d...)...)
+	if code != 0 || !strings.Contains(out, "revoked "+id) {
+		t.Fatalf("device revoke: %d %s %s", code, out, se)
+	}
+	if _, se, code := run(t, "", append([]string{"device", "revoke", "dev_NOPE"}, d...)...); code != 1 || !strings.Contains(se, "no device") {
+		t.Fatalf("revoking an unknown device: %d %s", code, se)
+	}
+	table, _, _ := run(t, "", append([]string{"device", "list"}, d...)...)
+	audit, _, _ := run(t, "", append([]string{"audit"}, d...)...)
+	for name, text := range map[string]string{"device list": table, "audit": audit} {
+		if strings.ContainsAny(text, "\x1b\u009b\u202e") {
+			t.Errorf("%s prints terminal escapes raw:\n%q", name, text)
+		}
+		if !strings.Contains(text, `\x1b[31mred\u009b2J\u202eevil`) {
+			t.Errorf("%s does not show the note escaped:\n%s", name, text)
+		}
+	}
+	var evs []admin.AuditEvent
+	runJSON(t, "", &evs, append([]string{"audit"}, d...)...)
+	seen := map[string]string{}
+	for _, e := range evs {
+		seen[e.Event] = e.Actor
+	}
+	for _, ev := range []string{"device_enrolled", "device_assigned", "device_unassigned", "device_revoked"} {
+		if want := "admin"; ev == "device_enrolled" {
+			want = "device"
+			if seen[ev] != want {
+				t.Errorf("%s by %q, want %q", ev, seen[ev], want)
+			}
+		} else if seen[ev] != want {
+			t.Errorf("%s by %q, want %q", ev, seen[ev], want)
+		}
+	}
+	s.stop()
 }

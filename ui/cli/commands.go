@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -188,6 +190,7 @@ func (c *CLI) changeWith(ctx context.Context, user string, pol *localapi.PolicyR
 		for _, r := range pol.Rules {
 			fmt.Fprintln(c.Err, "  •", r.Message)
 		}
+		printMacRules(c.Err, pol.MacRules)
 	}
 	newPW, err := c.secret("New password: ")
 	if err != nil {
@@ -308,6 +311,7 @@ func (c *CLI) policy(ctx context.Context, user string) int {
 	for _, r := range p.Rules {
 		fmt.Fprintln(c.Out, "  •", r.Message)
 	}
+	printMacRules(c.Out, p.MacRules)
 	if p.Policy.MaxAgeDays > 0 {
 		fmt.Fprintf(c.Out, "Passwords expire after %d days.\n", p.Policy.MaxAgeDays)
 	}
@@ -438,4 +442,19 @@ func (c *CLI) serviceAccount(ctx context.Context, sub, admin string) int {
 		fmt.Fprintln(c.Out, "Service account not set up: the forgotten-password path is not available.")
 	}
 	return exitOK
+}
+
+// printMacRules lists this Mac's own password rules, in the Mac's words.
+func printMacRules(w io.Writer, rules []protocol.LocalRule) {
+	if len(rules) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "This Mac also requires:")
+	for _, r := range rules {
+		if r.Checkable() {
+			fmt.Fprintln(w, "  •", r.Description(os.Getenv("LANG")))
+		} else {
+			fmt.Fprintln(w, "  •", r.Description(os.Getenv("LANG")), "(checked when you save)")
+		}
+	}
 }

@@ -42,6 +42,8 @@ type Options struct {
 	// ServiceAccount makes the forgotten-password path available.
 	ServiceAccount bool
 	Policy         protocol.Policy
+	// MacRules are the Mac's own password rules the policy reports.
+	MacRules []protocol.LocalRule
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Version is the daemon version reported in Status.
@@ -392,6 +394,7 @@ func (f *Fake) Policy(context.Context, string) (*localapi.PolicyResponse, error)
 		Policy:        f.o.Policy,
 		Rules:         f.o.Policy.Rules(),
 		MFA:           f.o.MFA,
+		MacRules:      f.o.MacRules,
 	}, nil
 }
 

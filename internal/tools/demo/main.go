@@ -111,7 +111,8 @@ func (d *demo) run(ctx context.Context, dir string, script, noUI bool) error {
 		return fmt.Errorf("creating the demo user: %w", err)
 	}
 	d.totpSecret = string(resp.MFA.Secret)
-	tok, err := ac.CreateEnrollToken(ctx, admin.EnrollTokenRequest{Note: "demo Mac"})
+	// The token binds alice to the Mac that enrolls with it.
+	tok, err := ac.CreateEnrollToken(ctx, admin.EnrollTokenRequest{Note: "demo Mac", Users: []string{demoUser}})
 	if err != nil {
 		return err
 	}
