@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,12 +127,14 @@ type verdict struct {
 // check runs the lock/unlock/lock/unlock(control) batch on path. The caller
 // holds k.mu.
 func (k *Keychains) check(ctx context.Context, a Account, path string, pw, control []byte) (verdict, error) {
-	q := quoteSecurityArg
-	p := q([]byte(path))
-	in := []byte("lock-keychain " + p + "\nunlock-keychain -p ")
-	in = append(in, q(pw)...)
+	p := quoteSecurityArg([]byte(path))
+	// Sized once, and the passwords quoted straight into it: a buffer that
+	// grows, or a quoted copy, would leave the password behind unwiped.
+	in := make([]byte, 0, 4*len(p)+2*(len(pw)+len(control))+64)
+	in = append(in, "lock-keychain "+p+"\nunlock-keychain -p "...)
+	in = appendSecurityArg(in, pw)
 	in = append(in, " "+p+"\nlock-keychain "+p+"\nunlock-keychain -p "...)
-	in = append(in, q(control)...)
+	in = appendSecurityArg(in, control)
 	in = append(in, " "+p+"\n"...)
 	defer wipe(in)
 	res, err := k.r.Run(ctx, Cmd{Tool: Security, Args: []string{"-i"}, Verb: "check-keychain", Stdin: in, As: a.Credential()})
@@ -208,21 +209,23 @@ func errUntrusted(verb string) error {
 		Message: "the keychain opened with a password that is certainly wrong, so no check of it can be trusted", Err: ErrCannotVerify}
 }
 
-// quoteSecurityArg quotes one word for a `security -i` command line: in
-// double quotes, with '"' and '\' escaped by a backslash (split_line in
-// security.c). The result holds the secret; the caller wipes it.
-func quoteSecurityArg(b []byte) string {
-	var s strings.Builder
-	s.Grow(len(b) + 2)
-	s.WriteByte('"')
+// quoteSecurityArg quotes one word that is no secret (a path) for a
+// `security -i` command line.
+func quoteSecurityArg(b []byte) string { return string(appendSecurityArg(nil, b)) }
+
+// appendSecurityArg appends b to dst quoted for a `security -i` command
+// line: in double quotes, with '"' and '\' escaped by a backslash
+// (split_line in security.c). Given room, it writes a secret into dst
+// only, which the caller wipes.
+func appendSecurityArg(dst, b []byte) []byte {
+	dst = append(dst, '"')
 	for _, c := range b {
 		if c == '"' || c == '\\' {
-			s.WriteByte('\\')
+			dst = append(dst, '\\')
 		}
-		s.WriteByte(c)
+		dst = append(dst, c)
 	}
-	s.WriteByte('"')
-	return s.String()
+	return append(dst, '"')
 }
 
 // Rekey changes the login keychain's password from oldPW to newPW
