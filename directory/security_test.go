@@ -841,3 +841,47 @@ func TestAdminWritesWhenDiskNearlyFull(t *testing.T) {
 		t.Fatal("the dropped noise was not logged")
 	}
 }
+
+// TestRetentionPrunes (item 4): audit events and idempotency records older
+// than their retention are deleted by the scan loop; newer ones stay.
+func TestRetentionPrunes(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.AuditRetention = 2 * time.Hour
+		c.IdempotencyRetention = time.Hour
+		c.ScanInterval = 50 * time.Millisecond
+	})
+	e.addUser("alice", alicePW, false)
+	a := e.connect(e.enroll("alice"), 0)
+	a.ok(protocol.TypeAckSync, "ack-1", protocol.AckSyncRequest{User: "alice", PasswordVersion: 1}, nil)
+	old := len(e.audit(""))
+	e.clock.Advance(90 * time.Minute)
+	e.addUser("bob", "Secret-Words-42", false)
+	waitFor(t, "the idempotency record to be pruned", func() bool {
+		_, err := e.srv.lookupIdempotency(t, a.welcome.DeviceID, "ack-1")
+		return err != nil
+	})
+	if !hasEvent(e.audit(""), "user_created") {
+		t.Fatal("audit pruned too early")
+	}
+	e.clock.Advance(time.Hour) // alice's events are now 2.5 h old, bob's 1 h
+	waitFor(t, "the old audit events to be pruned", func() bool {
+		evs := e.audit("")
+		for _, ev := range evs {
+			if ev.User == "alice" {
+				return false
+			}
+		}
+		return len(evs) > 0
+	})
+	for _, ev := range e.audit("") {
+		if ev.Event == "user_created" && ev.User != "bob" {
+			t.Fatalf("unexpected event %+v", ev)
+		}
+	}
+	if !hasEvent(e.audit("bob"), "user_created") {
+		t.Fatalf("bob's newer event was pruned (of %d old events)", old)
+	}
+	// The first outcome is forgotten: the same key with another request is
+	// a new request (refused on its own merits), not a reuse.
+	a.fails(protocol.TypeAckSync, "ack-1", protocol.AckSyncRequest{User: "alice", PasswordVersion: 2}, protocol.CodeBadRequest)
+}
