@@ -233,7 +233,7 @@ func (s *Session) httpURL(path string) (string, error) {
 }
 
 func (s *Session) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: s.opt.RootCAs, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: s.opt.RootCAs, MinVersion: tls.VersionTLS12, CipherSuites: protocol.TLS12CipherSuites}
 }
 
 // enroll trades the enrollment token for a device id.

@@ -2,14 +2,18 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -426,5 +430,35 @@ func TestSessionRevoked(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if st := s.Status(); st.State != localapi.ConnNotEnrolled || !strings.Contains(st.LastError, "revoked this Mac") {
 		t.Fatalf("later: %+v", st)
+	}
+}
+
+// The session offers only the AEAD suites with TLS 1.2: a directory (or
+// someone in its place) that would speak only CBC with SHA-1 is refused
+// before anything, the enrollment token included, is sent.
+func TestSessionRefusesCBCSuites(t *testing.T) {
+	var got atomic.Bool
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Store(true) }))
+	ts.TLS = &tls.Config{MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}
+	ts.StartTLS()
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	s, err := New(Options{URL: "wss://" + ts.Listener.Addr().String(), RootCAs: roots, EnrollmentToken: protocol.Secret("tok"),
+		StateDir: t.TempDir(), Keys: &memKeys{m: map[string][]byte{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSession(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.Status().LastError, "handshake failure") {
+		if time.Now().After(deadline) {
+			t.Fatalf("session against a CBC-only server: %+v", s.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got.Load() {
+		t.Fatal("a request reached the CBC-only server")
 	}
 }
