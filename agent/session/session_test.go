@@ -135,7 +135,7 @@ func TestSessionEndToEnd(t *testing.T) {
 	if _, err := f.admin.AddUser(ctx, admin.AddUserRequest{Name: "alice", Password: protocol.Secret("Old-Passw0rd-1")}); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := f.admin.CreateEnrollToken(ctx, admin.EnrollTokenRequest{})
+	tok, err := f.admin.CreateEnrollToken(ctx, admin.EnrollTokenRequest{Users: []string{"alice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
