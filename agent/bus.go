@@ -3,7 +3,7 @@ package agent
 import (
 	"sync"
 
-	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/agent/engine"
 )
 
 // bus fans events out to the local API's watchers. It never blocks the
@@ -11,19 +11,19 @@ import (
 // status event is kept, so it always catches up with the latest state.
 type bus struct {
 	mu   sync.Mutex
-	subs map[chan localapi.Event]struct{}
+	subs map[chan engine.Event]struct{}
 }
 
-func newBus() *bus { return &bus{subs: map[chan localapi.Event]struct{}{}} }
+func newBus() *bus { return &bus{subs: map[chan engine.Event]struct{}{}} }
 
-func (b *bus) publish(ev localapi.Event) {
+func (b *bus) publish(ev engine.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {
 		select {
 		case ch <- ev:
 		default:
-			if ev.Type == localapi.EventStatus {
+			if ev.Type == engine.EventStatus {
 				// Make room for the status: drop the oldest event.
 				select {
 				case <-ch:
@@ -38,8 +38,8 @@ func (b *bus) publish(ev localapi.Event) {
 	}
 }
 
-func (b *bus) subscribe() (<-chan localapi.Event, func()) {
-	ch := make(chan localapi.Event, 64)
+func (b *bus) subscribe() (<-chan engine.Event, func()) {
+	ch := make(chan engine.Event, 64)
 	b.mu.Lock()
 	b.subs[ch] = struct{}{}
 	b.mu.Unlock()

@@ -19,9 +19,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
-	"github.com/lockstep-dev/lockstep/version"
 )
 
 // stopWait is how long a stopping daemon lets a running operation finish.
@@ -45,6 +43,19 @@ type Options struct {
 	Keys session.KeyStore
 	// ConsoleUser returns who is logged in at the screen, if anyone.
 	ConsoleUser func(ctx context.Context) (string, error)
+	// Version is lockstepd's, reported to the directory and the local API.
+	Version string
+	// Directory replaces the directory session (tests of the app against
+	// a real lockstepd over a fake directory); nil: a session to
+	// Config.DirectoryURL.
+	Directory Directory
+}
+
+// Directory is the link to the directory when it is not the session: what
+// the engine needs, and the link's state for the local API.
+type Directory interface {
+	engine.Directory
+	Connection() api.Connection
 }
 
 // Daemon is lockstepd.
@@ -61,8 +72,11 @@ type Daemon struct {
 	jrnl    *journal.Journal
 	api     *api.Server
 
+	link    func() api.Connection
+	version string
+
 	saMu sync.Mutex
-	sa   localapi.ServiceAccountStatus
+	sa   engine.ServiceStatus
 
 	bindMu    sync.Mutex
 	binding   map[string]bool
@@ -93,36 +107,49 @@ func New(opt Options) (*Daemon, error) {
 			opt.ConsoleUser = console
 		}
 	}
-	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser,
+	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser, version: opt.Version,
 		bus: newBus(), binding: map[string]bool{}, bindTried: map[string]time.Time{}}
 	j, err := journal.Open(filepath.Join(cfg.StateDir, "operations"))
 	if err != nil {
 		return nil, err
 	}
 	d.jrnl = j
-	roots, err := cfg.RootCAs()
-	if err != nil {
-		return nil, err
+	var dir engine.Directory
+	if opt.Directory != nil {
+		dir, d.link = opt.Directory, opt.Directory.Connection
+	} else {
+		roots, err := cfg.RootCAs()
+		if err != nil {
+			return nil, err
+		}
+		d.sess, err = session.New(session.Options{
+			URL: cfg.DirectoryURL, RootCAs: roots, EnrollmentToken: cfg.EnrollmentToken,
+			StateDir: cfg.StateDir, Keys: opt.Keys, AgentVersion: opt.Version, Log: opt.Log.With("component", "session"),
+			OnPush:    func(ctx context.Context, env *protocol.Envelope) error { return d.eng.HandlePush(ctx, env) },
+			OnState:   func(session.Status) { d.bus.publish(engine.Event{Type: engine.EventStatus}) },
+			OnWelcome: d.Welcomed,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.dir = &directory{s: d.sess}
+		dir = d.dir
+		d.link = func() api.Connection {
+			st := d.sess.Status()
+			return api.Connection{State: st.State, URL: st.URL, Since: st.Since, LastError: st.LastError, DeviceID: st.DeviceID}
+		}
 	}
-	d.sess, err = session.New(session.Options{
-		URL: cfg.DirectoryURL, RootCAs: roots, EnrollmentToken: cfg.EnrollmentToken,
-		StateDir: cfg.StateDir, Keys: opt.Keys, AgentVersion: version.Version, Log: opt.Log.With("component", "session"),
-		OnPush:    func(ctx context.Context, env *protocol.Envelope) error { return d.eng.HandlePush(ctx, env) },
-		OnState:   func(localapi.Connection) { d.bus.publish(localapi.Event{Type: localapi.EventStatus}) },
-		OnWelcome: d.welcomed,
-	})
-	if err != nil {
-		return nil, err
+	for _, k := range cfg.Deprecated {
+		opt.Log.Warn("configuration key ignored", "key", k, "sources", cfg.Sources)
 	}
-	d.dir = &directory{s: d.sess}
 	d.eng, err = engine.New(engine.Options{
-		StateDir: cfg.StateDir, Mac: d.mac, Directory: d.dir, Journal: j, Log: opt.Log.With("component", "engine"),
-		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, ExpiryWarningDays: cfg.ExpiryWarningDays,
+		StateDir: cfg.StateDir, Mac: d.mac, Directory: dir, Journal: j, Log: opt.Log.With("component", "engine"),
+		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser,
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.api = api.New(d, opt.Log.With("component", "localapi"), api.Limits{})
+	d.api = api.New(d, opt.Version, opt.Log.With("component", "localapi"), api.Limits{})
 	return d, nil
 }
 
@@ -132,7 +159,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("lockstepd started", "version", version.Version, "socket", d.cfg.Socket, "directory", d.cfg.DirectoryURL)
+	d.log.Info("lockstepd started", "version", d.version, "socket", d.cfg.Socket, "directory", d.cfg.DirectoryURL)
 	d.refreshServiceAccount(ctx)
 	for local := range d.cfg.UserMap {
 		d.eng.Touch(local)
@@ -145,7 +172,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { serveErr <- d.api.Serve(ln) }()
 	sctx, stopSession := context.WithCancel(ctx)
 	sessDone := make(chan struct{})
-	go func() { d.sess.Run(sctx); close(sessDone) }()
+	go func() {
+		if d.sess != nil {
+			d.sess.Run(sctx)
+		}
+		close(sessDone)
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -163,11 +195,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// welcomed runs on every new directory session: it takes the policy and
+// Welcomed runs on every new directory session: it takes the policy and
 // refreshes every known account, which also settles unconfirmed changes and
-// sends pending acknowledgements.
-func (d *Daemon) welcomed(w protocol.Welcome) {
-	d.dir.setPolicy(w.Policy)
+// sends pending acknowledgements. A fake directory calls it as the session
+// does.
+func (d *Daemon) Welcomed(w protocol.Welcome) {
+	if d.dir != nil {
+		d.dir.setPolicy(w.Policy)
+	}
 	d.eng.SetPolicy(w.Policy)
 	d.eng.SetLockoutThreshold(w.LockoutThreshold)
 	go d.bindAll()
@@ -200,7 +235,7 @@ func (d *Daemon) ensureBound(ctx context.Context, local string) {
 	if local == "" || d.eng.IsBound(local) {
 		return
 	}
-	if !d.dir.Connected() {
+	if d.link().State != session.Connected {
 		d.eng.Touch(local) // bound when the session comes up
 		return
 	}
@@ -223,7 +258,7 @@ func (d *Daemon) ensureBound(ctx context.Context, local string) {
 	}
 }
 
-func (d *Daemon) refreshServiceAccount(ctx context.Context) localapi.ServiceAccountStatus {
+func (d *Daemon) refreshServiceAccount(ctx context.Context) engine.ServiceStatus {
 	st := d.mac.Service.Status(ctx)
 	d.saMu.Lock()
 	d.sa = st
@@ -236,88 +271,77 @@ func (d *Daemon) LocalUser(ctx context.Context, uid int) (string, error) {
 	return d.eng.LocalUser(ctx, uid)
 }
 
-// Status implements api.Backend.
-func (d *Daemon) Status(ctx context.Context, c api.Caller) *localapi.Status {
-	var accounts []localapi.Account
+// Accounts implements api.Backend.
+func (d *Daemon) Accounts(ctx context.Context, c api.Caller) []engine.Account {
 	if c.Admin {
-		accounts = d.eng.Accounts(nil)
-	} else {
-		d.ensureBound(ctx, c.User)
-		accounts = d.eng.Accounts([]string{c.User})
+		return d.eng.Accounts(nil)
 	}
-	d.saMu.Lock()
-	sa := d.sa
-	d.saMu.Unlock()
-	return &localapi.Status{Version: version.Version, Directory: d.sess.Status(), Accounts: accounts, ServiceAccount: sa}
+	d.ensureBound(ctx, c.User)
+	return d.eng.Accounts([]string{c.User})
 }
 
+// Connection implements api.Backend.
+func (d *Daemon) Connection() api.Connection { return d.link() }
+
 // Policy implements api.Backend.
-func (d *Daemon) Policy(ctx context.Context, local string) (*localapi.PolicyResponse, error) {
+func (d *Daemon) Policy(ctx context.Context, local string) (*engine.PolicyView, error) {
 	d.ensureBound(ctx, local)
 	return d.eng.PolicyFor(ctx, local), nil
 }
 
 // Change implements api.Backend.
-func (d *Daemon) Change(ctx context.Context, local string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+func (d *Daemon) Change(ctx context.Context, local string, req engine.ChangeRequest, progress func(engine.Step)) (*engine.Operation, error) {
 	op, err := d.eng.Change(ctx, local, req, progress)
 	d.eng.Relink(ctx, local, op)
 	return op, err
 }
 
 // Sync implements api.Backend.
-func (d *Daemon) Sync(ctx context.Context, local string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+func (d *Daemon) Sync(ctx context.Context, local string, req engine.SyncRequest, progress func(engine.Step)) (*engine.Operation, error) {
 	op, err := d.eng.Sync(ctx, local, req, progress)
 	d.eng.Relink(ctx, local, op)
 	return op, err
 }
 
 // Link implements api.Backend.
-func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secret) (localapi.Account, error) {
+func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secret) (engine.Account, error) {
 	return d.eng.Link(ctx, local, password)
 }
 
 // Doctor runs the engine's checks.
-func (d *Daemon) Doctor(ctx context.Context, local string, password protocol.Secret) localapi.DoctorReport {
+func (d *Daemon) Doctor(ctx context.Context, local string, password protocol.Secret) engine.DoctorReport {
 	d.ensureBound(ctx, local)
-	return d.eng.Doctor(ctx, local, password, d.dir.Connected())
+	return d.eng.Doctor(ctx, local, password, d.link().State == session.Connected)
 }
 
+// Standing implements api.Backend.
+func (d *Daemon) Standing(local string) []engine.Notice { return d.eng.Standing(local) }
+
 // Subscribe implements api.Backend.
-func (d *Daemon) Subscribe() (<-chan localapi.Event, func()) { return d.bus.subscribe() }
+func (d *Daemon) Subscribe() (<-chan engine.Event, func()) { return d.bus.subscribe() }
 
 // Diagnostics implements api.Backend: a redacted support bundle. Root gets
 // everything; a user gets what concerns their own account.
-func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
+func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (api.Diagnostics, error) {
 	host, _ := os.Hostname()
-	bundle := map[string]any{
+	parts := map[string]any{
 		"generated_at": time.Now().UTC(),
-		"version":      version.Version,
+		"version":      d.version,
 		"go":           runtime.Version(),
 		"os":           runtime.GOOS + "/" + runtime.GOARCH,
 		"hostname":     host,
-		"status":       d.Status(ctx, c),
 	}
-	ops, err := d.jrnl.List()
+	ops, err := d.eng.Operations(func(local string) bool { return c.Admin || local == c.User }, 20)
 	if err != nil {
-		bundle["journal_error"] = err.Error()
+		parts["journal_error"] = err.Error()
 	}
-	var mine []*journal.Entry
-	for _, op := range ops {
-		if c.Admin || op.LocalUser == c.User {
-			mine = append(mine, op)
-		}
-	}
-	if len(mine) > 20 {
-		mine = mine[len(mine)-20:]
-	}
-	bundle["operations"] = mine
 	if c.Admin {
-		bundle["config"] = d.cfg.Redacted()
+		parts["config"] = d.cfg.Redacted()
 		if d.ring != nil {
-			bundle["logs"] = d.ring.Records()
+			parts["logs"] = d.ring.Records()
 		}
 	}
-	return bundle, nil
+	return api.Diagnostics{Parts: parts, Operations: ops}, nil
 }
 
 // ServiceAccount implements api.Backend. It answers from the state checked
@@ -325,28 +349,31 @@ func (d *Daemon) Diagnostics(ctx context.Context, c api.Caller) (any, error) {
 // ask, and checking means running tools as root and signing in as the
 // hidden admin, which counts as a failed login when its stored password is
 // stale. A read must cost neither.
-func (d *Daemon) ServiceAccount(context.Context) localapi.ServiceAccountStatus {
+func (d *Daemon) ServiceAccount(context.Context) engine.ServiceStatus {
 	d.saMu.Lock()
 	defer d.saMu.Unlock()
 	return d.sa
 }
 
 // SetupServiceAccount implements api.Backend.
-func (d *Daemon) SetupServiceAccount(ctx context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error) {
-	if req.AdminUser == "" || req.AdminPassword.Empty() {
-		return localapi.ServiceAccountStatus{}, &localapi.Error{Code: localapi.CodeBadRequest, Message: "Give a SecureToken admin's name and password."}
+func (d *Daemon) SetupServiceAccount(ctx context.Context, adminUser string, adminPW protocol.Secret) (engine.ServiceStatus, error) {
+	if adminUser == "" {
+		return engine.ServiceStatus{}, &engine.Error{Code: engine.CodeMissing, Field: "admin_user"}
 	}
-	err := d.mac.Service.Setup(ctx, req.AdminUser, req.AdminPassword)
+	if adminPW.Empty() {
+		return engine.ServiceStatus{}, &engine.Error{Code: engine.CodeMissing, Field: "admin_password"}
+	}
+	err := d.mac.Service.Setup(ctx, adminUser, adminPW)
 	st := d.refreshServiceAccount(ctx)
-	d.bus.publish(localapi.Event{Type: localapi.EventStatus})
+	d.bus.publish(engine.Event{Type: engine.EventStatus})
 	if err != nil {
-		return st, serviceError("set up", err)
+		return st, serviceError("setup", err)
 	}
 	return st, nil
 }
 
 // RotateServiceAccount implements api.Backend.
-func (d *Daemon) RotateServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error) {
+func (d *Daemon) RotateServiceAccount(ctx context.Context) (engine.ServiceStatus, error) {
 	err := d.mac.Service.Rotate(ctx)
 	st := d.refreshServiceAccount(ctx)
 	if err != nil {
@@ -356,23 +383,23 @@ func (d *Daemon) RotateServiceAccount(ctx context.Context) (localapi.ServiceAcco
 }
 
 // RemoveServiceAccount implements api.Backend.
-func (d *Daemon) RemoveServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error) {
+func (d *Daemon) RemoveServiceAccount(ctx context.Context) (engine.ServiceStatus, error) {
 	err := d.mac.Service.Remove(ctx)
 	st := d.refreshServiceAccount(ctx)
-	d.bus.publish(localapi.Event{Type: localapi.EventStatus})
+	d.bus.publish(engine.Event{Type: engine.EventStatus})
 	if err != nil {
 		return st, serviceError("remove", err)
 	}
 	return st, nil
 }
 
-func serviceError(what string, err error) error {
-	if errors.Is(err, engine.ErrWrongPassword) {
-		return &localapi.Error{Code: localapi.CodeWrongLocal, Message: "The admin password is not correct."}
+func serviceError(step string, err error) error {
+	why := "failed"
+	switch {
+	case errors.Is(err, engine.ErrWrongPassword):
+		why = "admin_password"
+	case errors.Is(err, engine.ErrNoSecureToken):
+		why = "admin_token"
 	}
-	if errors.Is(err, engine.ErrNoSecureToken) {
-		return &localapi.Error{Code: localapi.CodeNoServiceAcct, Message: "That admin has no SecureToken, so it cannot grant one.",
-			Hint: "Use an admin listed by `sudo fdesetup list`."}
-	}
-	return &localapi.Error{Code: localapi.CodePlatform, Message: fmt.Sprintf("Could not %s the service account: %v", what, err)}
+	return &engine.Error{Code: engine.CodeServiceSetup, Params: map[string]string{"step": step, "why": why}, Detail: err.Error()}
 }

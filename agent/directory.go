@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/agent/session"
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -23,7 +22,7 @@ type directory struct {
 	known  bool
 }
 
-func (d *directory) Connected() bool { return d.s.Status().State == localapi.ConnConnected }
+func (d *directory) Connected() bool { return d.s.Status().State == session.Connected }
 
 func (d *directory) setPolicy(p protocol.Policy) {
 	d.mu.Lock()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/config"
 	"github.com/lockstep-dev/lockstep/agent/engine"
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/platform"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -59,7 +58,7 @@ type mac struct {
 	mu     sync.Mutex
 	uids   map[int]string
 	uidsAt time.Time
-	sa     localapi.ServiceAccountStatus
+	sa     engine.ServiceStatus
 	saAt   time.Time
 }
 
@@ -202,7 +201,7 @@ func (m *mac) RefreshPreboot(ctx context.Context) error { return mapErr(m.fv.Ref
 // the account (setup, rotate, remove, a failed reset).
 const serviceStatusTTL = 10 * time.Minute
 
-func (m *mac) Status(ctx context.Context) localapi.ServiceAccountStatus {
+func (m *mac) Status(ctx context.Context) engine.ServiceStatus {
 	m.mu.Lock()
 	if m.saAt != (time.Time{}) && time.Since(m.saAt) < serviceStatusTTL {
 		st := m.sa
@@ -224,23 +223,25 @@ func (m *mac) forgetService() {
 	m.mu.Unlock()
 }
 
-func (m *mac) observeService(ctx context.Context) localapi.ServiceAccountStatus {
+func (m *mac) observeService(ctx context.Context) engine.ServiceStatus {
 	st, err := m.service.Status(ctx)
 	if err != nil {
-		return localapi.ServiceAccountStatus{Detail: "could not check: " + err.Error()}
+		return engine.ServiceStatus{Problem: engine.ServiceUncheckable}
 	}
-	out := localapi.ServiceAccountStatus{Present: st.Exists, SecureToken: st.SecureToken, Usable: st.Ready()}
+	out := engine.ServiceStatus{Present: st.Exists, SecureToken: st.SecureToken, Usable: st.Ready()}
 	switch {
 	case !st.Exists:
-		out.Detail = "not set up"
+		out.Problem = engine.ServiceNotSetUp
 	case !st.SecureToken:
-		out.Detail = "it has no SecureToken"
+		out.Problem = engine.ServiceNoToken
 	case !st.PasswordStored:
-		out.Detail = "its password is not in the secret store"
+		out.Problem = engine.ServiceNotStored
 	case !st.PasswordWorks:
-		out.Detail = "its stored password does not work"
+		out.Problem = engine.ServiceWrongPassword
 	case st.RotationPending:
-		out.Detail = "a password rotation awaits confirmation"
+		out.Problem = engine.ServiceRotationPending
+	case !out.Usable:
+		out.Problem = engine.ServiceNotUsable
 	}
 	return out
 }

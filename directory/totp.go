@@ -10,6 +10,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"github.com/lockstep-dev/lockstep/protocol"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -22,7 +23,10 @@ const (
 	totpSkew   = 1
 )
 
-var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+// totpDigits is protocol.TOTPDigits, which the Mac checks codes against.
+const totpDigits = otp.Digits(protocol.TOTPDigits)
+
+var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1}
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
@@ -30,7 +34,7 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 // otpauth:// URI.
 func newTOTPKey(issuer, user string) (secret []byte, uri string, err error) {
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: user, Period: totpPeriod,
-		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		SecretSize: 20, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		return nil, "", fmt.Errorf("generating TOTP key: %w", err)
 	}
@@ -45,7 +49,7 @@ func newTOTPKey(issuer, user string) (secret []byte, uri string, err error) {
 // code. It does not check replay: the caller compares the step with the
 // last one used.
 func totpMatch(secret []byte, code string, now time.Time) (step int64, ok bool) {
-	if len(code) != 6 {
+	if !protocol.ValidTOTPCode(code) {
 		return 0, false
 	}
 	enc := b32.EncodeToString(secret)

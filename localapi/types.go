@@ -8,6 +8,10 @@
 package localapi
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -90,14 +94,25 @@ type Connection struct {
 	DeviceID  string    `json:"device_id,omitempty"`
 }
 
+// Text is something lockstepd tells a person: a stable code and the values
+// its sentence needs (times in RFC 3339, numbers in decimal). lockstepd
+// sends no sentences; the app and the CLI say each code in the user's
+// language (ui/text, whose tests render every code in Texts). In JSON that
+// scripts read (`lockstep status --json`), Message is the English sentence.
+type Text struct {
+	Code    string            `json:"code"`
+	Params  map[string]string `json:"params,omitempty"`
+	Message string            `json:"message,omitempty"`
+}
+
 // Account is one local account bound to a directory user.
 type Account struct {
 	LocalUser     string `json:"local_user"`
 	DirectoryUser string `json:"directory_user"`
 	DisplayName   string `json:"display_name,omitempty"`
 	State         string `json:"state"`
-	// Reason says in one sentence why the state is what it is.
-	Reason            string     `json:"reason,omitempty"`
+	// Reason says why the state is what it is (a reason.* code).
+	Reason            Text       `json:"reason"`
 	MFA               bool       `json:"mfa"`
 	Temporary         bool       `json:"temporary"`
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
@@ -124,7 +139,7 @@ func (a Account) Attention() bool {
 type Place struct {
 	Name      string     `json:"name"`
 	State     string     `json:"state"`
-	Detail    string     `json:"detail,omitempty"`
+	Text      Text       `json:"text,omitzero"`
 	ChangedAt *time.Time `json:"changed_at,omitempty"`
 }
 
@@ -155,7 +170,7 @@ type Operation struct {
 	Error      *Error     `json:"error,omitempty"`
 	// Notes tell the user what happened that they must know, for example
 	// where an old keychain was moved.
-	Notes []string `json:"notes,omitempty"`
+	Notes []Text `json:"notes,omitempty"`
 	// NextAction is set when the user must do something next, for example
 	// "change" after syncing a temporary password.
 	NextAction string `json:"next_action,omitempty"`
@@ -184,10 +199,10 @@ const (
 
 // Step is one journal entry of an operation.
 type Step struct {
-	Name   string    `json:"name"`
-	State  string    `json:"state"`
-	Detail string    `json:"detail,omitempty"`
-	At     time.Time `json:"at,omitzero"`
+	Name  string    `json:"name"`
+	State string    `json:"state"`
+	Text  Text      `json:"text,omitzero"`
+	At    time.Time `json:"at,omitzero"`
 }
 
 // ChangeRequest asks lockstepd to change the password everywhere.
@@ -232,10 +247,11 @@ type ServiceAccountRequest struct {
 // ServiceAccountStatus says whether the hidden service account exists and
 // can reset users whose previous password is forgotten.
 type ServiceAccountStatus struct {
-	Present     bool   `json:"present"`
-	SecureToken bool   `json:"secure_token"`
-	Usable      bool   `json:"usable"`
-	Detail      string `json:"detail,omitempty"`
+	Present     bool `json:"present"`
+	SecureToken bool `json:"secure_token"`
+	Usable      bool `json:"usable"`
+	// Problem says why it cannot reset a password (a service.* code).
+	Problem string `json:"problem,omitempty"`
 }
 
 // Event types on the watch and operation streams.
@@ -258,40 +274,52 @@ type Event struct {
 
 // Notice kinds, each a user notification.
 const (
-	NoticeReset    = "reset"    // an administrator reset the password
+	NoticeReset    = "reset"    // an administrator reset the password; params: temporary
 	NoticeSynced   = "synced"   // a sync or change finished
-	NoticeExpiry   = "expiry"   // expiry is approaching
-	NoticeLocked   = "locked"   // the account was locked
+	NoticeExpiry   = "expiry"   // expiry is approaching; params: days
+	NoticeLocked   = "locked"   // the account was locked; params: until
 	NoticeUnlocked = "unlocked" // the account was unlocked
 )
 
-// Notice is a user notification.
+// Notice is a user notification: its kind and the values its words need.
+// It is the one source of notifications: the app shows these, and rebuilds
+// none from changes of state.
 type Notice struct {
-	Kind      string    `json:"kind"`
-	LocalUser string    `json:"local_user"`
-	Title     string    `json:"title"`
-	Body      string    `json:"body"`
-	At        time.Time `json:"at"`
+	// ID names the event the notice is about: the same event has the same
+	// ID however often it is told (a watcher that reconnects is told the
+	// notices that still stand), so a notification is shown once.
+	ID        string            `json:"id"`
+	Kind      string            `json:"kind"`
+	LocalUser string            `json:"local_user"`
+	Params    map[string]string `json:"params,omitempty"`
+	At        time.Time         `json:"at"`
 }
 
 // Error codes of the local API. Directory codes (protocol.Code*) pass
-// through unchanged.
+// through unchanged. Errors lists each with the parameters it carries.
 const (
-	CodeForbidden     = "forbidden"   // caller may not act on that account
-	CodeBadRequest    = "bad_request" // malformed request
-	CodeNotBound      = "not_bound"   // account not bound to a directory user
-	CodeBusy          = "busy"        // another operation runs for the account
-	CodeSyncFirst     = "sync_first"  // the Mac must be synced before a change
-	CodeKeychain      = "keychain"    // the keychain does not open with the password given
-	CodeInterrupted   = "interrupted" // lockstepd stopped during the operation
-	CodeOffline       = "offline"     // the directory is unreachable
-	CodeWrongLocal    = "wrong_local" // password does not open the Mac account
-	CodeNotNeeded     = "not_needed"  // nothing to sync
-	CodeNoServiceAcct = "no_service_account"
-	CodeThrottled     = "throttled"         // lockstepd is protecting the account from lockout
-	CodeTooMany       = "too_many"          // the caller holds too many connections or watch streams
-	CodePlatform      = "platform"          // a macOS tool failed; Message has its text
-	CodeUnmanaged     = "unmanaged_account" // an account Lockstep must not change (disabled, mobile, network home)
+	CodeForbidden     = "forbidden"          // params: why (web_page, host, no_peer, no_account, other_account, root_only)
+	CodeBadRequest    = "bad_request"        // the request could not be read; Detail says how
+	CodeMissing       = "missing"            // Field is empty
+	CodeNameAccount   = "name_account"       // root must name the account to act on
+	CodeNoLocalUser   = "no_local_account"   // params: user
+	CodeNotBound      = "not_bound"          // the directory does not link this Mac to the user yet
+	CodeBusy          = "busy"               // another operation runs for the account
+	CodeSyncFirst     = "sync_first"         // the Mac must be synced before a change
+	CodeKeychain      = "keychain"           // the keychain does not open with the password given; params: which
+	CodeInterrupted   = "interrupted"        // lockstepd stopped during the operation
+	CodeOffline       = "offline"            // the directory is unreachable; params: when
+	CodeWrongLocal    = "wrong_local"        // the password does not open the Mac account; params: which
+	CodeMFAFormat     = "mfa_format"         // not a valid code (protocol.ValidTOTPCode)
+	CodeNotNeeded     = "not_needed"         // nothing to sync
+	CodeNoServiceAcct = "no_service_account" // the forgotten-password path needs the service account
+	CodeThrottled     = "throttled"          // lockstepd is protecting the account from lockout; RetryAfter
+	CodeTooMany       = "too_many"           // the caller holds too many connections or watch streams
+	CodePlatform      = "platform"           // a macOS tool failed; Detail is its own text
+	CodeUnmanaged     = "unmanaged_account"  // params: user, kind (disabled, mobile, network_home), node
+	CodeMacPolicy     = "mac_policy"         // this Mac's policy refuses the password; params: source (new, directory, refused)
+	CodeServiceSetup  = "service_setup"      // params: step (setup, rotate, remove), why (admin_password, admin_token, failed)
+	CodeUnavailable   = "unavailable"        // lockstepd is not running (the client says so; never on the wire)
 )
 
 // Fields an error can point at, so the UI shows it next to the right box.
@@ -303,24 +331,35 @@ const (
 	FieldPassword = "password" // the directory password of a link
 )
 
-// Error is a failed request. Message is a complete sentence for the user.
+// Error is a failed request, as a code and the values its words need; the
+// app and the CLI say it in the user's language. In JSON for scripts,
+// Message is the English sentence.
 type Error struct {
 	Code       string               `json:"code"`
-	Message    string               `json:"message"`
 	Field      string               `json:"field,omitempty"`
+	Params     map[string]string    `json:"params,omitempty"`
 	Violations []protocol.Violation `json:"violations,omitempty"`
-	// Hint tells the user what to do next.
-	Hint       string     `json:"hint,omitempty"`
-	RetryAfter int        `json:"retry_after,omitempty"`
-	Until      *time.Time `json:"until,omitempty"`
+	RetryAfter int                  `json:"retry_after,omitempty"`
+	Until      *time.Time           `json:"until,omitempty"`
+	// Detail is a macOS tool's or the directory's own words, for IT.
+	Detail  string `json:"detail,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
-// Error implements error.
+// Error implements error, for logs: the code, its parameters and detail.
 func (e *Error) Error() string {
-	if e.Hint != "" {
-		return e.Message + " " + e.Hint
+	var b strings.Builder
+	b.WriteString("lockstepd: " + e.Code)
+	for _, k := range slices.Sorted(maps.Keys(e.Params)) {
+		fmt.Fprintf(&b, " %s=%s", k, e.Params[k])
 	}
-	return e.Message
+	if e.Field != "" {
+		b.WriteString(" field=" + e.Field)
+	}
+	if e.Detail != "" {
+		b.WriteString(": " + e.Detail)
+	}
+	return b.String()
 }
 
 // Is matches by code.
@@ -351,11 +390,11 @@ type DoctorRequest struct {
 
 // Check is one finding of the doctor.
 type Check struct {
-	Place  string `json:"place"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail"`
+	Place string `json:"place"`
+	OK    bool   `json:"ok"`
+	Text  Text   `json:"text"`
 	// Fix says what to do when not OK.
-	Fix string `json:"fix,omitempty"`
+	Fix *Text `json:"fix,omitempty"`
 }
 
 // DoctorReport lists what the doctor found.

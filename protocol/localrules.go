@@ -106,3 +106,9 @@ func dePossess(p string) string {
 	}
 	return b.String()
 }
+
+// Violation is the refusal of a password that fails r: the rule's code and,
+// as its message, the Mac's own words for it.
+func (r LocalRule) Violation() Violation {
+	return Violation{Code: RuleMacPolicy, Message: r.Description()}
+}

@@ -7,6 +7,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // aboutWindow names the app and both versions, the app's and lockstepd's.
@@ -30,21 +31,21 @@ func (b *aboutWindow) open() {
 }
 
 func (b *aboutWindow) build() {
-	b.w = b.a.fa.NewWindow(aboutTitle.S())
+	b.w = b.a.fa.NewWindow(text.AboutTitle.S())
 	b.w.SetFixedSize(true)
 	b.k = keys{submit: b.close, cancel: b.close}
 	img := canvas.NewImageFromResource(appIcon())
 	img.FillMode = canvas.ImageFillContain
 	img.SetMinSize(fyne.NewSize(96, 96))
-	name := heading(aboutName.S())
+	name := heading(text.AboutName.S())
 	name.Alignment = fyne.TextAlignCenter
-	ver := widget.NewLabel(aboutVersion.S(map[string]any{"Version": appVersion()}))
+	ver := widget.NewLabel(text.AboutVersion.S(map[string]any{"Version": appVersion()}))
 	ver.Alignment = fyne.TextAlignCenter
-	blurb := wrapLabel(aboutBlurb.S())
+	blurb := wrapLabel(text.AboutBlurb.S())
 	blurb.Alignment = fyne.TextAlignCenter
 	b.service = widget.NewLabel("")
 	b.service.Alignment = fyne.TextAlignCenter
-	closeB := newButton(&b.k, btnClose.S(), b.close)
+	closeB := newButton(&b.k, text.BtnClose.S(), b.close)
 	closeB.Importance = widget.HighImportance
 	b.w.SetContent(newWindowContent(
 		container.NewCenter(img), name, ver, blurb, b.service,
@@ -60,9 +61,9 @@ func (b *aboutWindow) refresh() {
 		return
 	}
 	if b.a.connected && b.a.status != nil {
-		b.service.SetText(aboutService.S(map[string]any{"Version": b.a.status.Version}))
+		b.service.SetText(text.AboutService.S(map[string]any{"Version": b.a.status.Version}))
 	} else {
-		b.service.SetText(aboutNoSvc.S())
+		b.service.SetText(text.AboutNoSvc.S())
 	}
 	fit(b.w)
 }

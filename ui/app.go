@@ -5,13 +5,13 @@ package ui
 import (
 	"context"
 	"errors"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/lang"
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/version"
@@ -35,6 +35,8 @@ type Options struct {
 	// Quit is called by the menu's Quit item; default fyne.App.Quit.
 	Quit func()
 	Log  *slog.Logger
+	// Languages are the user's, best first (default text.Preferred()).
+	Languages []string
 }
 
 // App is the menu-bar app: the tray, the windows and the notifications,
@@ -81,14 +83,16 @@ func New(fa fyne.App, svc Service, o Options) *App {
 	if a.o.RetryMin <= 0 {
 		a.o.RetryMin = 500 * time.Millisecond
 	}
+	if a.o.Languages == nil {
+		a.o.Languages = text.Preferred()
+	}
+	o.Languages = a.o.Languages
 	if a.o.RetryMax <= 0 {
 		a.o.RetryMax = 30 * time.Second
 	}
-	if err := lang.AddTranslationsFS(translations, "translations"); err != nil {
-		a.log.Warn("translations not loaded", "err", err)
-	}
+	text.Use(o.Languages, a.loc)
 	fa.Settings().AddListener(func(fyne.Settings) { a.do(a.themeChanged) })
-	a.notes = notifier{send: fa.SendNotification, now: a.now, seen: map[string]bool{}, last: map[string]time.Time{}}
+	a.notes = notifier{send: fa.SendNotification, seen: map[string]bool{}}
 	return a
 }
 
@@ -146,19 +150,17 @@ func (a *App) handle(ev localapi.Event) {
 		if ev.Status == nil {
 			return
 		}
-		old := a.status
 		a.status = ev.Status
 		if !a.connected {
 			a.log.Info("following lockstepd", "version", ev.Status.Version)
 		}
 		a.connected = true
 		a.watchErr = nil
-		a.notifyTransitions(old, ev.Status)
 		a.refreshTray()
 		a.refreshWindows()
 	case localapi.EventNotice:
 		if ev.Notice != nil {
-			a.notifyNotice(*ev.Notice)
+			a.notes.show(*ev.Notice)
 		}
 	}
 }
@@ -274,112 +276,20 @@ func (a *App) ShowAbout() {
 // appVersion is the app's own version.
 func appVersion() string { return version.Version }
 
-// notifier sends each notification once: an event can reach the app both
-// as a notice and as a change of state, and a reconnect replays the status.
+// notifier shows each notice once: lockstepd tells a new watcher the
+// notices that still stand (a reset not synced yet, a lock), so a reconnect
+// repeats them, with the same ID.
 type notifier struct {
 	send func(*fyne.Notification)
-	now  func() time.Time
-	seen map[string]bool      // kind, user and episode already told
-	last map[string]time.Time // kind and user: when last told
+	seen map[string]bool
 }
 
-// dedupeWindow is how long after telling the user about something the same
-// kind of news is taken to be the same event arriving another way.
-const dedupeWindow = 5 * time.Minute
-
-func (n *notifier) fire(kind, user, episode, title, body string) bool {
-	key := kind + "\x00" + user + "\x00" + episode
-	if n.seen[key] {
-		return false
+func (n *notifier) show(nt localapi.Notice) {
+	key := nt.LocalUser + "\x00" + nt.ID
+	if nt.ID == "" || n.seen[key] {
+		return
 	}
 	n.seen[key] = true
-	ku := kind + "\x00" + user
-	if t, ok := n.last[ku]; ok && n.now().Sub(t) < dedupeWindow {
-		return false
-	}
-	n.last[ku] = n.now()
+	title, body := text.Notice(nt)
 	n.send(fyne.NewNotification(title, body))
-	return true
-}
-
-func (a *App) notifyNotice(nt localapi.Notice) {
-	ep := nt.At.UTC().Format(time.RFC3339Nano)
-	switch nt.Kind {
-	case localapi.NoticeReset:
-		a.notes.fire(nt.Kind, nt.LocalUser, ep, noteResetTitle.S(), noteResetBody.S())
-	case localapi.NoticeSynced:
-		a.notes.fire(nt.Kind, nt.LocalUser, ep, noteSyncedTitle.S(), noteSyncedBody.S())
-	case localapi.NoticeExpiry:
-		title, body := nt.Title, nt.Body
-		if acct := a.account(); acct != nil && acct.DaysLeft != nil {
-			title, body = a.expiryNote(acct)
-		}
-		a.notes.fire(nt.Kind, nt.LocalUser, ep, title, body)
-	case localapi.NoticeLocked:
-		title, body := noteLockedTitle.S(), noteLockedBodyNo.S()
-		if acct := a.account(); acct != nil && acct.LockedUntil != nil {
-			body = noteLockedBody.S(map[string]any{"Until": a.clock(*acct.LockedUntil)})
-		}
-		a.notes.fire(nt.Kind, nt.LocalUser, ep, title, body)
-	default:
-		if nt.Title != "" {
-			a.notes.fire(nt.Kind, nt.LocalUser, ep, nt.Title, nt.Body)
-		}
-	}
-}
-
-func (a *App) expiryNote(acct *localapi.Account) (string, string) {
-	if *acct.DaysLeft <= 0 {
-		return noteExpiryToday.S(), noteExpiryBody.S()
-	}
-	return noteExpiryTitle.N(*acct.DaysLeft), noteExpiryBody.S()
-}
-
-// notifyTransitions tells the user about states their account entered
-// since the last status. The first status after start counts as a
-// transition from nothing, so that someone logging in after an admin
-// reset hears about it; a reconnect compares with the status before it,
-// so it repeats nothing.
-func (a *App) notifyTransitions(old, cur *localapi.Status) {
-	for _, acct := range cur.Accounts {
-		var prev *localapi.Account
-		if old != nil {
-			if i := slices.IndexFunc(old.Accounts, func(o localapi.Account) bool { return o.LocalUser == acct.LocalUser }); i >= 0 {
-				prev = &old.Accounts[i]
-			}
-		}
-		was := func(state string) bool { return prev != nil && prev.State == state }
-		u := acct.LocalUser
-		switch acct.State {
-		case localapi.StateSyncNeeded:
-			if !was(localapi.StateSyncNeeded) {
-				a.notes.fire(localapi.NoticeReset, u, stamp(acct.PasswordChangedAt), noteResetTitle.S(), noteResetBody.S())
-			}
-		case localapi.StateLocked:
-			if !was(localapi.StateLocked) {
-				body := noteLockedBodyNo.S()
-				if acct.LockedUntil != nil {
-					body = noteLockedBody.S(map[string]any{"Until": a.clock(*acct.LockedUntil)})
-				}
-				a.notes.fire(localapi.NoticeLocked, u, stamp(acct.LockedUntil), noteLockedTitle.S(), body)
-			}
-		case localapi.StateExpiring:
-			if !was(localapi.StateExpiring) && acct.DaysLeft != nil {
-				title, body := a.expiryNote(&acct)
-				a.notes.fire(localapi.NoticeExpiry, u, stamp(acct.ExpiresAt), title, body)
-			}
-		}
-		// A sync or change that finished since the last status.
-		if op := acct.LastOperation; op != nil && op.State == localapi.OpDone && prev != nil &&
-			(prev.LastOperation == nil || prev.LastOperation.ID != op.ID || prev.LastOperation.State != op.State) {
-			a.notes.fire(localapi.NoticeSynced, u, op.ID, noteSyncedTitle.S(), noteSyncedBody.S())
-		}
-	}
-}
-
-func stamp(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }

@@ -4,6 +4,7 @@ package ui
 
 import (
 	"context"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"unicode"
 
@@ -69,7 +70,7 @@ func (c *changeWindow) open(temporary []byte) {
 	if temporary != nil && !c.running {
 		c.reset()
 		c.current.entry.SetText(string(temporary))
-		c.banner.set(kindInfo, changeTempNote.S())
+		c.banner.set(kindInfo, text.ChangeTempNote.S())
 		c.w.Canvas().Focus(c.newPw.entry)
 	}
 	fit(c.w)
@@ -80,22 +81,22 @@ func (c *changeWindow) open(temporary []byte) {
 
 func (c *changeWindow) build() {
 	a := c.a
-	c.w = a.fa.NewWindow(changeTitle.S())
+	c.w = a.fa.NewWindow(text.ChangeTitle.S())
 	c.w.SetFixedSize(true)
 	c.k = keys{submit: c.submit, cancel: c.close}
 	c.refused = map[string]bool{}
 	c.running, c.done = false, false
 
-	c.heading = heading(changeHeading.S())
+	c.heading = heading(text.ChangeHeading.S())
 	c.account = widget.NewLabel("")
-	c.intro = wrapLabel(changeIntro.S())
+	c.intro = wrapLabel(text.ChangeIntro.S())
 	c.banner = newBanner()
-	c.current = newField(&c.k, labelCurrent.S())
-	c.newPw = newField(&c.k, labelNew.S())
-	c.confirm = newField(&c.k, labelConfirm.S())
-	c.code = newField(&c.k, labelCode.S())
+	c.current = newField(&c.k, text.LabelCurrent.S())
+	c.newPw = newField(&c.k, text.LabelNew.S())
+	c.confirm = newField(&c.k, text.LabelConfirm.S())
+	c.code = newField(&c.k, text.LabelCode.S())
 	c.code.entry.Password = false
-	c.codeHelp = wrapLabel(codeHelp.S())
+	c.codeHelp = wrapLabel(text.CodeHelp.S())
 	c.codeHelp.SizeName = theme.SizeNameCaptionText
 	c.code.cell.Add(c.codeHelp)
 	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
@@ -106,7 +107,7 @@ func (c *changeWindow) build() {
 			c.validate()
 		}
 	}
-	c.rulesHdr = widget.NewLabel(rulesHeading.S())
+	c.rulesHdr = widget.NewLabel(text.RulesHeading.S())
 	c.rulesHdr.TextStyle = fyne.TextStyle{Bold: true}
 	c.rules = container.NewVBox()
 	grid := container.New(layout.NewFormLayout(),
@@ -117,14 +118,14 @@ func (c *changeWindow) build() {
 	)
 	c.form = container.NewVBox(grid, c.rulesHdr, c.rules)
 	c.steps = newStepList(localapi.OpChange)
-	c.stepsBox = container.NewVBox(heading(changeRunning.S()), c.steps.box)
+	c.stepsBox = container.NewVBox(heading(text.ChangeRunning.S()), c.steps.box)
 	c.stepsBox.Hide()
 	c.result = container.NewVBox()
 	c.result.Hide()
-	c.cancel = newButton(&c.k, btnCancel.S(), c.close)
-	c.save = newButton(&c.k, btnSave.S(), c.submit)
+	c.cancel = newButton(&c.k, text.BtnCancel.S(), c.close)
+	c.save = newButton(&c.k, text.BtnSave.S(), c.submit)
 	c.save.Importance = widget.HighImportance
-	c.closeB = newButton(&c.k, btnDone.S(), c.close)
+	c.closeB = newButton(&c.k, text.BtnDone.S(), c.close)
 	c.closeB.Importance = widget.HighImportance
 	c.closeB.Hide()
 
@@ -230,11 +231,11 @@ func (c *changeWindow) showRules() {
 	switch {
 	case c.policyErr != nil:
 		m := newMessage()
-		m.set(kindWarning, rulesUnavailable.S(map[string]any{"Err": c.a.explain(nil, c.policyErr, false).text}))
+		m.set(kindWarning, text.RulesUnavailable.S(map[string]any{"Err": c.a.explain(nil, c.policyErr, false).text}))
 		c.rules.Add(m.box)
 		return
 	case c.policy == nil:
-		c.rules.Add(lineRow(resLater(), rulesLoading.S()))
+		c.rules.Add(lineRow(resLater(), text.RulesLoading.S()))
 		return
 	}
 	typed := c.newPw.entry.Text != ""
@@ -248,7 +249,7 @@ func (c *changeWindow) showRules() {
 		case !r.Local && c.refused[r.Code]:
 			res, state = resFailed(), "refused"
 		case !r.Local:
-			res, text, state = resLater(), ruleOnSave.S(map[string]any{"Rule": r.Message}), "later"
+			res, text, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": r.Message}), "later"
 		case !typed || unmet[r.Code]:
 			res, state = resUnmet(), "unmet"
 		}
@@ -259,7 +260,7 @@ func (c *changeWindow) showRules() {
 		return
 	}
 	// The Mac's own rules, in its own words, beside the directory's.
-	hdr := widget.NewLabel(macRulesHeading.S())
+	hdr := widget.NewLabel(text.MacRulesHeading.S())
 	hdr.TextStyle = fyne.TextStyle{Bold: true}
 	c.rules.Add(hdr)
 	pw := []byte(c.newPw.entry.Text)
@@ -269,7 +270,7 @@ func (c *changeWindow) showRules() {
 		res, state := resMet(), "met"
 		switch {
 		case !r.Checkable():
-			res, text, state = resLater(), ruleOnSave.S(map[string]any{"Rule": text}), "later"
+			res, text, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": text}), "later"
 		case !typed || !r.Met(pw):
 			res, state = resUnmet(), "unmet"
 		}
@@ -312,12 +313,12 @@ func (c *changeWindow) validate() {
 	case cf == "":
 		c.confirm.msg.set(kindOK, "")
 	case cf == c.newPw.entry.Text:
-		c.confirm.msg.set(kindOK, confirmMatch.S())
+		c.confirm.msg.set(kindOK, text.ConfirmMatch.S())
 	default:
-		c.confirm.msg.set(kindError, confirmMismatch.S())
+		c.confirm.msg.set(kindError, text.ConfirmMismatch.S())
 	}
 	if code := c.code.entry.Text; code != "" && !codeValid(code) {
-		c.code.msg.set(kindWarning, codeInvalidFormat.S())
+		c.code.msg.set(kindWarning, text.CodeInvalidFormat.S())
 	} else if !c.code.failed {
 		c.code.msg.set(kindWarning, "")
 	}
@@ -391,11 +392,11 @@ func (c *changeWindow) finish(op *localapi.Operation, err error) {
 	c.running = false
 	if err == nil && op != nil && op.State == localapi.OpDone {
 		c.done = true
-		c.heading.SetText(changeDone.S())
+		c.heading.SetText(text.ChangeDone.S())
 		c.banner.set(kindInfo, "")
 		c.stepsBox.Hide()
 		c.result.RemoveAll()
-		c.result.Add(wrapLabel(changeDoneIntro.S()))
+		c.result.Add(wrapLabel(text.ChangeDoneIntro.S()))
 		c.result.Add(updatedPlaces(op))
 		c.result.Show()
 		c.closeB.Show()

@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"testing"
@@ -86,16 +87,16 @@ func TestChangeChecklistTicksWhileTyping(t *testing.T) {
 
 	typeIn(c.w, c.newPw.entry, "-Pass-42")
 	typeIn(c.w, c.confirm.entry, "Brand-new-Pass-4")
-	if got := visibleMsg(c.confirm.msg); got != confirmMismatch.S() {
-		t.Errorf("confirm feedback %q, want %q", got, confirmMismatch.S())
+	if got := visibleMsg(c.confirm.msg); got != text.ConfirmMismatch.S() {
+		t.Errorf("confirm feedback %q, want %q", got, text.ConfirmMismatch.S())
 	}
 	if !c.save.Disabled() {
 		t.Error("Save enabled while the passwords differ")
 	}
 	h.shot("change-mismatch", c.w)
 	typeIn(c.w, c.confirm.entry, "2")
-	if got := visibleMsg(c.confirm.msg); got != confirmMatch.S() {
-		t.Errorf("confirm feedback %q, want %q", got, confirmMatch.S())
+	if got := visibleMsg(c.confirm.msg); got != text.ConfirmMatch.S() {
+		t.Errorf("confirm feedback %q, want %q", got, text.ConfirmMatch.S())
 	}
 	if got := states(c.checklist); got != "met met met met met met met later" {
 		t.Errorf("checklist %q with a valid password", got)
@@ -130,7 +131,7 @@ func TestChangeSucceedsWithProgressAndWipesBoxes(t *testing.T) {
 	<-reached
 	h.waitFor("the keychain step", func() bool {
 		r, ok := c.steps.rows[localapi.StepKeychain]
-		return ok && strings.Contains(r.text.Text, stepRunning.S())
+		return ok && strings.Contains(r.text.Text, text.StepRunning.S())
 	})
 	want := []string{
 		"Check the new password: done", "Check your current password: done", "Directory: done",
@@ -149,7 +150,7 @@ func TestChangeSucceedsWithProgressAndWipesBoxes(t *testing.T) {
 	if got := h.fake.MacPassword(); got != newPassword {
 		t.Errorf("Mac password %q, want the new one", got)
 	}
-	if c.heading.Text != changeDone.S() {
+	if c.heading.Text != text.ChangeDone.S() {
 		t.Errorf("heading %q after success", c.heading.Text)
 	}
 	updated := texts(c.result)
@@ -182,32 +183,32 @@ func TestChangeErrorsShownAtTheirField(t *testing.T) {
 		refused bool // the history rule turns red
 	}{
 		{name: "wrong-current", before: inSync, current: "not-my-password", nw: newPassword,
-			field: func(c *changeWindow) *message { return c.current.msg }, want: errWrongCurrent.S()},
+			field: func(c *changeWindow) *message { return c.current.msg }, want: text.ErrWrongCurrent.S()},
 		{name: "history", before: inSync, current: password, nw: password,
 			field: func(c *changeWindow) *message { return c.newPw.msg },
-			want:  errPolicy.S() + "\n• Not one of your last 5 passwords", refused: true},
+			want:  text.ErrPolicy.S() + "\n• Not one of your last 5 passwords", refused: true},
 		{name: "mfa-invalid", mfa: true, before: inSync, current: password, nw: newPassword, code: "999999",
-			field: func(c *changeWindow) *message { return c.code.msg }, want: errMFAInvalid.S()},
+			field: func(c *changeWindow) *message { return c.code.msg }, want: text.ErrMFAInvalid.S()},
 		{name: "mfa-replayed", mfa: true, before: func(f *fakeapi.Fake) {
 			// The code was used a moment ago, by another change.
 			if _, err := f.Change(t.Context(), localapi.ChangeRequest{Current: []byte(password), New: []byte("Another-Pass-77"), TOTP: "123456"}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, current: "Another-Pass-77", nw: newPassword, code: "123456",
-			field: func(c *changeWindow) *message { return c.code.msg }, want: errMFAReplayed.S()},
+			field: func(c *changeWindow) *message { return c.code.msg }, want: text.ErrMFAReplayed.S()},
 		{name: "locked", before: func(f *fakeapi.Fake) { f.Lock(t0.Add(48 * time.Minute)) }, current: password, nw: newPassword,
 			field: func(c *changeWindow) *message { return c.banner.message },
-			want:  errLocked.S(map[string]any{"Until": "11:30"})},
+			want:  text.ErrLocked.S(map[string]any{"Until": "11:30"})},
 		{name: "offline", before: func(f *fakeapi.Fake) {
 			f.SetConnection(localapi.ConnOffline, t0.Add(-30*time.Minute), "dial tcp: connection refused")
 		}, current: password, nw: newPassword,
-			field: func(c *changeWindow) *message { return c.banner.message }, want: errOffline.S()},
+			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrOffline.S()},
 		{name: "busy", before: func(f *fakeapi.Fake) {
 			f.Update(func(s *localapi.Status) { s.Accounts[0].State = localapi.StateBusy })
 		}, current: password, nw: newPassword,
-			field: func(c *changeWindow) *message { return c.banner.message }, want: errBusy.S()},
+			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrBusy.S()},
 		{name: "not-running", before: func(f *fakeapi.Fake) { f.SetDown(true) }, current: password, nw: newPassword,
-			field: func(c *changeWindow) *message { return c.banner.message }, want: errNotRunning.S()},
+			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrNotRunning.S()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,7 +275,7 @@ func TestChangeKeyboard(t *testing.T) {
 	}
 	// The code must be digits.
 	fillChange(c, "", newPassword, newPassword, "12ab")
-	if got := visibleMsg(c.code.msg); got != codeInvalidFormat.S() {
+	if got := visibleMsg(c.code.msg); got != text.CodeInvalidFormat.S() {
 		t.Errorf("code hint %q", got)
 	}
 	if !c.save.Disabled() {

@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -36,13 +37,13 @@ func TestThroughRealClient(t *testing.T) {
 
 	// An admin reset reaches the tray through the watch stream.
 	h.fake.AdminReset(resetPassword, true)
-	h.waitFor("Sync Password…", func() bool { return h.tray.item(traySync.S()) != nil })
+	h.waitFor("Sync Password…", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	s := openSync(h)
 	typeIn(s.w, s.previous.entry, "wrong-old-password")
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	press(s.w, fyne.KeyReturn)
 	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
-	if got := visibleMsg(s.previous.msg); got != errWrongPrevious.S() {
+	if got := visibleMsg(s.previous.msg); got != text.ErrWrongPrevious.S() {
 		t.Errorf("error over HTTP shown as %q at the previous box", got)
 	}
 
@@ -73,7 +74,7 @@ func TestThroughRealClient(t *testing.T) {
 		t.Error("new password not everywhere")
 	}
 	h.waitFor("the tray back in sync", func() bool {
-		return h.tray.item(traySync.S()) == nil && h.app.account().State == localapi.StateInSync
+		return h.tray.item(text.TraySync.S()) == nil && h.app.account().State == localapi.StateInSync
 	})
 
 	// The same code again is a replay.
@@ -85,7 +86,7 @@ func TestThroughRealClient(t *testing.T) {
 	typeIn(c.w, c.code.entry, "246810")
 	press(c.w, fyne.KeyReturn)
 	h.waitFor("the error", func() bool { return !c.running && c.form.Visible() })
-	if got := visibleMsg(c.code.msg); got != errMFAReplayed.S() {
+	if got := visibleMsg(c.code.msg); got != text.ErrMFAReplayed.S() {
 		t.Errorf("replayed code shown as %q", got)
 	}
 	c.close()
@@ -95,7 +96,7 @@ func TestThroughRealClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFor("the tray to notice", func() bool { return !h.app.connected })
-	if got := h.tray.labels()[0]; got != lineNotRunning.S()+" (disabled)" {
+	if got := h.tray.labels()[0]; got != text.LineNotRunning.S()+" (disabled)" {
 		t.Errorf("first line %q with lockstepd stopped", got)
 	}
 	var err error

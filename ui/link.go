@@ -4,6 +4,7 @@ package ui
 
 import (
 	"context"
+	"github.com/lockstep-dev/lockstep/ui/text"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -52,16 +53,16 @@ func (l *linkWindow) open() {
 }
 
 func (l *linkWindow) build() {
-	l.w = l.a.fa.NewWindow(linkTitle.S())
+	l.w = l.a.fa.NewWindow(text.LinkTitle.S())
 	l.w.SetFixedSize(true)
 	l.k = keys{submit: l.submit, cancel: l.close}
 	l.running, l.done = false, false
 
-	l.heading = heading(linkHeading.S())
+	l.heading = heading(text.LinkHeading.S())
 	l.account = widget.NewLabel("")
-	l.intro = wrapLabel(linkIntro.S())
+	l.intro = wrapLabel(text.LinkIntro.S())
 	l.banner = newBanner()
-	l.password = newField(&l.k, labelLinkPw.S())
+	l.password = newField(&l.k, text.LabelLinkPw.S())
 	l.password.entry.OnChanged = func(string) {
 		if l.password.failed {
 			l.password.setError("")
@@ -69,14 +70,14 @@ func (l *linkWindow) build() {
 		l.validate()
 	}
 	l.form = container.New(layout.NewFormLayout(), l.password.label, l.password.cell)
-	l.progress = container.NewVBox(widget.NewLabel(linkRunning.S()))
+	l.progress = container.NewVBox(widget.NewLabel(text.LinkRunning.S()))
 	l.progress.Hide()
-	l.result = container.NewVBox(wrapLabel(linkDoneIntro.S()))
+	l.result = container.NewVBox(wrapLabel(text.LinkDoneIntro.S()))
 	l.result.Hide()
-	l.cancel = newButton(&l.k, btnCancel.S(), l.close)
-	l.save = newButton(&l.k, btnLink.S(), l.submit)
+	l.cancel = newButton(&l.k, text.BtnCancel.S(), l.close)
+	l.save = newButton(&l.k, text.BtnLink.S(), l.submit)
 	l.save.Importance = widget.HighImportance
-	l.closeB = newButton(&l.k, btnDone.S(), l.close)
+	l.closeB = newButton(&l.k, text.BtnDone.S(), l.close)
 	l.closeB.Importance = widget.HighImportance
 	l.closeB.Hide()
 	l.w.SetContent(newWindowContent(
@@ -156,7 +157,7 @@ func (l *linkWindow) finish(acct *localapi.Account, err error) {
 	l.progress.Hide()
 	if err == nil {
 		l.done = true
-		l.heading.SetText(linkDone.S())
+		l.heading.SetText(text.LinkDone.S())
 		l.result.Show()
 		l.closeB.Show()
 		l.w.Canvas().Focus(l.closeB)

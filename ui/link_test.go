@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"testing"
 
@@ -19,13 +20,13 @@ import (
 // normal state.
 func TestLinkFromTheTray(t *testing.T) {
 	h := newHarness(t, setup{fake: fakeapi.Options{NotLinked: true}})
-	if got := h.tray.labels()[0]; got != lineNotBound.S()+" (disabled)" {
+	if got := h.tray.labels()[0]; got != text.LineNotBound.S()+" (disabled)" {
 		t.Errorf("first line %q", got)
 	}
 	if h.tray.icon != trayIcon(iconAttention, false) {
 		t.Errorf("icon %s, want attention", h.tray.icon.Name())
 	}
-	item := h.tray.item(trayLink.S())
+	item := h.tray.item(text.TrayLink.S())
 	if item == nil {
 		t.Fatalf("no Link to Directory… in %q", h.tray.labels())
 	}
@@ -48,7 +49,7 @@ func TestLinkFromTheTray(t *testing.T) {
 		t.Error("box not emptied on submit")
 	}
 	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() })
-	if got := visibleMsg(l.password.msg); got != errWrongLink.S() {
+	if got := visibleMsg(l.password.msg); got != text.ErrWrongLink.S() {
 		t.Errorf("password error %q", got)
 	}
 	if got := h.account().State; got != localapi.StateNotLinked {
@@ -61,8 +62,8 @@ func TestLinkFromTheTray(t *testing.T) {
 	h.waitFor("the result", func() bool { return l.done })
 	h.shot("link-done", l.w)
 	h.waitFor("the tray to show the linked account", func() bool {
-		it := h.tray.item(trayChange.S())
-		return it != nil && !it.Disabled && h.tray.item(trayLink.S()) == nil
+		it := h.tray.item(text.TrayChange.S())
+		return it != nil && !it.Disabled && h.tray.item(text.TrayLink.S()) == nil
 	})
 	if got := h.fake.Calls(); !slices.Equal(got, []string{"link", "link"}) {
 		t.Errorf("calls %q", got)
@@ -80,11 +81,11 @@ func TestLinkOffline(t *testing.T) {
 	h.app.ShowLink()
 	l := h.app.linkW
 	h.fake.SetConnection(localapi.ConnOffline, t0, "no route to host")
-	h.waitFor("the tray to drop Link to Directory…", func() bool { return h.tray.item(trayLink.S()) == nil })
+	h.waitFor("the tray to drop Link to Directory…", func() bool { return h.tray.item(text.TrayLink.S()) == nil })
 	typeIn(l.w, l.password.entry, password)
 	press(l.w, fyne.KeyReturn)
 	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() })
-	if got := visibleMsg(l.banner.message); got != errOffline.S() {
+	if got := visibleMsg(l.banner.message); got != text.ErrOffline.S() {
 		t.Errorf("banner %q", got)
 	}
 }

@@ -4,6 +4,7 @@ package ui
 
 import (
 	"errors"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -18,24 +19,24 @@ import (
 func stepName(name, kind string) string {
 	switch name {
 	case localapi.StepValidate:
-		return stepValidate.S()
+		return text.StepValidate.S()
 	case localapi.StepVerify:
 		if kind != localapi.OpChange {
-			return stepVerifyOld.S()
+			return text.StepVerifyOld.S()
 		}
-		return stepVerify.S()
+		return text.StepVerify.S()
 	case localapi.StepDirectory:
-		return stepDirectory.S()
+		return text.StepDirectory.S()
 	case localapi.StepLocal:
-		return stepLocal.S()
+		return text.StepLocal.S()
 	case localapi.StepKeychain:
-		return stepKeychain.S()
+		return text.StepKeychain.S()
 	case localapi.StepFileVault:
-		return stepFileVault.S()
+		return text.StepFileVault.S()
 	case localapi.StepPreboot:
-		return stepPreboot.S()
+		return text.StepPreboot.S()
 	case localapi.StepAck:
-		return stepAck.S()
+		return text.StepAck.S()
 	}
 	return name
 }
@@ -43,24 +44,24 @@ func stepName(name, kind string) string {
 func stepState(st localapi.Step) (fyne.Resource, string) {
 	switch st.State {
 	case localapi.StepRunning:
-		return resRunning(), stepRunning.S()
+		return resRunning(), text.StepRunning.S()
 	case localapi.StepDone:
-		return resMet(), stepDoneS.S()
+		return resMet(), text.StepDoneS.S()
 	case localapi.StepSkipped:
-		return resSkipped(), stepSkipped.S()
+		return resSkipped(), text.StepSkipped.S()
 	case localapi.StepFailed:
-		return resFailed(), stepFailed.S()
+		return resFailed(), text.StepFailed.S()
 	}
-	return resUnmet(), stepPending.S()
+	return resUnmet(), text.StepPending.S()
 }
 
 func stepText(st localapi.Step, kind string) (fyne.Resource, string) {
 	res, state := stepState(st)
 	data := map[string]any{"Step": stepName(st.Name, kind), "State": state, "Detail": st.Detail}
 	if st.Detail != "" && st.State != localapi.StepRunning {
-		return res, stepLineNote.S(data)
+		return res, text.StepLineNote.S(data)
 	}
-	return res, stepLine.S(data)
+	return res, text.StepLine.S(data)
 }
 
 // stepList shows an operation's steps as they progress, in the order they
@@ -130,7 +131,7 @@ type problem struct {
 // there.
 func (a *App) explain(op *localapi.Operation, err error, inSync bool) problem {
 	if errors.Is(err, localapi.ErrUnavailable) {
-		return problem{text: errNotRunning.S()}
+		return problem{text: text.ErrNotRunning.S()}
 	}
 	var e *localapi.Error
 	if !errors.As(err, &e) {
@@ -157,22 +158,22 @@ func (a *App) explain(op *localapi.Operation, err error, inSync bool) problem {
 	case protocol.CodeWrongPassword, localapi.CodeWrongLocal:
 		switch p.field {
 		case localapi.FieldPassword:
-			p.text = errWrongLink.S()
+			p.text = text.ErrWrongLink.S()
 		case localapi.FieldPrevious:
-			p.text = errWrongPrevious.S()
+			p.text = text.ErrWrongPrevious.S()
 		case localapi.FieldNew:
-			p.text = errWrongDirNew.S()
+			p.text = text.ErrWrongDirNew.S()
 		default:
-			p.text = errWrongCurrent.S()
+			p.text = text.ErrWrongCurrent.S()
 		}
 	case protocol.CodeMFARequired:
-		p.text = errMFAMissing.S()
+		p.text = text.ErrMFAMissing.S()
 	case protocol.CodeMFAInvalid:
-		p.text = errMFAInvalid.S()
+		p.text = text.ErrMFAInvalid.S()
 	case protocol.CodeMFAReplayed:
-		p.text = errMFAReplayed.S()
+		p.text = text.ErrMFAReplayed.S()
 	case protocol.CodePolicyViolation:
-		lines := []string{errPolicy.S()}
+		lines := []string{text.ErrPolicy.S()}
 		for _, v := range e.Violations {
 			lines = append(lines, "• "+v.Message)
 		}
@@ -180,30 +181,30 @@ func (a *App) explain(op *localapi.Operation, err error, inSync bool) problem {
 		p.violations = e.Violations
 	case protocol.CodeLocked:
 		if e.Until != nil {
-			p.text = errLocked.S(map[string]any{"Until": a.clock(*e.Until)})
+			p.text = text.ErrLocked.S(map[string]any{"Until": a.clock(*e.Until)})
 		} else {
-			p.text = errLockedPlain.S()
+			p.text = text.ErrLockedPlain.S()
 		}
 	case localapi.CodeOffline:
-		p.text = errOffline.S()
+		p.text = text.ErrOffline.S()
 	case localapi.CodeBusy:
-		p.text = errBusy.S()
+		p.text = text.ErrBusy.S()
 	case localapi.CodeThrottled, protocol.CodeRateLimited:
 		if e.RetryAfter > 0 {
-			p.text = errThrottled.S(map[string]any{"Seconds": e.RetryAfter})
+			p.text = text.ErrThrottled.S(map[string]any{"Seconds": e.RetryAfter})
 		} else {
-			p.text = errThrottledNoT.S()
+			p.text = text.ErrThrottledNoT.S()
 		}
 	case localapi.CodeNoServiceAcct:
-		p.text = errNoServiceAcct.S()
+		p.text = text.ErrNoServiceAcct.S()
 	case localapi.CodeNotNeeded:
-		p.text = syncNotNeeded.S()
+		p.text = text.SyncNotNeeded.S()
 	default:
 		p.text = e.Error()
 	}
 	if op != nil && op.State == localapi.OpSyncNeeded {
 		p.field = ""
-		p.text = errPartWay.S() + "\n" + p.text
+		p.text = text.ErrPartWay.S() + "\n" + p.text
 	}
 	return p
 }
@@ -217,7 +218,7 @@ func accountLine(acct *localapi.Account) string {
 	if name == "" {
 		name = acct.LocalUser
 	}
-	return forAccount.S(map[string]any{"Name": name, "User": acct.DirectoryUser})
+	return text.ForAccount.S(map[string]any{"Name": name, "User": acct.DirectoryUser})
 }
 
 // newWindowContent lays out a window: everything stacked, buttons last.

@@ -4,6 +4,7 @@ package ui
 
 import (
 	"context"
+	"github.com/lockstep-dev/lockstep/ui/text"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -47,7 +48,7 @@ func (s *statusWindow) open() {
 }
 
 func (s *statusWindow) build() {
-	s.w = s.a.fa.NewWindow(statusTitle.S())
+	s.w = s.a.fa.NewWindow(text.StatusTitle.S())
 	s.w.SetFixedSize(true)
 	s.k = keys{submit: s.close, cancel: s.close}
 	s.banner = newBanner()
@@ -71,11 +72,11 @@ func (s *statusWindow) build() {
 	s.places = container.NewVBox()
 	s.lastOp = wrapLabel("")
 	s.steps = container.NewVBox()
-	s.refreshB = newButton(&s.k, btnRefresh.S(), s.fetch)
-	s.closeB = newButton(&s.k, btnClose.S(), s.close)
+	s.refreshB = newButton(&s.k, text.BtnRefresh.S(), s.fetch)
+	s.closeB = newButton(&s.k, text.BtnClose.S(), s.close)
 	s.closeB.Importance = widget.HighImportance
 	s.w.SetContent(newWindowContent(
-		heading(statusHeading.S()),
+		heading(text.StatusHeading.S()),
 		s.banner.card,
 		grid,
 		widget.NewSeparator(),
@@ -112,13 +113,13 @@ func (s *statusWindow) fetch() {
 func placeName(name string) string {
 	switch name {
 	case localapi.PlaceDirectory:
-		return placeDirectory.S()
+		return text.PlaceDirectory.S()
 	case localapi.PlaceLocal:
-		return placeLocal.S()
+		return text.PlaceLocal.S()
 	case localapi.PlaceFileVault:
-		return placeFileVault.S()
+		return text.PlaceFileVault.S()
 	case localapi.PlaceKeychain:
-		return placeKeychain.S()
+		return text.PlaceKeychain.S()
 	}
 	return name
 }
@@ -126,34 +127,34 @@ func placeName(name string) string {
 func placeState(state string) (fyne.Resource, string) {
 	switch state {
 	case localapi.PlaceOK:
-		return resMet(), placeOK.S()
+		return resMet(), text.PlaceOK.S()
 	case localapi.PlaceBehind:
-		return resWarning(), placeBehind.S()
+		return resWarning(), text.PlaceBehind.S()
 	case localapi.PlaceNotApplicable:
-		return resSkipped(), placeNA.S()
+		return resSkipped(), text.PlaceNA.S()
 	}
-	return resUnmet(), placeUnknown.S()
+	return resUnmet(), text.PlaceUnknown.S()
 }
 
 func accountState(acct *localapi.Account) string {
 	var s string
 	switch acct.State {
 	case localapi.StateBusy:
-		s = stateBusy.S()
+		s = text.StateBusy.S()
 	case localapi.StateNotLinked:
-		s = stateNotLinked.S()
+		s = text.StateNotLinked.S()
 	case localapi.StateLocked:
-		s = stateLocked.S()
+		s = text.StateLocked.S()
 	case localapi.StateSyncNeeded:
-		s = stateSyncNeeded.S()
+		s = text.StateSyncNeeded.S()
 	case localapi.StateTemporary:
-		s = stateTemporary.S()
+		s = text.StateTemporary.S()
 	case localapi.StateExpiring:
-		s = stateExpiring.S()
+		s = text.StateExpiring.S()
 	case localapi.StateInSync:
-		s = stateInSync.S()
+		s = text.StateInSync.S()
 	default:
-		s = stateUnknown.S()
+		s = text.StateUnknown.S()
 	}
 	if acct.Reason != "" {
 		s += ". " + acct.Reason
@@ -164,11 +165,11 @@ func accountState(acct *localapi.Account) string {
 func opKind(kind string) string {
 	switch kind {
 	case localapi.OpChange:
-		return opChange.S()
+		return text.OpChange.S()
 	case localapi.OpSync:
-		return opSync.S()
+		return text.OpSync.S()
 	case localapi.OpSyncForgot:
-		return opSyncForgot.S()
+		return text.OpSyncForgot.S()
 	}
 	return kind
 }
@@ -176,13 +177,13 @@ func opKind(kind string) string {
 func opState(state string) string {
 	switch state {
 	case localapi.OpRunning:
-		return opRunning.S()
+		return text.OpRunning.S()
 	case localapi.OpDone:
-		return opDone.S()
+		return text.OpDone.S()
 	case localapi.OpFailed:
-		return opFailed.S()
+		return text.OpFailed.S()
 	case localapi.OpSyncNeeded:
-		return opSyncNeeded.S()
+		return text.OpSyncNeeded.S()
 	}
 	return state
 }
@@ -195,20 +196,20 @@ func (s *statusWindow) refresh() {
 	a := s.a
 	st := a.status
 	if !a.connected {
-		s.service.SetText(statusNotRunning.S())
+		s.service.SetText(text.StatusNotRunning.S())
 		if a.watchErr != nil {
-			s.banner.set(kindWarning, statusStale.S())
+			s.banner.set(kindWarning, text.StatusStale.S())
 		}
 	} else {
-		s.service.SetText(statusRunning.S(map[string]any{"Version": st.Version}))
+		s.service.SetText(text.StatusRunning.S(map[string]any{"Version": st.Version}))
 		s.banner.set(kindWarning, "")
 	}
 	if st == nil {
 		for _, l := range []*widget.Label{s.dir, s.account, s.state, s.expires} {
-			l.SetText(statusNoData.S())
+			l.SetText(text.StatusNoData.S())
 		}
 		s.places.RemoveAll()
-		s.lastOp.SetText(statusNoOp.S())
+		s.lastOp.SetText(text.StatusNoOp.S())
 		s.steps.RemoveAll()
 		fit(s.w)
 		return
@@ -216,16 +217,16 @@ func (s *statusWindow) refresh() {
 	since := map[string]any{"Since": a.clock(st.Directory.Since), "Err": st.Directory.LastError}
 	switch st.Directory.State {
 	case localapi.ConnConnected:
-		s.dir.SetText(statusConnected.S(since))
+		s.dir.SetText(text.StatusConnected.S(since))
 	case localapi.ConnConnecting:
-		s.dir.SetText(statusConnecting.S())
+		s.dir.SetText(text.StatusConnecting.S())
 	case localapi.ConnNotEnrolled:
-		s.dir.SetText(statusNotEnrolled.S())
+		s.dir.SetText(text.StatusNotEnrolled.S())
 	default:
 		if st.Directory.LastError != "" {
-			s.dir.SetText(statusOfflineErr.S(since))
+			s.dir.SetText(text.StatusOfflineErr.S(since))
 		} else {
-			s.dir.SetText(statusOffline.S(since))
+			s.dir.SetText(text.StatusOffline.S(since))
 		}
 	}
 	acct := firstAccount(st)
@@ -233,9 +234,9 @@ func (s *statusWindow) refresh() {
 	s.steps.RemoveAll()
 	if acct == nil {
 		s.account.SetText("—")
-		s.state.SetText(statusNoAccount.S())
+		s.state.SetText(text.StatusNoAccount.S())
 		s.expires.SetText("—")
-		s.lastOp.SetText(statusNoOp.S())
+		s.lastOp.SetText(text.StatusNoOp.S())
 		fit(s.w)
 		return
 	}
@@ -243,15 +244,15 @@ func (s *statusWindow) refresh() {
 	if name == "" {
 		name = acct.LocalUser
 	}
-	s.account.SetText(statusWho.S(map[string]any{"Name": name, "User": acct.DirectoryUser}))
+	s.account.SetText(text.StatusWho.S(map[string]any{"Name": name, "User": acct.DirectoryUser}))
 	s.state.SetText(accountState(acct))
 	switch {
 	case acct.ExpiresAt == nil:
-		s.expires.SetText(statusNever.S())
+		s.expires.SetText(text.StatusNever.S())
 	case acct.DaysLeft != nil && *acct.DaysLeft < 0:
-		s.expires.SetText(statusExpiredOn.S(map[string]any{"Date": a.day(*acct.ExpiresAt)}))
+		s.expires.SetText(text.StatusExpiredOn.S(map[string]any{"Date": a.day(*acct.ExpiresAt)}))
 	case acct.DaysLeft != nil:
-		s.expires.SetText(statusExpiresIn.N(*acct.DaysLeft, map[string]any{"Date": a.day(*acct.ExpiresAt)}))
+		s.expires.SetText(text.StatusExpiresIn.N(*acct.DaysLeft, map[string]any{"Date": a.day(*acct.ExpiresAt)}))
 	default:
 		s.expires.SetText(a.day(*acct.ExpiresAt))
 	}
@@ -259,7 +260,7 @@ func (s *statusWindow) refresh() {
 		res, state := placeState(p.State)
 		text := placeName(p.Name) + ": " + state
 		if p.ChangedAt != nil && p.State != localapi.PlaceNotApplicable {
-			text += ". " + statusLastChange.S(map[string]any{"At": a.clock(*p.ChangedAt)})
+			text += ". " + text.StatusLastChange.S(map[string]any{"At": a.clock(*p.ChangedAt)})
 		}
 		if p.Detail != "" {
 			text += " (" + p.Detail + ")"
@@ -267,14 +268,14 @@ func (s *statusWindow) refresh() {
 		s.places.Add(lineRow(res, text))
 	}
 	if op := acct.LastOperation; op != nil {
-		s.lastOp.SetText(statusOpLine.S(map[string]any{
+		s.lastOp.SetText(text.StatusOpLine.S(map[string]any{
 			"Kind": opKind(op.Kind), "At": a.clock(op.StartedAt), "State": opState(op.State),
 		}))
 		for _, st := range op.Steps {
 			s.steps.Add(lineRow(stepText(st, op.Kind)))
 		}
 	} else {
-		s.lastOp.SetText(statusNoOp.S())
+		s.lastOp.SetText(text.StatusNoOp.S())
 	}
 	fit(s.w)
 }

@@ -4,6 +4,7 @@ package ui
 
 import (
 	"context"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 
 	"fyne.io/fyne/v2"
@@ -60,18 +61,18 @@ func (s *syncWindow) open() {
 
 func (s *syncWindow) build() {
 	a := s.a
-	s.w = a.fa.NewWindow(syncTitle.S())
+	s.w = a.fa.NewWindow(text.SyncTitle.S())
 	s.w.SetFixedSize(true)
 	s.k = keys{submit: s.submit, cancel: s.close}
 	s.running, s.done = false, false
 
-	s.heading = heading(syncHeading.S())
+	s.heading = heading(text.SyncHeading.S())
 	s.account = widget.NewLabel("")
 	s.why = newMessage()
-	s.intro = wrapLabel(syncIntro.S())
+	s.intro = wrapLabel(text.SyncIntro.S())
 	s.banner = newBanner()
-	s.previous = newField(&s.k, labelPrevious.S())
-	s.newPw = newField(&s.k, labelDirNew.S())
+	s.previous = newField(&s.k, text.LabelPrevious.S())
+	s.newPw = newField(&s.k, text.LabelDirNew.S())
 	for _, f := range []*field{s.previous, s.newPw} {
 		f.entry.OnChanged = func(string) {
 			if f.failed {
@@ -80,7 +81,7 @@ func (s *syncWindow) build() {
 			s.validate()
 		}
 	}
-	s.forgot = newCheck(&s.k, checkForgot.S(), func(bool) { s.forgotChanged() })
+	s.forgot = newCheck(&s.k, text.CheckForgot.S(), func(bool) { s.forgotChanged() })
 	s.warning = newMessage()
 	grid := container.New(layout.NewFormLayout(),
 		s.previous.label, s.previous.cell,
@@ -88,14 +89,14 @@ func (s *syncWindow) build() {
 	)
 	s.form = container.NewVBox(grid, s.forgot, s.warning.box)
 	s.steps = newStepList(localapi.OpSync)
-	s.stepsBox = container.NewVBox(heading(syncRunning.S()), s.steps.box)
+	s.stepsBox = container.NewVBox(heading(text.SyncRunning.S()), s.steps.box)
 	s.stepsBox.Hide()
 	s.result = container.NewVBox()
 	s.result.Hide()
-	s.cancel = newButton(&s.k, btnCancel.S(), s.close)
-	s.save = newButton(&s.k, btnSync.S(), s.submit)
+	s.cancel = newButton(&s.k, text.BtnCancel.S(), s.close)
+	s.save = newButton(&s.k, text.BtnSync.S(), s.submit)
 	s.save.Importance = widget.HighImportance
-	s.closeB = newButton(&s.k, btnDone.S(), s.close)
+	s.closeB = newButton(&s.k, text.BtnDone.S(), s.close)
 	s.closeB.Importance = widget.HighImportance
 	s.closeB.Hide()
 	s.w.SetContent(newWindowContent(
@@ -127,7 +128,7 @@ func (s *syncWindow) statusChanged() {
 	}
 	acct := s.a.account()
 	s.account.SetText(accountLine(acct))
-	why := syncWhyDefault.S()
+	why := text.SyncWhyDefault.S()
 	if acct != nil && acct.Reason != "" {
 		why = acct.Reason
 	}
@@ -144,11 +145,11 @@ func (s *syncWindow) forgotChanged() {
 	if !s.usable() {
 		s.forgot.SetChecked(false)
 		s.forgot.Disable()
-		s.warning.set(kindInfo, forgotUnavailable.S())
+		s.warning.set(kindInfo, text.ForgotUnavailable.S())
 	} else {
 		s.forgot.Enable()
 		if s.forgot.Checked {
-			s.warning.set(kindWarning, forgotWarning.S())
+			s.warning.set(kindWarning, text.ForgotWarning.S())
 		} else {
 			s.warning.set(kindWarning, "")
 		}
@@ -259,11 +260,11 @@ func (s *syncWindow) finish(op *localapi.Operation, err error, temporary []byte)
 			return
 		}
 		s.done = true
-		s.heading.SetText(syncDone.S())
+		s.heading.SetText(text.SyncDone.S())
 		s.why.set(kindWarning, "")
 		s.stepsBox.Hide()
 		s.result.RemoveAll()
-		s.result.Add(wrapLabel(syncDoneIntro.S()))
+		s.result.Add(wrapLabel(text.SyncDoneIntro.S()))
 		s.result.Add(updatedPlaces(op))
 		s.result.Show()
 		s.closeB.Show()

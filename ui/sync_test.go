@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"sync"
@@ -22,14 +23,14 @@ const resetPassword = "Reset-by-IT-2026"
 func afterReset(t *testing.T, o fakeapi.Options, temporary bool) *harness {
 	h := newHarness(t, setup{fake: o})
 	h.fake.AdminReset(resetPassword, temporary)
-	h.waitFor("the reset to reach the tray", func() bool { return h.tray.item(traySync.S()) != nil })
+	h.waitFor("the reset to reach the tray", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	return h
 }
 
 // openSync opens the Sync window from the tray menu, as a user does.
 func openSync(h *harness) *syncWindow {
 	h.t.Helper()
-	h.tray.item(traySync.S()).Action()
+	h.tray.item(text.TraySync.S()).Action()
 	if h.app.syncW == nil || h.app.syncW.w == nil {
 		h.t.Fatal("Sync Password… did not open the window")
 	}
@@ -58,7 +59,7 @@ func TestSyncAfterAdminReset(t *testing.T) {
 		t.Error("boxes not emptied on submit")
 	}
 	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
-	if got := visibleMsg(s.previous.msg); got != errWrongPrevious.S() {
+	if got := visibleMsg(s.previous.msg); got != text.ErrWrongPrevious.S() {
 		t.Errorf("previous-password error %q", got)
 	}
 	if h.fake.MacPassword() != password {
@@ -71,7 +72,7 @@ func TestSyncAfterAdminReset(t *testing.T) {
 	typeIn(s.w, s.newPw.entry, "Typo-by-IT-2026")
 	test.Tap(s.save)
 	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
-	if got := visibleMsg(s.newPw.msg); got != errWrongDirNew.S() {
+	if got := visibleMsg(s.newPw.msg); got != text.ErrWrongDirNew.S() {
 		t.Errorf("new-password error %q", got)
 	}
 	if visibleMsg(s.previous.msg) != "" {
@@ -91,7 +92,7 @@ func TestSyncAfterAdminReset(t *testing.T) {
 		}
 	}
 	h.shot("sync-done", s.w)
-	h.waitFor("the tray to go back to in sync", func() bool { return h.tray.item(traySync.S()) == nil })
+	h.waitFor("the tray to go back to in sync", func() bool { return h.tray.item(text.TraySync.S()) == nil })
 	press(s.w, fyne.KeyEscape)
 	if h.app.syncW.w != nil {
 		t.Error("Escape did not close the finished window")
@@ -112,7 +113,7 @@ func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
 	if c.current.entry.Text != resetPassword {
 		t.Errorf("current password box holds %d characters, want the temporary password", len(c.current.entry.Text))
 	}
-	if got := visibleMsg(c.banner.message); got != changeTempNote.S() {
+	if got := visibleMsg(c.banner.message); got != text.ChangeTempNote.S() {
 		t.Errorf("banner %q", got)
 	}
 	h.waitFor("the policy", func() bool { return c.policy != nil })
@@ -148,11 +149,11 @@ func TestSyncForgotPrevious(t *testing.T) {
 	}
 	typeIn(s.w, s.previous.entry, "something")
 	test.Tap(s.forgot)
-	if got := visibleMsg(s.warning); got != forgotWarning.S() {
+	if got := visibleMsg(s.warning); got != text.ForgotWarning.S() {
 		t.Errorf("warning %q", got)
 	}
 	for _, must := range []string{"aside", "never deleted", "new, empty one", "stay in it"} {
-		if !strings.Contains(forgotWarning.S(), must) {
+		if !strings.Contains(text.ForgotWarning.S(), must) {
 			t.Errorf("warning does not say %q", must)
 		}
 	}
@@ -179,8 +180,8 @@ func TestSyncForgotUnavailableWithoutServiceAccount(t *testing.T) {
 	if !s.forgot.Disabled() {
 		t.Error("forgot box enabled without a usable service account")
 	}
-	if got := visibleMsg(s.warning); got != forgotUnavailable.S() {
-		t.Errorf("message %q, want %q", got, forgotUnavailable.S())
+	if got := visibleMsg(s.warning); got != text.ForgotUnavailable.S() {
+		t.Errorf("message %q, want %q", got, text.ForgotUnavailable.S())
 	}
 	test.Tap(s.forgot)
 	if s.forgot.Checked {
@@ -195,7 +196,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	var log syncBuf
 	h := newHarness(t, setup{log: &log})
 	h.fake.AdminReset(resetPassword, true)
-	h.waitFor("the reset", func() bool { return h.tray.item(traySync.S()) != nil })
+	h.waitFor("the reset", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	s := openSync(h)
 	typeIn(s.w, s.previous.entry, "Wrong-previous-1")
 	typeIn(s.w, s.newPw.entry, resetPassword)

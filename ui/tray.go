@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -25,9 +26,9 @@ type trayView struct {
 func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	if !connected {
 		if st == nil && a.watchErr == nil {
-			return trayView{icon: iconBusy, lines: []string{lineConnecting.S()}}
+			return trayView{icon: iconBusy, lines: []string{text.LineConnecting.S()}}
 		}
-		return trayView{icon: iconError, lines: []string{lineNotRunning.S()}}
+		return trayView{icon: iconError, lines: []string{text.LineNotRunning.S()}}
 	}
 	var v trayView
 	dirUp := st.Directory.State == localapi.ConnConnected
@@ -35,16 +36,16 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	switch st.Directory.State {
 	case localapi.ConnConnected:
 	case localapi.ConnNotEnrolled:
-		dirLine = lineNotEnrolled.S()
+		dirLine = text.LineNotEnrolled.S()
 	case localapi.ConnConnecting:
-		dirLine = lineConnectingDir.S()
+		dirLine = text.LineConnectingDir.S()
 	default:
-		dirLine = lineOffline.S(map[string]any{"Since": a.clock(st.Directory.Since)})
+		dirLine = text.LineOffline.S(map[string]any{"Since": a.clock(st.Directory.Since)})
 	}
 	acct := firstAccount(st)
 	if acct == nil {
 		v.icon = iconError
-		v.lines = []string{lineNotBound.S()}
+		v.lines = []string{text.LineNotBound.S()}
 		if dirLine != "" {
 			v.lines = append(v.lines, dirLine)
 		}
@@ -54,30 +55,30 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	switch acct.State {
 	case localapi.StateBusy:
 		v.icon = iconBusy
-		v.lines = append(v.lines, lineBusy.S())
+		v.lines = append(v.lines, text.LineBusy.S())
 	case localapi.StateNotLinked:
 		v.icon = iconAttention
 		v.canLink = true
-		v.lines = append(v.lines, lineNotBound.S())
+		v.lines = append(v.lines, text.LineNotBound.S())
 	case localapi.StateLocked:
 		v.icon = iconAttention
 		if acct.LockedUntil != nil {
-			v.lines = append(v.lines, lineLocked.S(map[string]any{"Until": a.clock(*acct.LockedUntil)}))
+			v.lines = append(v.lines, text.LineLocked.S(map[string]any{"Until": a.clock(*acct.LockedUntil)}))
 		} else {
-			v.lines = append(v.lines, lineLockedPlain.S())
+			v.lines = append(v.lines, text.LineLockedPlain.S())
 		}
 	case localapi.StateSyncNeeded:
 		v.icon = iconAttention
 		v.canSync = true
 		if acct.Reason != "" {
-			v.lines = append(v.lines, lineSyncNeeded.S(map[string]any{"Reason": sentence(acct.Reason)}))
+			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": sentence(acct.Reason)}))
 		} else {
-			v.lines = append(v.lines, lineSyncNeededPlain.S())
+			v.lines = append(v.lines, text.LineSyncNeededPlain.S())
 		}
 	case localapi.StateTemporary:
 		v.icon = iconAttention
 		v.canChange = true
-		v.lines = append(v.lines, lineTemporary.S())
+		v.lines = append(v.lines, text.LineTemporary.S())
 	case localapi.StateExpiring:
 		v.icon = iconAttention
 		v.canChange = true
@@ -87,10 +88,10 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		if acct.DaysLeft != nil && *acct.DaysLeft <= 0 {
 			v.lines = append(v.lines, expiryLine(acct))
 		} else {
-			v.lines = append(v.lines, lineInSync.S())
+			v.lines = append(v.lines, text.LineInSync.S())
 		}
 	default:
-		v.lines = append(v.lines, lineUnknown.S())
+		v.lines = append(v.lines, text.LineUnknown.S())
 	}
 	if dirLine != "" {
 		v.lines = append(v.lines, dirLine)
@@ -110,15 +111,15 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 
 func expiryLine(acct *localapi.Account) string {
 	if acct.DaysLeft == nil {
-		return lineInSync.S()
+		return text.LineInSync.S()
 	}
 	switch d := *acct.DaysLeft; {
 	case d < 0:
-		return lineExpired.S()
+		return text.LineExpired.S()
 	case d == 0:
-		return lineExpiresToday.S()
+		return text.LineExpiresToday.S()
 	default:
-		return lineExpires.N(d)
+		return text.LineExpires.N(d)
 	}
 }
 
@@ -152,24 +153,24 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	}
 	items = append(items, fyne.NewMenuItemSeparator())
 	if v.canSync {
-		items = append(items, fyne.NewMenuItem(traySync.S(), a.ShowSync))
+		items = append(items, fyne.NewMenuItem(text.TraySync.S(), a.ShowSync))
 	}
 	if v.canLink {
-		items = append(items, fyne.NewMenuItem(trayLink.S(), a.ShowLink))
+		items = append(items, fyne.NewMenuItem(text.TrayLink.S(), a.ShowLink))
 	}
-	change := fyne.NewMenuItem(trayChange.S(), func() { a.ShowChange() })
+	change := fyne.NewMenuItem(text.TrayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange
 	items = append(items,
 		change,
-		fyne.NewMenuItem(trayStatus.S(), a.ShowStatus),
+		fyne.NewMenuItem(text.TrayStatus.S(), a.ShowStatus),
 		fyne.NewMenuItemSeparator(),
-		fyne.NewMenuItem(trayAbout.S(), a.ShowAbout),
+		fyne.NewMenuItem(text.TrayAbout.S(), a.ShowAbout),
 		fyne.NewMenuItemSeparator(),
 	)
-	quit := fyne.NewMenuItem(trayQuit.S(), a.quit)
+	quit := fyne.NewMenuItem(text.TrayQuit.S(), a.quit)
 	quit.IsQuit = true
 	items = append(items, quit)
-	return fyne.NewMenu(trayTitle.S(), items...)
+	return fyne.NewMenu(text.TrayTitle.S(), items...)
 }
 
 // refreshTray shows the current state in the tray.

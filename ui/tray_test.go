@@ -4,6 +4,7 @@ package ui
 
 import (
 	"bytes"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"image"
 	"image/color"
 	"image/draw"
@@ -97,8 +98,8 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	h := newHarness(t, setup{})
 	first := h.tray.menu
 	h.fake.AdminReset(resetPassword, false)
-	h.waitFor("the reset", func() bool { return h.tray.item(traySync.S()) != nil })
-	want := []string{noteResetTitle.S() + " | " + noteResetBody.S()}
+	h.waitFor("the reset", func() bool { return h.tray.item(text.TraySync.S()) != nil })
+	want := []string{text.NoteResetTitle.S() + " | " + text.NoteResetBody.S()}
 	h.waitFor("the notice", func() bool { return len(h.notifications()) >= 1 })
 	h.drain()
 	if got := h.notifications(); !slices.Equal(got, want) {
@@ -108,7 +109,7 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	// lockstepd stops: the tray says so and keeps trying.
 	h.fake.SetDown(true)
 	h.waitFor("the tray to show the service down", func() bool { return !h.app.connected })
-	if got := h.tray.labels()[0]; got != lineNotRunning.S()+" (disabled)" {
+	if got := h.tray.labels()[0]; got != text.LineNotRunning.S()+" (disabled)" {
 		t.Errorf("first line %q while lockstepd is down", got)
 	}
 	if h.tray.icon != trayIcon(iconError, false) {
@@ -118,7 +119,7 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	// reset, which must not be notified again.
 	h.fake.SetDown(false)
 	h.waitFor("the reconnect", func() bool { return h.app.connected })
-	if h.tray.item(traySync.S()) == nil {
+	if h.tray.item(text.TraySync.S()) == nil {
 		t.Error("Sync Password… missing after the reconnect")
 	}
 	// A restart that drops the stream (rather than refusing connections).
@@ -154,10 +155,10 @@ func TestNotifications(t *testing.T) {
 	h.fake.Update(func(s *localapi.Status) { s.Version = "1.0.1" })
 	h.waitFor("a later status", func() bool { return h.app.status.Version == "1.0.1" })
 	want := []string{
-		"Your password expires in 3 days | " + noteExpiryBody.S(),
-		noteResetTitle.S() + " | " + noteResetBody.S(),
-		noteSyncedTitle.S() + " | " + noteSyncedBody.S(),
-		noteLockedTitle.S() + " | Too many wrong passwords were tried. It unlocks at 11:30, or contact your IT department.",
+		"Your password expires in 3 days | " + text.NoteExpiryBody.S(),
+		text.NoteResetTitle.S() + " | " + text.NoteResetBody.S(),
+		text.NoteSyncedTitle.S() + " | " + text.NoteSyncedBody.S(),
+		text.NoteLockedTitle.S() + " | Too many wrong passwords were tried. It unlocks at 11:30, or contact your IT department.",
 	}
 	if got := h.notifications(); !slices.Equal(got, want) {
 		t.Errorf("notifications\n%q\nwant\n%q", got, want)
@@ -169,19 +170,19 @@ func TestTrayItemsOpenWindowsAndQuit(t *testing.T) {
 	quit := 0
 	h.app.o.Quit = func() { quit++ }
 	h.drain()
-	h.tray.item(trayStatus.S()).Action()
+	h.tray.item(text.TrayStatus.S()).Action()
 	if h.app.statusW == nil || h.app.statusW.w == nil {
 		t.Error("Status… opened nothing")
 	}
-	h.tray.item(trayAbout.S()).Action()
+	h.tray.item(text.TrayAbout.S()).Action()
 	if h.app.about == nil || h.app.about.w == nil {
 		t.Error("About Lockstep opened nothing")
 	}
-	h.tray.item(trayChange.S()).Action()
+	h.tray.item(text.TrayChange.S()).Action()
 	if h.app.change == nil || h.app.change.w == nil {
 		t.Error("Change Password… opened nothing")
 	}
-	q := h.tray.item(trayQuit.S())
+	q := h.tray.item(text.TrayQuit.S())
 	if !q.IsQuit {
 		t.Error("Quit item not marked as the quit item (Fyne would add a second one)")
 	}
@@ -288,10 +289,10 @@ func TestStatusWindow(t *testing.T) {
 	h.waitFor("the drop", func() bool { return !h.app.connected })
 	s.refreshB.OnTapped()
 	h.waitFor("the refresh", func() bool { return !s.refreshB.Disabled() })
-	if got := visibleMsg(s.banner.message); got != statusStale.S() {
+	if got := visibleMsg(s.banner.message); got != text.StatusStale.S() {
 		t.Errorf("banner %q after a refresh with lockstepd down", got)
 	}
-	if s.service.Text != statusNotRunning.S() {
+	if s.service.Text != text.StatusNotRunning.S() {
 		t.Errorf("service shown as %q", s.service.Text)
 	}
 	h.shot("status-not-running", s.w)
@@ -306,7 +307,7 @@ func TestAboutWindow(t *testing.T) {
 	h.app.ShowAbout()
 	b := h.app.about
 	shown := texts(b.w.Content())
-	for _, want := range []string{"Lockstep", "Version dev", aboutBlurb.S(), "Lockstep service: version 1.0.0"} {
+	for _, want := range []string{"Lockstep", "Version dev", text.AboutBlurb.S(), "Lockstep service: version 1.0.0"} {
 		if !slices.Contains(shown, want) {
 			t.Errorf("About does not show %q: %q", want, shown)
 		}

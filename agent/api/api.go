@@ -14,13 +14,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/agent/peercred"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -39,31 +42,55 @@ type Caller struct {
 	Admin bool
 }
 
-// Backend is what the server needs from the daemon.
+// Backend is what the server needs from the daemon, in the engine's own
+// terms; the server turns them into the local API's contract.
 type Backend interface {
 	// LocalUser returns the short name of the local account with uid.
 	LocalUser(ctx context.Context, uid int) (string, error)
-	// Status returns what caller may see: its own account, or all for root.
-	Status(ctx context.Context, caller Caller) *localapi.Status
-	Policy(ctx context.Context, localUser string) (*localapi.PolicyResponse, error)
+	// Accounts returns what caller may see: its own account, or all for an
+	// admin caller.
+	Accounts(ctx context.Context, caller Caller) []engine.Account
+	// Connection is the state of the directory session.
+	Connection() Connection
+	Policy(ctx context.Context, localUser string) (*engine.PolicyView, error)
 	// Change and Sync run an operation to its end. An error means the
 	// operation did not start (busy, not bound, invalid); otherwise the
 	// outcome, failure included, is in the returned operation.
-	Change(ctx context.Context, localUser string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error)
-	Sync(ctx context.Context, localUser string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error)
+	Change(ctx context.Context, localUser string, req engine.ChangeRequest, progress func(engine.Step)) (*engine.Operation, error)
+	Sync(ctx context.Context, localUser string, req engine.SyncRequest, progress func(engine.Step)) (*engine.Operation, error)
 	// Link links the account to its directory user with the user's
 	// directory password, and returns the account as it then stands.
-	Link(ctx context.Context, localUser string, password protocol.Secret) (localapi.Account, error)
+	Link(ctx context.Context, localUser string, password protocol.Secret) (engine.Account, error)
 	// Subscribe returns a channel of events; cancel releases it. A
 	// subscriber that falls behind loses events but always gets the next
 	// status.
-	Subscribe() (events <-chan localapi.Event, cancel func())
-	Diagnostics(ctx context.Context, caller Caller) (any, error)
-	Doctor(ctx context.Context, localUser string, password protocol.Secret) localapi.DoctorReport
-	ServiceAccount(ctx context.Context) localapi.ServiceAccountStatus
-	SetupServiceAccount(ctx context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error)
-	RotateServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error)
-	RemoveServiceAccount(ctx context.Context) (localapi.ServiceAccountStatus, error)
+	Subscribe() (events <-chan engine.Event, cancel func())
+	// Diagnostics returns the support bundle's parts: the server adds the
+	// status and turns journalled operations into the contract's.
+	Diagnostics(ctx context.Context, caller Caller) (Diagnostics, error)
+	Doctor(ctx context.Context, localUser string, password protocol.Secret) engine.DoctorReport
+	// Standing are the notices that still stand for localUser.
+	Standing(localUser string) []engine.Notice
+	ServiceAccount(ctx context.Context) engine.ServiceStatus
+	SetupServiceAccount(ctx context.Context, adminUser string, adminPassword protocol.Secret) (engine.ServiceStatus, error)
+	RotateServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
+	RemoveServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
+}
+
+// Connection is the directory session's state as the backend reports it.
+type Connection struct {
+	State     string
+	URL       string
+	Since     time.Time
+	LastError string
+	DeviceID  string
+}
+
+// Diagnostics is what the backend adds to a support bundle: free-form
+// parts (configuration, logs, versions) and the recent operations.
+type Diagnostics struct {
+	Parts      map[string]any
+	Operations []*engine.Operation
 }
 
 // maxBody bounds a request body; the largest holds three passwords.
@@ -77,6 +104,7 @@ const heartbeat = 30 * time.Second
 // Server is the local API.
 type Server struct {
 	b       Backend
+	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
 	srv     *http.Server
@@ -89,10 +117,11 @@ type (
 	connKey struct{} // the *peerConn
 )
 
-// New returns a server over b, bounded by lim (zero fields: DefaultLimits).
-func New(b Backend, log *slog.Logger, lim Limits) *Server {
+// New returns a server over b, bounded by lim (zero fields: DefaultLimits),
+// reporting lockstepd's version.
+func New(b Backend, version string, log *slog.Logger, lim Limits) *Server {
 	lim = lim.withDefaults()
-	s := &Server{b: b, log: log, mux: http.NewServeMux(),
+	s := &Server{b: b, version: version, log: log, mux: http.NewServeMux(),
 		conns:   newQuota("connections", lim.ConnsPerUID, lim.Conns, log),
 		watches: newQuota("watch streams", lim.WatchesPerUID, lim.Watches, log)}
 	s.mux.HandleFunc("GET "+localapi.PathStatus, s.status)
@@ -163,16 +192,16 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // ServeHTTP applies the checks every request must pass, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
-		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Requests from web pages are not accepted."})
+		writeError(w, forbidden("web_page"))
 		return
 	}
 	if r.Host != localapi.Host {
-		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("Unexpected Host %q.", r.Host)})
+		writeError(w, forbidden("host"))
 		return
 	}
 	cr, ok := r.Context().Value(ctxKey{}).(peercred.Creds)
 	if !ok {
-		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Could not tell who is calling."})
+		writeError(w, forbidden("no_peer"))
 		return
 	}
 	caller := Caller{UID: cr.UID, PID: cr.PID, Admin: cr.UID == 0 || cr.UID == os.Geteuid()}
@@ -180,7 +209,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		caller.User = name
 	} else if !caller.Admin {
 		s.log.Warn("local api caller has no local account", "uid", cr.UID, "err", err)
-		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("uid %d has no local account.", cr.UID)})
+		e := forbidden("no_account")
+		e.Params["uid"] = strconv.Itoa(cr.UID)
+		writeError(w, e)
 		return
 	}
 	s.log.Debug("local api request", "method", r.Method, "path", r.URL.Path, "uid", caller.UID, "pid", caller.PID)
@@ -199,18 +230,35 @@ func callerOf(r *http.Request) Caller { return r.Context().Value(callerKey{}).(C
 func target(c Caller, named string) (string, *localapi.Error) {
 	if named == "" {
 		if c.UID == 0 || c.User == "" {
-			return "", &localapi.Error{Code: localapi.CodeBadRequest, Message: "Name the account to act on.", Hint: "Pass --user NAME."}
+			return "", &localapi.Error{Code: localapi.CodeNameAccount}
 		}
 		return c.User, nil
 	}
 	if named == c.User || c.Admin {
 		return named, nil
 	}
-	return "", &localapi.Error{Code: localapi.CodeForbidden, Message: fmt.Sprintf("You can only act on your own account (%s).", c.User)}
+	e := forbidden("other_account")
+	e.Params["user"] = c.User
+	return "", e
+}
+
+func forbidden(why string) *localapi.Error {
+	return &localapi.Error{Code: localapi.CodeForbidden, Params: map[string]string{"why": why}}
+}
+
+// statusFor is what caller may see of lockstepd's state.
+func (s *Server) statusFor(ctx context.Context, c Caller) *localapi.Status {
+	conn := s.b.Connection()
+	st := &localapi.Status{Version: s.version, ServiceAccount: serviceStatus(s.b.ServiceAccount(ctx)),
+		Directory: localapi.Connection{State: conn.State, URL: conn.URL, Since: conn.Since, LastError: conn.LastError, DeviceID: conn.DeviceID}}
+	for _, a := range s.b.Accounts(ctx, c) {
+		st.Accounts = append(st.Accounts, account(a))
+	}
+	return st
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Status(r.Context(), callerOf(r)))
+	writeJSON(w, http.StatusOK, s.statusFor(r.Context(), callerOf(r)))
 }
 
 func (s *Server) policy(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +272,7 @@ func (s *Server) policy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, &localapi.PolicyResponse{DirectoryUser: p.DirectoryUser, Policy: p.Policy, Rules: p.Rules, MFA: p.MFA, MacRules: p.MacRules})
 }
 
 func (s *Server) change(w http.ResponseWriter, r *http.Request) {
@@ -239,8 +287,8 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	s.runOperation(w, r, func(ctx context.Context, progress func(localapi.Step)) (*localapi.Operation, error) {
-		return s.b.Change(ctx, user, req, progress)
+	s.runOperation(w, r, func(ctx context.Context, progress func(engine.Step)) (*engine.Operation, error) {
+		return s.b.Change(ctx, user, engine.ChangeRequest{Current: req.Current, New: req.New, TOTP: req.TOTP}, progress)
 	})
 }
 
@@ -256,23 +304,24 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	s.runOperation(w, r, func(ctx context.Context, progress func(localapi.Step)) (*localapi.Operation, error) {
-		return s.b.Sync(ctx, user, req, progress)
+	s.runOperation(w, r, func(ctx context.Context, progress func(engine.Step)) (*engine.Operation, error) {
+		return s.b.Sync(ctx, user, engine.SyncRequest{Previous: req.Previous, New: req.New, ForgotPrevious: req.ForgotPrevious}, progress)
 	})
 }
 
 // runOperation streams an operation's steps and result. The operation runs
 // on a context that outlives the request: a user closing the window half-way
 // must not leave the places half-changed.
-func (s *Server) runOperation(w http.ResponseWriter, r *http.Request, run func(context.Context, func(localapi.Step)) (*localapi.Operation, error)) {
+func (s *Server) runOperation(w http.ResponseWriter, r *http.Request, run func(context.Context, func(engine.Step)) (*engine.Operation, error)) {
 	sw := newStream(w)
 	started := false
-	progress := func(st localapi.Step) {
+	progress := func(st engine.Step) {
 		if !started {
 			started = true
 			sw.begin()
 		}
-		sw.send(localapi.Event{Type: localapi.EventStep, Step: &st})
+		ls := step(st)
+		sw.send(localapi.Event{Type: localapi.EventStep, Step: &ls})
 	}
 	op, err := run(context.WithoutCancel(r.Context()), progress)
 	if err != nil && !started {
@@ -282,18 +331,17 @@ func (s *Server) runOperation(w http.ResponseWriter, r *http.Request, run func(c
 	if !started {
 		sw.begin()
 	}
+	result := operation(op)
 	if err != nil && op == nil {
-		op = &localapi.Operation{State: localapi.OpFailed, Error: asAPIError(err)}
+		result = &localapi.Operation{State: localapi.OpFailed, Error: asAPIError(err)}
 	}
-	sw.send(localapi.Event{Type: localapi.EventResult, Operation: op})
+	sw.send(localapi.Event{Type: localapi.EventResult, Operation: result})
 }
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	if !s.watches.acquire(c.UID) {
-		writeError(w, &localapi.Error{Code: localapi.CodeTooMany,
-			Message: "Too many Lockstep watch streams are open for your account.",
-			Hint:    "Close other `lockstep watch` commands or Lockstep windows, then try again."})
+		writeError(w, &localapi.Error{Code: localapi.CodeTooMany})
 		return
 	}
 	defer s.watches.release(c.UID)
@@ -301,8 +349,18 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	sw := newStream(w)
 	sw.begin()
-	if !sw.send(localapi.Event{Type: localapi.EventStatus, Status: s.b.Status(r.Context(), c)}) {
+	first := s.statusFor(r.Context(), c)
+	if !sw.send(localapi.Event{Type: localapi.EventStatus, Status: first}) {
 		return
+	}
+	// What still stands is told again (with the same IDs), so that a user
+	// whose app starts after a reset hears of it.
+	for _, a := range first.Accounts {
+		for _, n := range s.b.Standing(a.LocalUser) {
+			if !sw.send(localapi.Event{Type: localapi.EventNotice, Notice: notice(n)}) {
+				return
+			}
+		}
 	}
 	t := time.NewTicker(heartbeat)
 	defer t.Stop()
@@ -318,19 +376,28 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
+			var out localapi.Event
 			switch ev.Type {
-			case localapi.EventStatus:
-				ev.Status = s.b.Status(r.Context(), c) // the caller's view only
-			case localapi.EventNotice:
+			case engine.EventStatus:
+				out = localapi.Event{Type: localapi.EventStatus, Status: s.statusFor(r.Context(), c)} // the caller's view only
+			case engine.EventNotice:
 				if ev.Notice == nil || (!c.Admin && ev.Notice.LocalUser != c.User) {
 					continue
 				}
-			case localapi.EventStep, localapi.EventResult:
-				if ev.Operation != nil && !c.Admin && ev.Operation.LocalUser != c.User {
+				out = localapi.Event{Type: localapi.EventNotice, Notice: notice(*ev.Notice)}
+			case engine.EventStep, engine.EventResult:
+				if ev.Operation == nil || (!c.Admin && ev.Operation.LocalUser != c.User) {
 					continue
 				}
+				out = localapi.Event{Type: ev.Type, Operation: operation(ev.Operation)}
+				if ev.Step != nil {
+					ls := step(*ev.Step)
+					out.Step = &ls
+				}
+			default:
+				continue
 			}
-			if !sw.send(ev) {
+			if !sw.send(out) {
 				return
 			}
 		}
@@ -353,16 +420,25 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, account(a))
 }
 
 func (s *Server) diagnostics(w http.ResponseWriter, r *http.Request) {
-	d, err := s.b.Diagnostics(r.Context(), callerOf(r))
+	c := callerOf(r)
+	d, err := s.b.Diagnostics(r.Context(), c)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	bundle := map[string]any{}
+	maps.Copy(bundle, d.Parts)
+	bundle["status"] = s.statusFor(r.Context(), c)
+	var ops []*localapi.Operation
+	for _, op := range d.Operations {
+		ops = append(ops, operation(op))
+	}
+	bundle["operations"] = ops
+	writeJSON(w, http.StatusOK, bundle)
 }
 
 func (s *Server) doctor(w http.ResponseWriter, r *http.Request) {
@@ -376,21 +452,21 @@ func (s *Server) doctor(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.b.Doctor(r.Context(), user, req.Password))
+	writeJSON(w, http.StatusOK, doctorReport(s.b.Doctor(r.Context(), user, req.Password)))
 }
 
 func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method == http.MethodGet {
-		writeJSON(w, http.StatusOK, s.b.ServiceAccount(ctx))
+		writeJSON(w, http.StatusOK, serviceStatus(s.b.ServiceAccount(ctx)))
 		return
 	}
 	if !callerOf(r).Admin {
-		writeError(w, &localapi.Error{Code: localapi.CodeForbidden, Message: "Only root can manage the service account.", Hint: "Run it with sudo."})
+		writeError(w, forbidden("root_only"))
 		return
 	}
 	var (
-		st  localapi.ServiceAccountStatus
+		st  engine.ServiceStatus
 		err error
 	)
 	switch r.Method {
@@ -400,7 +476,7 @@ func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer req.AdminPassword.Wipe()
-		st, err = s.b.SetupServiceAccount(context.WithoutCancel(ctx), req)
+		st, err = s.b.SetupServiceAccount(context.WithoutCancel(ctx), req.AdminUser, req.AdminPassword)
 	case http.MethodPut:
 		st, err = s.b.RotateServiceAccount(context.WithoutCancel(ctx))
 	case http.MethodDelete:
@@ -410,7 +486,7 @@ func (s *Server) serviceAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, serviceStatus(st))
 }
 
 // stream writes newline-delimited JSON events, flushing each.
@@ -485,7 +561,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err != nil {
 		// The deadline stays: the server's draining of what is left of
 		// the body must not wait for a client that stopped sending.
-		writeError(w, &localapi.Error{Code: localapi.CodeBadRequest, Message: "The request could not be read: " + err.Error()})
+		writeError(w, &localapi.Error{Code: localapi.CodeBadRequest, Detail: err.Error()})
 		return false
 	}
 	// The server's own reader of the connection goes on without one.
@@ -506,7 +582,11 @@ func asAPIError(err error) *localapi.Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &localapi.Error{Code: localapi.CodePlatform, Message: err.Error()}
+	var ee *engine.Error
+	if errors.As(err, &ee) {
+		return apiError(ee)
+	}
+	return &localapi.Error{Code: localapi.CodePlatform, Detail: err.Error()}
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -518,7 +598,7 @@ func httpStatus(code string) int {
 	switch code {
 	case localapi.CodeForbidden:
 		return http.StatusForbidden
-	case localapi.CodeBadRequest:
+	case localapi.CodeBadRequest, localapi.CodeNameAccount, localapi.CodeMissing:
 		return http.StatusBadRequest
 	case localapi.CodeNotBound:
 		return http.StatusNotFound

@@ -23,7 +23,6 @@ import (
 
 	"howett.net/plist"
 
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -33,6 +32,10 @@ const (
 	DefaultManaged  = "/Library/Managed Preferences/dev.lockstep.agent.plist"
 	DefaultStateDir = "/Library/Application Support/Lockstep"
 )
+
+// DefaultSocket is the local API's socket (localapi.DefaultSocket, which
+// the clients use; cmd/lockstepd's test keeps the two equal).
+const DefaultSocket = "/var/run/lockstepd.sock"
 
 // maxSocketPath is sun_path's size on macOS minus the terminating NUL.
 const maxSocketPath = 103
@@ -53,8 +56,9 @@ type Config struct {
 	Socket string
 	// ToolsDir replaces the directories of the macOS tools (simulator only).
 	ToolsDir string
-	// ExpiryWarningDays is how long before expiry the user is warned.
-	ExpiryWarningDays int
+	// Deprecated lists the keys that were set but are no longer used, so
+	// that lockstepd can say so at start.
+	Deprecated []string
 	// UserMap maps local short names to directory user names; unmapped
 	// accounts use the same name.
 	UserMap map[string]string
@@ -79,9 +83,9 @@ var Keys = []Key{
 	{"EnrollmentToken", "string", "", "One-time token that enrolls this Mac; used once."},
 	{"DirectoryCA", "string", "", "Path of a PEM file with the CA(s) that sign the directory's certificate; default: system roots."},
 	{"StateDir", "string", DefaultStateDir, "Where lockstepd keeps its journal and device identity (root only)."},
-	{"Socket", "string", localapi.DefaultSocket, "The local API socket the menu-bar app and CLI use."},
+	{"Socket", "string", DefaultSocket, "The local API socket the menu-bar app and CLI use."},
 	{"ToolsDir", "string", "", "Directory that replaces the macOS tools' paths; for the simulator only."},
-	{"ExpiryWarningDays", "integer", 14, "Days before expiry when the user starts being warned."},
+	{"ExpiryWarningDays", "integer", 14, "Deprecated and ignored: the directory's policy says when expiry warnings start."},
 	{"UserMap", "dictionary", map[string]string{}, "Local short name → directory user name, where they differ."},
 	{"LogLevel", "string", "info", "debug, info, warn or error."},
 }
@@ -89,11 +93,10 @@ var Keys = []Key{
 // Defaults returns a Config with every default applied.
 func Defaults() *Config {
 	return &Config{
-		StateDir:          DefaultStateDir,
-		Socket:            localapi.DefaultSocket,
-		ExpiryWarningDays: 14,
-		UserMap:           map[string]string{},
-		LogLevel:          "info",
+		StateDir: DefaultStateDir,
+		Socket:   DefaultSocket,
+		UserMap:  map[string]string{},
+		LogLevel: "info",
 	}
 }
 
@@ -226,7 +229,14 @@ func (c *Config) set(name string, v any) error {
 	case "LogLevel":
 		c.LogLevel, err = str()
 	case "ExpiryWarningDays":
-		c.ExpiryWarningDays, err = integer(v)
+		// The directory announces the warning window (protocol.Policy),
+		// so a Mac and the directory never disagree on it; the key is
+		// still read so that an old profile does not stop lockstepd.
+		var days int
+		if days, err = integer(v); err == nil && (days < 0 || days > 365) {
+			err = fmt.Errorf("must be between 0 and 365, got %d", days)
+		}
+		c.Deprecated = append(c.Deprecated, name)
 	case "UserMap":
 		d, ok := v.(map[string]any)
 		if !ok {
@@ -309,9 +319,7 @@ func (c *Config) Validate() error {
 	if c.ToolsDir != "" && !filepath.IsAbs(c.ToolsDir) {
 		bad("ToolsDir", "must be an absolute path, got %q", c.ToolsDir)
 	}
-	if c.ExpiryWarningDays < 0 || c.ExpiryWarningDays > 365 {
-		bad("ExpiryWarningDays", "must be between 0 and 365, got %d", c.ExpiryWarningDays)
-	}
+
 	for local, dir := range c.UserMap {
 		if !validName(local) || !validName(dir) {
 			bad("UserMap", "entry %q → %q is not a valid pair of user names", local, dir)
@@ -402,7 +410,6 @@ func (c *Config) Redacted() map[string]any {
 	return map[string]any{
 		"DirectoryURL": c.DirectoryURL, "EnrollmentToken": tok, "DirectoryCA": c.DirectoryCA,
 		"StateDir": c.StateDir, "Socket": c.Socket, "ToolsDir": c.ToolsDir,
-		"ExpiryWarningDays": c.ExpiryWarningDays, "UserMap": c.UserMap, "LogLevel": c.LogLevel,
-		"Sources": c.Sources,
+		"UserMap": c.UserMap, "LogLevel": c.LogLevel, "Sources": c.Sources, "Deprecated": c.Deprecated,
 	}
 }

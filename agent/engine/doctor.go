@@ -3,21 +3,20 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // Doctor checks every place of local and says what is out of step and how
 // to fix it. With a password it also checks that the password opens the
 // Mac account and the keychain. It never sends a password to the directory.
-func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Secret, connected bool) localapi.DoctorReport {
-	rep := localapi.DoctorReport{LocalUser: local}
-	add := func(place string, ok bool, detail, fix string) {
-		c := localapi.Check{Place: place, OK: ok, Detail: detail}
-		if !ok {
-			c.Fix = fix
+func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Secret, connected bool) DoctorReport {
+	rep := DoctorReport{LocalUser: local}
+	add := func(place string, ok bool, text Text, fix ...Text) {
+		c := Check{Place: place, OK: ok, Text: text}
+		if !ok && len(fix) > 0 {
+			c.Fix = &fix[0]
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
@@ -34,94 +33,90 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 
 	switch {
 	case !connected:
-		add(localapi.PlaceDirectory, false, "The directory is not reachable.", "Check the network; `lockstep status` shows the last connection error.")
+		add(PlaceDirectory, false, T(DoctorOffline), T(FixCheckNetwork))
+	case bound && rec.NotLinked:
+		add(PlaceDirectory, false, T(DoctorNotLinked), T(FixLink))
 	case !bound || rec.Dir == nil:
-		add(localapi.PlaceDirectory, false, "This account is not bound to a directory user yet.", "Run `lockstep status` as the user once it is online.")
+		add(PlaceDirectory, false, T(ReasonWaiting), T(FixCheckNetwork))
 	case rec.SyncNeeded:
-		add(localapi.PlaceDirectory, false, rec.Reason, "Run `lockstep sync`.")
+		reason := rec.Reason.Code
+		if reason == "" {
+			reason = ReasonChangedElsewhere
+		}
+		add(PlaceDirectory, false, T(DoctorSyncNeeded, "reason", reason), T(FixSync))
 	default:
-		add(localapi.PlaceDirectory, true, fmt.Sprintf("Directory user %s, password version %d; this Mac holds version %d.", rec.DirectoryUser, rec.Dir.PasswordVersion, rec.SyncedVersion), "")
+		add(PlaceDirectory, true, T(DoctorDirectoryOK, "user", rec.DirectoryUser,
+			"version", strconv.FormatInt(rec.Dir.PasswordVersion, 10), "synced", strconv.FormatInt(rec.SyncedVersion, 10)))
 	}
 	if running {
-		add("operation", false, "An operation is running right now.", "Wait for it to finish, then run the doctor again.")
+		add("operation", false, T(DoctorBusy), T(FixWait))
 	}
 
 	acct, err := mac.Accounts.Lookup(ctx, local)
 	switch {
 	case errors.Is(err, ErrNoSuchUser):
-		add(localapi.PlaceLocal, false, "There is no local account named "+local+".", "Check the name.")
+		add(PlaceLocal, false, T(DoctorNoLocalUser, "user", local), T(FixCheckName))
 		return rep
 	case err != nil:
-		add(localapi.PlaceLocal, false, "Could not read the account: "+err.Error(), "Run `lockstep diagnose` and send the bundle to IT.")
+		add(PlaceLocal, false, T(DoctorLocalUnread, "detail", err.Error()), T(FixDiagnose))
 		return rep
 	case acct.Disabled:
-		add(localapi.PlaceLocal, false, "The account is disabled.", "Ask IT to enable it.")
+		add(PlaceLocal, false, T(DoctorLocalDisabled), T(FixAskEnable))
+	case unmanagedKind(acct) != "":
+		kind := unmanagedKind(acct)
+		add(PlaceLocal, false, T(DoctorLocalUnmanaged, "kind", kind, "node", acct.OriginalNodeName), T(FixAskIT, "kind", kind))
 	default:
-		detail := fmt.Sprintf("uid %d, home %s.", acct.UID, acct.Home)
-		if !password.Empty() {
-			if err := mac.Accounts.Verify(ctx, local, password); err != nil {
-				add(localapi.PlaceLocal, false, "The password does not open the Mac account.", "Run `lockstep sync` with your previous Mac password and your directory password.")
-			} else {
-				add(localapi.PlaceLocal, true, "The password opens the Mac account; "+detail, "")
-			}
+		uid, home := strconv.Itoa(acct.UID), acct.Home
+		if password.Empty() {
+			add(PlaceLocal, true, T(DoctorLocalOK, "uid", uid, "home", home))
+		} else if err := verifyLocal(ctx, mac.Accounts, local, password); err != nil {
+			add(PlaceLocal, false, T(DoctorLocalWrong), T(FixSync))
 		} else {
-			add(localapi.PlaceLocal, true, detail, "")
+			add(PlaceLocal, true, T(DoctorLocalOpens, "uid", uid, "home", home))
 		}
 	}
 
-	if on, err := mac.FileVault.Active(ctx); err != nil {
-		add(localapi.PlaceFileVault, false, "Could not read FileVault's state: "+err.Error(), "Run `lockstep diagnose`.")
-	} else if !on {
-		add(localapi.PlaceFileVault, true, "FileVault is off.", "")
-	} else if is, err := mac.FileVault.IsUser(ctx, local); err != nil || !is {
-		add(localapi.PlaceFileVault, true, "FileVault is on; this account does not unlock it.", "")
+	if on, user := e.fileVaultUser(ctx, local); !on {
+		if _, err := mac.FileVault.Active(ctx); err != nil {
+			add(PlaceFileVault, false, T(DoctorFVUnread, "detail", err.Error()), T(FixDiagnose))
+		} else {
+			add(PlaceFileVault, true, T(DoctorFVOff))
+		}
+	} else if !user {
+		add(PlaceFileVault, true, T(DoctorFVNotUser))
 	} else if tok, err := mac.FileVault.SecureToken(ctx, local); err != nil || !tok {
-		add(localapi.PlaceFileVault, false, "This FileVault user has no working SecureToken, so FileVault may ask for an old password.",
-			"Ask IT to grant a SecureToken (sysadminctl -secureTokenOn) and then run `lockstep sync`.")
+		add(PlaceFileVault, false, T(DoctorFVNoToken), T(FixGrantToken))
 	} else {
-		add(localapi.PlaceFileVault, true, "FileVault is on and this account holds a SecureToken.", "")
+		add(PlaceFileVault, true, T(DoctorFVOK))
 	}
 
 	if exists, err := mac.Keychain.Exists(acct); err != nil {
-		add(localapi.PlaceKeychain, false, "Could not check the login keychain: "+err.Error(), "Run `lockstep diagnose`.")
+		add(PlaceKeychain, false, T(DoctorKCUnread, "detail", err.Error()), T(FixDiagnose))
 	} else if !exists {
-		add(localapi.PlaceKeychain, true, "No login keychain yet; macOS creates one at the next login.", "")
+		add(PlaceKeychain, true, T(DoctorKCNone))
 	} else if !password.Empty() {
 		if ok, err := mac.Keychain.Opens(ctx, acct, password); err != nil || !ok {
-			add(localapi.PlaceKeychain, false, "The login keychain does not open with this password.",
-				"Run `lockstep sync` and give the keychain's older password as the previous one, or `lockstep sync --forgot-previous` to move it aside.")
+			add(PlaceKeychain, false, T(DoctorKCWrong), T(FixSyncKeychain))
 		} else {
-			add(localapi.PlaceKeychain, true, "The login keychain opens with this password.", "")
+			add(PlaceKeychain, true, T(DoctorKCOpens))
 		}
 	} else {
-		add(localapi.PlaceKeychain, true, "The login keychain exists (give --password to check that it opens).", "")
+		add(PlaceKeychain, true, T(DoctorKCExists))
 	}
 
 	// A missing service account is a choice, not a fault; a broken one is.
 	sa := mac.Service.Status(ctx)
 	switch {
 	case sa.Usable:
-		add("service_account", true, "Service account: "+serviceText(sa), "")
+		add("service_account", true, T(DoctorServiceReady))
 	case !sa.Present:
-		add("service_account", true, "Service account: not set up, so a forgotten previous password cannot be recovered on this Mac (IT: `sudo lockstep service-account setup`).", "")
+		add("service_account", true, T(DoctorServiceNone))
 	default:
-		add("service_account", false, "Service account: "+serviceText(sa),
-			"IT can repair it with `sudo lockstep service-account setup` (or `rotate` when only its password is wrong).")
+		problem := sa.Problem
+		if problem == "" {
+			problem = ServiceNotUsable
+		}
+		add("service_account", false, T(DoctorServiceBroken, "problem", problem), T(FixServiceAccount))
 	}
 	return rep
-}
-
-func serviceText(s localapi.ServiceAccountStatus) string {
-	switch {
-	case s.Usable:
-		return "ready; a forgotten previous password can be reset."
-	case !s.Present:
-		return "not set up."
-	case !s.SecureToken:
-		return "present but without a SecureToken."
-	}
-	if s.Detail != "" {
-		return s.Detail
-	}
-	return "present but not usable."
 }

@@ -19,11 +19,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/atomicfile"
 	"github.com/lockstep-dev/lockstep/agent/journal"
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -117,7 +118,7 @@ type FileVault interface {
 // ServiceAccount is the hidden SecureToken admin used when a user's
 // previous password is forgotten.
 type ServiceAccount interface {
-	Status(ctx context.Context) localapi.ServiceAccountStatus
+	Status(ctx context.Context) ServiceStatus
 	Setup(ctx context.Context, adminUser string, adminPassword []byte) error
 	Rotate(ctx context.Context) error
 	Remove(ctx context.Context) error
@@ -153,11 +154,10 @@ type Options struct {
 	Journal   *journal.Journal
 	Log       *slog.Logger
 	// Emit publishes events to the local API's watchers.
-	Emit func(localapi.Event)
+	Emit func(Event)
 	// DirectoryUser maps a local short name to its directory user.
-	DirectoryUser     func(local string) string
-	ExpiryWarningDays int
-	Now               func() time.Time
+	DirectoryUser func(local string) string
+	Now           func() time.Time
 	// Throttle limits the engine's own failed password attempts against the
 	// directory per user, so that it never causes a lockout.
 	Throttle ThrottleConfig
@@ -173,20 +173,23 @@ type record struct {
 	// Mac holds; 0 until known.
 	SyncedVersion int64 `json:"synced_version"`
 	// Assumed marks a SyncedVersion taken on trust at binding time.
-	Assumed    bool   `json:"assumed,omitempty"`
-	SyncNeeded bool   `json:"sync_needed"`
-	Reason     string `json:"reason,omitempty"`
+	Assumed    bool `json:"assumed,omitempty"`
+	SyncNeeded bool `json:"sync_needed"`
+	// Reason says why a sync is needed (a reason.* code). Files written
+	// before it was a code kept a sentence under "reason", which is ignored.
+	Reason Text `json:"reason_text,omitzero"`
 	// CheckVersion, when set, is the directory version before an operation
 	// whose directory step was not confirmed; if the directory still has it,
 	// the step did not happen.
-	CheckVersion int64                     `json:"check_version,omitempty"`
-	Places       map[string]localapi.Place `json:"places"`
-	LastOpID     string                    `json:"last_op_id,omitempty"`
+	CheckVersion int64 `json:"check_version,omitempty"`
+	// Places are what the last operation or push said of each place (the
+	// old "places", which held sentences, is ignored).
+	Places   map[string]Place `json:"places_v2"`
+	LastOpID string           `json:"last_op_id,omitempty"`
 	// PendingAck is a synced version the directory has not been told of.
 	PendingAck int64 `json:"pending_ack,omitempty"`
-	// BindError says why the directory has no state for the account, such
-	// as a user it does not know.
-	BindError string `json:"bind_error,omitempty"`
+	// UnknownUser: the directory said it has no such user.
+	UnknownUser bool `json:"unknown_user,omitempty"`
 	// NotLinked is set while the directory answers that this Mac is not
 	// linked to the user (protocol.CodeNotBound): it sends the Mac nothing
 	// about them until the user proves the password from it (Link, or a
@@ -249,7 +252,7 @@ func New(opt Options) (*Engine, error) {
 		opt.Now = time.Now
 	}
 	if opt.Emit == nil {
-		opt.Emit = func(localapi.Event) {}
+		opt.Emit = func(Event) {}
 	}
 	if opt.DirectoryUser == nil {
 		opt.DirectoryUser = func(s string) string { return s }
@@ -283,7 +286,7 @@ func (e *Engine) load() error {
 	}
 	for _, r := range e.accounts {
 		if r.Places == nil {
-			r.Places = map[string]localapi.Place{}
+			r.Places = map[string]Place{}
 		}
 	}
 	return nil
@@ -298,7 +301,7 @@ func (e *Engine) saveLocked() error {
 	if err := os.MkdirAll(e.opt.StateDir, 0o700); err != nil {
 		return fmt.Errorf("saving account state: %w", err)
 	}
-	return journal.WriteFileAtomic(e.statePath(), b, 0o600)
+	return atomicfile.Write(e.statePath(), b, 0o600)
 }
 
 // update changes one account's record under the lock, saves, and publishes
@@ -312,14 +315,14 @@ func (e *Engine) update(local string, fn func(r *record)) error {
 	if err != nil {
 		e.log.Error("account state not saved", "local_user", local, "err", err)
 	}
-	e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
+	e.opt.Emit(Event{Type: EventStatus})
 	return err
 }
 
 func (e *Engine) recordLocked(local string) *record {
 	r := e.accounts[local]
 	if r == nil {
-		r = &record{LocalUser: local, DirectoryUser: e.opt.DirectoryUser(local), Places: map[string]localapi.Place{}}
+		r = &record{LocalUser: local, DirectoryUser: e.opt.DirectoryUser(local), Places: map[string]Place{}}
 		e.accounts[local] = r
 	}
 	return r
@@ -367,13 +370,9 @@ func (e *Engine) IsLinked(local string) bool {
 	return !ok || !r.NotLinked
 }
 
-// notLinkedError says what to do about an account the directory does not
-// link to this Mac.
-func notLinkedError() *localapi.Error {
-	return &localapi.Error{Code: localapi.CodeNotBound,
-		Message: "This Mac is not linked to your directory account yet.",
-		Hint:    "Link it with your directory password: choose Link to Directory… in the Lockstep menu, or run `lockstep link`."}
-}
+// notLinkedError is the refusal of an operation on an account the
+// directory does not link to this Mac.
+func notLinkedError() *Error { return &Error{Code: CodeNotBound} }
 
 // SetPolicy records the directory's policy (from the welcome or a push).
 func (e *Engine) SetPolicy(p protocol.Policy) {
@@ -382,7 +381,7 @@ func (e *Engine) SetPolicy(p protocol.Policy) {
 	e.policy = p
 	e.mu.Unlock()
 	if changed {
-		e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
+		e.opt.Emit(Event{Type: EventStatus})
 	}
 }
 
@@ -421,10 +420,10 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 		_ = e.update(local, func(r *record) {
 			r.FileVault = fv
 			if notBound {
-				r.NotLinked, r.BindError = true, ""
+				r.NotLinked, r.UnknownUser = true, false
 			}
 			if errors.As(err, &pe) && pe.Code == protocol.CodeUnknownUser {
-				r.BindError = fmt.Sprintf("The directory has no user %q. Ask IT to add you, or to map this account with UserMap.", dirUser)
+				r.UnknownUser = true
 			}
 		})
 		if notBound {
@@ -432,13 +431,19 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 		}
 		return fmt.Errorf("reading directory account %s: %w", dirUser, err)
 	}
-	var pending int64
+	var (
+		pending int64
+		behind  bool
+	)
 	err = e.update(local, func(r *record) {
 		r.FileVault = fv
-		r.BindError, r.NotLinked = "", false
-		e.applyDirState(r, st)
+		r.UnknownUser, r.NotLinked = false, false
+		behind = e.applyDirState(r, st)
 		pending = r.PendingAck
 	})
+	if behind {
+		e.send(&Notice{Kind: NoticeReset, ID: resetID(st.PasswordVersion), LocalUser: local})
+	}
 	if pending > 0 {
 		if aerr := e.opt.Directory.AckSync(ctx, ackKey(local, pending), dirUser, pending); aerr == nil {
 			_ = e.update(local, func(r *record) {
@@ -451,8 +456,9 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	return err
 }
 
-// applyDirState merges a fresh directory view into r.
-func (e *Engine) applyDirState(r *record, st protocol.AccountState) {
+// applyDirState merges a fresh directory view into r, and reports whether
+// it found the directory's password changed since the Mac last synced.
+func (e *Engine) applyDirState(r *record, st protocol.AccountState) (behind bool) {
 	now := e.opt.Now()
 	first := r.Dir == nil && r.SyncedVersion == 0
 	r.Dir, r.DirAt = &st, now
@@ -462,19 +468,21 @@ func (e *Engine) applyDirState(r *record, st protocol.AccountState) {
 		// push or an operation says otherwise; the places are shown as not
 		// verified until then.
 		r.SyncedVersion, r.Assumed = st.PasswordVersion, true
-		for _, p := range []string{localapi.PlaceLocal, localapi.PlaceKeychain, localapi.PlaceFileVault} {
-			r.Places[p] = localapi.Place{Name: p, State: localapi.PlaceUnknown, Detail: "Not verified yet: it is checked at the next change or sync."}
+		for _, p := range []string{PlaceLocal, PlaceKeychain, PlaceFileVault} {
+			r.Places[p] = Place{Name: p, State: PlaceUnknown, Text: T(PlaceNotVerified)}
 		}
 	case r.CheckVersion != 0 && st.PasswordVersion == r.CheckVersion:
 		// An unconfirmed directory change did not happen, and nothing local
 		// was touched: the account is still in step.
-		r.CheckVersion, r.SyncNeeded, r.Reason = 0, false, ""
+		r.CheckVersion, r.SyncNeeded, r.Reason = 0, false, Text{}
 	case st.PasswordVersion > r.SyncedVersion && !r.SyncNeeded && !e.runningFor(r.LocalUser, st.PasswordVersion):
 		r.SyncNeeded = true
-		r.Reason = "Your directory password was changed elsewhere. Sync your Mac with it."
+		r.Reason = T(ReasonChangedElsewhere)
 		e.markBehind(r, now)
+		behind = true
 	}
 	r.CheckVersion = 0
+	return behind
 }
 
 // runningFor reports whether an operation of local is bringing the Mac to
@@ -485,20 +493,20 @@ func (e *Engine) runningFor(local string, version int64) bool {
 }
 
 func (e *Engine) markBehind(r *record, now time.Time) {
-	for _, p := range []string{localapi.PlaceLocal, localapi.PlaceKeychain, localapi.PlaceFileVault} {
-		if p == localapi.PlaceFileVault && !r.FileVault {
+	for _, p := range []string{PlaceLocal, PlaceKeychain, PlaceFileVault} {
+		if p == PlaceFileVault && !r.FileVault {
 			continue
 		}
-		r.Places[p] = localapi.Place{Name: p, State: localapi.PlaceBehind, Detail: "Still uses your previous password.", ChangedAt: r.Places[p].ChangedAt}
+		r.Places[p] = Place{Name: p, State: PlaceBehind, Text: T(PlaceStillOld), ChangedAt: r.Places[p].ChangedAt}
 	}
 }
 
 // Accounts returns the status of the named local accounts (all when names
 // is nil).
-func (e *Engine) Accounts(names []string) []localapi.Account {
+func (e *Engine) Accounts(names []string) []Account {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []localapi.Account
+	var out []Account
 	keys := names
 	if keys == nil {
 		for k := range e.accounts {
@@ -515,9 +523,9 @@ func (e *Engine) Accounts(names []string) []localapi.Account {
 }
 
 // viewLocked derives what the user sees from a record.
-func (e *Engine) viewLocked(r *record) localapi.Account {
+func (e *Engine) viewLocked(r *record) Account {
 	now := e.opt.Now()
-	a := localapi.Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault}
+	a := Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault}
 	if d := r.Dir; d != nil {
 		a.DisplayName, a.MFA, a.Temporary = d.DisplayName, d.MFA, d.MustChange
 		changed := d.PasswordChangedAt
@@ -531,69 +539,56 @@ func (e *Engine) viewLocked(r *record) localapi.Account {
 			a.LockedUntil = d.LockedUntil
 		}
 	}
-	for _, name := range []string{localapi.PlaceDirectory, localapi.PlaceLocal, localapi.PlaceFileVault, localapi.PlaceKeychain} {
+	for _, name := range []string{PlaceDirectory, PlaceLocal, PlaceFileVault, PlaceKeychain} {
 		p, ok := r.Places[name]
 		if !ok {
-			p = localapi.Place{Name: name, State: localapi.PlaceUnknown}
+			p = Place{Name: name, State: PlaceUnknown}
 		}
-		if name == localapi.PlaceDirectory && r.Dir != nil {
+		if name == PlaceDirectory && r.Dir != nil {
 			// The directory is the source of truth: its place is always
 			// what it last said.
 			changed := r.Dir.PasswordChangedAt
-			p = localapi.Place{Name: name, State: localapi.PlaceOK, ChangedAt: &changed,
-				Detail: fmt.Sprintf("Password version %d, set %s.", r.Dir.PasswordVersion, changed.Local().Format("2006-01-02 15:04"))}
+			p = Place{Name: name, State: PlaceOK, ChangedAt: &changed,
+				Text: T(PlaceDirVersion, "version", strconv.FormatInt(r.Dir.PasswordVersion, 10), "set_at", changed.UTC().Format(time.RFC3339))}
 		}
-		if name == localapi.PlaceFileVault && !r.FileVault {
-			p = localapi.Place{Name: name, State: localapi.PlaceNotApplicable, Detail: "This account does not unlock FileVault."}
+		if name == PlaceFileVault && !r.FileVault {
+			p = Place{Name: name, State: PlaceNotApplicable, Text: T(PlaceNoFileVault)}
 		}
 		a.Places = append(a.Places, p)
 	}
 	if r.LastOpID != "" {
-		if op, err := e.opt.Journal.Read(r.LastOpID); err == nil {
-			o := op.Operation
-			a.LastOperation = &o
+		if ent, err := e.opt.Journal.Read(r.LastOpID); err == nil {
+			a.LastOperation = opFromJournal(ent)
 		}
 	}
 	switch {
 	case e.running[r.LocalUser] != nil:
-		a.State, a.Reason = localapi.StateBusy, "A password operation is running."
+		a.State, a.Reason = StateBusy, T(ReasonBusy)
 	case r.NotLinked:
 		// What the directory said before no longer arrives: not linked.
-		le := notLinkedError()
-		a.State, a.Reason = localapi.StateNotLinked, le.Message+" "+le.Hint
-	case r.Dir == nil && r.BindError != "":
-		a.State, a.Reason = localapi.StateUnknown, r.BindError
+		a.State, a.Reason = StateNotLinked, T(ReasonNotLinked)
+	case r.Dir == nil && r.UnknownUser:
+		a.State, a.Reason = StateUnknown, T(ReasonUnknownUser, "user", r.DirectoryUser)
 	case r.Dir == nil:
-		a.State, a.Reason = localapi.StateUnknown, "Waiting for the directory."
+		a.State, a.Reason = StateUnknown, T(ReasonWaiting)
 	case a.LockedUntil != nil || (r.Dir.Locked && r.Dir.LockedUntil == nil):
-		a.State = localapi.StateLocked
-		a.Reason = "Your directory account is locked."
+		a.State, a.Reason = StateLocked, T(ReasonLocked)
 		if a.LockedUntil != nil {
-			a.Reason = fmt.Sprintf("Your directory account is locked until %s.", a.LockedUntil.Local().Format("15:04"))
+			a.Reason = T(ReasonLocked, "until", a.LockedUntil.UTC().Format(time.RFC3339))
 		}
 	case r.SyncNeeded:
-		a.State, a.Reason = localapi.StateSyncNeeded, r.Reason
+		a.State, a.Reason = StateSyncNeeded, r.Reason
+		if a.Reason.Code == "" {
+			a.Reason = T(ReasonChangedElsewhere)
+		}
 	case r.Dir.MustChange:
-		a.State, a.Reason = localapi.StateTemporary, "You are using a temporary password. Choose a new one."
-	case a.DaysLeft != nil && *a.DaysLeft <= e.opt.ExpiryWarningDays:
-		a.State = localapi.StateExpiring
-		a.Reason = expiryText(*a.DaysLeft)
+		a.State, a.Reason = StateTemporary, T(ReasonTemporary)
+	case a.DaysLeft != nil && *a.DaysLeft <= e.policy.ExpiryWarningDays:
+		a.State, a.Reason = StateExpiring, T(ReasonExpires, "days", strconv.Itoa(*a.DaysLeft))
 	default:
-		a.State, a.Reason = localapi.StateInSync, "Every place uses your directory password."
+		a.State, a.Reason = StateInSync, T(ReasonInSync)
 	}
 	return a
-}
-
-func expiryText(days int) string {
-	switch {
-	case days < 0:
-		return "Your password has expired. Change it now."
-	case days == 0:
-		return "Your password expires today."
-	case days == 1:
-		return "Your password expires tomorrow."
-	}
-	return fmt.Sprintf("Your password expires in %d days.", days)
 }
 
 // daysUntil counts calendar days, in local time, from now to t: an expiry
@@ -606,6 +601,22 @@ func daysUntil(now, t time.Time) int {
 	return int(b.Sub(a).Hours() / 24)
 }
 
+// Operations returns the last n operations of the accounts keep selects,
+// oldest first, from the journal (for diagnostics).
+func (e *Engine) Operations(keep func(local string) bool, n int) ([]*Operation, error) {
+	all, err := e.opt.Journal.List()
+	var out []*Operation
+	for _, ent := range all {
+		if keep(ent.LocalUser) {
+			out = append(out, opFromJournal(ent))
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, err
+}
+
 // LocalUser resolves a uid to a short name.
 func (e *Engine) LocalUser(ctx context.Context, uid int) (string, error) {
 	return e.opt.Mac.Accounts.LookupUID(ctx, uid)
@@ -613,7 +624,7 @@ func (e *Engine) LocalUser(ctx context.Context, uid int) (string, error) {
 
 // PolicyFor returns the policy response for local: the directory's rules
 // and this Mac's own.
-func (e *Engine) PolicyFor(ctx context.Context, local string) *localapi.PolicyResponse {
+func (e *Engine) PolicyFor(ctx context.Context, local string) *PolicyView {
 	mac, err := e.localRules(ctx, local)
 	if err != nil {
 		e.log.Warn("mac password rules unread", "local_user", local, "err", err)
@@ -622,7 +633,7 @@ func (e *Engine) PolicyFor(ctx context.Context, local string) *localapi.PolicyRe
 	defer e.mu.Unlock()
 	p := e.policy
 	r := e.recordLocked(local)
-	resp := &localapi.PolicyResponse{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
+	resp := &PolicyView{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
 	if r.Dir != nil {
 		resp.MFA = r.Dir.MFA
 	}

@@ -3,9 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -16,28 +14,28 @@ import (
 // binds the account as at start. The Mac's places are not touched: the
 // password is the directory's, which the Mac may not hold yet, and a wrong
 // password on the Mac would count as a failed login there.
-func (e *Engine) Link(ctx context.Context, local string, password protocol.Secret) (localapi.Account, error) {
+func (e *Engine) Link(ctx context.Context, local string, password protocol.Secret) (Account, error) {
 	if password.Empty() {
-		return localapi.Account{}, fieldError(localapi.CodeBadRequest, localapi.FieldPassword, "Enter your directory password.")
+		return Account{}, fieldError(CodeMissing, FieldPassword)
 	}
 	if _, err := e.opt.Mac.Accounts.Lookup(ctx, local); err != nil {
 		if errors.Is(err, ErrNoSuchUser) {
-			return localapi.Account{}, &localapi.Error{Code: localapi.CodeBadRequest, Message: fmt.Sprintf("There is no local account named %q.", local)}
+			return Account{}, &Error{Code: CodeNoLocalUser, Params: map[string]string{"user": local}}
 		}
-		return localapi.Account{}, &localapi.Error{Code: localapi.CodePlatform, Message: "Could not read the Mac account: " + err.Error()}
+		return Account{}, &Error{Code: CodePlatform, Detail: err.Error()}
 	}
 	e.mu.Lock()
 	r := e.recordLocked(local)
 	dirUser, busy := r.DirectoryUser, e.running[local] != nil
 	e.mu.Unlock()
 	if busy {
-		return localapi.Account{}, &localapi.Error{Code: localapi.CodeBusy, Message: "Another password operation is running for this account.", Hint: "Wait for it to finish."}
+		return Account{}, &Error{Code: CodeBusy}
 	}
 	if !e.opt.Directory.Connected() {
-		return localapi.Account{}, offlineError()
+		return Account{}, offlineError()
 	}
 	if wait, ok := e.throttle.allow(dirUser); !ok {
-		return localapi.Account{}, throttledError(wait)
+		return Account{}, throttledError(wait)
 	}
 	_, err := e.opt.Directory.VerifyPassword(ctx, dirUser, password)
 	var pe *protocol.Error
@@ -45,20 +43,20 @@ func (e *Engine) Link(ctx context.Context, local string, password protocol.Secre
 	case errors.As(err, &pe) && pe.Code == protocol.CodeWrongPassword:
 		e.throttle.fail(dirUser)
 		e.log.Info("link refused", "local_user", local, "reason", pe.Code)
-		return localapi.Account{}, fieldError(protocol.CodeWrongPassword, localapi.FieldPassword, "That is not your directory password.")
+		return Account{}, fieldError(protocol.CodeWrongPassword, FieldPassword)
 	case errors.As(err, &pe):
-		return localapi.Account{}, e.apiError(pe, localapi.FieldPassword)
+		return Account{}, e.apiError(pe, FieldPassword)
 	case err != nil:
-		return localapi.Account{}, offlineError()
+		return Account{}, offlineError()
 	}
 	e.throttle.success(dirUser)
 	if err := e.Bind(ctx, local); err != nil {
 		e.log.Warn("account not bound after its password was verified", "local_user", local, "err", err)
-		var le *localapi.Error
+		var le *Error
 		if errors.As(err, &le) {
-			return localapi.Account{}, le
+			return Account{}, le
 		}
-		return localapi.Account{}, offlineError()
+		return Account{}, offlineError()
 	}
 	e.log.Info("account linked", "local_user", local)
 	return e.Accounts([]string{local})[0], nil
@@ -68,12 +66,12 @@ func (e *Engine) Link(ctx context.Context, local string, password protocol.Secre
 // op's directory step took the user's password (a sync's verify_password,
 // a change's change_password): the directory links the Mac to the user on
 // that proof, so the account is linked now.
-func (e *Engine) Relink(ctx context.Context, local string, op *localapi.Operation) {
+func (e *Engine) Relink(ctx context.Context, local string, op *Operation) {
 	if op == nil || e.IsLinked(local) {
 		return
 	}
 	for _, s := range op.Steps {
-		if s.Name == localapi.StepDirectory && s.State == localapi.StepDone {
+		if s.Name == StepDirectory && s.State == StepDone {
 			if err := e.Bind(ctx, local); err != nil {
 				e.log.Warn("account not bound after its password was verified", "local_user", local, "err", err)
 			}

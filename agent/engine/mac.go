@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -54,14 +53,14 @@ func (e *Engine) priorFor(lastOpID string) priorOp {
 		return priorOp{}
 	}
 	ent, err := e.opt.Journal.Read(lastOpID)
-	if err != nil || (ent.State != localapi.OpSyncNeeded && ent.State != localapi.OpFailed) {
+	if err != nil || (ent.State != OpSyncNeeded && ent.State != OpFailed) {
 		return priorOp{}
 	}
 	p := priorOp{target: ent.TargetVersion, localBefore: ent.LocalBefore}
-	if s := ent.Step(localapi.StepLocal); s != nil {
+	if s := ent.Step(StepLocal); s != nil {
 		p.local = s.State
 	}
-	if s := ent.Step(localapi.StepKeychain); s != nil {
+	if s := ent.Step(StepKeychain); s != nil {
 		p.keychain = s.State
 	}
 	return p
@@ -81,14 +80,14 @@ func (m *macRun) localHoldsNew(target int64) (holds, sure bool) {
 			// Lockstep (a sync to mend only the keychain).
 			return true, false
 		}
-		return false, p.local == "" || p.local == localapi.StepPending
+		return false, p.local == "" || p.local == StepPending
 	}
 	switch p.local {
-	case localapi.StepDone:
+	case StepDone:
 		return true, true
-	case "", localapi.StepPending:
+	case "", StepPending:
 		return false, true
-	case localapi.StepSkipped:
+	case StepSkipped:
 		// Found done already, or never reached: the journal does not say.
 		return false, false
 	}
@@ -104,14 +103,14 @@ func (m *macRun) localHoldsNew(target int64) (holds, sure bool) {
 // local account, keychain, FileVault, Preboot, acknowledge. For a change,
 // the verify step already ran and old is the verified current password.
 func (e *Engine) applyMac(ctx context.Context, m *macRun) error {
-	isSync := m.ent.Kind != localapi.OpChange
+	isSync := m.ent.Kind != OpChange
 	if isSync && !m.forgot {
-		if err := m.step(localapi.StepVerify, func() (string, error) { return e.verifyPrevious(ctx, m) }); err != nil {
+		if err := m.step(StepVerify, func() (Text, error) { return e.verifyPrevious(ctx, m) }); err != nil {
 			return err
 		}
 	}
 	if isSync && m.forgot {
-		if err := m.step(localapi.StepVerify, func() (string, error) { return e.observeForgot(ctx, m) }); err != nil {
+		if err := m.step(StepVerify, func() (Text, error) { return e.observeForgot(ctx, m) }); err != nil {
 			return err
 		}
 	}
@@ -120,15 +119,15 @@ func (e *Engine) applyMac(ctx context.Context, m *macRun) error {
 	_ = e.update(m.ent.LocalUser, func(r *record) { r.FileVault = fvUser })
 	for _, s := range []struct {
 		name string
-		fn   func(context.Context, *macRun) (string, error)
+		fn   func(context.Context, *macRun) (Text, error)
 	}{
-		{localapi.StepLocal, e.stepLocal},
-		{localapi.StepKeychain, e.stepKeychain},
-		{localapi.StepFileVault, e.stepFileVault},
-		{localapi.StepPreboot, e.stepPreboot},
-		{localapi.StepAck, e.stepAck},
+		{StepLocal, e.stepLocal},
+		{StepKeychain, e.stepKeychain},
+		{StepFileVault, e.stepFileVault},
+		{StepPreboot, e.stepPreboot},
+		{StepAck, e.stepAck},
 	} {
-		if err := m.step(s.name, func() (string, error) { return s.fn(ctx, m) }); err != nil {
+		if err := m.step(s.name, func() (Text, error) { return s.fn(ctx, m) }); err != nil {
 			return err
 		}
 	}
@@ -140,7 +139,7 @@ func (e *Engine) applyMac(ctx context.Context, m *macRun) error {
 // already takes the new one). Which password each place should take comes
 // from the prior operation's journal, so right passwords make no failed
 // login.
-func (e *Engine) verifyPrevious(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) verifyPrevious(ctx context.Context, m *macRun) (Text, error) {
 	mac, local := e.opt.Mac, m.ent.LocalUser
 	target := m.targetVersion()
 	holds, sure := m.localHoldsNew(target)
@@ -156,38 +155,36 @@ func (e *Engine) verifyPrevious(ctx context.Context, m *macRun) (string, error) 
 	}
 	switch {
 	case errors.Is(err, ErrWrongPassword) && !holds:
-		return "", fieldError(localapi.CodeWrongLocal, localapi.FieldPrevious, "That is not your previous Mac password.")
+		return Text{}, fieldError(CodeWrongLocal, FieldPrevious)
 	case errors.Is(err, ErrWrongPassword):
-		return "", fieldError(localapi.CodeWrongLocal, localapi.FieldPrevious, "Your Mac account takes neither the previous nor the new password.")
+		return Text{}, &Error{Code: CodeWrongLocal, Field: FieldPrevious, Params: map[string]string{"which": "neither"}}
 	case err != nil:
-		return "", err
+		return Text{}, err
 	}
 	m.localDone = holds
 	exists, err := mac.Keychain.Exists(m.acct)
 	if err != nil {
-		return "", err
+		return Text{}, err
 	}
 	if exists {
 		// Keychain checks are not logins: trying both costs no lockout.
 		opens, err := mac.Keychain.Opens(ctx, m.acct, m.old)
 		if err != nil {
-			return "", err
+			return Text{}, err
 		}
 		if !opens {
 			if m.keychainDone, err = mac.Keychain.Opens(ctx, m.acct, m.new); err != nil {
-				return "", err
+				return Text{}, err
 			}
 			if !m.keychainDone {
-				return "", &localapi.Error{Code: localapi.CodeKeychain,
-					Message: "Your login keychain does not open with your previous password, so it still uses an older one. Nothing was changed.",
-					Hint:    "Run Sync Password again and enter the keychain's password as the previous one, or choose that you don't remember it (the keychain is then moved aside, never deleted)."}
+				return Text{}, &Error{Code: CodeKeychain, Params: map[string]string{"which": "previous"}}
 			}
 		}
 	}
 	if m.localDone {
-		return "The Mac account already takes the new password.", nil
+		return T(StepLocalHoldsNew), nil
 	}
-	return "Your previous password opens the Mac account and the keychain.", nil
+	return T(StepPreviousOK), nil
 }
 
 // verifyLocal authenticates name with pw; a password that is right but
@@ -204,7 +201,7 @@ func verifyLocal(ctx context.Context, a Accounts, name string, pw []byte) error 
 // password to check, so it learns from the prior operation's journal what is
 // already done, trying only the new password, and only when the journal says
 // the reset may have landed.
-func (e *Engine) observeForgot(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) observeForgot(ctx context.Context, m *macRun) (Text, error) {
 	holds, sure := m.localHoldsNew(m.targetVersion())
 	if holds {
 		err := verifyLocal(ctx, e.opt.Mac.Accounts, m.ent.LocalUser, m.new)
@@ -213,23 +210,23 @@ func (e *Engine) observeForgot(ctx context.Context, m *macRun) (string, error) {
 			m.localDone = true
 		case errors.Is(err, ErrWrongPassword) && !sure:
 		case errors.Is(err, ErrWrongPassword):
-			return "", fmt.Errorf("the last operation reset the Mac account, but it does not take the new password: %w", err)
+			return Text{}, fmt.Errorf("the last operation reset the Mac account, but it does not take the new password: %w", err)
 		default:
-			return "", err
+			return Text{}, err
 		}
 	}
-	if m.prior.target == m.targetVersion() && m.prior.keychain != "" && m.prior.keychain != localapi.StepPending {
+	if m.prior.target == m.targetVersion() && m.prior.keychain != "" && m.prior.keychain != StepPending {
 		exists, err := e.opt.Mac.Keychain.Exists(m.acct)
 		if err != nil {
-			return "", err
+			return Text{}, err
 		}
 		if exists {
 			if m.keychainDone, err = e.opt.Mac.Keychain.Opens(ctx, m.acct, m.new); err != nil {
-				return "", err
+				return Text{}, err
 			}
 		}
 	}
-	return "", skip{reasonForgotten, "Previous password forgotten: the service account resets the Mac account."}
+	return Text{}, skip{reasonForgotten, T(StepForgotten)}
 }
 
 // targetVersion is the directory version the operation brings the Mac to.
@@ -242,9 +239,9 @@ func (m *macRun) targetVersion() int64 {
 // stepLocal moves the Mac account to the new password: a change with the
 // old one (which keeps the SecureToken), or a reset by the service account
 // when the old one is forgotten. The platform verifies the result.
-func (e *Engine) stepLocal(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) stepLocal(ctx context.Context, m *macRun) (Text, error) {
 	if m.localDone {
-		return "", skip{reasonDone, "The Mac account already uses the new password."}
+		return Text{}, skip{reasonDone, T(StepLocalDone)}
 	}
 	m.mutated = true
 	e.mu.Lock()
@@ -252,107 +249,107 @@ func (e *Engine) stepLocal(ctx context.Context, m *macRun) (string, error) {
 	err := e.opt.Journal.Write(m.ent)
 	e.mu.Unlock()
 	if err != nil {
-		return "", fmt.Errorf("journal before the local change: %w", err)
+		return Text{}, fmt.Errorf("journal before the local change: %w", err)
 	}
 	var v Verified
-	how := "changed with the previous password, which keeps the SecureToken"
+	done := T(StepLocalChanged)
 	if m.forgot {
 		v, err = e.opt.Mac.Service.Reset(ctx, m.acct, m.new)
-		how = "reset by the Lockstep service account, which keeps the SecureToken"
+		done = T(StepLocalReset)
 	} else {
 		v, err = e.opt.Mac.Accounts.Change(ctx, m.acct, m.old, m.new)
 	}
 	if err != nil {
 		if errors.Is(err, ErrPolicyRefused) {
-			return "", &localapi.Error{Code: localapi.CodePlatform, Field: localapi.FieldNew, Message: "This Mac's password policy refused the new password: " + err.Error()}
+			return Text{}, &Error{Code: CodeMacPolicy, Field: FieldNew, Params: map[string]string{"source": "refused"}, Detail: err.Error()}
 		}
-		return "", err
+		return Text{}, err
 	}
 	m.verified = &v
-	return "The Mac account opens with the new password (" + how + ").", nil
+	return done, nil
 }
 
 // stepKeychain moves the login keychain to the new password: a re-key from
 // the old password (every item kept), or, when the old one is forgotten, the
 // old keychain and its Local Items moved aside (never deleted) and a new one
 // made.
-func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 	kc := e.opt.Mac.Keychain
 	if m.keychainDone {
-		return "", skip{reasonDone, "The login keychain already opens with the new password."}
+		return Text{}, skip{reasonDone, T(StepKeychainDone)}
 	}
 	exists, err := kc.Exists(m.acct)
 	if err != nil {
-		return "", err
+		return Text{}, err
 	}
 	switch {
 	case !exists && !m.forgot:
-		return "", skip{reasonNotApplicable, "No login keychain yet: macOS makes one at the next login with the new password."}
+		return Text{}, skip{reasonNotApplicable, T(StepKeychainNone)}
 	case !exists:
 		// A forgotten-password sync interrupted after the old keychain was
 		// moved aside: finish by making the new one.
 		m.mutated = true
 		if err := kc.Create(ctx, m.acct, m.new); err != nil {
-			return "", fmt.Errorf("creating a new keychain: %w", err)
+			return Text{}, fmt.Errorf("creating a new keychain: %w", err)
 		}
-		return "A new login keychain opens with the new password.", nil
+		return T(StepKeychainCreated), nil
 	case !m.forgot:
 		m.mutated = true
 		if err := kc.Rekey(ctx, m.acct, m.old, m.new); err != nil {
-			return "", err
+			return Text{}, err
 		}
-		return "The login keychain opens with the new password; its items are kept.", nil
+		return T(StepKeychainRekeyed), nil
 	}
 	m.mutated = true
 	moved, err := kc.MoveAside(ctx, m.acct)
 	if err != nil {
-		return "", fmt.Errorf("moving the old keychain aside: %w", err)
+		return Text{}, fmt.Errorf("moving the old keychain aside: %w", err)
 	}
-	where := moved.Login
+	where := []string{"path", moved.Login}
 	if len(moved.LocalItems) > 0 {
-		where += " (Local Items: " + strings.Join(moved.LocalItems, ", ") + ")"
+		where = append(where, "local_items", strings.Join(moved.LocalItems, ","))
 	}
-	m.note(fmt.Sprintf("Your old login keychain was kept at %s. It still opens with your previous password if you remember it later.", where))
+	m.note(T(NoteKeychainKept, where...))
 	if err := kc.Create(ctx, m.acct, m.new); err != nil {
-		return "", fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", where, err)
+		return Text{}, fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", moved.Login, err)
 	}
-	return "A new login keychain opens with the new password; the old one was moved to " + where + ".", nil
+	return T(StepKeychainMoved, where...), nil
 }
 
 // stepFileVault checks that FileVault follows the new password: the
 // account still holds its SecureToken. The local step's own observation is
 // used when it made one.
-func (e *Engine) stepFileVault(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) stepFileVault(ctx context.Context, m *macRun) (Text, error) {
 	switch {
 	case !m.fvOn:
-		return "", skip{reasonNotApplicable, "FileVault is off."}
+		return Text{}, skip{reasonNotApplicable, T(StepFileVaultOff)}
 	case !m.fvUser:
-		return "", skip{reasonNotApplicable, "Not a FileVault user: this account does not unlock the disk."}
+		return Text{}, skip{reasonNotApplicable, T(StepFileVaultNotUser)}
 	}
 	token := m.verified != nil && m.verified.SecureToken
 	if !token {
 		var err error
 		if token, err = e.opt.Mac.FileVault.SecureToken(ctx, m.ent.LocalUser); err != nil {
-			return "", err
+			return Text{}, err
 		}
 	}
 	if !token {
-		return "", fmt.Errorf("%w: %s no longer holds a SecureToken, so FileVault may still ask for the previous password", ErrNoSecureToken, m.ent.LocalUser)
+		return Text{}, fmt.Errorf("%w: %s no longer holds a SecureToken, so FileVault may still ask for the previous password", ErrNoSecureToken, m.ent.LocalUser)
 	}
-	return "SecureToken kept: FileVault unlocks with the new password.", nil
+	return T(StepFileVaultKept), nil
 }
 
-func (e *Engine) stepPreboot(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) stepPreboot(ctx context.Context, m *macRun) (Text, error) {
 	if !m.fvUser {
-		return "", skip{reasonNotApplicable, "Not needed without FileVault."}
+		return Text{}, skip{reasonNotApplicable, T(StepPrebootNotNeeded)}
 	}
 	if err := e.opt.Mac.FileVault.RefreshPreboot(ctx); err != nil {
-		return "", err
+		return Text{}, err
 	}
-	return "The Preboot volume was refreshed.", nil
+	return T(StepPrebootDone), nil
 }
 
-func (e *Engine) stepAck(ctx context.Context, m *macRun) (string, error) {
+func (e *Engine) stepAck(ctx context.Context, m *macRun) (Text, error) {
 	e.mu.Lock()
 	version, dirUser := m.ent.TargetVersion, m.ent.DirectoryUser
 	e.mu.Unlock()
@@ -361,9 +358,9 @@ func (e *Engine) stepAck(ctx context.Context, m *macRun) (string, error) {
 	defer cancel()
 	if err := e.opt.Directory.AckSync(actx, ackKey(local, version), dirUser, version); err != nil {
 		_ = e.update(local, func(r *record) { r.PendingAck = version })
-		return "", skip{reasonDeferred, "The Mac is in sync; the directory is told when it is reachable."}
+		return Text{}, skip{reasonDeferred, T(StepAckDeferred)}
 	}
-	return "The directory knows this Mac is in sync.", nil
+	return T(StepAckDone), nil
 }
 
 // fileVaultUser reports whether FileVault is on and local unlocks it.

@@ -3,8 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -17,22 +18,23 @@ func (e *Engine) HandlePush(_ context.Context, env *protocol.Envelope) error {
 		if err := env.Decode(&p); err != nil {
 			return err
 		}
-		return e.forUser(p.User, func(r *record) (string, string, string) {
+		return e.forUser(p.User, func(r *record) *Notice {
 			if p.PasswordVersion <= r.SyncedVersion || e.runningFor(r.LocalUser, p.PasswordVersion) {
-				return "", "", "" // this Mac already holds it, or is setting it
+				return nil // this Mac already holds it, or is setting it
 			}
 			d := e.dirState(r)
 			d.PasswordVersion = max(d.PasswordVersion, p.PasswordVersion)
 			d.MustChange = p.Temporary
 			d.PasswordChangedAt = p.At
 			r.SyncNeeded = true
+			r.Reason = T(ReasonReset)
+			n := &Notice{Kind: NoticeReset, ID: resetID(d.PasswordVersion)}
 			if p.Temporary {
-				r.Reason = "An administrator gave you a temporary password. Sync your Mac with it, then choose a new password."
-			} else {
-				r.Reason = "Your password was reset in the directory. Sync your Mac with the new password."
+				r.Reason = T(ReasonResetTemporary)
+				n.Params = map[string]string{"temporary": "true"}
 			}
 			e.markBehind(r, e.opt.Now())
-			return localapi.NoticeReset, "Your password was reset", r.Reason
+			return n
 		})
 	case protocol.TypePolicyChanged:
 		var p protocol.PolicyChanged
@@ -46,41 +48,40 @@ func (e *Engine) HandlePush(_ context.Context, env *protocol.Envelope) error {
 		if err := env.Decode(&p); err != nil {
 			return err
 		}
-		return e.forUser(p.User, func(r *record) (string, string, string) {
+		return e.forUser(p.User, func(r *record) *Notice {
 			d := e.dirState(r)
 			until := p.Until
 			d.Locked, d.LockedUntil = true, &until
-			return localapi.NoticeLocked, "Your account is locked",
-				fmt.Sprintf("Too many failed sign-ins locked your directory account until %s.", until.Local().Format("15:04"))
+			return lockedNotice(until)
 		})
 	case protocol.TypeAccountUnlocked:
 		var p protocol.AccountUnlocked
 		if err := env.Decode(&p); err != nil {
 			return err
 		}
-		return e.forUser(p.User, func(r *record) (string, string, string) {
+		return e.forUser(p.User, func(r *record) *Notice {
 			d := e.dirState(r)
 			if !d.Locked {
-				return "", "", ""
+				return nil
 			}
 			d.Locked, d.LockedUntil = false, nil
-			return localapi.NoticeUnlocked, "Your account is unlocked", "You can sign in and change your password again."
+			return &Notice{Kind: NoticeUnlocked, ID: "unlocked-" + e.opt.Now().UTC().Format(time.RFC3339Nano)}
 		})
 	case protocol.TypeExpiryApproaching:
 		var p protocol.ExpiryApproaching
 		if err := env.Decode(&p); err != nil {
 			return err
 		}
-		return e.forUser(p.User, func(r *record) (string, string, string) {
+		return e.forUser(p.User, func(r *record) *Notice {
 			d := e.dirState(r)
 			exp := p.ExpiresAt
 			d.ExpiresAt = &exp
 			today := e.opt.Now().Local().Format("2006-01-02")
 			if r.ExpiryNotice == today {
-				return "", "", ""
+				return nil
 			}
 			r.ExpiryNotice = today
-			return localapi.NoticeExpiry, "Password expiring", expiryText(daysUntil(e.opt.Now(), exp))
+			return expiryNotice(today, daysUntil(e.opt.Now(), exp))
 		})
 	}
 	e.log.Warn("push type not handled", "type", env.Type)
@@ -96,17 +97,17 @@ func (e *Engine) dirState(r *record) *protocol.AccountState {
 }
 
 // forUser applies fn to every local account bound to the directory user and
-// sends the notice fn returns (kind "" for none).
-func (e *Engine) forUser(dirUser string, fn func(r *record) (kind, title, body string)) error {
-	type notice struct{ kind, local, title, body string }
-	var notices []notice
+// sends the notice fn returns (nil for none).
+func (e *Engine) forUser(dirUser string, fn func(r *record) *Notice) error {
+	var notices []*Notice
 	e.mu.Lock()
 	for _, r := range e.accounts {
 		if r.DirectoryUser != dirUser {
 			continue
 		}
-		if k, t, b := fn(r); k != "" {
-			notices = append(notices, notice{k, r.LocalUser, t, b})
+		if n := fn(r); n != nil {
+			n.LocalUser = r.LocalUser
+			notices = append(notices, n)
 		}
 	}
 	err := e.saveLocked()
@@ -114,15 +115,61 @@ func (e *Engine) forUser(dirUser string, fn func(r *record) (kind, title, body s
 	if err != nil {
 		return fmt.Errorf("saving account state: %w", err)
 	}
-	e.opt.Emit(localapi.Event{Type: localapi.EventStatus})
+	e.opt.Emit(Event{Type: EventStatus})
 	for _, n := range notices {
-		e.notice(n.kind, n.local, n.title, n.body)
+		e.send(n)
 	}
 	return nil
 }
 
-func (e *Engine) notice(kind, local, title, body string) {
-	e.log.Info("notice", "kind", kind, "local_user", local)
-	e.opt.Emit(localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{
-		Kind: kind, LocalUser: local, Title: title, Body: body, At: e.opt.Now().UTC()}})
+func resetID(version int64) string { return "reset-v" + strconv.FormatInt(version, 10) }
+
+func lockedNotice(until time.Time) *Notice {
+	u := until.UTC().Format(time.RFC3339)
+	return &Notice{Kind: NoticeLocked, ID: "locked-" + u, Params: map[string]string{"until": u}}
+}
+
+func expiryNotice(day string, days int) *Notice {
+	return &Notice{Kind: NoticeExpiry, ID: "expiry-" + day, Params: map[string]string{"days": strconv.Itoa(days)}}
+}
+
+// Standing returns the notices that still stand for local: a reset the Mac
+// has not synced yet, a lock, an approaching expiry. A watcher that comes
+// (or comes back) is told them, with the IDs they were first sent with, so
+// a user who logs in after a reset hears of it once.
+func (e *Engine) Standing(local string) []Notice {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.accounts[local]
+	if !ok || r.Dir == nil {
+		return nil
+	}
+	a := e.viewLocked(r)
+	var n *Notice
+	switch a.State {
+	case StateSyncNeeded:
+		switch r.Reason.Code {
+		case ReasonReset, ReasonChangedElsewhere:
+			n = &Notice{Kind: NoticeReset, ID: resetID(r.Dir.PasswordVersion)}
+		case ReasonResetTemporary:
+			n = &Notice{Kind: NoticeReset, ID: resetID(r.Dir.PasswordVersion), Params: map[string]string{"temporary": "true"}}
+		}
+	case StateLocked:
+		if a.LockedUntil != nil {
+			n = lockedNotice(*a.LockedUntil)
+		}
+	case StateExpiring:
+		n = expiryNotice(e.opt.Now().Local().Format("2006-01-02"), *a.DaysLeft)
+	}
+	if n == nil {
+		return nil
+	}
+	n.LocalUser, n.At = local, e.opt.Now().UTC()
+	return []Notice{*n}
+}
+
+func (e *Engine) send(n *Notice) {
+	n.At = e.opt.Now().UTC()
+	e.log.Info("notice", "kind", n.Kind, "local_user", n.LocalUser)
+	e.opt.Emit(Event{Type: EventNotice, Notice: n})
 }

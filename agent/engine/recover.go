@@ -2,8 +2,6 @@ package engine
 
 import (
 	"fmt"
-
-	"github.com/lockstep-dev/lockstep/localapi"
 )
 
 // recover closes every operation a crash left running. Without the
@@ -28,37 +26,33 @@ func (e *Engine) recover() error {
 		}
 		mutating := false
 		for _, st := range ent.Steps {
-			if st.State == localapi.StepPending || st.State == localapi.StepSkipped {
+			if st.State == StepPending || st.State == StepSkipped {
 				continue
 			}
 			switch st.Name {
-			case localapi.StepDirectory:
-				mutating = mutating || ent.Kind == localapi.OpChange
-			case localapi.StepLocal, localapi.StepKeychain:
+			case StepDirectory:
+				mutating = mutating || ent.Kind == OpChange
+			case StepLocal, StepKeychain:
 				mutating = true
 			}
 		}
 		for i := range ent.Steps {
-			if ent.Steps[i].State == localapi.StepRunning {
-				ent.Steps[i].State = localapi.StepFailed
-				ent.Steps[i].Detail = "Interrupted: lockstepd stopped during this step."
+			if ent.Steps[i].State == StepRunning {
+				ent.Steps[i].State = StepFailed
+				ent.Steps[i].Text = toJournalText(T(StepInterrupted))
 			}
 		}
 		ent.FinishedAt = &now
 		r := e.recordLocked(ent.LocalUser)
 		if mutating {
-			ent.State = localapi.OpSyncNeeded
-			ent.Error = &localapi.Error{Code: localapi.CodeInterrupted,
-				Message: "lockstepd stopped in the middle of this operation.",
-				Hint:    "Nothing is lost: run Sync Password (`lockstep sync`) with your previous and new password to finish."}
+			ent.State = OpSyncNeeded
 			r.SyncNeeded = true
-			r.Reason = "A password operation was interrupted. Sync your Mac to finish it."
+			r.Reason = T(ReasonInterrupted)
 			e.markBehind(r, now)
 		} else {
-			ent.State = localapi.OpFailed
-			ent.Error = &localapi.Error{Code: localapi.CodeInterrupted,
-				Message: "lockstepd stopped before anything was changed.", Hint: "Try again."}
+			ent.State = OpFailed
 		}
+		ent.Error = toJournalError(&Error{Code: CodeInterrupted})
 		if err := e.opt.Journal.Write(ent); err != nil {
 			return fmt.Errorf("recovering operation %s: %w", ent.ID, err)
 		}

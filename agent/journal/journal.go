@@ -20,13 +20,29 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/agent/atomicfile"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
-// Entry is one operation as stored. It is the local API's Operation plus what
-// recovery needs.
+// Format is the version of the journal's file format. Version 1 embedded
+// the local API's Operation (its sentences included); version 2 is this
+// package's own types, codes and parameters only. Both are read.
+const Format = 2
+
+// Entry is one operation as stored: what ran, what finished, what the user
+// must know, and what recovery needs.
 type Entry struct {
-	localapi.Operation
+	Format     int        `json:"format"`
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	LocalUser  string     `json:"local_user"`
+	State      string     `json:"state"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Steps      []Step     `json:"steps"`
+	Error      *Error     `json:"error,omitempty"`
+	Notes      []Text     `json:"notes,omitempty"`
+	NextAction string     `json:"next_action,omitempty"`
 	// DirectoryUser is the directory account the operation acts on.
 	DirectoryUser string `json:"directory_user"`
 	// TargetVersion is the directory password version the operation brings
@@ -38,11 +54,48 @@ type Entry struct {
 	LocalBefore float64 `json:"local_before,omitempty"`
 }
 
+// Step is one step of an operation.
+type Step struct {
+	Name  string    `json:"name"`
+	State string    `json:"state"`
+	Text  Text      `json:"text,omitzero"`
+	At    time.Time `json:"at,omitzero"`
+}
+
+// Text is a code and its parameters (never a sentence).
+type Text struct {
+	Code   string            `json:"code"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// UnmarshalJSON reads a Text, or a version 1 note, which was a sentence:
+// it is kept as the parameter of the code "legacy".
+func (t *Text) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*t = Text{Code: "legacy", Params: map[string]string{"text": s}}
+		return nil
+	}
+	type plain Text
+	return json.Unmarshal(b, (*plain)(t))
+}
+
+// Error is why an operation failed or stopped.
+type Error struct {
+	Code       string               `json:"code"`
+	Field      string               `json:"field,omitempty"`
+	Params     map[string]string    `json:"params,omitempty"`
+	Violations []protocol.Violation `json:"violations,omitempty"`
+	RetryAfter int                  `json:"retry_after,omitempty"`
+	Until      *time.Time           `json:"until,omitempty"`
+	Detail     string               `json:"detail,omitempty"`
+}
+
 // Done reports whether the operation has finished, one way or another.
-func (e *Entry) Done() bool { return e.State != localapi.OpRunning }
+func (e *Entry) Done() bool { return e.State != "running" }
 
 // Step returns the named step, or nil.
-func (e *Entry) Step(name string) *localapi.Step {
+func (e *Entry) Step(name string) *Step {
 	for i := range e.Steps {
 		if e.Steps[i].Name == name {
 			return &e.Steps[i]
@@ -75,13 +128,14 @@ func (j *Journal) Write(e *Entry) error {
 	if e.ID == "" || strings.ContainsAny(e.ID, `/\.`) {
 		return fmt.Errorf("journal: invalid operation id %q", e.ID)
 	}
+	e.Format = Format
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("journal: encoding %s: %w", e.ID, err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return WriteFileAtomic(j.path(e.ID), append(b, '\n'), 0o600)
+	return atomicfile.Write(j.path(e.ID), append(b, '\n'), 0o600)
 }
 
 // Read loads one operation.
@@ -142,48 +196,4 @@ func (j *Journal) Prune(keep time.Duration, n int, now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// WriteFileAtomic writes data to path so that a crash leaves either the old
-// or the new content: temp file in the same directory, fsync, rename, fsync
-// of the directory.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming %s: %w", path, err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	return nil
 }

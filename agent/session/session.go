@@ -29,8 +29,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/lockstep-dev/lockstep/agent/journal"
-	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/agent/atomicfile"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -78,6 +77,24 @@ var refusedWait = [2]time.Duration{backoffCap / 2, backoffCap}
 // again after a crash or reconnect until it has been acknowledged.
 type PushHandler func(ctx context.Context, env *protocol.Envelope) error
 
+// Connection states of a session.
+const (
+	Connected   = "connected"
+	Connecting  = "connecting"
+	Offline     = "offline"
+	NotEnrolled = "not_enrolled"
+)
+
+// Status is the session's state: which of the states above, since when,
+// and the last error while it is not connected.
+type Status struct {
+	State     string
+	URL       string
+	Since     time.Time
+	LastError string
+	DeviceID  string
+}
+
 // Options configure a Session.
 type Options struct {
 	URL             string // wss://host[:port]
@@ -90,7 +107,7 @@ type Options struct {
 	Log             *slog.Logger
 	OnPush          PushHandler
 	// OnState is called after every connection state change.
-	OnState func(localapi.Connection)
+	OnState func(Status)
 	// OnWelcome is called with the directory's policy on each connect.
 	OnWelcome func(protocol.Welcome)
 }
@@ -108,7 +125,7 @@ type Session struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	state   localapi.Connection
+	state   Status
 	id      identity
 	key     ed25519.PrivateKey
 	conn    *websocket.Conn
@@ -132,7 +149,7 @@ func New(opt Options) (*Session, error) {
 		opt.Hostname, _ = os.Hostname()
 	}
 	s := &Session{opt: opt, log: opt.Log, pending: map[string]chan *protocol.Envelope{}, up: make(chan struct{}), refusedWait: refusedWait}
-	s.state = localapi.Connection{State: localapi.ConnConnecting, URL: opt.URL, Since: time.Now()}
+	s.state = Status{State: Connecting, URL: opt.URL, Since: time.Now()}
 	if err := s.loadIdentity(); err != nil {
 		return nil, err
 	}
@@ -178,7 +195,7 @@ func (s *Session) saveIdentity() error {
 	if err := os.MkdirAll(s.opt.StateDir, 0o700); err != nil {
 		return fmt.Errorf("saving device identity: %w", err)
 	}
-	return journal.WriteFileAtomic(s.identityPath(), b, 0o600)
+	return atomicfile.Write(s.identityPath(), b, 0o600)
 }
 
 // DeviceID returns the enrolled id, or "".
@@ -189,7 +206,7 @@ func (s *Session) DeviceID() string {
 }
 
 // Status returns the connection state.
-func (s *Session) Status() localapi.Connection {
+func (s *Session) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state
@@ -313,7 +330,7 @@ func (s *Session) Run(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
-	s.setState(localapi.ConnOffline, nil)
+	s.setState(Offline, nil)
 	return nil
 }
 
@@ -322,11 +339,11 @@ func (s *Session) Run(ctx context.Context) error {
 func (s *Session) retry(err error, attempt int) (state string, wait time.Duration) {
 	switch {
 	case errors.Is(err, ErrRefused), errors.Is(err, ErrRevoked):
-		return localapi.ConnNotEnrolled, s.refusedWait[0] + jitter(s.refusedWait[1]-s.refusedWait[0])
+		return NotEnrolled, s.refusedWait[0] + jitter(s.refusedWait[1]-s.refusedWait[0])
 	case errors.Is(err, ErrNotEnrolled):
-		return localapi.ConnNotEnrolled, backoff(attempt)
+		return NotEnrolled, backoff(attempt)
 	}
-	return localapi.ConnOffline, backoff(attempt)
+	return Offline, backoff(attempt)
 }
 
 // backoff returns a full-jitter delay for the attempt: uniform in
@@ -363,7 +380,7 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 	s.mu.Unlock()
 	if !refused {
 		// A refused device stays "not enrolled", with why, while it tries.
-		s.setState(localapi.ConnConnecting, nil)
+		s.setState(Connecting, nil)
 	}
 	var reenrollErr error
 	switch {
@@ -437,7 +454,7 @@ func (s *Session) runOnce(ctx context.Context) (good bool, err error) {
 	s.conn = conn
 	close(s.up)
 	s.mu.Unlock()
-	s.setState(localapi.ConnConnected, nil)
+	s.setState(Connected, nil)
 	s.log.Info("directory session up", "device_id", welcome.DeviceID)
 	defer s.disconnected()
 
