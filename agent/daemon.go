@@ -136,7 +136,7 @@ func New(opt Options) (*Daemon, error) {
 		dir = d.dir
 		d.link = func() api.Connection {
 			st := d.sess.Status()
-			return api.Connection{State: st.State, URL: st.URL, Since: st.Since, LastError: st.LastError, DeviceID: st.DeviceID}
+			return api.Connection{State: st.State, URL: st.URL, Since: st.Since, Problem: st.Problem, LastError: st.LastError, DeviceID: st.DeviceID}
 		}
 	}
 	for _, k := range cfg.Deprecated {

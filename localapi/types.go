@@ -45,6 +45,14 @@ const (
 	ConnNotEnrolled = "not_enrolled"
 )
 
+// Why the directory session is not connected.
+const (
+	ProblemUnreachable = "unreachable"
+	ProblemNotEnrolled = "not_enrolled"
+	ProblemRefused     = "refused"
+	ProblemRevoked     = "revoked"
+)
+
 // Account states, from the user's point of view. Exactly one applies; when
 // several could, the first in this list wins.
 const (
@@ -64,6 +72,12 @@ const (
 	PlaceLocal     = "local"
 	PlaceFileVault = "filevault"
 	PlaceKeychain  = "keychain"
+)
+
+// What the doctor checks besides the places (Check.Place).
+const (
+	CheckOperation      = "operation"
+	CheckServiceAccount = "service_account"
 )
 
 // Place states.
@@ -87,10 +101,13 @@ type Status struct {
 
 // Connection is the state of lockstepd's session with the directory.
 type Connection struct {
-	State     string    `json:"state"`
-	URL       string    `json:"url"`
-	Since     time.Time `json:"since"`
-	LastError string    `json:"last_error,omitempty"`
+	State string    `json:"state"`
+	URL   string    `json:"url"`
+	Since time.Time `json:"since"`
+	// Problem says why it is not connected (a Problem* code).
+	Problem string `json:"problem,omitempty"`
+	// LastError is the last failure in Go's words, for IT.
+	LastError string `json:"last_error,omitempty"`
 	DeviceID  string    `json:"device_id,omitempty"`
 }
 

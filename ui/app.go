@@ -8,7 +8,6 @@ import (
 	"github.com/lockstep-dev/lockstep/ui/text"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -90,7 +89,7 @@ func New(fa fyne.App, svc Service, o Options) *App {
 	if a.o.RetryMax <= 0 {
 		a.o.RetryMax = 30 * time.Second
 	}
-	text.Use(o.Languages, a.loc)
+	text.Use(text.Settings{Languages: o.Languages, Zone: a.loc, Now: a.now})
 	fa.Settings().AddListener(func(fyne.Settings) { a.do(a.themeChanged) })
 	a.notes = notifier{send: fa.SendNotification, seen: map[string]bool{}}
 	return a

@@ -6,7 +6,6 @@ import (
 	"context"
 	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
-	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -22,22 +21,14 @@ import (
 // (with MFA) a code; a checklist of the directory's rules that ticks as the
 // user types; then the steps as lockstepd runs them; then what was updated.
 type changeWindow struct {
-	a *App
-	w fyne.Window
-	k keys
+	opPane
 
 	policy    *localapi.PolicyResponse
 	policyErr error
 	// refused are the directory-only rules (history) the directory said
 	// the last attempt broke.
 	refused map[string]bool
-	running bool
-	done    bool
 
-	heading  *widget.Label
-	account  *widget.Label
-	intro    *widget.Label
-	banner   *banner
 	current  *field
 	newPw    *field
 	confirm  *field
@@ -48,17 +39,10 @@ type changeWindow struct {
 	// checklist is what the rules list shows, one "state: rule" a line
 	// (met, unmet, later, refused), for tests and logs.
 	checklist []string
-	form      *fyne.Container
-	steps     *stepList
-	stepsBox  *fyne.Container
-	result    *fyne.Container
-	cancel    *button
-	save      *button
-	closeB    *button
 }
 
 func newChangeWindow(a *App) *changeWindow {
-	return &changeWindow{a: a}
+	return &changeWindow{opPane: opPane{a: a, kind: localapi.OpChange}}
 }
 
 // open shows the window, building it when it is not open. temporary, when
@@ -80,23 +64,17 @@ func (c *changeWindow) open(temporary []byte) {
 }
 
 func (c *changeWindow) build() {
-	a := c.a
-	c.w = a.fa.NewWindow(text.ChangeTitle.S())
-	c.w.SetFixedSize(true)
-	c.k = keys{submit: c.submit, cancel: c.close}
+	c.buildPane(paneWords{
+		title: text.ChangeTitle.S(), heading: text.ChangeHeading.S(), intro: text.ChangeIntro.S(),
+		running: text.ChangeRunning.S(), save: text.BtnSave.S(),
+	}, c.submit, c.close)
 	c.refused = map[string]bool{}
-	c.running, c.done = false, false
-
-	c.heading = heading(text.ChangeHeading.S())
-	c.account = widget.NewLabel("")
-	c.intro = wrapLabel(text.ChangeIntro.S())
-	c.banner = newBanner()
 	c.current = newField(&c.k, text.LabelCurrent.S())
 	c.newPw = newField(&c.k, text.LabelNew.S())
 	c.confirm = newField(&c.k, text.LabelConfirm.S())
 	c.code = newField(&c.k, text.LabelCode.S())
 	c.code.entry.Password = false
-	c.codeHelp = wrapLabel(text.CodeHelp.S())
+	c.codeHelp = wrapLabel(text.CodeHelp.S(map[string]any{"N": protocol.TOTPDigits}))
 	c.codeHelp.SizeName = theme.SizeNameCaptionText
 	c.code.cell.Add(c.codeHelp)
 	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
@@ -117,29 +95,7 @@ func (c *changeWindow) build() {
 		c.code.label, c.code.cell,
 	)
 	c.form = container.NewVBox(grid, c.rulesHdr, c.rules)
-	c.steps = newStepList(localapi.OpChange)
-	c.stepsBox = container.NewVBox(heading(text.ChangeRunning.S()), c.steps.box)
-	c.stepsBox.Hide()
-	c.result = container.NewVBox()
-	c.result.Hide()
-	c.cancel = newButton(&c.k, text.BtnCancel.S(), c.close)
-	c.save = newButton(&c.k, text.BtnSave.S(), c.submit)
-	c.save.Importance = widget.HighImportance
-	c.closeB = newButton(&c.k, text.BtnDone.S(), c.close)
-	c.closeB.Importance = widget.HighImportance
-	c.closeB.Hide()
-
-	c.w.SetContent(newWindowContent(
-		c.heading, c.account, c.intro, c.banner.card,
-		c.form, c.stepsBox, c.result,
-		widget.NewSeparator(),
-		buttonBar(c.cancel, c.save, c.closeB),
-	))
-	c.w.SetCloseIntercept(func() {
-		c.running = false // the operation goes on; its outcome is notified
-		c.close()
-	})
-	c.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { c.k.handle(ev) })
+	c.layout()
 	c.statusChanged()
 	c.loadPolicy()
 	c.validate()
@@ -154,14 +110,7 @@ func (c *changeWindow) reset() {
 	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
 		f.setError("")
 	}
-	c.banner.set(kindInfo, "")
-	c.form.Show()
-	c.intro.Show()
-	c.stepsBox.Hide()
-	c.result.Hide()
-	c.cancel.Show()
-	c.save.Show()
-	c.closeB.Hide()
+	c.showForm()
 	c.validate()
 }
 
@@ -231,7 +180,7 @@ func (c *changeWindow) showRules() {
 	switch {
 	case c.policyErr != nil:
 		m := newMessage()
-		m.set(kindWarning, text.RulesUnavailable.S(map[string]any{"Err": c.a.explain(nil, c.policyErr, false).text}))
+		m.set(kindWarning, text.RulesUnavailable.S(map[string]any{"Err": explain(nil, c.policyErr, text.InChange, nil).text}))
 		c.rules.Add(m.box)
 		return
 	case c.policy == nil:
@@ -244,17 +193,18 @@ func (c *changeWindow) showRules() {
 		unmet[v.Code] = true
 	}
 	for _, r := range c.policy.Rules {
-		res, text, state := resMet(), r.Message, "met"
+		said := text.RuleText(r.Code, c.policy.Policy)
+		res, line, state := resMet(), said, "met"
 		switch {
 		case !r.Local && c.refused[r.Code]:
 			res, state = resFailed(), "refused"
 		case !r.Local:
-			res, text, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": r.Message}), "later"
+			res, line, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": said}), "later"
 		case !typed || unmet[r.Code]:
 			res, state = resUnmet(), "unmet"
 		}
-		c.checklist = append(c.checklist, state+": "+r.Message)
-		c.rules.Add(lineRow(res, text))
+		c.checklist = append(c.checklist, state+": "+said)
+		c.rules.Add(lineRow(res, line))
 	}
 	if len(c.policy.MacRules) == 0 {
 		return
@@ -266,29 +216,17 @@ func (c *changeWindow) showRules() {
 	pw := []byte(c.newPw.entry.Text)
 	defer clear(pw)
 	for _, r := range c.policy.MacRules {
-		text := r.Description(preferredLanguages()...)
-		res, state := resMet(), "met"
+		said := r.Description(text.InUse()...)
+		res, line, state := resMet(), said, "met"
 		switch {
 		case !r.Checkable():
-			res, text, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": text}), "later"
+			res, line, state = resLater(), text.RuleOnSave.S(map[string]any{"Rule": said}), "later"
 		case !typed || !r.Met(pw):
 			res, state = resUnmet(), "unmet"
 		}
-		c.checklist = append(c.checklist, state+": "+text)
-		c.rules.Add(lineRow(res, text))
+		c.checklist = append(c.checklist, state+": "+said)
+		c.rules.Add(lineRow(res, line))
 	}
-}
-
-func codeValid(s string) bool {
-	if len(s) < 6 || len(s) > 8 {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsDigit(r) || r > unicode.MaxASCII {
-			return false
-		}
-	}
-	return true
 }
 
 // valid reports whether Save may be pressed.
@@ -300,7 +238,7 @@ func (c *changeWindow) valid() bool {
 	if cur == "" || nw == "" || nw != cf || len(c.violations()) > 0 {
 		return false
 	}
-	return !c.mfa() || codeValid(c.code.entry.Text)
+	return !c.mfa() || protocol.ValidTOTPCode(c.code.entry.Text)
 }
 
 // validate updates the checklist, the confirm feedback and Save.
@@ -317,8 +255,8 @@ func (c *changeWindow) validate() {
 	default:
 		c.confirm.msg.set(kindError, text.ConfirmMismatch.S())
 	}
-	if code := c.code.entry.Text; code != "" && !codeValid(code) {
-		c.code.msg.set(kindWarning, text.CodeInvalidFormat.S())
+	if code := c.code.entry.Text; code != "" && !protocol.ValidTOTPCode(code) {
+		c.code.msg.set(kindWarning, text.CodeInvalidFormat.S(map[string]any{"N": protocol.TOTPDigits}))
 	} else if !c.code.failed {
 		c.code.msg.set(kindWarning, "")
 	}
@@ -353,36 +291,15 @@ func (c *changeWindow) submit() {
 		req.TOTP = ""
 	}
 	c.wipe()
-	c.running = true
 	c.refused = map[string]bool{}
 	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
 		f.setError("")
 	}
-	c.banner.set(kindInfo, "")
-	c.form.Hide()
-	c.intro.Hide()
-	c.steps.reset()
-	c.stepsBox.Show()
-	c.cancel.Hide()
-	c.save.Hide()
-	fit(c.w)
-	c.a.log.Info("change submitted")
-	go func() {
+	c.run(func(progress func(localapi.Step)) (*localapi.Operation, error) {
 		defer req.Current.Wipe()
 		defer req.New.Wipe()
-		op, err := c.a.svc.Change(context.Background(), req, func(st localapi.Step) {
-			c.a.do(func() { c.step(st) })
-		})
-		c.a.do(func() { c.finish(op, err) })
-	}()
-}
-
-func (c *changeWindow) step(st localapi.Step) {
-	if c.w == nil || !c.running {
-		return
-	}
-	c.steps.update(st)
-	fit(c.w)
+		return c.a.svc.Change(context.Background(), req, progress)
+	}, c.finish)
 }
 
 func (c *changeWindow) finish(op *localapi.Operation, err error) {
@@ -391,27 +308,11 @@ func (c *changeWindow) finish(op *localapi.Operation, err error) {
 	}
 	c.running = false
 	if err == nil && op != nil && op.State == localapi.OpDone {
-		c.done = true
-		c.heading.SetText(text.ChangeDone.S())
-		c.banner.set(kindInfo, "")
-		c.stepsBox.Hide()
-		c.result.RemoveAll()
-		c.result.Add(wrapLabel(text.ChangeDoneIntro.S()))
-		c.result.Add(updatedPlaces(op))
-		c.result.Show()
-		c.closeB.Show()
-		c.w.Canvas().Focus(c.closeB)
-		fit(c.w)
-		c.a.log.Info("change finished", "op", op.ID)
+		c.succeeded(op, text.ChangeDone.S(), text.ChangeDoneIntro.S())
 		return
 	}
-	p := c.a.explain(op, err, false)
-	c.a.log.Info("change failed", "field", p.field, "err", err)
-	c.stepsBox.Hide()
-	c.form.Show()
-	c.intro.Show()
-	c.cancel.Show()
-	c.save.Show()
+	p := explain(op, err, text.InChange, c.policy)
+	c.failed(err)
 	for _, v := range p.violations {
 		if i := slices.IndexFunc(c.policyRules(), func(r protocol.Rule) bool { return r.Code == v.Code && !r.Local }); i >= 0 {
 			c.refused[v.Code] = true

@@ -275,7 +275,7 @@ func TestChangeKeyboard(t *testing.T) {
 	}
 	// The code must be digits.
 	fillChange(c, "", newPassword, newPassword, "12ab")
-	if got := visibleMsg(c.code.msg); got != text.CodeInvalidFormat.S() {
+	if got := visibleMsg(c.code.msg); got != text.CodeInvalidFormat.S(map[string]any{"N": protocol.TOTPDigits}) {
 		t.Errorf("code hint %q", got)
 	}
 	if !c.save.Disabled() {

@@ -165,7 +165,7 @@ func (l *linkWindow) finish(acct *localapi.Account, err error) {
 		l.a.log.Info("link finished", "state", acct.State)
 		return
 	}
-	p := l.a.explain(nil, err, false)
+	p := explain(nil, err, text.InLink, nil)
 	l.a.log.Info("link failed", "field", p.field, "err", err)
 	l.form.Show()
 	l.intro.Show()

@@ -3,62 +3,40 @@
 package ui
 
 import (
-	"errors"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
-// stepName is a step in plain words. kind is the operation's: in a sync,
-// the password checked first is the previous one.
-func stepName(name, kind string) string {
-	switch name {
-	case localapi.StepValidate:
-		return text.StepValidate.S()
-	case localapi.StepVerify:
-		if kind != localapi.OpChange {
-			return text.StepVerifyOld.S()
-		}
-		return text.StepVerify.S()
-	case localapi.StepDirectory:
-		return text.StepDirectory.S()
-	case localapi.StepLocal:
-		return text.StepLocal.S()
-	case localapi.StepKeychain:
-		return text.StepKeychain.S()
-	case localapi.StepFileVault:
-		return text.StepFileVault.S()
-	case localapi.StepPreboot:
-		return text.StepPreboot.S()
-	case localapi.StepAck:
-		return text.StepAck.S()
-	}
-	return name
-}
-
 func stepState(st localapi.Step) (fyne.Resource, string) {
+	res := resUnmet()
 	switch st.State {
 	case localapi.StepRunning:
-		return resRunning(), text.StepRunning.S()
+		res = resRunning()
 	case localapi.StepDone:
-		return resMet(), text.StepDoneS.S()
+		res = resMet()
 	case localapi.StepSkipped:
-		return resSkipped(), text.StepSkipped.S()
+		res = resSkipped()
 	case localapi.StepFailed:
-		return resFailed(), text.StepFailed.S()
+		res = resFailed()
 	}
-	return resUnmet(), text.StepPending.S()
+	return res, text.StepState(st.State)
 }
 
 func stepText(st localapi.Step, kind string) (fyne.Resource, string) {
 	res, state := stepState(st)
-	data := map[string]any{"Step": stepName(st.Name, kind), "State": state, "Detail": st.Detail}
-	if st.Detail != "" && st.State != localapi.StepRunning {
+	detail := ""
+	if st.Text.Code != "" {
+		detail = text.Render(st.Text)
+	}
+	data := map[string]any{"Step": text.StepName(st.Name, kind), "State": state, "Detail": detail}
+	if detail != "" && st.State != localapi.StepRunning {
 		return res, text.StepLineNote.S(data)
 	}
 	return res, text.StepLine.S(data)
@@ -104,7 +82,7 @@ func updatedPlaces(op *localapi.Operation) *fyne.Container {
 		}
 		switch st.State {
 		case localapi.StepDone:
-			box.Add(newRow(resMet(), stepName(st.Name, op.Kind)).box)
+			box.Add(newRow(resMet(), text.StepName(st.Name, op.Kind)).box)
 		case localapi.StepSkipped:
 			_, text := stepText(st, op.Kind)
 			box.Add(newRow(resSkipped(), text).box)
@@ -112,101 +90,30 @@ func updatedPlaces(op *localapi.Operation) *fyne.Container {
 	}
 	for _, n := range op.Notes {
 		m := newMessage()
-		m.set(kindInfo, n)
+		m.set(kindInfo, text.Render(n))
 		box.Add(m.box)
 	}
 	return box
 }
 
-// problem is an error in plain words and the field it concerns ("" for
-// the whole window).
+// explain says what went wrong in the words the catalogue gives it, with
+// the unmet rules (said with the policy's numbers, when the window has
+// it) and what to do next under the sentence.
+func explain(op *localapi.Operation, err error, in string, pol *localapi.PolicyResponse) problem {
+	t := text.Failed(op, err, in)
+	var p protocol.Policy
+	if pol != nil {
+		p = pol.Policy
+	}
+	return problem{field: t.Field, text: strings.Join(t.Lines(p), "\n"), violations: t.Violations}
+}
+
+// problem is a failure as a window shows it: the box it belongs to ("" for
+// the whole window), its lines, and the rules the directory refused.
 type problem struct {
 	field      string
 	text       string
 	violations []protocol.Violation
-}
-
-// explain turns what Change or Sync returned into words for the user.
-// inSync says which window asks: a wrong password means a different box
-// there.
-func (a *App) explain(op *localapi.Operation, err error, inSync bool) problem {
-	if errors.Is(err, localapi.ErrUnavailable) {
-		return problem{text: text.ErrNotRunning.S()}
-	}
-	var e *localapi.Error
-	if !errors.As(err, &e) {
-		return problem{text: err.Error()}
-	}
-	p := problem{field: e.Field}
-	if p.field == "" {
-		switch e.Code {
-		case protocol.CodeWrongPassword, localapi.CodeWrongLocal:
-			p.field = localapi.FieldCurrent
-			if inSync {
-				p.field = localapi.FieldPrevious
-				if e.Code == protocol.CodeWrongPassword {
-					p.field = localapi.FieldNew
-				}
-			}
-		case protocol.CodeMFARequired, protocol.CodeMFAInvalid, protocol.CodeMFAReplayed:
-			p.field = localapi.FieldTOTP
-		case protocol.CodePolicyViolation:
-			p.field = localapi.FieldNew
-		}
-	}
-	switch e.Code {
-	case protocol.CodeWrongPassword, localapi.CodeWrongLocal:
-		switch p.field {
-		case localapi.FieldPassword:
-			p.text = text.ErrWrongLink.S()
-		case localapi.FieldPrevious:
-			p.text = text.ErrWrongPrevious.S()
-		case localapi.FieldNew:
-			p.text = text.ErrWrongDirNew.S()
-		default:
-			p.text = text.ErrWrongCurrent.S()
-		}
-	case protocol.CodeMFARequired:
-		p.text = text.ErrMFAMissing.S()
-	case protocol.CodeMFAInvalid:
-		p.text = text.ErrMFAInvalid.S()
-	case protocol.CodeMFAReplayed:
-		p.text = text.ErrMFAReplayed.S()
-	case protocol.CodePolicyViolation:
-		lines := []string{text.ErrPolicy.S()}
-		for _, v := range e.Violations {
-			lines = append(lines, "• "+v.Message)
-		}
-		p.text = strings.Join(lines, "\n")
-		p.violations = e.Violations
-	case protocol.CodeLocked:
-		if e.Until != nil {
-			p.text = text.ErrLocked.S(map[string]any{"Until": a.clock(*e.Until)})
-		} else {
-			p.text = text.ErrLockedPlain.S()
-		}
-	case localapi.CodeOffline:
-		p.text = text.ErrOffline.S()
-	case localapi.CodeBusy:
-		p.text = text.ErrBusy.S()
-	case localapi.CodeThrottled, protocol.CodeRateLimited:
-		if e.RetryAfter > 0 {
-			p.text = text.ErrThrottled.S(map[string]any{"Seconds": e.RetryAfter})
-		} else {
-			p.text = text.ErrThrottledNoT.S()
-		}
-	case localapi.CodeNoServiceAcct:
-		p.text = text.ErrNoServiceAcct.S()
-	case localapi.CodeNotNeeded:
-		p.text = text.SyncNotNeeded.S()
-	default:
-		p.text = e.Error()
-	}
-	if op != nil && op.State == localapi.OpSyncNeeded {
-		p.field = ""
-		p.text = text.ErrPartWay.S() + "\n" + p.text
-	}
-	return p
 }
 
 // accountLine names the account a window acts on.
@@ -224,4 +131,138 @@ func accountLine(acct *localapi.Account) string {
 // newWindowContent lays out a window: everything stacked, buttons last.
 func newWindowContent(parts ...fyne.CanvasObject) *fyne.Container {
 	return container.NewPadded(container.NewVBox(parts...))
+}
+
+// opPane is what the Change and Sync windows share: a form that, once
+// submitted, gives way to the steps as lockstepd runs them, and then to
+// what was updated, or comes back with the failure in its boxes.
+type opPane struct {
+	a    *App
+	w    fyne.Window
+	k    keys
+	kind string // localapi.OpChange or OpSync
+
+	running bool
+	done    bool
+
+	heading  *widget.Label
+	account  *widget.Label
+	intro    *widget.Label
+	banner   *banner
+	form     *fyne.Container
+	steps    *stepList
+	stepsBox *fyne.Container
+	result   *fyne.Container
+	cancel   *button
+	save     *button
+	closeB   *button
+}
+
+// paneWords are the words a pane's parts carry.
+type paneWords struct {
+	title, heading, intro, running, save string
+}
+
+// buildPane makes the window and the parts both windows share; submit and
+// close are the window's own.
+func (p *opPane) buildPane(words paneWords, submit, close func()) {
+	p.w = p.a.fa.NewWindow(words.title)
+	p.w.SetFixedSize(true)
+	p.k = keys{submit: submit, cancel: close}
+	p.running, p.done = false, false
+	p.heading = heading(words.heading)
+	p.account = widget.NewLabel("")
+	p.intro = wrapLabel(words.intro)
+	p.banner = newBanner()
+	p.steps = newStepList(p.kind)
+	p.stepsBox = container.NewVBox(heading(words.running), p.steps.box)
+	p.stepsBox.Hide()
+	p.result = container.NewVBox()
+	p.result.Hide()
+	p.cancel = newButton(&p.k, text.BtnCancel.S(), close)
+	p.save = newButton(&p.k, words.save, submit)
+	p.save.Importance = widget.HighImportance
+	p.closeB = newButton(&p.k, text.BtnDone.S(), close)
+	p.closeB.Importance = widget.HighImportance
+	p.closeB.Hide()
+	p.w.SetCloseIntercept(func() {
+		p.running = false // the operation goes on; its outcome is notified
+		close()
+	})
+	p.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { p.k.handle(ev) })
+}
+
+// layout sets the window's content: heading and account, then above (the
+// window's own notices), intro, banner, the form, steps and result, and
+// the buttons.
+func (p *opPane) layout(above ...fyne.CanvasObject) {
+	parts := append([]fyne.CanvasObject{p.heading, p.account}, above...)
+	parts = append(parts, p.intro, p.banner.card, p.form, p.stepsBox, p.result,
+		widget.NewSeparator(), buttonBar(p.cancel, p.save, p.closeB))
+	p.w.SetContent(newWindowContent(parts...))
+}
+
+// showForm puts the pane back to its form.
+func (p *opPane) showForm() {
+	p.banner.set(kindInfo, "")
+	p.form.Show()
+	p.intro.Show()
+	p.stepsBox.Hide()
+	p.result.Hide()
+	p.cancel.Show()
+	p.save.Show()
+	p.closeB.Hide()
+}
+
+// run swaps the form for the steps and runs op off the UI goroutine;
+// progress and the outcome come back on it, to step and then.
+func (p *opPane) run(op func(progress func(localapi.Step)) (*localapi.Operation, error), then func(*localapi.Operation, error)) {
+	p.running = true
+	p.banner.set(kindInfo, "")
+	p.form.Hide()
+	p.intro.Hide()
+	p.steps.reset()
+	p.stepsBox.Show()
+	p.cancel.Hide()
+	p.save.Hide()
+	fit(p.w)
+	p.a.log.Info("operation submitted", "kind", p.kind)
+	go func() {
+		res, err := op(func(st localapi.Step) { p.a.do(func() { p.step(st) }) })
+		p.a.do(func() { then(res, err) })
+	}()
+}
+
+func (p *opPane) step(st localapi.Step) {
+	if p.w == nil || !p.running {
+		return
+	}
+	p.steps.update(st)
+	fit(p.w)
+}
+
+// succeeded shows what op updated, under heading and intro.
+func (p *opPane) succeeded(op *localapi.Operation, heading, intro string) {
+	p.done = true
+	p.heading.SetText(heading)
+	p.banner.set(kindInfo, "")
+	p.stepsBox.Hide()
+	p.result.RemoveAll()
+	p.result.Add(wrapLabel(intro))
+	p.result.Add(updatedPlaces(op))
+	p.result.Show()
+	p.closeB.Show()
+	p.w.Canvas().Focus(p.closeB)
+	fit(p.w)
+	p.a.log.Info("operation finished", "kind", p.kind, "op_id", op.ID)
+}
+
+// failed brings the form back; the window then puts the failure in its box.
+func (p *opPane) failed(err error) {
+	p.a.log.Info("operation failed", "kind", p.kind, "err", err)
+	p.stepsBox.Hide()
+	p.form.Show()
+	p.intro.Show()
+	p.cancel.Show()
+	p.save.Show()
 }

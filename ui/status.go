@@ -57,17 +57,17 @@ func (s *statusWindow) build() {
 	s.account = wrapLabel("")
 	s.state = wrapLabel("")
 	s.expires = wrapLabel("")
-	label := func(m msg) *widget.Label {
+	label := func(m text.Message) *widget.Label {
 		l := widget.NewLabel(m.S())
 		l.TextStyle = fyne.TextStyle{Bold: true}
 		return l
 	}
 	grid := container.New(layout.NewFormLayout(),
-		label(statusService), s.service,
-		label(statusDirectory), s.dir,
-		label(statusAccount), s.account,
-		label(statusPassword), s.state,
-		label(statusExpires), s.expires,
+		label(text.StatusService), s.service,
+		label(text.StatusDirectory), s.dir,
+		label(text.StatusAccount), s.account,
+		label(text.StatusPassword), s.state,
+		label(text.StatusExpires), s.expires,
 	)
 	s.places = container.NewVBox()
 	s.lastOp = wrapLabel("")
@@ -80,9 +80,9 @@ func (s *statusWindow) build() {
 		s.banner.card,
 		grid,
 		widget.NewSeparator(),
-		label(statusPlaces), s.places,
+		label(text.StatusPlaces), s.places,
 		widget.NewSeparator(),
-		label(statusLastOp), s.lastOp, s.steps,
+		label(text.StatusLastOp), s.lastOp, s.steps,
 		widget.NewSeparator(),
 		buttonBar(s.refreshB, s.closeB),
 	))
@@ -110,82 +110,25 @@ func (s *statusWindow) fetch() {
 	}()
 }
 
-func placeName(name string) string {
-	switch name {
-	case localapi.PlaceDirectory:
-		return text.PlaceDirectory.S()
-	case localapi.PlaceLocal:
-		return text.PlaceLocal.S()
-	case localapi.PlaceFileVault:
-		return text.PlaceFileVault.S()
-	case localapi.PlaceKeychain:
-		return text.PlaceKeychain.S()
-	}
-	return name
-}
-
 func placeState(state string) (fyne.Resource, string) {
+	res := resUnmet()
 	switch state {
 	case localapi.PlaceOK:
-		return resMet(), text.PlaceOK.S()
+		res = resMet()
 	case localapi.PlaceBehind:
-		return resWarning(), text.PlaceBehind.S()
+		res = resWarning()
 	case localapi.PlaceNotApplicable:
-		return resSkipped(), text.PlaceNA.S()
+		res = resSkipped()
 	}
-	return resUnmet(), text.PlaceUnknown.S()
+	return res, text.PlaceState(state)
 }
 
 func accountState(acct *localapi.Account) string {
-	var s string
-	switch acct.State {
-	case localapi.StateBusy:
-		s = text.StateBusy.S()
-	case localapi.StateNotLinked:
-		s = text.StateNotLinked.S()
-	case localapi.StateLocked:
-		s = text.StateLocked.S()
-	case localapi.StateSyncNeeded:
-		s = text.StateSyncNeeded.S()
-	case localapi.StateTemporary:
-		s = text.StateTemporary.S()
-	case localapi.StateExpiring:
-		s = text.StateExpiring.S()
-	case localapi.StateInSync:
-		s = text.StateInSync.S()
-	default:
-		s = text.StateUnknown.S()
-	}
-	if acct.Reason != "" {
-		s += ". " + acct.Reason
+	s := text.AccountState(acct.State)
+	if acct.Reason.Code != "" {
+		s += ". " + text.Render(acct.Reason)
 	}
 	return s
-}
-
-func opKind(kind string) string {
-	switch kind {
-	case localapi.OpChange:
-		return text.OpChange.S()
-	case localapi.OpSync:
-		return text.OpSync.S()
-	case localapi.OpSyncForgot:
-		return text.OpSyncForgot.S()
-	}
-	return kind
-}
-
-func opState(state string) string {
-	switch state {
-	case localapi.OpRunning:
-		return text.OpRunning.S()
-	case localapi.OpDone:
-		return text.OpDone.S()
-	case localapi.OpFailed:
-		return text.OpFailed.S()
-	case localapi.OpSyncNeeded:
-		return text.OpSyncNeeded.S()
-	}
-	return state
 }
 
 // refresh shows the app's last status.
@@ -214,21 +157,7 @@ func (s *statusWindow) refresh() {
 		fit(s.w)
 		return
 	}
-	since := map[string]any{"Since": a.clock(st.Directory.Since), "Err": st.Directory.LastError}
-	switch st.Directory.State {
-	case localapi.ConnConnected:
-		s.dir.SetText(text.StatusConnected.S(since))
-	case localapi.ConnConnecting:
-		s.dir.SetText(text.StatusConnecting.S())
-	case localapi.ConnNotEnrolled:
-		s.dir.SetText(text.StatusNotEnrolled.S())
-	default:
-		if st.Directory.LastError != "" {
-			s.dir.SetText(text.StatusOfflineErr.S(since))
-		} else {
-			s.dir.SetText(text.StatusOffline.S(since))
-		}
-	}
+	s.dir.SetText(text.Connection(st.Directory))
 	acct := firstAccount(st)
 	s.places.RemoveAll()
 	s.steps.RemoveAll()
@@ -250,26 +179,26 @@ func (s *statusWindow) refresh() {
 	case acct.ExpiresAt == nil:
 		s.expires.SetText(text.StatusNever.S())
 	case acct.DaysLeft != nil && *acct.DaysLeft < 0:
-		s.expires.SetText(text.StatusExpiredOn.S(map[string]any{"Date": a.day(*acct.ExpiresAt)}))
+		s.expires.SetText(text.StatusExpiredOn.S(map[string]any{"Date": text.Date(*acct.ExpiresAt)}))
 	case acct.DaysLeft != nil:
-		s.expires.SetText(text.StatusExpiresIn.N(*acct.DaysLeft, map[string]any{"Date": a.day(*acct.ExpiresAt)}))
+		s.expires.SetText(text.StatusExpiresIn.N(*acct.DaysLeft, map[string]any{"Date": text.Date(*acct.ExpiresAt)}))
 	default:
-		s.expires.SetText(a.day(*acct.ExpiresAt))
+		s.expires.SetText(text.Date(*acct.ExpiresAt))
 	}
 	for _, p := range acct.Places {
 		res, state := placeState(p.State)
-		text := placeName(p.Name) + ": " + state
+		line := text.PlaceName(p.Name) + ": " + state
 		if p.ChangedAt != nil && p.State != localapi.PlaceNotApplicable {
-			text += ". " + text.StatusLastChange.S(map[string]any{"At": a.clock(*p.ChangedAt)})
+			line += ". " + text.StatusLastChange.S(map[string]any{"At": text.Clock(*p.ChangedAt)})
 		}
-		if p.Detail != "" {
-			text += " (" + p.Detail + ")"
+		if p.Text.Code != "" {
+			line += " (" + text.Clause(text.Render(p.Text)) + ")"
 		}
-		s.places.Add(lineRow(res, text))
+		s.places.Add(lineRow(res, line))
 	}
 	if op := acct.LastOperation; op != nil {
 		s.lastOp.SetText(text.StatusOpLine.S(map[string]any{
-			"Kind": opKind(op.Kind), "At": a.clock(op.StartedAt), "State": opState(op.State),
+			"Kind": text.OpKind(op.Kind), "At": text.Clock(op.StartedAt), "State": text.OpState(op.State),
 		}))
 		for _, st := range op.Steps {
 			s.steps.Add(lineRow(stepText(st, op.Kind)))

@@ -7,10 +7,8 @@ import (
 	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
-	"fyne.io/fyne/v2/widget"
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -22,32 +20,18 @@ import (
 // what that does to the keychain. A temporary password goes straight on to
 // the Change window.
 type syncWindow struct {
-	a *App
-	w fyne.Window
-	k keys
+	opPane
 
-	running bool
-	done    bool
-
-	heading  *widget.Label
-	account  *widget.Label
 	why      *message
-	intro    *widget.Label
-	banner   *banner
 	previous *field
 	newPw    *field
 	forgot   *check
 	warning  *message
-	form     *fyne.Container
-	steps    *stepList
-	stepsBox *fyne.Container
-	result   *fyne.Container
-	cancel   *button
-	save     *button
-	closeB   *button
 }
 
-func newSyncWindow(a *App) *syncWindow { return &syncWindow{a: a} }
+func newSyncWindow(a *App) *syncWindow {
+	return &syncWindow{opPane: opPane{a: a, kind: localapi.OpSync}}
+}
 
 func (s *syncWindow) open() {
 	if s.w == nil {
@@ -60,17 +44,11 @@ func (s *syncWindow) open() {
 }
 
 func (s *syncWindow) build() {
-	a := s.a
-	s.w = a.fa.NewWindow(text.SyncTitle.S())
-	s.w.SetFixedSize(true)
-	s.k = keys{submit: s.submit, cancel: s.close}
-	s.running, s.done = false, false
-
-	s.heading = heading(text.SyncHeading.S())
-	s.account = widget.NewLabel("")
+	s.buildPane(paneWords{
+		title: text.SyncTitle.S(), heading: text.SyncHeading.S(), intro: text.SyncIntro.S(),
+		running: text.SyncRunning.S(), save: text.BtnSync.S(),
+	}, s.submit, s.close)
 	s.why = newMessage()
-	s.intro = wrapLabel(text.SyncIntro.S())
-	s.banner = newBanner()
 	s.previous = newField(&s.k, text.LabelPrevious.S())
 	s.newPw = newField(&s.k, text.LabelDirNew.S())
 	for _, f := range []*field{s.previous, s.newPw} {
@@ -88,28 +66,7 @@ func (s *syncWindow) build() {
 		s.newPw.label, s.newPw.cell,
 	)
 	s.form = container.NewVBox(grid, s.forgot, s.warning.box)
-	s.steps = newStepList(localapi.OpSync)
-	s.stepsBox = container.NewVBox(heading(text.SyncRunning.S()), s.steps.box)
-	s.stepsBox.Hide()
-	s.result = container.NewVBox()
-	s.result.Hide()
-	s.cancel = newButton(&s.k, text.BtnCancel.S(), s.close)
-	s.save = newButton(&s.k, text.BtnSync.S(), s.submit)
-	s.save.Importance = widget.HighImportance
-	s.closeB = newButton(&s.k, text.BtnDone.S(), s.close)
-	s.closeB.Importance = widget.HighImportance
-	s.closeB.Hide()
-	s.w.SetContent(newWindowContent(
-		s.heading, s.account, s.why.box, s.intro, s.banner.card,
-		s.form, s.stepsBox, s.result,
-		widget.NewSeparator(),
-		buttonBar(s.cancel, s.save, s.closeB),
-	))
-	s.w.SetCloseIntercept(func() {
-		s.running = false
-		s.close()
-	})
-	s.w.Canvas().SetOnTypedKey(func(ev *fyne.KeyEvent) { s.k.handle(ev) })
+	s.layout(s.why.box)
 	s.statusChanged()
 	s.forgotChanged()
 	s.w.Canvas().Focus(s.previous.entry)
@@ -129,8 +86,8 @@ func (s *syncWindow) statusChanged() {
 	acct := s.a.account()
 	s.account.SetText(accountLine(acct))
 	why := text.SyncWhyDefault.S()
-	if acct != nil && acct.Reason != "" {
-		why = acct.Reason
+	if acct != nil && acct.Reason.Code != "" {
+		why = text.Render(acct.Reason)
 	}
 	if !s.done {
 		s.why.set(kindWarning, why)
@@ -202,43 +159,21 @@ func (s *syncWindow) submit() {
 		req.Previous = protocol.Secret(s.previous.entry.Text)
 	}
 	s.wipe()
-	s.running = true
 	s.previous.setError("")
 	s.newPw.setError("")
-	s.banner.set(kindInfo, "")
-	s.form.Hide()
-	s.intro.Hide()
-	s.steps.reset()
-	s.stepsBox.Show()
-	s.cancel.Hide()
-	s.save.Hide()
-	fit(s.w)
-	acct := s.a.account()
-	temporaryAcct := acct != nil && acct.Temporary
-	s.a.log.Info("sync submitted", "forgot_previous", req.ForgotPrevious)
-	go func() {
+	// A temporary password is needed once more, as the current password of
+	// the change that must follow; finish hands it to the Change window
+	// and wipes it.
+	var temporary []byte
+	s.run(func(progress func(localapi.Step)) (*localapi.Operation, error) {
 		defer req.Previous.Wipe()
 		defer req.New.Wipe()
-		op, err := s.a.svc.Sync(context.Background(), req, func(st localapi.Step) {
-			s.a.do(func() { s.step(st) })
-		})
-		// A temporary password is needed once more, as the current password
-		// of the change that must follow; it goes to the UI goroutine, which
-		// wipes it once the Change window has it.
-		var temporary []byte
-		if err == nil && op != nil && op.State == localapi.OpDone && (op.NextAction == localapi.OpChange || temporaryAcct) {
+		op, err := s.a.svc.Sync(context.Background(), req, progress)
+		if err == nil && op != nil && op.State == localapi.OpDone && op.NextAction == localapi.OpChange {
 			temporary = slices.Clone([]byte(req.New))
 		}
-		s.a.do(func() { s.finish(op, err, temporary) })
-	}()
-}
-
-func (s *syncWindow) step(st localapi.Step) {
-	if s.w == nil || !s.running {
-		return
-	}
-	s.steps.update(st)
-	fit(s.w)
+		return op, err
+	}, func(op *localapi.Operation, err error) { s.finish(op, err, temporary) })
 }
 
 func (s *syncWindow) finish(op *localapi.Operation, err error, temporary []byte) {
@@ -254,32 +189,17 @@ func (s *syncWindow) finish(op *localapi.Operation, err error, temporary []byte)
 	s.running = false
 	if err == nil && op != nil && op.State == localapi.OpDone {
 		if temporary != nil {
-			s.a.log.Info("sync finished, temporary password: opening change", "op", op.ID)
+			s.a.log.Info("temporary password synced, opening change", "op_id", op.ID)
 			s.close()
 			s.a.showChange(temporary)
 			return
 		}
-		s.done = true
-		s.heading.SetText(text.SyncDone.S())
 		s.why.set(kindWarning, "")
-		s.stepsBox.Hide()
-		s.result.RemoveAll()
-		s.result.Add(wrapLabel(text.SyncDoneIntro.S()))
-		s.result.Add(updatedPlaces(op))
-		s.result.Show()
-		s.closeB.Show()
-		s.w.Canvas().Focus(s.closeB)
-		fit(s.w)
-		s.a.log.Info("sync finished", "op", op.ID)
+		s.succeeded(op, text.SyncDone.S(), text.SyncDoneIntro.S())
 		return
 	}
-	p := s.a.explain(op, err, true)
-	s.a.log.Info("sync failed", "field", p.field, "err", err)
-	s.stepsBox.Hide()
-	s.form.Show()
-	s.intro.Show()
-	s.cancel.Show()
-	s.save.Show()
+	p := explain(op, err, text.InSync, nil)
+	s.failed(err)
 	focus := s.previous.entry
 	switch p.field {
 	case localapi.FieldPrevious, localapi.FieldCurrent:

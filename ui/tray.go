@@ -4,7 +4,6 @@ package ui
 
 import (
 	"github.com/lockstep-dev/lockstep/ui/text"
-	"time"
 
 	"fyne.io/fyne/v2"
 
@@ -40,7 +39,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	case localapi.ConnConnecting:
 		dirLine = text.LineConnectingDir.S()
 	default:
-		dirLine = text.LineOffline.S(map[string]any{"Since": a.clock(st.Directory.Since)})
+		dirLine = text.LineOffline.S(map[string]any{"Since": text.Clock(st.Directory.Since)})
 	}
 	acct := firstAccount(st)
 	if acct == nil {
@@ -63,15 +62,15 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	case localapi.StateLocked:
 		v.icon = iconAttention
 		if acct.LockedUntil != nil {
-			v.lines = append(v.lines, text.LineLocked.S(map[string]any{"Until": a.clock(*acct.LockedUntil)}))
+			v.lines = append(v.lines, text.LineLocked.S(map[string]any{"Until": text.Clock(*acct.LockedUntil)}))
 		} else {
 			v.lines = append(v.lines, text.LineLockedPlain.S())
 		}
 	case localapi.StateSyncNeeded:
 		v.icon = iconAttention
 		v.canSync = true
-		if acct.Reason != "" {
-			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": sentence(acct.Reason)}))
+		if acct.Reason.Code != "" {
+			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.Render(acct.Reason))}))
 		} else {
 			v.lines = append(v.lines, text.LineSyncNeededPlain.S())
 		}
@@ -129,19 +128,6 @@ func firstAccount(st *localapi.Status) *localapi.Account {
 	}
 	return &st.Accounts[0]
 }
-
-// clock formats t as a time of day when it is today, else with the date.
-func (a *App) clock(t time.Time) string {
-	t = t.In(a.loc)
-	now := a.now().In(a.loc)
-	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
-		return t.Format("15:04")
-	}
-	return t.Format("2 Jan 15:04")
-}
-
-// day formats a date.
-func (a *App) day(t time.Time) string { return t.In(a.loc).Format("2 Jan 2006") }
 
 // menu builds the tray menu for v.
 func (a *App) menu(v trayView) *fyne.Menu {

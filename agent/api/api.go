@@ -82,6 +82,7 @@ type Connection struct {
 	State     string
 	URL       string
 	Since     time.Time
+	Problem   string // a localapi.Problem* code
 	LastError string
 	DeviceID  string
 }
@@ -250,7 +251,7 @@ func forbidden(why string) *localapi.Error {
 func (s *Server) statusFor(ctx context.Context, c Caller) *localapi.Status {
 	conn := s.b.Connection()
 	st := &localapi.Status{Version: s.version, ServiceAccount: serviceStatus(s.b.ServiceAccount(ctx)),
-		Directory: localapi.Connection{State: conn.State, URL: conn.URL, Since: conn.Since, LastError: conn.LastError, DeviceID: conn.DeviceID}}
+		Directory: localapi.Connection{State: conn.State, URL: conn.URL, Since: conn.Since, Problem: conn.Problem, LastError: conn.LastError, DeviceID: conn.DeviceID}}
 	for _, a := range s.b.Accounts(ctx, c) {
 		st.Accounts = append(st.Accounts, account(a))
 	}

@@ -49,7 +49,7 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 			"version", strconv.FormatInt(rec.Dir.PasswordVersion, 10), "synced", strconv.FormatInt(rec.SyncedVersion, 10)))
 	}
 	if running {
-		add("operation", false, T(DoctorBusy), T(FixWait))
+		add(CheckOperation, false, T(DoctorBusy), T(FixWait))
 	}
 
 	acct, err := mac.Accounts.Lookup(ctx, local)
@@ -108,15 +108,15 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 	sa := mac.Service.Status(ctx)
 	switch {
 	case sa.Usable:
-		add("service_account", true, T(DoctorServiceReady))
+		add(CheckServiceAccount, true, T(DoctorServiceReady))
 	case !sa.Present:
-		add("service_account", true, T(DoctorServiceNone))
+		add(CheckServiceAccount, true, T(DoctorServiceNone))
 	default:
 		problem := sa.Problem
 		if problem == "" {
 			problem = ServiceNotUsable
 		}
-		add("service_account", false, T(DoctorServiceBroken, "problem", problem), T(FixServiceAccount))
+		add(CheckServiceAccount, false, T(DoctorServiceBroken, "problem", problem), T(FixServiceAccount))
 	}
 	return rep
 }

@@ -56,6 +56,9 @@ type run struct {
 	mutated bool
 	// skips are the typed reasons of the steps that were skipped.
 	skips map[string]skipReason
+	// temporary is set when the password the operation applies is one the
+	// directory wants replaced; finish then asks for a change next.
+	temporary bool
 }
 
 func newID() string {
@@ -213,6 +216,10 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 	switch {
 	case err == nil:
 		ent.State = OpDone
+		if o.temporary {
+			ent.NextAction = OpChange
+			ent.Notes = append(ent.Notes, toJournalText(T(NoteTemporary)))
+		}
 		if onDone != nil {
 			onDone(r)
 		}
@@ -487,12 +494,7 @@ func (e *Engine) Sync(ctx context.Context, local string, req SyncRequest, progre
 	if err := e.applyMac(ctx, m); err != nil {
 		return o.finish(err, nil), nil
 	}
-	if st.MustChange {
-		e.mu.Lock()
-		o.ent.NextAction = OpChange
-		o.ent.Notes = append(o.ent.Notes, toJournalText(T(NoteTemporary)))
-		e.mu.Unlock()
-	}
+	o.temporary = st.MustChange
 	return o.finish(nil, e.synced(o, st)), nil
 }
 

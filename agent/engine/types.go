@@ -70,6 +70,10 @@ const (
 	PlaceFileVault = "filevault"
 	PlaceKeychain  = "keychain"
 
+	// What the doctor checks besides the places.
+	CheckOperation      = "operation"
+	CheckServiceAccount = "service_account"
+
 	PlaceOK            = "ok"
 	PlaceBehind        = "behind"
 	PlaceUnknown       = "unknown"

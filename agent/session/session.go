@@ -85,14 +85,39 @@ const (
 	NotEnrolled = "not_enrolled"
 )
 
+// Why a session is not connected, as a code a person is told.
+const (
+	ProblemUnreachable = "unreachable" // no answer, TLS or network failure
+	ProblemNotEnrolled = "not_enrolled"
+	ProblemRefused     = "refused" // the directory does not know this Mac's key
+	ProblemRevoked     = "revoked" // an administrator revoked this Mac
+)
+
 // Status is the session's state: which of the states above, since when,
-// and the last error while it is not connected.
+// and, while it is not connected, why (a Problem* code) and the last error
+// in Go's words, for IT.
 type Status struct {
 	State     string
 	URL       string
 	Since     time.Time
+	Problem   string
 	LastError string
 	DeviceID  string
+}
+
+// problemOf classifies why a connection attempt failed.
+func problemOf(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrRevoked):
+		return ProblemRevoked
+	case errors.Is(err, ErrRefused):
+		return ProblemRefused
+	case errors.Is(err, ErrNotEnrolled):
+		return ProblemNotEnrolled
+	}
+	return ProblemUnreachable
 }
 
 // Options configure a Session.
@@ -221,7 +246,7 @@ func (s *Session) setState(state string, err error) {
 		s.state.State = state
 		s.state.Since = time.Now()
 	}
-	s.state.LastError = ""
+	s.state.LastError, s.state.Problem = "", problemOf(err)
 	if err != nil {
 		s.state.LastError = err.Error()
 	}

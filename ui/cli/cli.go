@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"github.com/lockstep-dev/lockstep/version"
 )
 
@@ -30,30 +32,6 @@ const (
 	exitSyncNeeded = 3 // the operation stopped part-way; sync to finish
 	exitUnavail    = 4 // lockstepd or the directory is not reachable
 )
-
-const usage = `lockstep: keep your Mac password in step with your organisation's directory.
-
-Usage:
-  lockstep status [--json]                  where every place stands
-  lockstep change [--stdin] [--user NAME]   change your password everywhere
-  lockstep sync [--forgot-previous] [--stdin] [--user NAME]
-                                            sync the Mac after a reset in the directory
-  lockstep link [--stdin] [--user NAME]     link this Mac to your directory account (asks your directory password)
-  lockstep policy [--json]                  the password rules
-  lockstep watch [--json]                   follow state changes
-  lockstep doctor [--password] [--json] [--user NAME]
-                                            check each place and say how to fix it
-  lockstep diagnose --out FILE              write a redacted support bundle
-  lockstep service-account setup|status|rotate|remove [--admin NAME] [--stdin]
-                                            (root) the account that resets forgotten passwords
-  lockstep version
-
-Every command takes --socket PATH (default $LOCKSTEP_SOCKET or ` + localapi.DefaultSocket + `).
-With --stdin, secrets are read one per line instead of prompted for:
-  change: current, new, then the MFA code if the account has MFA
-  sync:   previous, new (only new with --forgot-previous)
-  link:   the directory password
-`
 
 // CLI runs one command.
 type CLI struct {
@@ -87,6 +65,12 @@ func Main(args []string) int {
 
 // Run runs the command in args (without the program name).
 func (c *CLI) Run(ctx context.Context, args []string) int {
+	text.Use(text.Settings{Languages: text.Preferred()})
+	if slices.Contains(args, "--json") || slices.Contains(args, "-json") {
+		// What scripts read is in English, whatever the user's language.
+		text.Use(text.Settings{Languages: []string{"en"}})
+	}
+	usage := text.CLIUsage.S(map[string]any{"Socket": localapi.DefaultSocket})
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(c.Out, usage)
 		if len(args) == 0 {
@@ -97,14 +81,15 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("lockstep "+cmd, flag.ContinueOnError)
 	fs.SetOutput(c.Err)
-	socket := fs.String("socket", envOr("LOCKSTEP_SOCKET", localapi.DefaultSocket), "lockstepd's socket")
-	fs.BoolVar(&c.json, "json", false, "print JSON")
-	user := fs.String("user", "", "act on this local account (root only)")
-	stdin := fs.Bool("stdin", false, "read secrets from standard input, one per line")
-	forgot := fs.Bool("forgot-previous", false, "sync without the previous password (needs the service account)")
-	out := fs.String("out", "", "output file")
-	admin := fs.String("admin", "", "a SecureToken admin's short name")
-	withPassword := fs.Bool("password", false, "also check that your password opens each place")
+	fs.Usage = func() { fmt.Fprint(c.Err, usage) }
+	socket := fs.String("socket", envOr("LOCKSTEP_SOCKET", localapi.DefaultSocket), text.FlagSocket.S())
+	fs.BoolVar(&c.json, "json", false, text.FlagJSON.S())
+	user := fs.String("user", "", text.FlagUser.S())
+	stdin := fs.Bool("stdin", false, text.FlagStdin.S())
+	forgot := fs.Bool("forgot-previous", false, text.FlagForgot.S())
+	out := fs.String("out", "", text.FlagOut.S())
+	admin := fs.String("admin", "", text.FlagAdmin.S())
+	withPassword := fs.Bool("password", false, text.FlagPassword.S())
 	sub := ""
 	if cmd == "service-account" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		sub, rest = rest[0], rest[1:]
@@ -113,7 +98,7 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(c.Err, "lockstep %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		fmt.Fprintln(c.Err, text.CLIUnexpectedArg.S(map[string]any{"Cmd": cmd, "Arg": fs.Arg(0)}))
 		return exitUsage
 	}
 	c.client = localapi.NewClient(*socket)
@@ -143,7 +128,7 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.Out, "lockstep", version.Version)
 		return exitOK
 	}
-	fmt.Fprintf(c.Err, "lockstep: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(c.Err, "%s\n\n%s", text.CLIUnknownCommand.S(map[string]any{"Cmd": cmd}), usage)
 	return exitUsage
 }
 
@@ -154,15 +139,20 @@ func envOr(k, def string) string {
 	return def
 }
 
-// secret reads one secret: the next stdin line with --stdin, else a prompt
-// without echo on the terminal.
-func (c *CLI) secret(prompt string) (protocol.Secret, error) {
+// said is a failure of the command itself, already in words.
+type said string
+
+func (s said) Error() string { return string(s) }
+
+// secret reads one secret, named by label: the next stdin line with
+// --stdin, else a prompt without echo on the terminal.
+func (c *CLI) secret(label string) (protocol.Secret, error) {
 	if c.lines != nil {
 		line, err := c.lines.ReadBytes('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 			clear(line)
 			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("standard input ended before %q", strings.TrimSuffix(strings.TrimSpace(prompt), ":"))
+				return nil, said(text.CLIStdinEnded.S(map[string]any{"What": label}))
 			}
 			return nil, err
 		}
@@ -175,9 +165,9 @@ func (c *CLI) secret(prompt string) (protocol.Secret, error) {
 		return s, nil
 	}
 	if c.IsTerminal == nil || !c.IsTerminal() {
-		return nil, errors.New("no terminal to prompt on: pass --stdin and give the secrets one per line")
+		return nil, said(text.CLINoTerminal.S())
 	}
-	b, err := c.ReadSecret(prompt)
+	b, err := c.ReadSecret(text.CLIPrompt.S(map[string]any{"Label": label}))
 	return protocol.Secret(b), err
 }
 
@@ -196,34 +186,52 @@ func (c *CLI) printJSON(v any) {
 	_ = enc.Encode(v)
 }
 
-// fail prints an error the way a user can act on and returns its exit code.
-func (c *CLI) fail(err error) int {
+// fail prints an error the way a user can act on and returns its exit
+// code: the catalogue's sentence, the unmet rules, and what to do next.
+func (c *CLI) fail(err error) int { return c.failIn(err, "", nil) }
+
+// failIn is fail for a command whose boxes are in's (text.InChange, ...),
+// with the policy whose numbers its rules need.
+func (c *CLI) failIn(err error, in string, pol *localapi.PolicyResponse) int {
+	return c.report(nil, err, in, pol)
+}
+
+// report prints how an operation (or a request without one) failed.
+func (c *CLI) report(op *localapi.Operation, err error, in string, pol *localapi.PolicyResponse) int {
+	var s said
 	var e *localapi.Error
-	if !errors.As(err, &e) {
-		fmt.Fprintln(c.Err, "✗", err)
-		if errors.Is(err, localapi.ErrUnavailable) {
-			return exitUnavail
-		}
-		return exitFailed
-	}
-	if c.json {
+	switch {
+	case errors.As(err, &s):
+		fmt.Fprintln(c.Err, "✗", string(s))
+	case c.json && errors.As(err, &e):
+		english(e, in)
 		enc := json.NewEncoder(c.Err)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"error": e})
-	} else {
-		fmt.Fprintln(c.Err, "✗", e.Message)
-		for _, v := range e.Violations {
-			fmt.Fprintln(c.Err, "    •", v.Message)
+	default:
+		var p protocol.Policy
+		if pol != nil {
+			p = pol.Policy
 		}
-		if e.Hint != "" {
-			fmt.Fprintln(c.Err, "  →", e.Hint)
+		t := text.Failed(op, err, in)
+		fmt.Fprintln(c.Err, "✗", t.Text)
+		for _, v := range t.Violations {
+			fmt.Fprintln(c.Err, "    •", text.ViolationText(v, p))
+		}
+		if t.Hint != "" {
+			fmt.Fprintln(c.Err, "  →", t.Hint)
 		}
 	}
-	switch e.Code {
-	case localapi.CodeOffline:
+	if errors.Is(err, localapi.ErrUnavailable) {
 		return exitUnavail
-	case localapi.CodeBadRequest:
-		return exitUsage
+	}
+	if errors.As(err, &e) {
+		switch e.Code {
+		case localapi.CodeOffline:
+			return exitUnavail
+		case localapi.CodeBadRequest:
+			return exitUsage
+		}
 	}
 	return exitFailed
 }

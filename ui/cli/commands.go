@@ -4,43 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
-
-// stepLabels name each step for people.
-var stepLabels = map[string]string{
-	localapi.StepValidate:  "Check the new password",
-	localapi.StepVerify:    "Check your Mac password",
-	localapi.StepDirectory: "Directory",
-	localapi.StepLocal:     "Mac account",
-	localapi.StepKeychain:  "Login keychain",
-	localapi.StepFileVault: "FileVault",
-	localapi.StepPreboot:   "Preboot volume",
-	localapi.StepAck:       "Tell the directory",
-}
-
-var placeLabels = map[string]string{
-	localapi.PlaceDirectory: "directory",
-	localapi.PlaceLocal:     "Mac account",
-	localapi.PlaceFileVault: "FileVault",
-	localapi.PlaceKeychain:  "keychain",
-}
-
-var stateLabels = map[string]string{
-	localapi.StateBusy:       "Busy",
-	localapi.StateNotLinked:  "Not linked",
-	localapi.StateLocked:     "Locked",
-	localapi.StateSyncNeeded: "Sync needed",
-	localapi.StateTemporary:  "Temporary password",
-	localapi.StateExpiring:   "Expiring",
-	localapi.StateInSync:     "In sync",
-	localapi.StateUnknown:    "Unknown",
-}
 
 func stepMark(state string) string {
 	switch state {
@@ -56,100 +27,141 @@ func stepMark(state string) string {
 	return " "
 }
 
+// row prints a label and its value, the values lined up.
+func row(w io.Writer, l, value string) {
+	pad := 17 - utf8.RuneCountInString(l)
+	if pad < 1 {
+		pad = 1
+	}
+	fmt.Fprintf(w, "%s%s%s\n", l, strings.Repeat(" ", pad), value)
+}
+
+// render says a Text, or nothing for none.
+func render(t localapi.Text) string {
+	if t.Code == "" {
+		return ""
+	}
+	return text.Render(t)
+}
+
 func (c *CLI) status(ctx context.Context) int {
 	st, err := c.client.Status(ctx)
 	if err != nil {
 		return c.fail(err)
 	}
 	if c.json {
+		englishStatus(st)
 		c.printJSON(st)
 		return exitOK
 	}
-	d := st.Directory
-	line := fmt.Sprintf("%s since %s", d.State, d.Since.Local().Format("2006-01-02 15:04"))
-	if d.LastError != "" && d.State != localapi.ConnConnected {
-		line += " (" + d.LastError + ")"
-	}
-	fmt.Fprintf(c.Out, "Directory        %s\n                 %s\n", d.URL, line)
+	row(c.Out, text.CLIRowDirectory.S(), st.Directory.URL)
+	row(c.Out, "", text.Connection(st.Directory))
 	for _, a := range st.Accounts {
-		name := a.DirectoryUser
+		fmt.Fprintln(c.Out)
+		acct := map[string]any{"Local": a.LocalUser, "Directory": a.DirectoryUser, "Name": a.DisplayName}
 		if a.DisplayName != "" {
-			name += " (" + a.DisplayName + ")"
+			row(c.Out, text.CLIRowAccount.S(), text.CLIAccountNamed.S(acct))
+		} else {
+			row(c.Out, text.CLIRowAccount.S(), text.CLIAccountLine.S(acct))
 		}
-		fmt.Fprintf(c.Out, "\nAccount          %s → %s\n", a.LocalUser, name)
-		fmt.Fprintf(c.Out, "State            %s: %s\n", stateLabels[a.State], a.Reason)
-		mfa := "off"
+		row(c.Out, text.CLIRowState.S(), text.CLIStateLine.S(map[string]any{"State": text.AccountState(a.State), "Reason": render(a.Reason)}))
+		mfa := text.CLIOff.S()
 		if a.MFA {
-			mfa = "on"
+			mfa = text.CLIOn.S()
 		}
-		fmt.Fprintf(c.Out, "MFA              %s\n", mfa)
+		row(c.Out, text.CLIRowMFA.S(), mfa)
 		if a.ExpiresAt != nil && a.DaysLeft != nil {
-			fmt.Fprintf(c.Out, "Expires          %s (in %d days)\n", a.ExpiresAt.Local().Format("2006-01-02"), *a.DaysLeft)
+			day := map[string]any{"Date": text.Date(*a.ExpiresAt)}
+			if *a.DaysLeft < 0 {
+				row(c.Out, text.CLIRowExpires.S(), text.StatusExpiredOn.S(day))
+			} else {
+				row(c.Out, text.CLIRowExpires.S(), text.StatusExpiresIn.N(*a.DaysLeft, day))
+			}
 		}
 		if a.LockedUntil != nil {
-			fmt.Fprintf(c.Out, "Locked until     %s\n", a.LockedUntil.Local().Format("2006-01-02 15:04"))
+			row(c.Out, text.CLIRowLocked.S(), text.Clock(*a.LockedUntil))
 		}
 		for _, p := range a.Places {
-			fmt.Fprintf(c.Out, "  %-14s %-15s %s\n", placeLabels[p.Name], p.State, p.Detail)
+			line := fmt.Sprintf("  %-16s %s", text.PlaceName(p.Name), text.PlaceState(p.State))
+			if d := render(p.Text); d != "" {
+				line += ". " + d
+			}
+			fmt.Fprintln(c.Out, line)
 		}
 		if op := a.LastOperation; op != nil {
-			fmt.Fprintf(c.Out, "Last operation   %s %s, %s\n", op.Kind, op.StartedAt.Local().Format("2006-01-02 15:04"), op.State)
+			row(c.Out, text.CLIRowLastOp.S(), text.CLIOpLine.S(map[string]any{
+				"Kind": text.OpKind(op.Kind), "At": text.Clock(op.StartedAt), "State": text.OpState(op.State)}))
 			for _, s := range op.Steps {
-				fmt.Fprintf(c.Out, "  %s %-24s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
+				c.printStep(s, op.Kind)
 			}
 			if op.Error != nil {
-				fmt.Fprintf(c.Out, "  ✗ %s\n", op.Error.Message)
+				fmt.Fprintln(c.Out, "  ✗", text.Problem(op.Error, inOf(op.Kind)).Text)
 			}
 			for _, n := range op.Notes {
-				fmt.Fprintf(c.Out, "  ! %s\n", n)
+				fmt.Fprintln(c.Out, "  !", render(n))
 			}
 		}
 	}
 	if len(st.Accounts) == 0 {
-		fmt.Fprintln(c.Out, "\nNo account is bound to the directory yet.")
+		fmt.Fprintln(c.Out)
+		fmt.Fprintln(c.Out, text.CLINoAccount.S())
 	}
-	sa := "not set up: a forgotten previous password cannot be recovered"
-	if st.ServiceAccount.Usable {
-		sa = "ready: a forgotten previous password can be reset"
-	} else if st.ServiceAccount.Present {
-		sa = "present but not usable: " + st.ServiceAccount.Detail
-	}
-	fmt.Fprintf(c.Out, "\nService account  %s\n", sa)
+	fmt.Fprintln(c.Out)
+	row(c.Out, text.CLIRowService.S(), text.ServiceAccount(st.ServiceAccount))
 	return exitOK
 }
 
-// progress prints each step as it changes.
-func (c *CLI) progress() func(localapi.Step) {
+// inOf is the window whose boxes an operation of kind has.
+func inOf(kind string) string {
+	if kind == localapi.OpChange {
+		return text.InChange
+	}
+	return text.InSync
+}
+
+// printStep prints a step: its mark, name and what it did.
+func (c *CLI) printStep(s localapi.Step, kind string) {
+	line := fmt.Sprintf("  %s %-34s", stepMark(s.State), text.StepName(s.Name, kind))
+	if d := render(s.Text); d != "" {
+		line += " " + d
+	}
+	fmt.Fprintln(c.Out, strings.TrimRight(line, " "))
+}
+
+// progress prints each step as it ends.
+func (c *CLI) progress(kind string) func(localapi.Step) {
 	return func(s localapi.Step) {
 		if c.json || s.State == localapi.StepPending || s.State == localapi.StepRunning {
 			return
 		}
-		fmt.Fprintf(c.Out, "  %s %-24s %s\n", stepMark(s.State), stepLabels[s.Name], s.Detail)
+		c.printStep(s, kind)
 	}
 }
 
 // finish reports an operation's outcome.
-func (c *CLI) finish(op *localapi.Operation, err error) int {
+func (c *CLI) finish(op *localapi.Operation, err error, in string, pol *localapi.PolicyResponse) int {
 	if op == nil {
-		return c.fail(err)
+		return c.failIn(err, in, pol)
 	}
 	if c.json {
+		englishOp(op)
 		c.printJSON(op)
-	}
-	for _, n := range op.Notes {
-		fmt.Fprintln(c.Out, "!", n)
+	} else {
+		for _, n := range op.Notes {
+			fmt.Fprintln(c.Out, "!", render(n))
+		}
 	}
 	switch op.State {
 	case localapi.OpDone:
 		if !c.json {
-			fmt.Fprintln(c.Out, "✓ Done: every place uses your new password.")
+			fmt.Fprintln(c.Out, "✓", text.CLIDone.S())
 		}
 		return exitOK
 	case localapi.OpSyncNeeded:
-		c.fail(err)
+		c.report(op, err, in, pol)
 		return exitSyncNeeded
 	}
-	return c.fail(err)
+	return c.report(op, err, in, pol)
 }
 
 func (c *CLI) accountFor(ctx context.Context, user string) (*localapi.Account, error) {
@@ -163,10 +175,7 @@ func (c *CLI) accountFor(ctx context.Context, user string) (*localapi.Account, e
 			return a, nil
 		}
 	}
-	if user == "" {
-		return nil, &localapi.Error{Code: localapi.CodeNotBound, Message: "Your account is not bound to the directory yet.", Hint: "Check `lockstep status`."}
-	}
-	return nil, &localapi.Error{Code: localapi.CodeNotBound, Message: fmt.Sprintf("%s is not bound to the directory.", user)}
+	return nil, &localapi.Error{Code: localapi.CodeNotBound}
 }
 
 func (c *CLI) change(ctx context.Context, user string) int {
@@ -174,7 +183,7 @@ func (c *CLI) change(ctx context.Context, user string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	current, err := c.secret("Current password: ")
+	current, err := c.secret(text.LabelCurrent.S())
 	if err != nil {
 		return c.fail(err)
 	}
@@ -186,34 +195,35 @@ func (c *CLI) change(ctx context.Context, user string) int {
 // temporary one right after a temporary-password sync).
 func (c *CLI) changeWith(ctx context.Context, user string, pol *localapi.PolicyResponse, current protocol.Secret) int {
 	if !c.json {
-		fmt.Fprintln(c.Err, "The new password needs:")
-		for _, r := range pol.Rules {
-			fmt.Fprintln(c.Err, "  •", r.Message)
-		}
-		printMacRules(c.Err, pol.MacRules)
+		fmt.Fprintln(c.Err, text.RulesHeading.S())
+		printRules(c.Err, pol)
 	}
-	newPW, err := c.secret("New password: ")
+	newPW, err := c.secret(text.LabelNew.S())
 	if err != nil {
 		return c.fail(err)
 	}
 	defer newPW.Wipe()
 	if c.lines == nil {
-		confirm, err := c.secret("Confirm new password: ")
+		confirm, err := c.secret(text.LabelConfirm.S())
 		if err != nil {
 			return c.fail(err)
 		}
 		same := confirm.Equal(newPW)
 		confirm.Wipe()
 		if !same {
-			return c.fail(&localapi.Error{Code: localapi.CodeBadRequest, Field: localapi.FieldNew, Message: "The two new passwords do not match; nothing was changed."})
+			return c.fail(said(text.CLIMismatch.S()))
 		}
 	}
 	if v := pol.Policy.Check(pol.DirectoryUser, newPW); len(v) > 0 {
-		return c.fail(&localapi.Error{Code: protocol.CodePolicyViolation, Message: "The new password does not meet the password policy; nothing was changed.", Violations: v})
+		fmt.Fprintln(c.Err, "✗", text.CLIPolicyUnmet.S())
+		for _, x := range v {
+			fmt.Fprintln(c.Err, "    •", text.ViolationText(x, pol.Policy))
+		}
+		return exitFailed
 	}
 	var totp string
 	if pol.MFA {
-		code, err := c.secret("Authenticator code: ")
+		code, err := c.secret(text.LabelCode.S())
 		if err != nil {
 			return c.fail(err)
 		}
@@ -221,10 +231,10 @@ func (c *CLI) changeWith(ctx context.Context, user string, pol *localapi.PolicyR
 		code.Wipe()
 	}
 	if !c.json {
-		fmt.Fprintln(c.Out, "Changing your password:")
+		fmt.Fprintln(c.Out, text.ChangeRunning.S())
 	}
-	op, err := c.client.Change(ctx, localapi.ChangeRequest{User: user, Current: current, New: newPW, TOTP: totp}, c.progress())
-	return c.finish(op, err)
+	op, err := c.client.Change(ctx, localapi.ChangeRequest{User: user, Current: current, New: newPW, TOTP: totp}, c.progress(localapi.OpChange))
+	return c.finish(op, err, text.InChange, pol)
 }
 
 func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {
@@ -232,46 +242,43 @@ func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if !c.json && acct.Reason != "" {
-		fmt.Fprintln(c.Err, acct.Reason)
+	if !c.json && acct.Reason.Code != "" {
+		fmt.Fprintln(c.Err, render(acct.Reason))
 	}
 	var previous protocol.Secret
 	if forgot {
 		if !c.json {
-			fmt.Fprintln(c.Err, "Without your previous password, your Mac account and FileVault are reset to the new password, and your")
-			fmt.Fprintln(c.Err, "login keychain is moved aside (never deleted) and a new, empty one is made. Saved passwords stay in the old one.")
+			fmt.Fprintln(c.Err, text.ForgotWarning.S())
 		}
 	} else {
-		previous, err = c.secret("Previous Mac password: ")
+		previous, err = c.secret(text.LabelPrevious.S())
 		if err != nil {
 			return c.fail(err)
 		}
 		defer previous.Wipe()
 	}
-	newPW, err := c.secret("New directory password: ")
+	newPW, err := c.secret(text.LabelDirNew.S())
 	if err != nil {
 		return c.fail(err)
 	}
 	defer newPW.Wipe()
 	if !c.json {
-		fmt.Fprintln(c.Out, "Syncing your Mac:")
+		fmt.Fprintln(c.Out, text.SyncRunning.S())
 	}
-	op, err := c.client.Sync(ctx, localapi.SyncRequest{User: user, Previous: previous, New: newPW, ForgotPrevious: forgot}, c.progress())
-	code := c.finish(op, err)
+	op, err := c.client.Sync(ctx, localapi.SyncRequest{User: user, Previous: previous, New: newPW, ForgotPrevious: forgot}, c.progress(localapi.OpSync))
+	code := c.finish(op, err, text.InSync, nil)
 	if code != exitOK || op.NextAction != localapi.OpChange {
 		return code
 	}
-	// A temporary password: the user must choose a permanent one now.
+	// A temporary password: the user must choose a permanent one now (the
+	// operation's note said so).
 	if c.lines != nil && !c.moreInput() {
-		fmt.Fprintln(c.Err, "→ Your password is temporary: run `lockstep change` now to choose a permanent one.")
+		fmt.Fprintln(c.Err, "→", text.CLITemporaryLater.S())
 		return exitOK
 	}
 	pol, err := c.client.Policy(ctx, user)
 	if err != nil {
 		return c.fail(err)
-	}
-	if !c.json {
-		fmt.Fprintln(c.Err, "\nYour password is temporary. Choose a permanent one now.")
 	}
 	return c.changeWith(ctx, user, pol, newPW)
 }
@@ -280,21 +287,22 @@ func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {
 // directory sends a Mac nothing about a user until the user's password was
 // given from it, or an administrator assigned the Mac.
 func (c *CLI) link(ctx context.Context, user string) int {
-	pw, err := c.secret("Directory password: ")
+	pw, err := c.secret(text.LabelLinkPw.S())
 	if err != nil {
 		return c.fail(err)
 	}
 	a, err := c.client.Link(ctx, localapi.LinkRequest{User: user, Password: pw})
 	pw.Wipe()
 	if err != nil {
-		return c.fail(err)
+		return c.failIn(err, text.InLink, nil)
 	}
 	if c.json {
+		englishAccount(a)
 		c.printJSON(a)
 		return exitOK
 	}
-	fmt.Fprintf(c.Out, "✓ Linked: this Mac's account %s now follows the directory account %s.\n", a.LocalUser, a.DirectoryUser)
-	fmt.Fprintf(c.Out, "State            %s: %s\n", stateLabels[a.State], a.Reason)
+	fmt.Fprintln(c.Out, "✓", text.CLILinked.S(map[string]any{"Local": a.LocalUser, "Directory": a.DirectoryUser}))
+	row(c.Out, text.CLIRowState.S(), text.CLIStateLine.S(map[string]any{"State": text.AccountState(a.State), "Reason": render(a.Reason)}))
 	return exitOK
 }
 
@@ -307,16 +315,13 @@ func (c *CLI) policy(ctx context.Context, user string) int {
 		c.printJSON(p)
 		return exitOK
 	}
-	fmt.Fprintf(c.Out, "Password rules for %s:\n", p.DirectoryUser)
-	for _, r := range p.Rules {
-		fmt.Fprintln(c.Out, "  •", r.Message)
-	}
-	printMacRules(c.Out, p.MacRules)
+	fmt.Fprintln(c.Out, text.CLIRulesFor.S(map[string]any{"User": p.DirectoryUser}))
+	printRules(c.Out, p)
 	if p.Policy.MaxAgeDays > 0 {
-		fmt.Fprintf(c.Out, "Passwords expire after %d days.\n", p.Policy.MaxAgeDays)
+		fmt.Fprintln(c.Out, text.CLIExpireAfter.N(p.Policy.MaxAgeDays))
 	}
 	if p.MFA {
-		fmt.Fprintln(c.Out, "Changes need a code from your authenticator app.")
+		fmt.Fprintln(c.Out, text.CLIMFANeeded.S())
 	}
 	return exitOK
 }
@@ -324,6 +329,7 @@ func (c *CLI) policy(ctx context.Context, user string) int {
 func (c *CLI) watch(ctx context.Context) int {
 	err := c.client.Watch(ctx, func(ev localapi.Event) error {
 		if c.json {
+			englishEvent(&ev)
 			c.printJSON(ev)
 			return nil
 		}
@@ -334,12 +340,14 @@ func (c *CLI) watch(ctx context.Context) int {
 				return nil
 			}
 			for _, a := range ev.Status.Accounts {
-				fmt.Fprintf(c.Out, "%s %s: %s (%s)\n", now, a.LocalUser, stateLabels[a.State], ev.Status.Directory.State)
+				fmt.Fprintln(c.Out, now, text.CLIWatchStatus.S(map[string]any{
+					"User": a.LocalUser, "State": text.AccountState(a.State), "Connection": text.Connection(ev.Status.Directory)}))
 			}
 		case localapi.EventNotice:
-			fmt.Fprintf(c.Out, "%s %s: %s\n", now, ev.Notice.Title, ev.Notice.Body)
+			title, body := text.Notice(*ev.Notice)
+			fmt.Fprintln(c.Out, now, text.CLIWatchNotice.S(map[string]any{"Title": title, "Body": body}))
 		case localapi.EventStep:
-			fmt.Fprintf(c.Out, "%s   %s %s\n", now, stepMark(ev.Step.State), stepLabels[ev.Step.Name])
+			fmt.Fprintln(c.Out, now, " ", stepMark(ev.Step.State), text.StepName(ev.Step.Name, ""))
 		}
 		return nil
 	})
@@ -353,7 +361,7 @@ func (c *CLI) doctor(ctx context.Context, user string, withPassword bool) int {
 	var pw protocol.Secret
 	if withPassword {
 		var err error
-		if pw, err = c.secret("Password to check: "); err != nil {
+		if pw, err = c.secret(text.CLICheckLabel.S()); err != nil {
 			return c.fail(err)
 		}
 		defer pw.Wipe()
@@ -363,6 +371,7 @@ func (c *CLI) doctor(ctx context.Context, user string, withPassword bool) int {
 		return c.fail(err)
 	}
 	if c.json {
+		englishReport(rep)
 		c.printJSON(rep)
 	} else {
 		for _, ch := range rep.Checks {
@@ -370,9 +379,9 @@ func (c *CLI) doctor(ctx context.Context, user string, withPassword bool) int {
 			if !ch.OK {
 				mark = "✗"
 			}
-			fmt.Fprintf(c.Out, "%s %-16s %s\n", mark, ch.Place, ch.Detail)
-			if ch.Fix != "" {
-				fmt.Fprintf(c.Out, "  → %s\n", ch.Fix)
+			fmt.Fprintf(c.Out, "%s %-16s %s\n", mark, text.CheckName(ch.Place), render(ch.Text))
+			if ch.Fix != nil {
+				fmt.Fprintln(c.Out, "  →", render(*ch.Fix))
 			}
 		}
 	}
@@ -384,7 +393,7 @@ func (c *CLI) doctor(ctx context.Context, user string, withPassword bool) int {
 
 func (c *CLI) diagnose(ctx context.Context, out string) int {
 	if out == "" {
-		fmt.Fprintln(c.Err, "lockstep diagnose: --out FILE is required")
+		fmt.Fprintln(c.Err, text.CLIOutRequired.S())
 		return exitUsage
 	}
 	raw, err := c.client.Diagnostics(ctx)
@@ -392,9 +401,9 @@ func (c *CLI) diagnose(ctx context.Context, out string) int {
 		return c.fail(err)
 	}
 	if err := writePrivate(out, append(raw, '\n')); err != nil {
-		return c.fail(fmt.Errorf("writing %s: %w", out, err))
+		return c.fail(said(text.CLIWriteFailed.S(map[string]any{"Path": out, "Err": err})))
 	}
-	fmt.Fprintf(c.Out, "Wrote %s (%d bytes). It holds no password; send it to IT.\n", out, len(raw)+1)
+	fmt.Fprintln(c.Out, text.CLIWrote.S(map[string]any{"Path": out, "Bytes": len(raw) + 1}))
 	return exitOK
 }
 
@@ -408,10 +417,10 @@ func (c *CLI) serviceAccount(ctx context.Context, sub, admin string) int {
 		st, err = c.client.ServiceAccount(ctx)
 	case "setup":
 		if admin == "" {
-			fmt.Fprintln(c.Err, "lockstep service-account setup: --admin NAME (an admin with a SecureToken) is required")
+			fmt.Fprintln(c.Err, text.CLIAdminRequired.S())
 			return exitUsage
 		}
-		pw, perr := c.secret(fmt.Sprintf("Password of %s: ", admin))
+		pw, perr := c.secret(text.CLIAdminLabel.S(map[string]any{"Admin": admin}))
 		if perr != nil {
 			return c.fail(perr)
 		}
@@ -422,7 +431,7 @@ func (c *CLI) serviceAccount(ctx context.Context, sub, admin string) int {
 	case "remove":
 		st, err = c.client.RemoveServiceAccount(ctx)
 	default:
-		fmt.Fprintf(c.Err, "lockstep service-account: unknown action %q (setup, status, rotate, remove)\n", sub)
+		fmt.Fprintln(c.Err, text.CLIUnknownAction.S(map[string]any{"Action": sub}))
 		return exitUsage
 	}
 	if err != nil {
@@ -432,29 +441,32 @@ func (c *CLI) serviceAccount(ctx context.Context, sub, admin string) int {
 		c.printJSON(st)
 		return exitOK
 	}
-	switch {
-	case st.Usable:
-		fmt.Fprintln(c.Out, "✓ Service account ready: a forgotten previous password can be reset on this Mac.")
-	case st.Present:
-		fmt.Fprintln(c.Out, "✗ Service account present but not usable:", st.Detail)
+	mark := "✓"
+	if !st.Usable {
+		mark = "✗"
+	}
+	fmt.Fprintln(c.Out, mark, text.CLIRowService.S()+":", text.ServiceAccount(*st))
+	if st.Present && !st.Usable {
 		return exitFailed
-	default:
-		fmt.Fprintln(c.Out, "Service account not set up: the forgotten-password path is not available.")
 	}
 	return exitOK
 }
 
-// printMacRules lists this Mac's own password rules, in the Mac's words.
-func printMacRules(w io.Writer, rules []protocol.LocalRule) {
-	if len(rules) == 0 {
+// printRules lists the directory's rules and this Mac's own (in the Mac's
+// words).
+func printRules(w io.Writer, pol *localapi.PolicyResponse) {
+	for _, r := range pol.Rules {
+		fmt.Fprintln(w, "  •", text.RuleText(r.Code, pol.Policy))
+	}
+	if len(pol.MacRules) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "This Mac also requires:")
-	for _, r := range rules {
-		if r.Checkable() {
-			fmt.Fprintln(w, "  •", r.Description(os.Getenv("LANG")))
-		} else {
-			fmt.Fprintln(w, "  •", r.Description(os.Getenv("LANG")), "(checked when you save)")
+	fmt.Fprintln(w, text.MacRulesHeading.S())
+	for _, r := range pol.MacRules {
+		d := r.Description(text.InUse()...)
+		if !r.Checkable() {
+			d = text.RuleOnSave.S(map[string]any{"Rule": d})
 		}
+		fmt.Fprintln(w, "  •", d)
 	}
 }

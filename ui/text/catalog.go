@@ -65,15 +65,28 @@ var (
 	loc    *i18n.Localizer
 	pseudo bool
 	zone   = time.Local
+	now    = time.Now
+	inUse  []string
 )
 
-func init() { Use(nil, nil) }
+func init() { Use(Settings{}) }
 
-// Use picks the language for everything rendered from now on: the first of
-// langs (BCP 47 tags or POSIX locales such as "de_DE.UTF-8") that has a
-// translation, else English; Pseudo selects the pseudo-locale. zone is where
-// times are shown (nil: local time).
-func Use(langs []string, where *time.Location) {
+// Settings say how to render: in which language, and where and when the
+// reader is.
+type Settings struct {
+	// Languages are BCP 47 tags or POSIX locales ("de_DE.UTF-8"), best
+	// first; the first with a translation is used, else English. Pseudo
+	// selects the pseudo-locale.
+	Languages []string
+	// Zone is where times are shown (nil: local time).
+	Zone *time.Location
+	// Now is the clock that says what "today" is (nil: time.Now).
+	Now func() time.Time
+}
+
+// Use sets how everything is rendered from now on.
+func Use(s Settings) {
+	langs, where := s.Languages, s.Zone
 	b := i18n.NewBundle(language.English)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)
 	files, _ := fs.Glob(translations, "translations/*.json")
@@ -96,8 +109,13 @@ func Use(langs []string, where *time.Location) {
 	if where == nil {
 		where = time.Local
 	}
+	clock := s.Now
+	if clock == nil {
+		clock = time.Now
+	}
 	mu.Lock()
-	bundle, loc, pseudo, zone = b, i18n.NewLocalizer(b, tags...), ps, where
+	bundle, loc, pseudo, zone, now = b, i18n.NewLocalizer(b, tags...), ps, where, clock
+	inUse = append(tags, "en")
 	mu.Unlock()
 }
 
@@ -119,6 +137,14 @@ func Languages() []string {
 		}
 	}
 	return out
+}
+
+// InUse are the languages asked for, best first, then English: for texts
+// that come with their own translations (a Mac's password rules).
+func InUse() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return append([]string(nil), inUse...)
 }
 
 // S renders the message with data (a map of the names its text uses).
@@ -214,12 +240,17 @@ func accent(r rune) rune {
 // visible text a test finds must be, or be data (a name, a path, a number).
 func IsPseudo(s string) bool { return strings.Contains(s, "⟦") && strings.Contains(s, "⟧") }
 
-// Clock shows t as a time of day, where the user is.
+// Clock shows t where the user is: a time of day when it is today, else
+// with the day.
 func Clock(t time.Time) string {
 	mu.RLock()
-	z := zone
+	z, today := zone, now()
 	mu.RUnlock()
-	return t.In(z).Format("15:04")
+	t, today = t.In(z), today.In(z)
+	if y, m, d := t.Date(); y == today.Year() && m == today.Month() && d == today.Day() {
+		return t.Format("15:04")
+	}
+	return t.Format("2 Jan 15:04")
 }
 
 // Date shows t as a day.
@@ -227,15 +258,7 @@ func Date(t time.Time) string {
 	mu.RLock()
 	z := zone
 	mu.RUnlock()
-	return t.In(z).Format("2006-01-02")
-}
-
-// Stamp shows t as a day and a time.
-func Stamp(t time.Time) string {
-	mu.RLock()
-	z := zone
-	mu.RUnlock()
-	return t.In(z).Format("2006-01-02 15:04")
+	return t.In(z).Format("2 Jan 2006")
 }
 
 // Clause turns a sentence into a clause that can follow a colon: "Your

@@ -137,11 +137,7 @@ func Render(t localapi.Text) string {
 	for _, k := range []string{"until", "set_at"} {
 		if v, ok := p[k]; ok {
 			if at, err := time.Parse(time.RFC3339, v); err == nil {
-				if k == "until" {
-					d[k] = Clock(at)
-				} else {
-					d[k] = Stamp(at)
-				}
+				d[k] = Clock(at)
 			}
 		}
 	}

@@ -176,6 +176,18 @@ func Problem(err error, in string) Trouble {
 	return t
 }
 
+// Failed says how an operation ended when it did not succeed: Problem's
+// words for err, and, when the operation stopped part-way (a place may
+// have changed), that it did and how to finish, for the whole window.
+func Failed(op *localapi.Operation, err error, in string) Trouble {
+	t := Problem(err, in)
+	if op != nil && op.State == localapi.OpSyncNeeded {
+		t.Field = ""
+		t.Text = ErrPartWay.S() + "\n" + t.Text
+	}
+	return t
+}
+
 // fieldFor is the box a code belongs to when lockstepd did not say.
 func fieldFor(code, in string) string {
 	switch code {
