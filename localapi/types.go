@@ -108,7 +108,7 @@ type Connection struct {
 	Problem string `json:"problem,omitempty"`
 	// LastError is the last failure in Go's words, for IT.
 	LastError string `json:"last_error,omitempty"`
-	DeviceID  string    `json:"device_id,omitempty"`
+	DeviceID  string `json:"device_id,omitempty"`
 }
 
 // Text is something lockstepd tells a person: a stable code and the values

@@ -1,7 +1,6 @@
-package engine
+package engine_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,264 +9,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/engine"
+	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/agent/journal"
-	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
-
-// fakeMac is an in-memory Mac: accounts, keychains, FileVault. The real
-// platform code is tested against the simulator; this fake lets the
-// engine's decisions be tested quickly and exhaustively.
-type fakeMac struct {
-	mu       sync.Mutex
-	local    map[string]string
-	keychain map[string]string // "" = no keychain
-	moved    []string
-	token    map[string]bool
-	fvOn     bool
-	fvUsers  map[string]bool
-	preboot  int
-	usable   bool
-	fail     map[string]error // by operation name, fires once
-	// failedLogins counts Verify and Change calls with a wrong password:
-	// each is a failed login on a real Mac.
-	failedLogins int
-	rules        []protocol.LocalRule
-	lastSet      map[string]float64  // passwordLastSetTime
-	acct         func(*LocalAccount) // edits what Lookup returns
-}
-
-func newFakeMac() *fakeMac {
-	return &fakeMac{
-		local: map[string]string{"alice": "Old-Passw0rd!"}, keychain: map[string]string{"alice": "Old-Passw0rd!"},
-		token: map[string]bool{"alice": true}, fvOn: true, fvUsers: map[string]bool{"alice": true},
-		usable: true, fail: map[string]error{}, lastSet: map[string]float64{"alice": 1},
-	}
-}
-
-func (m *fakeMac) failing(op string) error {
-	if err, ok := m.fail[op]; ok {
-		delete(m.fail, op)
-		return err
-	}
-	return nil
-}
-
-func (m *fakeMac) Lookup(_ context.Context, name string) (LocalAccount, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.local[name]; !ok {
-		return LocalAccount{}, ErrNoSuchUser
-	}
-	a := LocalAccount{Name: name, UID: 501, GID: 20, Home: "/Users/" + name, SecureToken: m.token[name], PasswordLastSet: m.lastSet[name]}
-	if m.acct != nil {
-		m.acct(&a)
-	}
-	return a, nil
-}
-func (m *fakeMac) LookupUID(context.Context, int) (string, error) { return "alice", nil }
-func (m *fakeMac) Verify(_ context.Context, name string, pw []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.failing("verify"); err != nil {
-		return err
-	}
-	if m.local[name] != string(pw) {
-		m.failedLogins++
-		return ErrWrongPassword
-	}
-	return nil
-}
-func (m *fakeMac) Change(_ context.Context, a LocalAccount, old, new []byte) (Verified, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.failing("change"); err != nil {
-		return Verified{}, err
-	}
-	if m.local[a.Name] != string(old) {
-		m.failedLogins++
-		return Verified{}, ErrWrongPassword
-	}
-	m.local[a.Name] = string(new)
-	m.lastSet[a.Name]++
-	return Verified{SecureToken: m.token[a.Name]}, nil
-}
-func (m *fakeMac) PasswordRules(context.Context, string) ([]protocol.LocalRule, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.rules, nil
-}
-func (m *fakeMac) Exists(a LocalAccount) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.keychain[a.Name] != "", nil
-}
-func (m *fakeMac) Opens(_ context.Context, a LocalAccount, pw []byte) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.keychain[a.Name] == string(pw), nil
-}
-func (m *fakeMac) Rekey(_ context.Context, a LocalAccount, old, new []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.failing("rekey"); err != nil {
-		return err
-	}
-	if m.keychain[a.Name] != string(old) {
-		return ErrWrongPassword
-	}
-	m.keychain[a.Name] = string(new)
-	return nil
-}
-func (m *fakeMac) MoveAside(_ context.Context, a LocalAccount) (Moved, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := fmt.Sprintf("/Users/%s/Library/Keychains/login_renamed_%d.keychain-db", a.Name, len(m.moved)+1)
-	m.moved = append(m.moved, p+"="+m.keychain[a.Name])
-	m.keychain[a.Name] = ""
-	return Moved{Login: p}, nil
-}
-func (m *fakeMac) Create(_ context.Context, a LocalAccount, pw []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.keychain[a.Name] = string(pw)
-	return nil
-}
-func (m *fakeMac) Active(context.Context) (bool, error) { return m.fvOn, nil }
-func (m *fakeMac) IsUser(_ context.Context, n string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.fvUsers[n], nil
-}
-func (m *fakeMac) SecureToken(_ context.Context, n string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.token[n], nil
-}
-func (m *fakeMac) RefreshPreboot(context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.failing("preboot"); err != nil {
-		return err
-	}
-	m.preboot++
-	return nil
-}
-func (m *fakeMac) Status(context.Context) localapi.ServiceAccountStatus {
-	return localapi.ServiceAccountStatus{Present: m.usable, SecureToken: m.usable, Usable: m.usable}
-}
-func (m *fakeMac) Setup(context.Context, string, []byte) error { return nil }
-func (m *fakeMac) Rotate(context.Context) error                { return nil }
-func (m *fakeMac) Remove(context.Context) error                { return nil }
-func (m *fakeMac) Reset(_ context.Context, a LocalAccount, pw []byte) (Verified, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.local[a.Name] = string(pw) // authorised by a token holder: the token is kept
-	m.lastSet[a.Name]++
-	return Verified{SecureToken: m.token[a.Name]}, nil
-}
-
-// fakeDir is an in-memory directory.
-type fakeDir struct {
-	mu        sync.Mutex
-	connected bool
-	pw        map[string]string
-	state     map[string]protocol.AccountState
-	results   map[string]protocol.AccountState // idempotency
-	failNext  error
-	acks      []int64
-	verifies  int
-	// proof makes get_account answer not_bound for a user until the
-	// user's password was given (verify or change), as the directory does.
-	proof bool
-	bound map[string]bool
-}
-
-func newFakeDir() *fakeDir {
-	return &fakeDir{connected: true, pw: map[string]string{"alice": "Old-Passw0rd!"},
-		state:   map[string]protocol.AccountState{"alice": {User: "alice", PasswordVersion: 1, MFA: true}},
-		results: map[string]protocol.AccountState{}, bound: map[string]bool{}}
-}
-
-func (d *fakeDir) Connected() bool         { d.mu.Lock(); defer d.mu.Unlock(); return d.connected }
-func (d *fakeDir) Policy() protocol.Policy { return protocol.DefaultPolicy() }
-func (d *fakeDir) VerifyPassword(_ context.Context, u string, pw protocol.Secret) (protocol.AccountState, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.verifies++
-	if d.pw[u] != string(pw) {
-		return protocol.AccountState{}, protocol.Errorf(protocol.CodeWrongPassword, "wrong")
-	}
-	d.bound[u] = true
-	return d.state[u], nil
-}
-func (d *fakeDir) ChangePassword(_ context.Context, key string, r protocol.ChangePasswordRequest) (protocol.AccountState, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.failNext; err != nil {
-		d.failNext = nil
-		return protocol.AccountState{}, err
-	}
-	if st, ok := d.results[key]; ok {
-		return st, nil
-	}
-	if d.pw[r.User] != string(r.Current) {
-		return protocol.AccountState{}, protocol.Errorf(protocol.CodeWrongPassword, "wrong")
-	}
-	if d.state[r.User].MFA && r.TOTP != "123456" {
-		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
-	}
-	d.pw[r.User] = string(r.New)
-	d.bound[r.User] = true
-	st := d.state[r.User]
-	st.PasswordVersion++
-	st.MustChange = false
-	d.state[r.User] = st
-	d.results[key] = st
-	return st, nil
-}
-func (d *fakeDir) GetAccount(_ context.Context, u, _ string) (protocol.AccountState, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.connected {
-		return protocol.AccountState{}, errors.New("offline")
-	}
-	if d.proof && !d.bound[u] {
-		return protocol.AccountState{}, protocol.Errorf(protocol.CodeNotBound, "not bound")
-	}
-	return d.state[u], nil
-}
-func (d *fakeDir) AckSync(_ context.Context, _, _ string, v int64) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.acks = append(d.acks, v)
-	return nil
-}
-
-// reset is what an administrator does in the directory.
-func (d *fakeDir) reset(u, pw string, temporary bool) protocol.PasswordReset {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.pw[u] = pw
-	st := d.state[u]
-	st.PasswordVersion++
-	st.MustChange = temporary
-	d.state[u] = st
-	return protocol.PasswordReset{User: u, Temporary: temporary, PasswordVersion: st.PasswordVersion, At: time.Now()}
-}
 
 type harness struct {
 	t    *testing.T
 	dir  string
-	mac  *fakeMac
-	d    *fakeDir
-	e    *Engine
-	evs  []localapi.Event
+	mac  *enginetest.Mac
+	d    *enginetest.Directory
+	j    *journal.Journal
+	now  func() time.Time
+	e    *engine.Engine
+	evs  []engine.Event
 	evMu sync.Mutex
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, dir: t.TempDir(), mac: newFakeMac(), d: newFakeDir()}
+	h := &harness{t: t, dir: t.TempDir(), mac: enginetest.NewMac(), d: enginetest.NewDirectory()}
 	h.start()
 	if err := h.e.Bind(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
@@ -281,15 +42,16 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	m := h.mac
-	h.e, err = New(Options{StateDir: h.dir, Journal: j, Directory: h.d,
-		Mac:  Mac{Accounts: m, Keychain: m, FileVault: m, Service: m},
-		Emit: func(ev localapi.Event) { h.evMu.Lock(); h.evs = append(h.evs, ev); h.evMu.Unlock() }})
+	h.j = j
+	h.e, err = engine.New(engine.Options{StateDir: h.dir, Journal: j, Directory: h.d, Now: h.now,
+		Mac:  m.Platform(),
+		Emit: func(ev engine.Event) { h.evMu.Lock(); h.evs = append(h.evs, ev); h.evMu.Unlock() }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 }
 
-func (h *harness) account() localapi.Account {
+func (h *harness) account() engine.Account {
 	a := h.e.Accounts([]string{"alice"})
 	if len(a) != 1 {
 		h.t.Fatalf("accounts = %v", a)
@@ -299,10 +61,10 @@ func (h *harness) account() localapi.Account {
 
 func (h *harness) places(wantLocal, wantKeychain string) {
 	h.t.Helper()
-	h.mac.mu.Lock()
-	defer h.mac.mu.Unlock()
-	if h.mac.local["alice"] != wantLocal || h.mac.keychain["alice"] != wantKeychain {
-		h.t.Fatalf("local=%q keychain=%q, want %q %q", h.mac.local["alice"], h.mac.keychain["alice"], wantLocal, wantKeychain)
+	h.mac.Lock()
+	defer h.mac.Unlock()
+	if h.mac.Local["alice"] != wantLocal || h.mac.Keychain["alice"] != wantKeychain {
+		h.t.Fatalf("local=%q keychain=%q, want %q %q", h.mac.Local["alice"], h.mac.Keychain["alice"], wantLocal, wantKeychain)
 	}
 }
 
@@ -312,38 +74,38 @@ const (
 	tempPW = "Temp-Passw0rd-99"
 )
 
-func change(cur, nw, totp string) localapi.ChangeRequest {
-	return localapi.ChangeRequest{Current: protocol.Secret(cur), New: protocol.Secret(nw), TOTP: totp}
+func change(cur, nw, totp string) engine.ChangeRequest {
+	return engine.ChangeRequest{Current: protocol.Secret(cur), New: protocol.Secret(nw), TOTP: totp}
 }
 
 func TestChangeMovesEveryPlace(t *testing.T) {
 	h := newHarness(t)
 	var steps []string
-	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s localapi.Step) {
-		if s.State != localapi.StepRunning {
+	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s engine.Step) {
+		if s.State != engine.StepRunning {
 			steps = append(steps, s.Name+"="+s.State)
 		}
 	})
-	if err != nil || op.State != localapi.OpDone {
+	if err != nil || op.State != engine.OpDone {
 		t.Fatalf("Change = %+v, %v", op, err)
 	}
 	h.places(newPW, newPW)
-	if h.d.pw["alice"] != newPW || h.mac.preboot != 1 || len(h.d.acks) != 1 || h.d.acks[0] != 2 {
-		t.Fatalf("directory %q, preboot %d, acks %v", h.d.pw["alice"], h.mac.preboot, h.d.acks)
+	if h.d.Passwords["alice"] != newPW || h.mac.Preboots != 1 || len(h.d.Acks) != 1 || h.d.Acks[0] != 2 {
+		t.Fatalf("directory %q, preboot %d, acks %v", h.d.Passwords["alice"], h.mac.Preboots, h.d.Acks)
 	}
-	if h.mac.failedLogins != 0 {
-		t.Fatalf("a change with the right passwords made %d failed logins", h.mac.failedLogins)
+	if h.mac.FailedLogins != 0 {
+		t.Fatalf("a change with the right passwords made %d failed logins", h.mac.FailedLogins)
 	}
 	want := "validate=done,verify_current=done,directory=done,local_account=done,keychain=done,filevault=done,preboot=done,acknowledge=done"
 	if strings.Join(steps, ",") != want {
 		t.Fatalf("steps = %v", steps)
 	}
 	a := h.account()
-	if a.State != localapi.StateInSync || a.LastOperation == nil || a.LastOperation.ID != op.ID {
+	if a.State != engine.StateInSync || a.LastOperation == nil || a.LastOperation.ID != op.ID {
 		t.Fatalf("account after change = %+v", a)
 	}
 	for _, p := range a.Places {
-		if p.State != localapi.PlaceOK {
+		if p.State != engine.PlaceOK {
 			t.Fatalf("place %s = %s", p.Name, p.State)
 		}
 	}
@@ -352,20 +114,20 @@ func TestChangeMovesEveryPlace(t *testing.T) {
 func TestChangeRefusalsChangeNothing(t *testing.T) {
 	tests := []struct {
 		name     string
-		req      localapi.ChangeRequest
+		req      engine.ChangeRequest
 		setup    func(h *harness)
 		code     string
 		field    string
 		failedAt string
 	}{
-		{"wrong current", change("nope", newPW, "123456"), nil, localapi.CodeWrongLocal, localapi.FieldCurrent, localapi.StepVerify},
-		{"policy", change(oldPW, "short", "123456"), nil, protocol.CodePolicyViolation, localapi.FieldNew, localapi.StepValidate},
-		{"same password", change(oldPW, oldPW, "123456"), nil, protocol.CodePolicyViolation, localapi.FieldNew, localapi.StepValidate},
-		{"mfa missing", change(oldPW, newPW, ""), nil, protocol.CodeMFARequired, localapi.FieldTOTP, localapi.StepValidate},
-		{"mfa wrong", change(oldPW, newPW, "000000"), nil, protocol.CodeMFAInvalid, localapi.FieldTOTP, localapi.StepDirectory},
-		{"offline", change(oldPW, newPW, "123456"), func(h *harness) { h.d.connected = false }, localapi.CodeOffline, "", localapi.StepValidate},
-		{"keychain behind", change(oldPW, newPW, "123456"), func(h *harness) { h.mac.keychain["alice"] = "older" }, localapi.CodeKeychain, "", localapi.StepVerify},
-		{"directory refuses current", change(oldPW, newPW, "123456"), func(h *harness) { h.d.pw["alice"] = "elsewhere" }, protocol.CodeWrongPassword, localapi.FieldCurrent, localapi.StepDirectory},
+		{"wrong current", change("nope", newPW, "123456"), nil, engine.CodeWrongLocal, engine.FieldCurrent, engine.StepVerify},
+		{"policy", change(oldPW, "short", "123456"), nil, protocol.CodePolicyViolation, engine.FieldNew, engine.StepValidate},
+		{"same password", change(oldPW, oldPW, "123456"), nil, protocol.CodePolicyViolation, engine.FieldNew, engine.StepValidate},
+		{"mfa missing", change(oldPW, newPW, ""), nil, protocol.CodeMFARequired, engine.FieldTOTP, engine.StepValidate},
+		{"mfa wrong", change(oldPW, newPW, "000000"), nil, protocol.CodeMFAInvalid, engine.FieldTOTP, engine.StepDirectory},
+		{"offline", change(oldPW, newPW, "123456"), func(h *harness) { h.d.Online = false }, engine.CodeOffline, "", engine.StepValidate},
+		{"keychain behind", change(oldPW, newPW, "123456"), func(h *harness) { h.mac.Keychain["alice"] = "older" }, engine.CodeKeychain, "", engine.StepVerify},
+		{"directory refuses current", change(oldPW, newPW, "123456"), func(h *harness) { h.d.Passwords["alice"] = "elsewhere" }, protocol.CodeWrongPassword, engine.FieldCurrent, engine.StepDirectory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,24 +135,37 @@ func TestChangeRefusalsChangeNothing(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(h)
 			}
-			kc := h.mac.keychain["alice"]
+			kc := h.mac.Keychain["alice"]
 			op, err := h.e.Change(t.Context(), "alice", tt.req, nil)
 			if err != nil {
 				t.Fatalf("Change did not start: %v", err)
 			}
-			if op.State != localapi.OpFailed || op.Error == nil || op.Error.Code != tt.code || op.Error.Field != tt.field {
+			if op.State != engine.OpFailed || op.Error == nil || op.Error.Code != tt.code || op.Error.Field != tt.field {
 				t.Fatalf("op = %s %+v", op.State, op.Error)
 			}
-			for _, s := range op.Steps {
-				if s.Name == tt.failedAt && s.State != localapi.StepFailed {
-					t.Fatalf("step %s = %s", s.Name, s.State)
+			// The step that refused is marked failed, and none after it ran.
+			failed := -1
+			for i, s := range op.Steps {
+				if s.Name == tt.failedAt {
+					failed = i
+				}
+			}
+			if failed < 0 {
+				t.Fatalf("no %s step in %+v", tt.failedAt, op.Steps)
+			}
+			if s := op.Steps[failed]; s.State != engine.StepFailed {
+				t.Fatalf("step %s = %s, want failed", s.Name, s.State)
+			}
+			for _, s := range op.Steps[failed+1:] {
+				if s.State != engine.StepSkipped {
+					t.Fatalf("step %s after the refusal = %s, want skipped", s.Name, s.State)
 				}
 			}
 			h.places(oldPW, kc)
-			if h.d.state["alice"].PasswordVersion != 1 {
+			if h.d.States["alice"].PasswordVersion != 1 {
 				t.Fatal("directory changed")
 			}
-			if a := h.account(); a.State == localapi.StateSyncNeeded {
+			if a := h.account(); a.State == engine.StateSyncNeeded {
 				t.Fatalf("a refusal left the account %s", a.State)
 			}
 		})
@@ -401,24 +176,24 @@ func TestFailureAfterDirectoryNeedsSyncAndSyncResolves(t *testing.T) {
 	for _, failAt := range []string{"change", "rekey", "preboot"} {
 		t.Run(failAt, func(t *testing.T) {
 			h := newHarness(t)
-			h.mac.fail[failAt] = errors.New("injected " + failAt + " failure")
+			h.mac.Fail[failAt] = errors.New("injected " + failAt + " failure")
 			op, _ := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-			if op.State != localapi.OpSyncNeeded || !strings.Contains(op.Error.Hint, "lockstep sync") {
+			if op.State != engine.OpSyncNeeded || op.Error == nil || op.Error.Code != engine.CodePlatform {
 				t.Fatalf("op = %s %+v", op.State, op.Error)
 			}
-			if a := h.account(); a.State != localapi.StateSyncNeeded {
-				t.Fatalf("state = %s", a.State)
+			if a := h.account(); a.State != engine.StateSyncNeeded || a.Reason.Code != engine.ReasonStopped || a.Reason.Params["error"] != engine.CodePlatform {
+				t.Fatalf("state = %s %+v", a.State, a.Reason)
 			}
 			// A change is refused until the Mac is synced.
-			if _, err := h.e.Change(t.Context(), "alice", change(oldPW, "Another-Passw0rd", "123456"), nil); !errors.Is(err, &localapi.Error{Code: localapi.CodeSyncFirst}) {
+			if _, err := h.e.Change(t.Context(), "alice", change(oldPW, "Another-Passw0rd", "123456"), nil); !errors.Is(err, &engine.Error{Code: engine.CodeSyncFirst}) {
 				t.Fatalf("change while sync needed = %v", err)
 			}
-			op, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-			if err != nil || op.State != localapi.OpDone {
+			op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+			if err != nil || op.State != engine.OpDone {
 				t.Fatalf("sync = %+v, %v", op, err)
 			}
 			h.places(newPW, newPW)
-			if a := h.account(); a.State != localapi.StateInSync {
+			if a := h.account(); a.State != engine.StateInSync {
 				t.Fatalf("after sync: %s (%s)", a.State, a.Reason)
 			}
 		})
@@ -427,18 +202,18 @@ func TestFailureAfterDirectoryNeedsSyncAndSyncResolves(t *testing.T) {
 
 func TestAdminResetTemporaryThenChange(t *testing.T) {
 	h := newHarness(t)
-	env, _ := protocol.New(protocol.TypePasswordReset, h.d.reset("alice", tempPW, true))
+	env, _ := protocol.New(protocol.TypePasswordReset, h.d.Reset("alice", tempPW, true))
 	env.Seq = 1
 	if err := h.e.HandlePush(t.Context(), env); err != nil {
 		t.Fatal(err)
 	}
 	a := h.account()
-	if a.State != localapi.StateSyncNeeded || !strings.Contains(a.Reason, "temporary") {
-		t.Fatalf("after reset push: %s %q", a.State, a.Reason)
+	if a.State != engine.StateSyncNeeded || a.Reason.Code != engine.ReasonResetTemporary {
+		t.Fatalf("after reset push: %s %+v", a.State, a.Reason)
 	}
 	var notices int
 	for _, ev := range h.evs {
-		if ev.Type == localapi.EventNotice && ev.Notice.Kind == localapi.NoticeReset {
+		if ev.Type == engine.EventNotice && ev.Notice.Kind == engine.NoticeReset {
 			notices++
 		}
 	}
@@ -446,51 +221,51 @@ func TestAdminResetTemporaryThenChange(t *testing.T) {
 		t.Fatalf("reset notices = %d", notices)
 	}
 	// Wrong previous password: nothing changes.
-	op, _ := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret("wrong"), New: protocol.Secret(tempPW)}, nil)
-	if op.State != localapi.OpFailed || op.Error.Field != localapi.FieldPrevious {
+	op, _ := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret("wrong"), New: protocol.Secret(tempPW)}, nil)
+	if op.State != engine.OpFailed || op.Error.Field != engine.FieldPrevious {
 		t.Fatalf("wrong previous: %s %+v", op.State, op.Error)
 	}
 	h.places(oldPW, oldPW)
-	op, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(tempPW)}, nil)
-	if err != nil || op.State != localapi.OpDone || op.NextAction != localapi.OpChange {
+	op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(tempPW)}, nil)
+	if err != nil || op.State != engine.OpDone || op.NextAction != engine.OpChange {
 		t.Fatalf("sync = %+v, %v", op, err)
 	}
 	h.places(tempPW, tempPW)
-	if a := h.account(); a.State != localapi.StateTemporary {
+	if a := h.account(); a.State != engine.StateTemporary {
 		t.Fatalf("after temp sync: %s", a.State)
 	}
-	if h.mac.failedLogins != 1 {
-		t.Fatalf("failed logins = %d, want 1 (the wrong previous password only)", h.mac.failedLogins)
+	if h.mac.FailedLogins != 1 {
+		t.Fatalf("failed logins = %d, want 1 (the wrong previous password only)", h.mac.FailedLogins)
 	}
 	op, err = h.e.Change(t.Context(), "alice", change(tempPW, newPW, "123456"), nil)
-	if err != nil || op.State != localapi.OpDone {
+	if err != nil || op.State != engine.OpDone {
 		t.Fatalf("change from temporary = %+v, %v", op, err)
 	}
 	h.places(newPW, newPW)
-	if a := h.account(); a.State != localapi.StateInSync {
+	if a := h.account(); a.State != engine.StateInSync {
 		t.Fatalf("final state %s", a.State)
 	}
 }
 
 func TestForgotPreviousMovesKeychainAside(t *testing.T) {
 	h := newHarness(t)
-	h.d.reset("alice", newPW, false)
-	op, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil)
-	if err != nil || op.State != localapi.OpDone {
+	h.d.Reset("alice", newPW, false)
+	op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil)
+	if err != nil || op.State != engine.OpDone {
 		t.Fatalf("sync = %+v, %v", op, err)
 	}
 	h.places(newPW, newPW)
-	if len(h.mac.moved) != 1 || !strings.HasSuffix(h.mac.moved[0], "="+oldPW) {
-		t.Fatalf("moved = %v", h.mac.moved)
+	if len(h.mac.Moved) != 1 || !strings.HasSuffix(h.mac.Moved[0], "="+oldPW) {
+		t.Fatalf("moved = %v", h.mac.Moved)
 	}
-	if len(op.Notes) == 0 || !strings.Contains(op.Notes[0], "login_renamed_1") {
+	if len(op.Notes) == 0 || op.Notes[0].Code != engine.NoteKeychainKept || !strings.Contains(op.Notes[0].Params["path"], "login_renamed_1") {
 		t.Fatalf("the user is not told where the old keychain is: %v", op.Notes)
 	}
-	if h.mac.failedLogins != 0 {
-		t.Fatalf("a forgotten-password sync made %d failed logins", h.mac.failedLogins)
+	if h.mac.FailedLogins != 0 {
+		t.Fatalf("a forgotten-password sync made %d failed logins", h.mac.FailedLogins)
 	}
-	h.mac.usable = false
-	if _, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil); !errors.Is(err, &localapi.Error{Code: localapi.CodeNoServiceAcct}) {
+	h.mac.ServiceUsable = false
+	if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil); !errors.Is(err, &engine.Error{Code: engine.CodeNoServiceAcct}) {
 		t.Fatalf("forgot without service account = %v", err)
 	}
 }
@@ -503,31 +278,31 @@ func TestRecoveryAfterCrash(t *testing.T) {
 		wantState string
 		syncNeed  bool
 	}{
-		{"before anything", map[string]string{localapi.StepValidate: localapi.StepDone, localapi.StepVerify: localapi.StepRunning}, localapi.OpChange, localapi.OpFailed, false},
-		{"during local step", map[string]string{localapi.StepDirectory: localapi.StepDone, localapi.StepLocal: localapi.StepRunning}, localapi.OpChange, localapi.OpSyncNeeded, true},
-		{"during directory step", map[string]string{localapi.StepDirectory: localapi.StepRunning}, localapi.OpChange, localapi.OpSyncNeeded, true},
-		{"sync verifying", map[string]string{localapi.StepDirectory: localapi.StepDone, localapi.StepVerify: localapi.StepRunning}, localapi.OpSync, localapi.OpFailed, false},
+		{"before anything", map[string]string{engine.StepValidate: engine.StepDone, engine.StepVerify: engine.StepRunning}, engine.OpChange, engine.OpFailed, false},
+		{"during local step", map[string]string{engine.StepDirectory: engine.StepDone, engine.StepLocal: engine.StepRunning}, engine.OpChange, engine.OpSyncNeeded, true},
+		{"during directory step", map[string]string{engine.StepDirectory: engine.StepRunning}, engine.OpChange, engine.OpSyncNeeded, true},
+		{"sync verifying", map[string]string{engine.StepDirectory: engine.StepDone, engine.StepVerify: engine.StepRunning}, engine.OpSync, engine.OpFailed, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			ent := &journal.Entry{Operation: localapi.Operation{ID: "crashed", Kind: tt.kind, LocalUser: "alice", State: localapi.OpRunning, StartedAt: time.Now()}}
-			for _, name := range changeSteps {
+			ent := &journal.Entry{Format: journal.Format, ID: "crashed", Kind: tt.kind, LocalUser: "alice", State: engine.OpRunning, StartedAt: time.Now()}
+			for _, name := range engine.ChangeSteps {
 				st := tt.steps[name]
 				if st == "" {
-					st = localapi.StepPending
+					st = engine.StepPending
 				}
-				ent.Steps = append(ent.Steps, localapi.Step{Name: name, State: st})
+				ent.Steps = append(ent.Steps, journal.Step{Name: name, State: st})
 			}
-			if err := h.e.opt.Journal.Write(ent); err != nil {
+			if err := h.j.Write(ent); err != nil {
 				t.Fatal(err)
 			}
 			h.start() // lockstepd restarts
-			got, err := h.e.opt.Journal.Read("crashed")
-			if err != nil || got.State != tt.wantState || got.Error.Code != localapi.CodeInterrupted {
+			got, err := h.j.Read("crashed")
+			if err != nil || got.State != tt.wantState || got.Error.Code != engine.CodeInterrupted {
 				t.Fatalf("recovered = %+v, %v", got, err)
 			}
-			if a := h.account(); (a.State == localapi.StateSyncNeeded) != tt.syncNeed {
+			if a := h.account(); (a.State == engine.StateSyncNeeded) != tt.syncNeed {
 				t.Fatalf("state = %s", a.State)
 			}
 		})
@@ -536,16 +311,16 @@ func TestRecoveryAfterCrash(t *testing.T) {
 
 func TestUnconfirmedDirectoryChangeSettledByDirectory(t *testing.T) {
 	h := newHarness(t)
-	h.d.failNext = errors.New("connection lost")
+	h.d.FailNext = errors.New("connection lost")
 	op, _ := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-	if op.State != localapi.OpSyncNeeded {
+	if op.State != engine.OpSyncNeeded {
 		t.Fatalf("op = %s", op.State)
 	}
 	// The directory never applied it: the next refresh clears "sync needed".
 	if err := h.e.Bind(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if a := h.account(); a.State != localapi.StateInSync {
+	if a := h.account(); a.State != engine.StateInSync {
 		t.Fatalf("after refresh: %s (%s)", a.State, a.Reason)
 	}
 	h.places(oldPW, oldPW)
@@ -553,19 +328,19 @@ func TestUnconfirmedDirectoryChangeSettledByDirectory(t *testing.T) {
 
 func TestThrottleProtectsDirectoryAccount(t *testing.T) {
 	h := newHarness(t)
-	h.d.reset("alice", newPW, false)
+	h.d.Reset("alice", newPW, false)
 	for i := 0; i < 3; i++ {
-		op, _ := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret("Wrong-Guess-1")}, nil)
+		op, _ := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret("Wrong-Guess-1")}, nil)
 		if op.Error.Code != protocol.CodeWrongPassword {
 			t.Fatalf("attempt %d: %+v", i, op.Error)
 		}
 	}
-	op, _ := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-	if op.Error == nil || op.Error.Code != localapi.CodeThrottled || op.Error.RetryAfter <= 0 {
+	op, _ := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+	if op.Error == nil || op.Error.Code != engine.CodeThrottled || op.Error.RetryAfter <= 0 {
 		t.Fatalf("fourth attempt = %+v", op.Error)
 	}
-	if h.d.verifies != 3 {
-		t.Fatalf("directory saw %d attempts, want 3", h.d.verifies)
+	if h.d.Verifies != 3 {
+		t.Fatalf("directory saw %d attempts, want 3", h.d.Verifies)
 	}
 }
 
@@ -576,18 +351,18 @@ func TestOneOperationPerAccount(t *testing.T) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s localapi.Step) {
-			if s.Name == localapi.StepValidate && s.State == localapi.StepRunning {
+		h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), func(s engine.Step) {
+			if s.Name == engine.StepValidate && s.State == engine.StepRunning {
 				close(started)
 				<-block
 			}
 		})
 	}()
 	<-started
-	_, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+	_, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
 	close(block)
 	<-finished
-	if !errors.Is(err, &localapi.Error{Code: localapi.CodeBusy}) {
+	if !errors.Is(err, &engine.Error{Code: engine.CodeBusy}) {
 		t.Fatalf("second operation = %v", err)
 	}
 }
@@ -595,25 +370,28 @@ func TestOneOperationPerAccount(t *testing.T) {
 func TestThrottleFollowsDirectoryLockout(t *testing.T) {
 	h := newHarness(t)
 	h.e.SetLockoutThreshold(3) // the directory locks at 3: the agent stops at 1
-	h.d.reset("alice", newPW, false)
-	op, _ := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret("Wrong-Guess-1")}, nil)
+	h.d.Reset("alice", newPW, false)
+	op, _ := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret("Wrong-Guess-1")}, nil)
 	if op.Error.Code != protocol.CodeWrongPassword {
 		t.Fatalf("first attempt: %+v", op.Error)
 	}
-	op, _ = h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-	if op.Error == nil || op.Error.Code != localapi.CodeThrottled {
+	op, _ = h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+	if op.Error == nil || op.Error.Code != engine.CodeThrottled {
 		t.Fatalf("second attempt = %+v", op.Error)
 	}
-	if h.d.verifies != 1 {
-		t.Fatalf("directory saw %d attempts, want 1", h.d.verifies)
+	if h.d.Verifies != 1 {
+		t.Fatalf("directory saw %d attempts, want 1", h.d.Verifies)
 	}
 }
 
 func TestExpiryPushWarnsOncePerDay(t *testing.T) {
 	h := newHarness(t)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local)
-	h.e.opt.Now = func() time.Time { return now }
-	h.e.opt.ExpiryWarningDays = 14
+	h.now = func() time.Time { return now }
+	h.start()
+	pol := h.d.Policy()
+	pol.ExpiryWarningDays = 14
+	h.e.SetPolicy(pol)
 	push := func(seq uint64) {
 		env, _ := protocol.New(protocol.TypeExpiryApproaching, protocol.ExpiryApproaching{User: "alice", ExpiresAt: now.Add(5*24*time.Hour + time.Hour), DaysLeft: 5})
 		env.Seq = seq
@@ -624,13 +402,13 @@ func TestExpiryPushWarnsOncePerDay(t *testing.T) {
 	push(1)
 	push(2) // the scanner's next run, or a re-delivery: no second notice
 	a := h.account()
-	if a.State != localapi.StateExpiring || a.DaysLeft == nil || *a.DaysLeft != 5 || !strings.Contains(a.Reason, "5 days") {
-		t.Fatalf("account = %s %v %q", a.State, a.DaysLeft, a.Reason)
+	if a.State != engine.StateExpiring || a.DaysLeft == nil || *a.DaysLeft != 5 || a.Reason.Code != engine.ReasonExpires || a.Reason.Params["days"] != "5" {
+		t.Fatalf("account = %s %v %+v", a.State, a.DaysLeft, a.Reason)
 	}
 	var notices []string
 	for _, ev := range h.evs {
-		if ev.Type == localapi.EventNotice && ev.Notice.Kind == localapi.NoticeExpiry {
-			notices = append(notices, ev.Notice.Body)
+		if ev.Type == engine.EventNotice && ev.Notice.Kind == engine.NoticeExpiry {
+			notices = append(notices, ev.Notice.ID+" days="+ev.Notice.Params["days"])
 		}
 	}
 	if len(notices) != 1 {
@@ -651,7 +429,7 @@ func TestDaysUntilCountsCalendarDays(t *testing.T) {
 		{at(23, 12), at(21, 12), -2},
 	}
 	for _, tt := range tests {
-		if got := daysUntil(tt.now, tt.exp); got != tt.want {
+		if got := engine.DaysUntil(tt.now, tt.exp); got != tt.want {
 			t.Errorf("daysUntil(%v, %v) = %d, want %d", tt.now, tt.exp, got, tt.want)
 		}
 	}
@@ -664,39 +442,41 @@ func TestSyncAfterInterruptedLocalStepMakesNoFailedLogin(t *testing.T) {
 	for _, landed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("change landed %v", landed), func(t *testing.T) {
 			h := newHarness(t)
-			st := h.d.reset("alice", newPW, false)
-			ent := &journal.Entry{Operation: localapi.Operation{ID: "crashed", Kind: localapi.OpSync, LocalUser: "alice",
-				State: localapi.OpRunning, StartedAt: time.Now()}, DirectoryUser: "alice", TargetVersion: st.PasswordVersion, LocalBefore: 1}
-			for _, name := range syncSteps {
-				state := localapi.StepPending
+			st := h.d.Reset("alice", newPW, false)
+			ent := &journal.Entry{Format: journal.Format, ID: "crashed", Kind: engine.OpSync, LocalUser: "alice",
+				State: engine.OpRunning, StartedAt: time.Now(), DirectoryUser: "alice", TargetVersion: st.PasswordVersion, LocalBefore: 1}
+			for _, name := range engine.SyncSteps {
+				state := engine.StepPending
 				switch name {
-				case localapi.StepDirectory, localapi.StepVerify:
-					state = localapi.StepDone
-				case localapi.StepLocal:
-					state = localapi.StepRunning
+				case engine.StepDirectory, engine.StepVerify:
+					state = engine.StepDone
+				case engine.StepLocal:
+					state = engine.StepRunning
 				}
-				ent.Steps = append(ent.Steps, localapi.Step{Name: name, State: state})
+				ent.Steps = append(ent.Steps, journal.Step{Name: name, State: state})
 			}
-			if err := h.e.opt.Journal.Write(ent); err != nil {
+			if err := h.j.Write(ent); err != nil {
 				t.Fatal(err)
 			}
-			_ = h.e.update("alice", func(r *record) { r.LastOpID = "crashed" })
+			if err := h.e.SetLastOpID("alice", "crashed"); err != nil {
+				t.Fatal(err)
+			}
 			if landed {
-				h.mac.local["alice"], h.mac.lastSet["alice"] = newPW, 2
+				h.mac.Local["alice"], h.mac.LastSet["alice"] = newPW, 2
 			}
 			h.start() // lockstepd restarts and recovers the journal
-			if a := h.account(); a.State != localapi.StateSyncNeeded {
+			if a := h.account(); a.State != engine.StateSyncNeeded {
 				t.Fatalf("after the crash: %s", a.State)
 			}
-			op, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-			if err != nil || op.State != localapi.OpDone {
+			op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
+			if err != nil || op.State != engine.OpDone {
 				t.Fatalf("sync = %+v, %v", op, err)
 			}
 			h.places(newPW, newPW)
-			if h.mac.failedLogins != 0 {
-				t.Fatalf("%d failed logins", h.mac.failedLogins)
+			if h.mac.FailedLogins != 0 {
+				t.Fatalf("%d failed logins", h.mac.FailedLogins)
 			}
-			if s := op.Steps[2]; landed != (s.State == localapi.StepSkipped) {
+			if s := op.Steps[2]; landed != (s.State == engine.StepSkipped) {
 				t.Fatalf("local step %+v", s)
 			}
 		})
@@ -707,19 +487,19 @@ func TestSyncAfterInterruptedLocalStepMakesNoFailedLogin(t *testing.T) {
 // password the Mac would refuse never reaches the directory.
 func TestChangeRefusedByMacPolicyBeforeTheDirectory(t *testing.T) {
 	h := newHarness(t)
-	h.mac.rules = []protocol.LocalRule{{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}}}
+	h.mac.Rules = []protocol.LocalRule{{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}}}
 	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-	if err != nil || op.State != localapi.OpFailed || op.Error.Code != protocol.CodePolicyViolation ||
+	if err != nil || op.State != engine.OpFailed || op.Error.Code != engine.CodeMacPolicy || op.Error.Params["source"] != "new" ||
 		len(op.Error.Violations) != 1 || op.Error.Violations[0].Code != protocol.RuleMacPolicy ||
 		op.Error.Violations[0].Message != "Contain at least 20 characters." {
 		t.Fatalf("change = %+v, %v", op.Error, err)
 	}
-	if h.d.pw["alice"] != oldPW {
+	if h.d.Passwords["alice"] != oldPW {
 		t.Fatal("the directory took a password the Mac refuses")
 	}
 	h.places(oldPW, oldPW)
 	long := newPW + "-long-enough"
-	if op, err := h.e.Change(t.Context(), "alice", change(oldPW, long, "123456"), nil); err != nil || op.State != localapi.OpDone {
+	if op, err := h.e.Change(t.Context(), "alice", change(oldPW, long, "123456"), nil); err != nil || op.State != engine.OpDone {
 		t.Fatalf("change meeting both policies = %+v, %v", op, err)
 	}
 }
@@ -729,26 +509,29 @@ func TestChangeRefusedByMacPolicyBeforeTheDirectory(t *testing.T) {
 func TestUnmanagedAccountsRefused(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		edit func(*LocalAccount)
-		want string
+		edit func(*engine.LocalAccount)
+		kind string
+		node string
 	}{
-		{"mobile", func(a *LocalAccount) { a.Mobile, a.OriginalNodeName = true, "/Active Directory/CORP/corp.example.com" }, "mobile account from /Active Directory/CORP"},
-		{"disabled", func(a *LocalAccount) { a.Disabled = true }, "is disabled"},
-		{"network home", func(a *LocalAccount) { a.NetworkHome = true }, "network server"},
+		{"mobile", func(a *engine.LocalAccount) {
+			a.Mobile, a.OriginalNodeName = true, "/Active Directory/CORP/corp.example.com"
+		}, "mobile", "/Active Directory/CORP/corp.example.com"},
+		{"disabled", func(a *engine.LocalAccount) { a.Disabled = true }, "disabled", ""},
+		{"network home", func(a *engine.LocalAccount) { a.NetworkHome = true }, "network_home", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.mac.acct = tt.edit
+			h.mac.EditAccount = tt.edit
 			_, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-			var le *localapi.Error
-			if !errors.As(err, &le) || le.Code != localapi.CodeUnmanaged || !strings.Contains(le.Message, tt.want) || le.Hint == "" {
+			var le *engine.Error
+			if !errors.As(err, &le) || le.Code != engine.CodeUnmanaged || le.Params["kind"] != tt.kind || le.Params["node"] != tt.node || le.Params["user"] != "alice" {
 				t.Fatalf("change = %v", err)
 			}
-			if _, err := h.e.Sync(t.Context(), "alice", localapi.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil); !errors.As(err, &le) || le.Code != localapi.CodeUnmanaged {
+			if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil); !errors.As(err, &le) || le.Code != engine.CodeUnmanaged {
 				t.Fatalf("sync = %v", err)
 			}
 			h.places(oldPW, oldPW)
-			if h.d.pw["alice"] != oldPW {
+			if h.d.Passwords["alice"] != oldPW {
 				t.Fatal("the directory changed")
 			}
 		})

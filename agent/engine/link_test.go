@@ -1,19 +1,19 @@
-package engine
+package engine_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
-	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/agent/engine"
+	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // newUnlinked is a harness whose directory links a Mac to a user only on
 // proof, and has not been given it.
 func newUnlinked(t *testing.T) *harness {
-	h := &harness{t: t, dir: t.TempDir(), mac: newFakeMac(), d: newFakeDir()}
-	h.d.proof = true
+	h := &harness{t: t, dir: t.TempDir(), mac: enginetest.NewMac(), d: enginetest.NewDirectory()}
+	h.d.Proof = true
 	h.start()
 	return h
 }
@@ -25,26 +25,23 @@ func newUnlinked(t *testing.T) *harness {
 func TestNotLinkedUntilThePasswordIsGiven(t *testing.T) {
 	h := newUnlinked(t)
 	err := h.e.Bind(t.Context(), "alice")
-	var le *localapi.Error
-	if !errors.As(err, &le) || le.Code != localapi.CodeNotBound {
-		t.Fatalf("Bind = %v, want %s", err, localapi.CodeNotBound)
+	var le *engine.Error
+	if !errors.As(err, &le) || le.Code != engine.CodeNotBound {
+		t.Fatalf("Bind = %v, want %s", err, engine.CodeNotBound)
 	}
 	a := h.account()
-	if a.State != localapi.StateNotLinked || !strings.Contains(a.Reason, "not linked") || !strings.Contains(a.Reason, "lockstep link") {
-		t.Fatalf("account = %s: %q", a.State, a.Reason)
+	if a.State != engine.StateNotLinked || a.Reason.Code != engine.ReasonNotLinked {
+		t.Fatalf("account = %s: %+v", a.State, a.Reason)
 	}
-	if !a.Attention() {
-		t.Error("a Mac that is not linked does not ask for attention")
-	}
-	if _, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); !errors.As(err, &le) || le.Code != localapi.CodeNotBound {
+	if _, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); !errors.As(err, &le) || le.Code != engine.CodeNotBound {
 		t.Fatalf("change while not linked = %v", err)
 	}
 
 	_, err = h.e.Link(t.Context(), "alice", protocol.Secret("Not-her-Passw0rd"))
-	if !errors.As(err, &le) || le.Code != protocol.CodeWrongPassword || le.Field != localapi.FieldPassword {
+	if !errors.As(err, &le) || le.Code != protocol.CodeWrongPassword || le.Field != engine.FieldPassword {
 		t.Fatalf("link with a wrong password = %v", err)
 	}
-	if a := h.account(); a.State != localapi.StateNotLinked {
+	if a := h.account(); a.State != engine.StateNotLinked {
 		t.Fatalf("after a wrong password: %s", a.State)
 	}
 
@@ -52,13 +49,13 @@ func TestNotLinkedUntilThePasswordIsGiven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.State != localapi.StateInSync || !a.MFA {
-		t.Fatalf("after linking: %s (%q)", a.State, a.Reason)
+	if a.State != engine.StateInSync || !a.MFA {
+		t.Fatalf("after linking: %s (%+v)", a.State, a.Reason)
 	}
 	if !h.e.IsBound("alice") {
 		t.Error("linked but not bound")
 	}
-	if op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); err != nil || op.State != localapi.OpDone {
+	if op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); err != nil || op.State != engine.OpDone {
 		t.Fatalf("change once linked = %+v, %v", op, err)
 	}
 }
@@ -69,19 +66,19 @@ func TestNotLinkedUntilThePasswordIsGiven(t *testing.T) {
 func TestLinkIsThrottled(t *testing.T) {
 	h := newUnlinked(t)
 	_ = h.e.Bind(t.Context(), "alice")
-	budget := ThrottleConfig{}.withDefaults().MaxFailures
+	budget := engine.DefaultThrottle().MaxFailures
 	for i := 0; i < budget; i++ {
 		if _, err := h.e.Link(t.Context(), "alice", protocol.Secret("Wrong-Passw0rd-1")); err == nil {
 			t.Fatal("a wrong password linked")
 		}
 	}
-	before := h.d.verifies
+	before := h.d.Verifies
 	_, err := h.e.Link(t.Context(), "alice", protocol.Secret(oldPW))
-	var le *localapi.Error
-	if !errors.As(err, &le) || le.Code != localapi.CodeThrottled {
+	var le *engine.Error
+	if !errors.As(err, &le) || le.Code != engine.CodeThrottled {
 		t.Fatalf("link past the budget = %v", err)
 	}
-	if h.d.verifies != before {
+	if h.d.Verifies != before {
 		t.Error("the directory was asked past the budget")
 	}
 }
@@ -91,19 +88,19 @@ func TestLinkIsThrottled(t *testing.T) {
 // the password, links it again.
 func TestOperationWithThePasswordLinksAgain(t *testing.T) {
 	h := newHarness(t)
-	h.d.mu.Lock()
-	h.d.proof = true
-	h.d.mu.Unlock()
+	h.d.Lock()
+	h.d.Proof = true
+	h.d.Unlock()
 	_ = h.e.Bind(t.Context(), "alice")
-	if a := h.account(); a.State != localapi.StateNotLinked {
+	if a := h.account(); a.State != engine.StateNotLinked {
 		t.Fatalf("after the directory dropped the link: %s", a.State)
 	}
 	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-	if err != nil || op.State != localapi.OpDone {
+	if err != nil || op.State != engine.OpDone {
 		t.Fatalf("change = %+v, %v", op, err)
 	}
 	h.e.Relink(t.Context(), "alice", op)
-	if a := h.account(); a.State != localapi.StateInSync {
-		t.Fatalf("after the change: %s (%q)", a.State, a.Reason)
+	if a := h.account(); a.State != engine.StateInSync {
+		t.Fatalf("after the change: %s (%+v)", a.State, a.Reason)
 	}
 }
