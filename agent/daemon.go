@@ -47,8 +47,11 @@ type Options struct {
 	Version string
 	// Directory replaces the directory session (tests of the app against
 	// a real lockstepd over a fake directory); nil: a session to
-	// Config.DirectoryURL.
+	// Config.DirectoryURL. The fake tells the daemon what the session
+	// would: Welcomed, HandlePush and ConnectionChanged.
 	Directory Directory
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // Directory is the link to the directory when it is not the session: what
@@ -125,8 +128,8 @@ func New(opt Options) (*Daemon, error) {
 		d.sess, err = session.New(session.Options{
 			URL: cfg.DirectoryURL, RootCAs: roots, EnrollmentToken: cfg.EnrollmentToken,
 			StateDir: cfg.StateDir, Keys: opt.Keys, AgentVersion: opt.Version, Log: opt.Log.With("component", "session"),
-			OnPush:    func(ctx context.Context, env *protocol.Envelope) error { return d.eng.HandlePush(ctx, env) },
-			OnState:   func(session.Status) { d.bus.publish(engine.Event{Type: engine.EventStatus}) },
+			OnPush:    d.HandlePush,
+			OnState:   func(session.Status) { d.ConnectionChanged() },
 			OnWelcome: d.Welcomed,
 		})
 		if err != nil {
@@ -144,7 +147,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	d.eng, err = engine.New(engine.Options{
 		StateDir: cfg.StateDir, Mac: d.mac, Directory: dir, Journal: j, Log: opt.Log.With("component", "engine"),
-		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser,
+		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, Now: opt.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +197,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("lockstepd stopped")
 	return err
 }
+
+// HandlePush handles a push from the directory.
+func (d *Daemon) HandlePush(ctx context.Context, env *protocol.Envelope) error {
+	return d.eng.HandlePush(ctx, env)
+}
+
+// ConnectionChanged tells watchers the directory link's state changed.
+func (d *Daemon) ConnectionChanged() { d.bus.publish(engine.Event{Type: engine.EventStatus}) }
 
 // Welcomed runs on every new directory session: it takes the policy and
 // refreshes every known account, which also settles unconfirmed changes and

@@ -61,6 +61,20 @@ type Mac struct {
 	// UIDs maps uids to account names for LookupUID (default: 501 is
 	// alice).
 	UIDs map[int]string
+	// Before, when set, is called (without the lock) as each operation
+	// that changes or checks a password starts: verify, change, rekey,
+	// move_aside, create, preboot, reset. A test can hold an operation
+	// there to look at it half-way.
+	Before func(op string)
+}
+
+func (m *Mac) before(op string) {
+	m.Lock()
+	f := m.Before
+	m.Unlock()
+	if f != nil {
+		f(op)
+	}
 }
 
 // NewMac returns a Mac with one account, alice, whose Mac password, login
@@ -120,6 +134,7 @@ func (m *Mac) LookupUID(_ context.Context, uid int) (string, error) {
 
 // Verify implements engine.Accounts.
 func (m *Mac) Verify(_ context.Context, name string, pw []byte) error {
+	m.before("verify")
 	m.Lock()
 	defer m.Unlock()
 	if err := m.failing("verify"); err != nil {
@@ -134,6 +149,7 @@ func (m *Mac) Verify(_ context.Context, name string, pw []byte) error {
 
 // Change implements engine.Accounts.
 func (m *Mac) Change(_ context.Context, a engine.LocalAccount, old, new []byte) (engine.Verified, error) {
+	m.before("change")
 	m.Lock()
 	defer m.Unlock()
 	if err := m.failing("change"); err != nil {
@@ -171,6 +187,7 @@ func (m *Mac) Opens(_ context.Context, a engine.LocalAccount, pw []byte) (bool, 
 
 // Rekey implements engine.Keychain.
 func (m *Mac) Rekey(_ context.Context, a engine.LocalAccount, old, new []byte) error {
+	m.before("rekey")
 	m.Lock()
 	defer m.Unlock()
 	if err := m.failing("rekey"); err != nil {
@@ -185,6 +202,7 @@ func (m *Mac) Rekey(_ context.Context, a engine.LocalAccount, old, new []byte) e
 
 // MoveAside implements engine.Keychain.
 func (m *Mac) MoveAside(_ context.Context, a engine.LocalAccount) (engine.Moved, error) {
+	m.before("move_aside")
 	m.Lock()
 	defer m.Unlock()
 	p := fmt.Sprintf("/Users/%s/Library/Keychains/login_renamed_%d.keychain-db", a.Name, len(m.Moved)+1)
@@ -195,6 +213,7 @@ func (m *Mac) MoveAside(_ context.Context, a engine.LocalAccount) (engine.Moved,
 
 // Create implements engine.Keychain.
 func (m *Mac) Create(_ context.Context, a engine.LocalAccount, pw []byte) error {
+	m.before("create")
 	m.Lock()
 	defer m.Unlock()
 	m.Keychain[a.Name] = string(pw)
@@ -224,6 +243,7 @@ func (m *Mac) SecureToken(_ context.Context, n string) (bool, error) {
 
 // RefreshPreboot implements engine.FileVault.
 func (m *Mac) RefreshPreboot(context.Context) error {
+	m.before("preboot")
 	m.Lock()
 	defer m.Unlock()
 	if err := m.failing("preboot"); err != nil {
@@ -266,6 +286,7 @@ func (m *Mac) Remove(context.Context) error {
 // Reset implements engine.ServiceAccount: authorised by a token holder, so
 // the user's token is kept.
 func (m *Mac) Reset(_ context.Context, a engine.LocalAccount, pw []byte) (engine.Verified, error) {
+	m.before("reset")
 	m.Lock()
 	defer m.Unlock()
 	m.Local[a.Name] = string(pw)
