@@ -152,7 +152,7 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.api = api.New(d, opt.Version, opt.Log.With("component", "localapi"), api.Limits{})
+	d.api = api.New(d, api.Options{Version: opt.Version, Log: opt.Log.With("component", "localapi")})
 	return d, nil
 }
 

@@ -105,6 +105,7 @@ const heartbeat = 30 * time.Second
 // Server is the local API.
 type Server struct {
 	b       Backend
+	admin   func(uid int) bool
 	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -118,11 +119,31 @@ type (
 	connKey struct{} // the *peerConn
 )
 
-// New returns a server over b, bounded by lim (zero fields: DefaultLimits),
-// reporting lockstepd's version.
-func New(b Backend, version string, log *slog.Logger, lim Limits) *Server {
-	lim = lim.withDefaults()
-	s := &Server{b: b, version: version, log: log, mux: http.NewServeMux(),
+// Options configure a Server.
+type Options struct {
+	// Version is lockstepd's, reported in the status.
+	Version string
+	Log     *slog.Logger
+	// Limits bound connections and watch streams (zero fields: defaults).
+	Limits Limits
+	// Admin reports whether uid is an admin caller (nil: root, or the uid
+	// lockstepd itself runs as, for a developer's demo).
+	Admin func(uid int) bool
+}
+
+// New returns a server over b.
+func New(b Backend, o Options) *Server {
+	lim := o.Limits.withDefaults()
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	admin := o.Admin
+	if admin == nil {
+		self := os.Geteuid()
+		admin = func(uid int) bool { return uid == 0 || uid == self }
+	}
+	s := &Server{b: b, admin: admin, version: o.Version, log: log, mux: http.NewServeMux(),
 		conns:   newQuota("connections", lim.ConnsPerUID, lim.Conns, log),
 		watches: newQuota("watch streams", lim.WatchesPerUID, lim.Watches, log)}
 	s.mux.HandleFunc("GET "+localapi.PathStatus, s.status)
@@ -205,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, forbidden("no_peer"))
 		return
 	}
-	caller := Caller{UID: cr.UID, PID: cr.PID, Admin: cr.UID == 0 || cr.UID == os.Geteuid()}
+	caller := Caller{UID: cr.UID, PID: cr.PID, Admin: s.admin(cr.UID)}
 	if name, err := s.b.LocalUser(r.Context(), cr.UID); err == nil {
 		caller.User = name
 	} else if !caller.Admin {

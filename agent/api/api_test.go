@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -27,7 +27,7 @@ type fakeBackend struct {
 	mu      sync.Mutex
 	users   map[int]string
 	changed []string
-	events  chan localapi.Event
+	events  chan engine.Event
 	gate    chan struct{} // when set, Change blocks on it after its first step
 	done    chan struct{}
 }
@@ -35,7 +35,7 @@ type fakeBackend struct {
 func newFake() *fakeBackend {
 	return &fakeBackend{
 		users:  map[int]string{0: "root", os.Getuid(): "me", 1001: "alice", 1002: "bob"},
-		events: make(chan localapi.Event, 16),
+		events: make(chan engine.Event, 16),
 		done:   make(chan struct{}, 1),
 	}
 }
@@ -47,76 +47,80 @@ func (f *fakeBackend) LocalUser(_ context.Context, uid int) (string, error) {
 	return "", errors.New("no such uid")
 }
 
-func (f *fakeBackend) Status(_ context.Context, c Caller) *localapi.Status {
-	st := &localapi.Status{Directory: localapi.Connection{State: localapi.ConnConnected}}
+func (f *fakeBackend) Accounts(_ context.Context, c Caller) []engine.Account {
+	var out []engine.Account
 	for _, u := range []string{"alice", "bob"} {
 		if c.Admin || c.User == u {
-			st.Accounts = append(st.Accounts, localapi.Account{LocalUser: u, State: localapi.StateInSync})
+			out = append(out, engine.Account{LocalUser: u, State: engine.StateInSync, Reason: engine.T(engine.ReasonInSync)})
 		}
 	}
-	return st
+	return out
 }
 
-func (f *fakeBackend) Policy(_ context.Context, u string) (*localapi.PolicyResponse, error) {
-	return &localapi.PolicyResponse{DirectoryUser: u, Policy: protocol.DefaultPolicy()}, nil
+func (f *fakeBackend) Connection() Connection { return Connection{State: localapi.ConnConnected} }
+
+func (f *fakeBackend) Policy(_ context.Context, u string) (*engine.PolicyView, error) {
+	return &engine.PolicyView{DirectoryUser: u, Policy: protocol.DefaultPolicy()}, nil
 }
 
-func (f *fakeBackend) Change(ctx context.Context, u string, req localapi.ChangeRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
+func (f *fakeBackend) Change(ctx context.Context, u string, req engine.ChangeRequest, progress func(engine.Step)) (*engine.Operation, error) {
 	if string(req.Current) == "busy" {
-		return nil, &localapi.Error{Code: localapi.CodeBusy, Message: "busy"}
+		return nil, &engine.Error{Code: engine.CodeBusy}
 	}
-	progress(localapi.Step{Name: localapi.StepDirectory, State: localapi.StepRunning})
+	progress(engine.Step{Name: engine.StepDirectory, State: engine.StepRunning})
 	if f.gate != nil {
 		<-f.gate
 	}
 	f.mu.Lock()
 	f.changed = append(f.changed, u+":"+string(req.New))
 	f.mu.Unlock()
-	progress(localapi.Step{Name: localapi.StepDirectory, State: localapi.StepDone})
-	op := &localapi.Operation{ID: "op1", LocalUser: u, State: localapi.OpDone}
+	progress(engine.Step{Name: engine.StepDirectory, State: engine.StepDone, Text: engine.T(engine.StepDirChanged, "version", "2")})
+	op := &engine.Operation{ID: "op1", LocalUser: u, State: engine.OpDone}
 	if string(req.New) == "weak" {
-		op.State = localapi.OpFailed
-		op.Error = &localapi.Error{Code: protocol.CodePolicyViolation, Message: "weak", Field: localapi.FieldNew}
+		op.State = engine.OpFailed
+		op.Error = &engine.Error{Code: protocol.CodePolicyViolation, Field: engine.FieldNew}
 	}
 	f.done <- struct{}{}
 	return op, nil
 }
 
-func (f *fakeBackend) Sync(ctx context.Context, u string, req localapi.SyncRequest, progress func(localapi.Step)) (*localapi.Operation, error) {
-	return &localapi.Operation{ID: "op2", LocalUser: u, State: localapi.OpDone}, nil
+func (f *fakeBackend) Sync(ctx context.Context, u string, req engine.SyncRequest, progress func(engine.Step)) (*engine.Operation, error) {
+	return &engine.Operation{ID: "op2", LocalUser: u, State: engine.OpDone}, nil
 }
 
-func (f *fakeBackend) Link(_ context.Context, u string, pw protocol.Secret) (localapi.Account, error) {
+func (f *fakeBackend) Link(_ context.Context, u string, pw protocol.Secret) (engine.Account, error) {
 	if string(pw) != "right" {
-		return localapi.Account{}, &localapi.Error{Code: protocol.CodeWrongPassword, Field: localapi.FieldPassword, Message: "wrong"}
+		return engine.Account{}, &engine.Error{Code: protocol.CodeWrongPassword, Field: engine.FieldPassword}
 	}
-	return localapi.Account{LocalUser: u, State: localapi.StateInSync}, nil
+	return engine.Account{LocalUser: u, State: engine.StateInSync}, nil
 }
 
-func (f *fakeBackend) Subscribe() (<-chan localapi.Event, func()) { return f.events, func() {} }
+func (f *fakeBackend) Subscribe() (<-chan engine.Event, func()) { return f.events, func() {} }
 
-func (f *fakeBackend) Diagnostics(_ context.Context, c Caller) (any, error) {
-	return map[string]any{"uid": c.UID}, nil
+func (f *fakeBackend) Diagnostics(_ context.Context, c Caller) (Diagnostics, error) {
+	return Diagnostics{Parts: map[string]any{"uid": c.UID}}, nil
 }
 
-func (f *fakeBackend) Doctor(_ context.Context, u string, _ protocol.Secret) localapi.DoctorReport {
-	return localapi.DoctorReport{LocalUser: u}
+func (f *fakeBackend) Doctor(_ context.Context, u string, _ protocol.Secret) engine.DoctorReport {
+	return engine.DoctorReport{LocalUser: u}
 }
 
-func (f *fakeBackend) ServiceAccount(context.Context) localapi.ServiceAccountStatus {
-	return localapi.ServiceAccountStatus{Present: true}
+func (f *fakeBackend) Standing(string) []engine.Notice { return nil }
+
+func (f *fakeBackend) ServiceAccount(context.Context) engine.ServiceStatus {
+	return engine.ServiceStatus{Present: true}
 }
 
-func (f *fakeBackend) SetupServiceAccount(_ context.Context, req localapi.ServiceAccountRequest) (localapi.ServiceAccountStatus, error) {
-	return localapi.ServiceAccountStatus{Present: true, SecureToken: true, Usable: true}, nil
+func (f *fakeBackend) SetupServiceAccount(context.Context, string, protocol.Secret) (engine.ServiceStatus, error) {
+	return engine.ServiceStatus{Present: true, SecureToken: true, Usable: true}, nil
 }
 
-func (f *fakeBackend) RotateServiceAccount(context.Context) (localapi.ServiceAccountStatus, error) {
-	return localapi.ServiceAccountStatus{Present: true}, nil
+func (f *fakeBackend) RotateServiceAccount(context.Context) (engine.ServiceStatus, error) {
+	return engine.ServiceStatus{Present: true}, nil
 }
 
-func (f *fakeBackend) RemoveServiceAccount(context.Context) (localapi.ServiceAccountStatus, error) {
-	return localapi.ServiceAccountStatus{}, nil
+func (f *fakeBackend) RemoveServiceAccount(context.Context) (engine.ServiceStatus, error) {
+	return engine.ServiceStatus{}, nil
 }
 
 // start serves a fake backend on a real socket in a directory every user
@@ -128,6 +132,12 @@ func start(t *testing.T, b Backend) string {
 
 // startWith is start with limits.
 func startWith(t *testing.T, b Backend, lim Limits) string {
+	t.Helper()
+	return startOpts(t, b, Options{Limits: lim})
+}
+
+// startOpts is start with options.
+func startOpts(t *testing.T, b Backend, o Options) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "lockstep-api-")
 	if err != nil {
@@ -142,7 +152,7 @@ func startWith(t *testing.T, b Backend, lim Limits) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(b, slog.New(slog.DiscardHandler), lim)
+	s := New(b, o)
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return sock
@@ -243,7 +253,7 @@ func TestRootNamesAccount(t *testing.T) {
 	// Root without a name is told to give one.
 	_, err := c.Change(t.Context(), localapi.ChangeRequest{Current: protocol.Secret("a"), New: protocol.Secret("b")}, nil)
 	var e *localapi.Error
-	if !errors.As(err, &e) || e.Code != localapi.CodeBadRequest {
+	if !errors.As(err, &e) || e.Code != localapi.CodeNameAccount {
 		t.Fatalf("unnamed root change = %v", err)
 	}
 	op, err := c.Change(t.Context(), localapi.ChangeRequest{User: "alice", Current: protocol.Secret("a"), New: protocol.Secret("weak")}, nil)
@@ -291,47 +301,75 @@ func TestOperationSurvivesClientDisconnect(t *testing.T) {
 	}
 }
 
+// A watcher sees its own account's status and notices, never another
+// user's. The server here treats only root as an admin, so the test's own
+// uid is an ordinary user (alice) when it does not run as root; as root, the
+// watcher runs as uid 1001 (alice) in a child process.
 func TestWatchFiltersOtherUsers(t *testing.T) {
-	if os.Getuid() != 0 {
-		// The test's uid is then the server's own, an admin caller that
-		// sees every account.
-		t.Skip("needs root to watch as a uid other than the server's")
-	}
 	f := newFake()
-	f.users[os.Getuid()] = "alice"
-	sock := start(t, f)
-	// Watch as alice (uid 1001) from a child process.
-	exe := copyTestBinary(t, filepath.Dir(sock))
-	cmd := exec.Command(exe, "-test.run=^TestHelperClient$")
-	cmd.Env = []string{"LOCKSTEP_HELPER=watch", "LOCKSTEP_SOCK=" + sock}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1001, Gid: 1001}}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if os.Getuid() != 0 {
+		f.users[os.Getuid()] = "alice"
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(out)
-	var lines []string
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, "RESULT ") {
-			continue
+	sock := startOpts(t, f, Options{Admin: func(uid int) bool { return uid == 0 }})
+	lines := make(chan string, 16)
+	if os.Getuid() == 0 {
+		exe := copyTestBinary(t, filepath.Dir(sock))
+		cmd := exec.Command(exe, "-test.run=^TestHelperClient$")
+		cmd.Env = []string{"LOCKSTEP_HELPER=watch", "LOCKSTEP_SOCK=" + sock}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1001, Gid: 1001}}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
 		}
-		lines = append(lines, strings.TrimPrefix(l, "RESULT "))
-		if len(lines) == 1 {
-			f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "bob", Title: "bob's"}}
-			f.events <- localapi.Event{Type: localapi.EventNotice, Notice: &localapi.Notice{LocalUser: "alice", Title: "alice's"}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if len(lines) == 2 {
-			break
+		defer cmd.Process.Kill()
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if l, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
+					lines <- l
+				}
+			}
+		}()
+	} else {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go localapi.NewClient(sock).Watch(ctx, func(ev localapi.Event) error {
+			lines <- watchLine(ev)
+			return nil
+		})
+	}
+	var got []string
+	for len(got) < 2 {
+		select {
+		case l := <-lines:
+			got = append(got, l)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watch saw only %q", got)
+		}
+		if len(got) == 1 {
+			f.events <- engine.Event{Type: engine.EventNotice, Notice: &engine.Notice{ID: "bob-1", Kind: engine.NoticeReset, LocalUser: "bob"}}
+			f.events <- engine.Event{Type: engine.EventNotice, Notice: &engine.Notice{ID: "alice-1", Kind: engine.NoticeReset, LocalUser: "alice"}}
 		}
 	}
-	if strings.Join(lines, "|") != "status alice|notice alice's" {
-		t.Fatalf("alice's watch saw %q", lines)
+	if strings.Join(got, "|") != "status alice|notice alice-1" {
+		t.Fatalf("alice's watch saw %q", got)
 	}
+}
+
+// watchLine says what a watcher saw, for TestWatchFiltersOtherUsers.
+func watchLine(ev localapi.Event) string {
+	switch {
+	case ev.Status != nil && len(ev.Status.Accounts) == 1:
+		return "status " + ev.Status.Accounts[0].LocalUser
+	case ev.Status != nil:
+		return fmt.Sprintf("status %d accounts", len(ev.Status.Accounts))
+	case ev.Notice != nil:
+		return "notice " + ev.Notice.ID
+	}
+	return "other " + ev.Type
 }
 
 // TestOtherUserRefused runs a client as another uid (alice, 1001) against
@@ -393,14 +431,7 @@ func TestHelperClient(t *testing.T) {
 		}
 	case "watch":
 		err = c.Watch(context.Background(), func(ev localapi.Event) error {
-			switch {
-			case ev.Status != nil && len(ev.Status.Accounts) == 1:
-				fmt.Println("RESULT status " + ev.Status.Accounts[0].LocalUser)
-			case ev.Status != nil:
-				fmt.Printf("RESULT status %d accounts\n", len(ev.Status.Accounts))
-			case ev.Notice != nil:
-				fmt.Println("RESULT notice " + ev.Notice.Title)
-			}
+			fmt.Println("RESULT " + watchLine(ev))
 			return nil
 		})
 	case "change-bob":
@@ -450,11 +481,11 @@ func TestTarget(t *testing.T) {
 		{"user, own by default", Caller{UID: 502, User: "alice"}, "", "alice", ""},
 		{"user names self", Caller{UID: 502, User: "alice"}, "alice", "alice", ""},
 		{"user names another", Caller{UID: 502, User: "alice"}, "bob", "", localapi.CodeForbidden},
-		{"root must name", Caller{UID: 0, User: "root", Admin: true}, "", "", localapi.CodeBadRequest},
+		{"root must name", Caller{UID: 0, User: "root", Admin: true}, "", "", localapi.CodeNameAccount},
 		{"root names any", Caller{UID: 0, User: "root", Admin: true}, "bob", "bob", ""},
 		{"daemon's own uid defaults to itself", Caller{UID: 1000, User: "dev", Admin: true}, "", "dev", ""},
 		{"daemon's own uid names any", Caller{UID: 1000, User: "dev", Admin: true}, "bob", "bob", ""},
-		{"admin without account must name", Caller{UID: 1000, Admin: true}, "", "", localapi.CodeBadRequest},
+		{"admin without account must name", Caller{UID: 1000, Admin: true}, "", "", localapi.CodeNameAccount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
