@@ -24,7 +24,8 @@ const (
 	PlaceDirVersion  = "place.directory_version" // version, set_at
 	PlaceNoFileVault = "place.no_filevault"
 
-	// What a step did (Step.Text). A failed step carries its error's code.
+	// What a step did (Step.Text). A failed step carries none: the
+	// operation's Error says why.
 	StepValidated        = "step.validated"
 	StepCurrentOK        = "step.current_ok"
 	StepPreviousOK       = "step.previous_ok"

@@ -85,7 +85,7 @@ var Keys = []Key{
 	{"StateDir", "string", DefaultStateDir, "Where lockstepd keeps its journal and device identity (root only)."},
 	{"Socket", "string", DefaultSocket, "The local API socket the menu-bar app and CLI use."},
 	{"ToolsDir", "string", "", "Directory that replaces the macOS tools' paths; for the simulator only."},
-	{"ExpiryWarningDays", "integer", 14, "Deprecated and ignored: the directory's policy says when expiry warnings start."},
+	{"ExpiryWarningDays", "integer", nil, "Deprecated and ignored (any value): the directory's policy says when expiry warnings start."},
 	{"UserMap", "dictionary", map[string]string{}, "Local short name → directory user name, where they differ."},
 	{"LogLevel", "string", "info", "debug, info, warn or error."},
 }
@@ -230,12 +230,9 @@ func (c *Config) set(name string, v any) error {
 		c.LogLevel, err = str()
 	case "ExpiryWarningDays":
 		// The directory announces the warning window (protocol.Policy),
-		// so a Mac and the directory never disagree on it; the key is
-		// still read so that an old profile does not stop lockstepd.
-		var days int
-		if days, err = integer(v); err == nil && (days < 0 || days > 365) {
-			err = fmt.Errorf("must be between 0 and 365, got %d", days)
-		}
+		// so a Mac and the directory never disagree on it. The key is
+		// accepted whatever its value, so that an old profile does not
+		// stop lockstepd, and named at start as ignored.
 		c.Deprecated = append(c.Deprecated, name)
 	case "UserMap":
 		d, ok := v.(map[string]any)
@@ -253,27 +250,6 @@ func (c *Config) set(name string, v any) error {
 		c.UserMap = um
 	}
 	return err
-}
-
-func integer(v any) (int, error) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		if err != nil {
-			return 0, fmt.Errorf("must be an integer, got %s", n)
-		}
-		return int(i), nil
-	case uint64:
-		return int(n), nil
-	case int64:
-		return int(n), nil
-	case float64:
-		if n != float64(int(n)) {
-			return 0, fmt.Errorf("must be an integer, got %v", n)
-		}
-		return int(n), nil
-	}
-	return 0, fmt.Errorf("must be an integer, got %s", typeName(v))
 }
 
 func typeName(v any) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -32,8 +33,11 @@ func TestManagedPreferencesWin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DirectoryURL != "wss://dir.corp.example:8443" || c.ExpiryWarningDays != 21 {
+	if c.DirectoryURL != "wss://dir.corp.example:8443" {
 		t.Fatalf("managed preferences did not win: %+v", c)
+	}
+	if !slices.Equal(c.Deprecated, []string{"ExpiryWarningDays", "ExpiryWarningDays"}) {
+		t.Fatalf("deprecated keys = %v, want ExpiryWarningDays from both sources", c.Deprecated)
 	}
 	if c.DirectoryUser("alice") != "alice.smith" || c.DirectoryUser("bob") != "bob" {
 		t.Fatalf("UserMap not applied: %v", c.UserMap)
@@ -65,8 +69,6 @@ func TestInvalid(t *testing.T) {
 		name, doc, want string
 	}{
 		{"unknown key", `{"DirectoryURL":"wss://d","DirectoryUrl":"x"}`, `unknown key "DirectoryUrl"`},
-		{"wrong type", `{"DirectoryURL":"wss://d","ExpiryWarningDays":"ten"}`, "ExpiryWarningDays: must be an integer"},
-		{"fraction", `{"DirectoryURL":"wss://d","ExpiryWarningDays":1.5}`, "must be an integer"},
 		{"plain ws remote", `{"DirectoryURL":"ws://dir.example.com"}`, "plain ws:// is allowed only to a loopback"},
 		{"http scheme", `{"DirectoryURL":"https://dir.example.com"}`, "scheme must be wss://"},
 		{"relative socket", `{"DirectoryURL":"wss://d","Socket":"lockstepd.sock"}`, "Socket: must be an absolute path"},
@@ -74,7 +76,6 @@ func TestInvalid(t *testing.T) {
 		{"bad level", `{"DirectoryURL":"wss://d","LogLevel":"chatty"}`, "LogLevel: must be debug"},
 		{"bad map", `{"DirectoryURL":"wss://d","UserMap":{"alice":7}}`, `value for "alice" must be a string`},
 		{"bad ca", `{"DirectoryURL":"wss://d","DirectoryCA":"` + ca + `"}`, "holds no PEM certificate"},
-		{"range", `{"DirectoryURL":"wss://d","ExpiryWarningDays":400}`, "between 0 and 365"},
 		{"not a dict", `[1]`, "not a valid plist dictionary"},
 	}
 	for _, tt := range tests {
@@ -84,6 +85,17 @@ func TestInvalid(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// ExpiryWarningDays is ignored whatever it holds: the directory's policy
+// owns the warning window, and an old profile must not stop lockstepd.
+func TestDeprecatedKeyNeverStopsLockstepd(t *testing.T) {
+	for _, v := range []string{`7`, `"ten"`, `1.5`, `400`} {
+		c, err := Load(write(t, "c.json", `{"DirectoryURL":"wss://d","ExpiryWarningDays":`+v+`}`), "")
+		if err != nil || !slices.Equal(c.Deprecated, []string{"ExpiryWarningDays"}) {
+			t.Errorf("ExpiryWarningDays %s: %v, deprecated %v", v, err, c.Deprecated)
+		}
 	}
 }
 

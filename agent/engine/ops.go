@@ -170,8 +170,8 @@ func (o *run) step(name string, fn func() (Text, error)) error {
 		o.set(name, StepSkipped, sk.text)
 		return nil
 	case err != nil:
-		ae := o.e.apiError(err, "")
-		o.set(name, StepFailed, Text{Code: ae.Code, Params: ae.Params})
+		// Why it failed is the operation's Error, said once.
+		o.set(name, StepFailed, Text{})
 		return err
 	}
 	o.set(name, StepDone, text)

@@ -25,6 +25,9 @@ func TestConfigKeysMatchMDMProfile(t *testing.T) {
 		if d.Default == nil {
 			got = ""
 		}
+		if k.Default == nil {
+			want = ""
+		}
 		if got != want && !(want == "map[]" && got == "map[]") {
 			t.Errorf("%s: default %q in the daemon, %q in the profile", k.Name, want, got)
 		}

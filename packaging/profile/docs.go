@@ -45,7 +45,7 @@ func Markdown() []byte {
 	fmt.Fprintf(&b, "same key in the local file. Both are property lists with the same keys.\n\n")
 	fmt.Fprintf(&b, "| Key | Type | Default | Required | Description |\n|---|---|---|---|---|\n")
 	for _, k := range Keys() {
-		if k.Internal {
+		if k.Internal || k.Deprecated {
 			continue
 		}
 		desc := k.Description
@@ -63,6 +63,12 @@ func Markdown() []byte {
 			req = "yes"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Name, k.Type, formatDefault(k), req, desc)
+	}
+	fmt.Fprintf(&b, "\nDeprecated (accepted with any value and ignored; lockstepd names them in its log at start):\n\n")
+	for _, k := range Keys() {
+		if k.Deprecated {
+			fmt.Fprintf(&b, "- `%s` (%s): %s\n", k.Name, k.Type, k.Description)
+		}
 	}
 	fmt.Fprintf(&b, "\nFor development only (not in the MDM schema or the profile template):\n\n")
 	for _, k := range Keys() {
@@ -122,7 +128,7 @@ func JSONSchema() []byte {
 	}
 	order := 0
 	for _, k := range Keys() {
-		if k.Internal {
+		if k.Internal || k.Deprecated {
 			continue
 		}
 		order += 5
@@ -175,11 +181,10 @@ type ProfileOptions struct {
 // TemplateValues are the placeholder values of the checked-in template.
 func TemplateValues() map[string]any {
 	return map[string]any{
-		KeyDirectoryURL:      "wss://lockstep.example.com/agent",
-		KeyEnrollmentToken:   "REPLACE-WITH-ONE-TIME-ENROLLMENT-TOKEN",
-		KeyExpiryWarningDays: int64(14),
-		KeyLogLevel:          "info",
-		KeyUserMap:           map[string]string{},
+		KeyDirectoryURL:    "wss://lockstep.example.com/agent",
+		KeyEnrollmentToken: "REPLACE-WITH-ONE-TIME-ENROLLMENT-TOKEN",
+		KeyLogLevel:        "info",
+		KeyUserMap:         map[string]string{},
 	}
 }
 

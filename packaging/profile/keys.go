@@ -68,6 +68,11 @@ type Key struct {
 	// Internal keys are for the simulator and tests; they are left out of
 	// the MDM schema and the profile template.
 	Internal bool
+	// Deprecated keys are accepted whatever their value, so that an old
+	// profile does not stop lockstepd, and ignored (lockstepd names them
+	// in its log at start); they are left out of the MDM schema and the
+	// profile template.
+	Deprecated bool
 	// Enum lists the accepted values of a string key (nil: any).
 	Enum []string
 	// Min and Max bound an integer key.
@@ -112,9 +117,9 @@ var keys = []Key{
 		Description: "Directory holding stand-ins for dscl, sysadminctl, fdesetup, security and diskutil. Empty means the real macOS tools. For the simulator and tests only; never set it on a real Mac.",
 	},
 	{
-		Name: KeyExpiryWarningDays, Type: Integer, Default: int64(14), Min: 0, Max: 365,
+		Name: KeyExpiryWarningDays, Type: Integer, Deprecated: true,
 		Title:       "Expiry warning (days)",
-		Description: "Start warning the user this many days before the directory password expires.",
+		Description: "Ignored since version 2: the directory's password policy says when expiry warnings start, so the Mac and the directory never disagree.",
 	},
 	{
 		Name: KeyUserMap, Type: Dictionary, Default: map[string]string{},
@@ -183,6 +188,9 @@ func Validate(prefs map[string]any, complete bool) error {
 		k, ok := Lookup(name)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%w: %s", ErrUnknownKey, name))
+			continue
+		}
+		if k.Deprecated {
 			continue
 		}
 		if err := k.check(prefs[name]); err != nil {

@@ -52,18 +52,16 @@ func TestValidate(t *testing.T) {
 		{"minimal", map[string]any{"DirectoryURL": "wss://dir.example.com/agent"}, true, nil},
 		{"all keys as plist decodes them", map[string]any{
 			"DirectoryURL": "wss://dir.example.com:8443/agent", "EnrollmentToken": "t", "DirectoryCA": "/etc/ca.pem",
-			"StateDir": "/var/db/x", "Socket": "/tmp/s.sock", "ToolsDir": "/sim/bin", "ExpiryWarningDays": uint64(30),
+			"StateDir": "/var/db/x", "Socket": "/tmp/s.sock", "ToolsDir": "/sim/bin",
 			"UserMap": map[string]any{"jdoe": "john.doe"}, "LogLevel": "debug",
 		}, true, nil},
-		{"negative integer decodes signed", map[string]any{"ExpiryWarningDays": int64(-1)}, false, []error{ErrInvalid}},
+		{"deprecated key with any value", map[string]any{"ExpiryWarningDays": "ten"}, false, nil},
+		{"deprecated key as an old profile sets it", map[string]any{"ExpiryWarningDays": uint64(30)}, false, nil},
 		{"missing required", map[string]any{"LogLevel": "info"}, true, []error{ErrMissing}},
 		{"partial file need not be complete", map[string]any{"LogLevel": "info"}, false, nil},
 		{"plain ws to a remote host", map[string]any{"DirectoryURL": "ws://dir.example.com/agent"}, true, []error{ErrInvalid}},
 		{"plain ws to loopback", map[string]any{"DirectoryURL": "ws://127.0.0.1:8080/agent"}, true, nil},
 		{"https scheme", map[string]any{"DirectoryURL": "https://dir.example.com"}, true, []error{ErrInvalid}},
-		{"integer as string", map[string]any{"ExpiryWarningDays": "14"}, false, []error{ErrInvalid}},
-		{"out of range", map[string]any{"ExpiryWarningDays": int64(366)}, false, []error{ErrInvalid}},
-		{"zero days", map[string]any{"ExpiryWarningDays": uint64(0)}, false, nil},
 		{"socket path too long for sun_path", map[string]any{"Socket": "/" + strings.Repeat("s", 103)}, false, []error{ErrInvalid}},
 		{"relative tools dir", map[string]any{"ToolsDir": "sim"}, false, []error{ErrInvalid}},
 		{"bad log level", map[string]any{"LogLevel": "verbose"}, false, []error{ErrInvalid}},
@@ -97,7 +95,7 @@ func TestDefaultsAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"StateDir": "/Library/Application Support/Lockstep", "Socket": "/var/run/lockstepd.sock",
-		"ExpiryWarningDays": int64(14), "LogLevel": "info", "ToolsDir": ""}
+		"LogLevel": "info", "ToolsDir": ""}
 	for k, v := range want {
 		if d[k] != v {
 			t.Errorf("default %s = %v, want %v", k, d[k], v)
@@ -160,8 +158,8 @@ func TestMobileConfig(t *testing.T) {
 	if s["DirectoryURL"] != "wss://lockstep.example.com/agent" {
 		t.Errorf("DirectoryURL %v", s["DirectoryURL"])
 	}
-	if n, ok := Int(s["ExpiryWarningDays"]); !ok || n != 14 {
-		t.Errorf("ExpiryWarningDays %v (%T)", s["ExpiryWarningDays"], s["ExpiryWarningDays"])
+	if _, ok := s["ExpiryWarningDays"]; ok {
+		t.Error("the template sets the deprecated ExpiryWarningDays")
 	}
 
 	// Different values give different UUIDs; the same values the same bytes.
@@ -211,9 +209,9 @@ func TestJSONSchema(t *testing.T) {
 	orders := map[int]bool{}
 	for _, k := range Keys() {
 		p, ok := doc.Properties[k.Name]
-		if k.Internal {
+		if k.Internal || k.Deprecated {
 			if ok {
-				t.Errorf("internal key %s in the MDM schema", k.Name)
+				t.Errorf("internal or deprecated key %s in the MDM schema", k.Name)
 			}
 			continue
 		}
@@ -229,7 +227,7 @@ func TestJSONSchema(t *testing.T) {
 	if doc.Properties["LogLevel"].Default != "info" || len(doc.Properties["LogLevel"].Enum) != 4 {
 		t.Errorf("LogLevel %+v", doc.Properties["LogLevel"])
 	}
-	if doc.Properties["ExpiryWarningDays"].Default != float64(14) {
-		t.Errorf("ExpiryWarningDays default %v", doc.Properties["ExpiryWarningDays"].Default)
+	if _, ok := doc.Properties["ExpiryWarningDays"]; ok {
+		t.Error("the schema offers the deprecated ExpiryWarningDays")
 	}
 }
