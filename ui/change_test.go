@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"testing"
@@ -13,9 +12,10 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 const newPassword = "Brand-new-Pass-42"
@@ -76,7 +76,7 @@ func TestChangeChecklistTicksWhileTyping(t *testing.T) {
 			t.Errorf("Save enabled after typing only %q as the new password", s.typed)
 		}
 	}
-	if got := c.checklist[len(c.checklist)-1]; got != "later: Not one of your last 5 passwords" {
+	if got := c.checklist[len(c.checklist)-1]; got != "later: "+text.RuleText(protocol.RuleHistory, protocol.DefaultPolicy()) {
 		t.Errorf("history rule shown as %q", got)
 	}
 
@@ -108,20 +108,14 @@ func TestChangeChecklistTicksWhileTyping(t *testing.T) {
 }
 
 func TestChangeSucceedsWithProgressAndWipesBoxes(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{FileVault: true}})
+	h := newHarness(t, setup{world: agenttest.Options{FileVault: true}})
 	c := openChange(h)
 	fillChange(c, password, newPassword, newPassword, "")
 
-	// Look at the window half-way: the fake waits in its step hook until
-	// the window has shown the keychain step running.
-	reached := make(chan struct{})
-	resume := make(chan struct{})
-	h.fake.SetStepHook(func(st localapi.Step) {
-		if st.Name == localapi.StepKeychain && st.State == localapi.StepRunning {
-			close(reached)
-			<-resume
-		}
-	})
+	// Look at the window half-way: lockstepd is held as the Mac starts
+	// re-keying the login keychain, until the window has shown that step
+	// running.
+	reached, resume := holdAt(h, "rekey")
 	press(c.w, fyne.KeyReturn) // Return in the confirm box submits
 	for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
 		if f.entry.Text != "" {
@@ -134,27 +128,30 @@ func TestChangeSucceedsWithProgressAndWipesBoxes(t *testing.T) {
 		return ok && strings.Contains(r.text.Text, text.StepRunning.S())
 	})
 	want := []string{
-		"Check the new password: done", "Check your current password: done", "Directory: done",
-		"Mac account: done", "Login keychain: in progress",
+		stepLine(localapi.StepValidate, localapi.OpChange, localapi.StepDone),
+		stepLine(localapi.StepVerify, localapi.OpChange, localapi.StepDone),
+		stepLine(localapi.StepDirectory, localapi.OpChange, localapi.StepDone),
+		stepLine(localapi.StepLocal, localapi.OpChange, localapi.StepDone),
+		stepLine(localapi.StepKeychain, localapi.OpChange, localapi.StepRunning),
 	}
-	if got := stepTexts(c.steps); !slices.Equal(got, want) {
+	if got := stepStates(c.steps); !slices.Equal(got, want) {
 		t.Errorf("progress shows\n%q\nwant\n%q", got, want)
 	}
 	h.shot("change-progress", c.w)
-	close(resume)
+	resume()
 
-	h.waitFor("the result", func() bool { return c.done })
-	if got := h.fake.DirectoryPassword(); got != newPassword {
+	h.waitFor("the result", func() bool { return c.done && h.settled() })
+	if got := h.world.DirectoryPassword(); got != newPassword {
 		t.Errorf("directory password %q, want the new one", got)
 	}
-	if got := h.fake.MacPassword(); got != newPassword {
+	if got := h.world.MacPassword(); got != newPassword {
 		t.Errorf("Mac password %q, want the new one", got)
 	}
 	if c.heading.Text != text.ChangeDone.S() {
 		t.Errorf("heading %q after success", c.heading.Text)
 	}
 	updated := texts(c.result)
-	for _, place := range []string{"Directory", "Mac account", "Login keychain", "FileVault"} {
+	for _, place := range []string{text.StepDirectory.S(), text.StepLocal.S(), text.StepKeychain.S(), text.StepFileVault.S()} {
 		if !slices.Contains(updated, place) {
 			t.Errorf("success screen does not say %q was updated: %q", place, updated)
 		}
@@ -170,11 +167,11 @@ func TestChangeSucceedsWithProgressAndWipesBoxes(t *testing.T) {
 }
 
 func TestChangeErrorsShownAtTheirField(t *testing.T) {
-	inSync := func(*fakeapi.Fake) {}
+	inSync := func(*testing.T, *harness) {}
 	tests := []struct {
 		name    string
 		mfa     bool
-		before  func(*fakeapi.Fake)
+		before  func(*testing.T, *harness)
 		current string
 		nw      string
 		code    string
@@ -186,44 +183,46 @@ func TestChangeErrorsShownAtTheirField(t *testing.T) {
 			field: func(c *changeWindow) *message { return c.current.msg }, want: text.ErrWrongCurrent.S()},
 		{name: "history", before: inSync, current: password, nw: password,
 			field: func(c *changeWindow) *message { return c.newPw.msg },
-			want:  text.ErrPolicy.S() + "\n• Not one of your last 5 passwords", refused: true},
+			want:  text.ErrPolicy.S() + "\n• " + text.RuleText(protocol.RuleHistory, protocol.DefaultPolicy()), refused: true},
 		{name: "mfa-invalid", mfa: true, before: inSync, current: password, nw: newPassword, code: "999999",
 			field: func(c *changeWindow) *message { return c.code.msg }, want: text.ErrMFAInvalid.S()},
-		{name: "mfa-replayed", mfa: true, before: func(f *fakeapi.Fake) {
-			// The code was used a moment ago, by another change.
-			if _, err := f.Change(t.Context(), localapi.ChangeRequest{Current: []byte(password), New: []byte("Another-Pass-77"), TOTP: "123456"}, nil); err != nil {
+		{name: "mfa-replayed", mfa: true, before: func(t *testing.T, h *harness) {
+			// The code was used a moment ago, by another change (the CLI's).
+			if _, err := h.client.Change(t.Context(), localapi.ChangeRequest{User: "alice", Current: []byte(password), New: []byte("Another-Pass-77"), TOTP: "123456"}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, current: "Another-Pass-77", nw: newPassword, code: "123456",
 			field: func(c *changeWindow) *message { return c.code.msg }, want: text.ErrMFAReplayed.S()},
-		{name: "locked", before: func(f *fakeapi.Fake) { f.Lock(t0.Add(48 * time.Minute)) }, current: password, nw: newPassword,
+		{name: "locked", before: func(_ *testing.T, h *harness) { h.world.Lock(t0.Add(48 * time.Minute)) }, current: password, nw: newPassword,
 			field: func(c *changeWindow) *message { return c.banner.message },
 			want:  text.ErrLocked.S(map[string]any{"Until": "11:30"})},
-		{name: "offline", before: func(f *fakeapi.Fake) {
-			f.SetConnection(localapi.ConnOffline, t0.Add(-30*time.Minute), "dial tcp: connection refused")
+		{name: "offline", before: func(_ *testing.T, h *harness) {
+			h.world.Disconnect(t0.Add(-30*time.Minute), localapi.ProblemUnreachable, "dial tcp: connection refused")
 		}, current: password, nw: newPassword,
 			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrOffline.S()},
-		{name: "busy", before: func(f *fakeapi.Fake) {
-			f.Update(func(s *localapi.Status) { s.Accounts[0].State = localapi.StateBusy })
+		{name: "busy", before: func(t *testing.T, h *harness) {
+			// Another program's change is running, held as the Mac account
+			// is changed.
+			busy(t, h, "change")
 		}, current: password, nw: newPassword,
 			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrBusy.S()},
-		{name: "not-running", before: func(f *fakeapi.Fake) { f.SetDown(true) }, current: password, nw: newPassword,
+		{name: "not-running", before: func(_ *testing.T, h *harness) { h.world.Stop() }, current: password, nw: newPassword,
 			field: func(c *changeWindow) *message { return c.banner.message }, want: text.ErrNotRunning.S()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, setup{fake: fakeapi.Options{MFA: tt.mfa, ValidCodes: []string{"123456", "654321"}}})
+			h := newHarness(t, setup{world: agenttest.Options{MFA: tt.mfa, Codes: []string{"123456", "654321"}}})
 			c := openChange(h)
 			if tt.mfa != c.code.cell.Visible() {
 				t.Fatalf("code box visible=%v for MFA=%v", c.code.cell.Visible(), tt.mfa)
 			}
 			fillChange(c, tt.current, tt.nw, tt.nw, tt.code)
-			tt.before(h.fake)
+			tt.before(t, h)
 			if c.save.Disabled() {
 				t.Fatalf("Save disabled; checklist %q", c.checklist)
 			}
 			test.Tap(c.save)
-			h.waitFor("the error", func() bool { return !c.running && c.form.Visible() })
+			h.waitFor("the error", func() bool { return !c.running && c.form.Visible() && h.settled() })
 			msg := tt.field(c)
 			if got := visibleMsg(msg); got != tt.want {
 				t.Errorf("error shown %q, want %q", got, tt.want)
@@ -233,7 +232,7 @@ func TestChangeErrorsShownAtTheirField(t *testing.T) {
 					t.Errorf("another error also shown: %q", m.text.Text)
 				}
 			}
-			if tt.refused != slices.Contains(c.checklist, "refused: Not one of your last 5 passwords") {
+			if tt.refused != slices.Contains(c.checklist, "refused: "+text.RuleText(protocol.RuleHistory, protocol.DefaultPolicy())) {
 				t.Errorf("history rule refused=%v, want %v: %q", !tt.refused, tt.refused, c.checklist)
 			}
 			for _, f := range []*field{c.current, c.newPw, c.confirm, c.code} {
@@ -247,7 +246,7 @@ func TestChangeErrorsShownAtTheirField(t *testing.T) {
 }
 
 func TestChangeKeyboard(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{MFA: true, ValidCodes: []string{"123456"}}})
+	h := newHarness(t, setup{world: agenttest.Options{MFA: true}})
 	c := openChange(h)
 	h.shot("change-mfa", c.w)
 	cv := c.w.Canvas()
@@ -270,7 +269,7 @@ func TestChangeKeyboard(t *testing.T) {
 	// Return on an invalid form does nothing.
 	typeIn(c.w, c.current.entry, password)
 	press(c.w, fyne.KeyReturn)
-	if c.running || len(h.fake.Calls()) != 0 {
+	if c.running || len(h.world.Operations()) != 0 {
 		t.Fatal("Return submitted an incomplete form")
 	}
 	// The code must be digits.
@@ -303,21 +302,25 @@ func TestChangeKeyboard(t *testing.T) {
 			t.Errorf("a box still holds %d characters after Escape", len(e.Text))
 		}
 	}
-	if len(h.fake.Calls()) != 0 {
-		t.Errorf("cancel sent %v", h.fake.Calls())
+	if got := h.world.Operations(); len(got) != 0 {
+		t.Errorf("cancel ran %v", got)
+	}
+	if got := h.world.MacPassword(); got != password {
+		t.Errorf("the Mac password changed after Cancel")
 	}
 }
 
 // The Mac's own password rules are shown beside the directory's, in the
 // Mac's words, and checked live; one the Mac alone can check says so.
 func TestChangeChecklistShowsMacRules(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{MacRules: []protocol.LocalRule{
+	h := newHarness(t, setup{world: agenttest.Options{MacRules: []protocol.LocalRule{
 		{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}},
 		{ID: "Password History", Descriptions: map[string]string{"en": "Not one of the last 3 Mac passwords."}},
 	}}})
 	c := openChange(h)
 	fillChange(c, password, newPassword, newPassword, "")
-	want := []string{"unmet: Contain at least 20 characters.", "later: Not one of the last 3 Mac passwords. (checked when you save)"}
+	// The Mac's words are data: they are shown as the Mac gives them.
+	want := []string{"unmet: Contain at least 20 characters.", "later: Not one of the last 3 Mac passwords."}
 	if got := c.checklist[len(c.checklist)-2:]; !slices.Equal(got, want) {
 		t.Fatalf("Mac rules in the checklist = %q, want %q", got, want)
 	}

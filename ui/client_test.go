@@ -3,48 +3,41 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"fyne.io/fyne/v2"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
-// TestThroughRealClient runs the app on the real localapi.Client against
-// the fake served on a unix socket: the watch stream, an operation's step
-// stream, an error reply at its field, and a lockstepd restart.
-func TestThroughRealClient(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "lockstepd.sock")
-	var srv *fakeapi.Server
-	h := newHarness(t, setup{
-		fake: fakeapi.Options{MFA: true, ValidCodes: []string{"246810"}, FileVault: true},
-		svc: func(f *fakeapi.Fake) Service {
-			var err error
-			if srv, err = fakeapi.Serve(f, sock); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Close() })
-			return localapi.NewClient(sock)
-		},
-	})
-	if got := h.tray.labels()[0]; got != "Password in sync (disabled)" {
+// TestTemporaryResetWithMFAEndToEnd follows one user through the real
+// lockstepd: an administrator's temporary reset reaches the tray, a wrong
+// previous password is shown at its box, the sync goes on to the change
+// with its code (every step streamed over the socket), the same code again
+// is a replay, and a lockstepd restart shows in the tray and heals.
+func TestTemporaryResetWithMFAEndToEnd(t *testing.T) {
+	h := newHarness(t, setup{world: agenttest.Options{MFA: true, Codes: []string{"246810"}, FileVault: true}})
+	inSync := text.LineInSync.S() + " (disabled)"
+	if got := h.tray.labels()[0]; got != inSync {
 		t.Fatalf("first line %q", got)
 	}
 
 	// An admin reset reaches the tray through the watch stream.
-	h.fake.AdminReset(resetPassword, true)
+	h.world.Reset(resetPassword, true)
 	h.waitFor("Sync Password…", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	s := openSync(h)
+	if got := visibleMsg(s.why); got != text.ReasonResetTemporary.S() {
+		t.Errorf("the window says why %q", got)
+	}
 	typeIn(s.w, s.previous.entry, "wrong-old-password")
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	press(s.w, fyne.KeyReturn)
-	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() && h.settled() })
 	if got := visibleMsg(s.previous.msg); got != text.ErrWrongPrevious.S() {
-		t.Errorf("error over HTTP shown as %q at the previous box", got)
+		t.Errorf("error shown as %q at the previous box", got)
 	}
 
 	// The temporary-password chain, steps streamed over the socket.
@@ -61,16 +54,17 @@ func TestThroughRealClient(t *testing.T) {
 	typeIn(c.w, c.confirm.entry, newPassword)
 	typeIn(c.w, c.code.entry, "246810")
 	press(c.w, fyne.KeyReturn)
-	h.waitFor("the change", func() bool { return c.done })
-	want := []string{
-		"Check the new password: done", "Check your current password: done", "Directory: done",
-		"Mac account: done", "Login keychain: done", "FileVault: done", "FileVault start-up screen: done",
-		"Confirm with the directory: done",
+	h.waitFor("the change", func() bool { return c.done && h.settled() })
+	var want []string
+	for _, st := range []string{localapi.StepValidate, localapi.StepVerify, localapi.StepDirectory, localapi.StepLocal,
+		localapi.StepKeychain, localapi.StepFileVault, localapi.StepPreboot, localapi.StepAck} {
+		want = append(want, stepLine(st, localapi.OpChange, localapi.StepDone))
 	}
-	if got := stepTexts(c.steps); !slices.Equal(got, want) {
+	// The success screen replaced the steps; they were all shown done.
+	if got := stepStates(c.steps); !slices.Equal(got, want) {
 		t.Errorf("steps over the socket\n%q\nwant\n%q", got, want)
 	}
-	if h.fake.DirectoryPassword() != newPassword || h.fake.MacPassword() != newPassword {
+	if h.world.DirectoryPassword() != newPassword || h.world.MacPassword() != newPassword {
 		t.Error("new password not everywhere")
 	}
 	h.waitFor("the tray back in sync", func() bool {
@@ -85,26 +79,29 @@ func TestThroughRealClient(t *testing.T) {
 	typeIn(c.w, c.confirm.entry, "Yet-another-Pass-9")
 	typeIn(c.w, c.code.entry, "246810")
 	press(c.w, fyne.KeyReturn)
-	h.waitFor("the error", func() bool { return !c.running && c.form.Visible() })
+	h.waitFor("the error", func() bool { return !c.running && c.form.Visible() && h.settled() })
 	if got := visibleMsg(c.code.msg); got != text.ErrMFAReplayed.S() {
 		t.Errorf("replayed code shown as %q", got)
 	}
+	if c.w.Canvas().Focused() != c.code.entry {
+		t.Errorf("focus on %T after a replayed code, want the code box", c.w.Canvas().Focused())
+	}
 	c.close()
 
-	// lockstepd restarts: the tray says it is not running, then reconnects.
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// lockstepd stops: the tray says it is not running, then reconnects.
+	h.world.Stop()
 	h.waitFor("the tray to notice", func() bool { return !h.app.connected })
 	if got := h.tray.labels()[0]; got != text.LineNotRunning.S()+" (disabled)" {
 		t.Errorf("first line %q with lockstepd stopped", got)
 	}
-	var err error
-	if srv, err = fakeapi.Serve(h.fake, sock); err != nil {
-		t.Fatal(err)
-	}
+	h.world.Restart()
 	h.waitFor("the reconnect", func() bool { return h.app.connected })
-	if got := h.tray.labels()[0]; got != "Password in sync (disabled)" {
+	if got := h.tray.labels()[0]; got != inSync {
 		t.Errorf("first line %q after the restart", got)
+	}
+	// The failed sync, the sync, the change and the refused change; the
+	// restart ran none.
+	if got := h.world.Operations(); !slices.Equal(got, []string{localapi.OpSync, localapi.OpSync, localapi.OpChange, localapi.OpChange}) {
+		t.Errorf("operations %q", got)
 	}
 }

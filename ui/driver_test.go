@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,26 +14,22 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/ui"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // TestDriver uses only the exported API, the way an end-to-end test
-// against the real lockstepd does: a Queue, the real client on a socket,
-// and a Driver.
+// against the real lockstepd does: a Queue, the real client on
+// lockstepd's socket, and a Driver.
 func TestDriver(t *testing.T) {
-	fake := fakeapi.New(fakeapi.Options{Password: "Old-password-2026", ServiceAccount: true})
-	sock := filepath.Join(t.TempDir(), "lockstepd.sock")
-	srv, err := fakeapi.Serve(fake, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	w := agenttest.Start(t, agenttest.Options{Password: "Old-password-2026", ServiceAccount: true})
 
 	q := ui.NewQueue()
-	app := ui.New(test.NewTempApp(t), localapi.NewClient(sock), ui.Options{
-		Tray: &nopTray{}, Do: q.Do, Quit: func() {},
+	app := ui.New(test.NewTempApp(t), localapi.NewClient(w.Socket), ui.Options{
+		Tray: &nopTray{}, Do: q.Do, Quit: func() {}, Languages: []string{"en"},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	app.Start()
@@ -52,7 +47,7 @@ func TestDriver(t *testing.T) {
 	wait("connect", d.Connected)
 
 	// A change the directory refuses (a reused password).
-	if err := d.Click("Change Password…"); err != nil {
+	if err := d.Click(text.TrayChange.S()); err != nil {
 		t.Fatal(err)
 	}
 	wait("the policy", func() bool {
@@ -71,7 +66,8 @@ func TestDriver(t *testing.T) {
 	}
 	wait("the refusal", func() bool { v := d.View(ui.WindowChange); return !v.Running && v.Errors[ui.BoxNew] != "" })
 	v := d.View(ui.WindowChange)
-	if !strings.Contains(v.Errors[ui.BoxNew], "Not one of your last 5 passwords") || !slices.Contains(v.Checklist, "refused: Not one of your last 5 passwords") {
+	history := text.RuleText(protocol.RuleHistory, protocol.DefaultPolicy())
+	if !strings.Contains(v.Errors[ui.BoxNew], history) || !slices.Contains(v.Checklist, "refused: "+history) {
 		t.Errorf("refusal shown as %+v", v)
 	}
 	if err := d.Press(ui.WindowChange, fyne.KeyEscape); err != nil {
@@ -82,9 +78,9 @@ func TestDriver(t *testing.T) {
 	}
 
 	// An admin reset, synced without the previous password.
-	fake.AdminReset("Reset-by-IT-2026", false)
-	wait("the reset", func() bool { return slices.Contains(d.Menu(), "Sync Password…") })
-	if err := d.Click("Sync Password…"); err != nil {
+	w.Reset("Reset-by-IT-2026", false)
+	wait("the reset", func() bool { return slices.Contains(d.Menu(), text.TraySync.S()) })
+	if err := d.Click(text.TraySync.S()); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.SetForgot(true); err != nil {
@@ -100,12 +96,23 @@ func TestDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("the sync", func() bool { return d.View(ui.WindowSync).Done })
-	if r := strings.Join(d.View(ui.WindowSync).Result, "\n"); !strings.Contains(r, "old login keychain was moved to") {
-		t.Errorf("result does not say where the keychain went:\n%s", r)
+	w.Mac.Lock()
+	moved := slices.Clone(w.Mac.Moved)
+	w.Mac.Unlock()
+	if len(moved) != 1 {
+		t.Fatalf("keychains moved aside: %q", moved)
 	}
-	wait("the tray in sync", func() bool { return d.Menu()[0] == "Password in sync (disabled)" })
-	if got := fake.Calls(); !slices.Equal(got, []string{localapi.OpChange, localapi.OpSyncForgot}) {
+	path, _, _ := strings.Cut(moved[0], "=")
+	if r := strings.Join(d.View(ui.WindowSync).Result, "\n"); !strings.Contains(r, path) {
+		t.Errorf("result does not say where the keychain went (%s):\n%s", path, r)
+	}
+	wait("the tray in sync", func() bool { return d.Menu()[0] == text.LineInSync.S()+" (disabled)" })
+	// The refused change ran as an operation that failed; the sync ran.
+	if got := w.Operations(); !slices.Equal(got, []string{localapi.OpChange, localapi.OpSyncForgot}) {
 		t.Errorf("operations %q", got)
+	}
+	if got := w.MacPassword(); got != "Reset-by-IT-2026" {
+		t.Errorf("Mac password %q after the sync, want the directory's", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,24 +22,32 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/theme"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
-var update = flag.Bool("update", os.Getenv("LOCKSTEP_UPDATE_GOLDEN") != "", "rewrite golden images and the translation template")
+var update = flag.Bool("update", os.Getenv("LOCKSTEP_UPDATE_GOLDEN") != "", "rewrite golden images")
 
 // t0 is the tests' "now": 10:42 on a Tuesday, in UTC.
 var t0 = time.Date(2026, 3, 10, 10, 42, 0, 0, time.UTC)
 
 const password = "Old-password-2026"
 
-// harness runs the app against a fake lockstepd. Everything the app would
+// harness runs the app against a real lockstepd (agenttest's world: the
+// daemon, its engine and its local API on a unix socket, over fakes of the
+// Mac and the directory), through the real client. Everything the app would
 // do on Fyne's goroutine is queued and run on the test's goroutine by
 // waitFor, so the test and the app never race.
 type harness struct {
-	t    *testing.T
-	fa   fyne.App
-	fake *fakeapi.Fake
+	t     *testing.T
+	fa    fyne.App
+	world *agenttest.World
+	// client is another program on the same Mac (the CLI, say): the test
+	// uses it to act on lockstepd beside the app.
+	client *localapi.Client
+	// svc is the app's own client.
+	svc  *watchCounter
 	app  *App
 	q    chan func()
 	tray *fakeTray
@@ -95,36 +104,44 @@ func (r recApp) SendNotification(n *fyne.Notification) {
 }
 
 type setup struct {
-	fake    fakeapi.Options
-	svc     func(*fakeapi.Fake) Service // default: the fake itself
+	world   agenttest.Options
 	noStart bool
 	log     io.Writer // where the app logs (default: nowhere)
+	// languages are the app's (default English).
+	languages []string
 }
 
 func newHarness(t *testing.T, s setup) *harness {
 	t.Helper()
 	fa := test.NewTempApp(t)
 	test.ApplyTheme(t, WithVariant(theme.DefaultTheme(), theme.VariantLight))
-	o := s.fake
+	o := s.world
 	if o.Password == "" {
 		o.Password = password
 	}
 	o.Now = func() time.Time { return t0 }
-	fake := fakeapi.New(o)
-	h := &harness{t: t, fa: fa, fake: fake, q: make(chan func(), 4096), tray: &fakeTray{}}
-	var svc Service = fake
-	if s.svc != nil {
-		svc = s.svc(fake)
+	w := agenttest.Start(t, o)
+	h := &harness{t: t, fa: fa, world: w, client: localapi.NewClient(w.Socket), q: make(chan func(), 4096), tray: &fakeTray{}}
+	langs := s.languages
+	if langs == nil {
+		langs = []string{"en"}
 	}
-	h.app = New(recApp{App: fa, h: h}, svc, Options{
-		Tray:     h.tray,
-		Do:       func(fn func()) { h.q <- fn },
-		Now:      func() time.Time { return t0 },
-		Location: time.UTC,
-		RetryMin: 5 * time.Millisecond,
-		RetryMax: 20 * time.Millisecond,
-		Quit:     func() {},
-		Log:      slog.New(slog.NewTextHandler(logTo(s.log), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	// The catalogue renders for the whole process: put English back for
+	// the next test.
+	t.Cleanup(func() {
+		text.Use(text.Settings{Languages: []string{"en"}, Zone: time.UTC, Now: func() time.Time { return t0 }})
+	})
+	h.svc = &watchCounter{Client: localapi.NewClient(w.Socket)}
+	h.app = New(recApp{App: fa, h: h}, h.svc, Options{
+		Tray:      h.tray,
+		Do:        func(fn func()) { h.q <- fn },
+		Now:       func() time.Time { return t0 },
+		Location:  time.UTC,
+		RetryMin:  5 * time.Millisecond,
+		RetryMax:  20 * time.Millisecond,
+		Quit:      func() {},
+		Languages: langs,
+		Log:       slog.New(slog.NewTextHandler(logTo(s.log), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	h.app.Start()
 	if !s.noStart {
@@ -141,15 +158,24 @@ func newHarness(t *testing.T, s setup) *harness {
 // only keeps a broken test from hanging; nothing here measures time.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
+	if !h.tryWait(cond) {
+		h.t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// tryWait is waitFor that reports a timeout instead of failing, for a test
+// that then says what it saw.
+func (h *harness) tryWait(cond func() bool) bool {
 	deadline := time.After(20 * time.Second)
 	for !cond() {
 		select {
 		case fn := <-h.q:
 			fn()
 		case <-deadline:
-			h.t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 	}
+	return true
 }
 
 // drain runs UI work already queued.
@@ -174,8 +200,9 @@ func (h *harness) notifications() []string {
 	return out
 }
 
+// account is the account as lockstepd reports it now.
 func (h *harness) account() localapi.Account {
-	st, err := h.fake.Status(context.Background())
+	st, err := h.client.Status(context.Background())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -311,4 +338,111 @@ func logTo(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// holdAt holds lockstepd as the Mac starts the operation op ("verify",
+// "change", "rekey", ...; enginetest.Mac.Before names them) the first time
+// it does: reached is closed then, and the operation goes on when resume
+// is called (it is called at the end of the test too, so a failing test
+// does not leave lockstepd stuck).
+func holdAt(h *harness, op string) (reached <-chan struct{}, resume func()) {
+	h.t.Helper()
+	r, g := make(chan struct{}), make(chan struct{})
+	var once, onceGo sync.Once
+	resume = func() { onceGo.Do(func() { close(g) }) }
+	h.world.Mac.Lock()
+	h.world.Mac.Before = func(name string) {
+		if name != op {
+			return
+		}
+		held := false
+		once.Do(func() { held = true; close(r) })
+		if held {
+			<-g
+		}
+	}
+	h.world.Mac.Unlock()
+	h.t.Cleanup(resume)
+	return r, resume
+}
+
+// stepLine is how the window says a step in a state, before any detail.
+func stepLine(step, kind, state string) string {
+	return text.StepLine.S(map[string]any{"Step": text.StepName(step, kind), "State": text.StepState(state)})
+}
+
+// stepStates lists the step list's lines without the details lockstepd
+// adds to finished steps ("Directory: done (…)" is "Directory: done").
+func stepStates(l *stepList) []string {
+	var out []string
+	for _, line := range lines(l) {
+		if i := strings.Index(line, " ("); i >= 0 {
+			line = line[:i]
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// busy makes the account busy the way it gets busy: another program (the
+// CLI) starts a change, and lockstepd is held at the Mac operation at
+// until the test ends.
+func busy(t *testing.T, h *harness, at string) {
+	t.Helper()
+	reached, resume := holdAt(h, at)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.client.Change(context.Background(), localapi.ChangeRequest{
+			User: "alice", Current: []byte(password), New: []byte("Held-change-Pass-1")}, nil)
+		done <- err
+	}()
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("the other change ended before it reached %s: %v", at, err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the other change never reached %s", at)
+	}
+	t.Cleanup(func() { resume(); <-done })
+}
+
+// watchCounter is the real client, counting the notices its watch stream
+// has handed the app, so a test can wait until lockstepd has re-sent the
+// notices that stand.
+type watchCounter struct {
+	*localapi.Client
+	mu sync.Mutex
+	n  int
+}
+
+func (c *watchCounter) Watch(ctx context.Context, fn func(localapi.Event) error) error {
+	return c.Client.Watch(ctx, func(ev localapi.Event) error {
+		err := fn(ev) // the app has queued its handling when fn returns
+		if ev.Type == localapi.EventNotice {
+			c.mu.Lock()
+			c.n++
+			c.mu.Unlock()
+		}
+		return err
+	})
+}
+
+func (c *watchCounter) notices() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// settled reports whether the app has caught up with lockstepd: it shows
+// the account's state and reason lockstepd reports now (an operation's
+// result comes on its own stream, the status after it on the watch
+// stream), or knows lockstepd is not running.
+func (h *harness) settled() bool {
+	st, err := h.client.Status(context.Background())
+	if err != nil {
+		return !h.app.connected
+	}
+	a := h.app.account()
+	return a != nil && len(st.Accounts) > 0 && a.State == st.Accounts[0].State && a.Reason.Code == st.Accounts[0].Reason.Code &&
+		h.app.status.Directory.State == st.Directory.State
 }

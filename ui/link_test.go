@@ -3,15 +3,15 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
-	"slices"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // The directory has not linked this Mac to the user: the tray says so and
@@ -19,7 +19,7 @@ import (
 // a wrong one at its box, and once linked the tray shows the account's
 // normal state.
 func TestLinkFromTheTray(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{NotLinked: true}})
+	h := newHarness(t, setup{world: agenttest.Options{NotLinked: true}})
 	if got := h.tray.labels()[0]; got != text.LineNotBound.S()+" (disabled)" {
 		t.Errorf("first line %q", got)
 	}
@@ -48,7 +48,7 @@ func TestLinkFromTheTray(t *testing.T) {
 	if l.password.entry.Text != "" {
 		t.Error("box not emptied on submit")
 	}
-	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() })
+	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() && h.settled() })
 	if got := visibleMsg(l.password.msg); got != text.ErrWrongLink.S() {
 		t.Errorf("password error %q", got)
 	}
@@ -59,14 +59,20 @@ func TestLinkFromTheTray(t *testing.T) {
 
 	typeIn(l.w, l.password.entry, password)
 	test.Tap(l.save)
-	h.waitFor("the result", func() bool { return l.done })
+	h.waitFor("the result", func() bool { return l.done && h.settled() })
 	h.shot("link-done", l.w)
 	h.waitFor("the tray to show the linked account", func() bool {
 		it := h.tray.item(text.TrayChange.S())
 		return it != nil && !it.Disabled && h.tray.item(text.TrayLink.S()) == nil
 	})
-	if got := h.fake.Calls(); !slices.Equal(got, []string{"link", "link"}) {
-		t.Errorf("calls %q", got)
+	if got := h.account(); got.State != localapi.StateInSync || got.DirectoryUser != "alice@example.com" {
+		t.Errorf("after linking lockstepd reports %s for %q", got.State, got.DirectoryUser)
+	}
+	if got := h.world.MacPassword(); got != password {
+		t.Error("linking changed the Mac password")
+	}
+	if len(h.world.Operations()) != 0 {
+		t.Errorf("linking ran operations %q", h.world.Operations())
 	}
 	press(l.w, fyne.KeyEscape)
 	if h.app.linkW.w != nil {
@@ -77,14 +83,14 @@ func TestLinkFromTheTray(t *testing.T) {
 // Offline, the tray offers no link (it needs the directory); an error that
 // is not the password's shows in the window's banner.
 func TestLinkOffline(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{NotLinked: true}})
+	h := newHarness(t, setup{world: agenttest.Options{NotLinked: true}})
 	h.app.ShowLink()
 	l := h.app.linkW
-	h.fake.SetConnection(localapi.ConnOffline, t0, "no route to host")
+	h.world.Disconnect(t0.Add(-time.Minute), localapi.ProblemUnreachable, "no route to host")
 	h.waitFor("the tray to drop Link to Directory…", func() bool { return h.tray.item(text.TrayLink.S()) == nil })
 	typeIn(l.w, l.password.entry, password)
 	press(l.w, fyne.KeyReturn)
-	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() })
+	h.waitFor("the error", func() bool { return !l.running && l.form.Visible() && h.settled() })
 	if got := visibleMsg(l.banner.message); got != text.ErrOffline.S() {
 		t.Errorf("banner %q", got)
 	}

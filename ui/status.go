@@ -194,14 +194,14 @@ func (s *statusWindow) refresh() {
 		if p.Text.Code != "" {
 			line += " (" + text.Clause(text.Render(p.Text)) + ")"
 		}
-		s.places.Add(lineRow(res, line))
+		s.places.Add(newRow(res, line).box) // wraps: a place's note can be long
 	}
 	if op := acct.LastOperation; op != nil {
 		s.lastOp.SetText(text.StatusOpLine.S(map[string]any{
 			"Kind": text.OpKind(op.Kind), "At": text.Clock(op.StartedAt), "State": text.OpState(op.State),
 		}))
 		for _, st := range op.Steps {
-			s.steps.Add(lineRow(stepText(st, op.Kind)))
+			s.steps.Add(newRow(stepText(st, op.Kind)).box)
 		}
 	} else {
 		s.lastOp.SetText(text.StatusNoOp.S())

@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"sync"
@@ -12,17 +11,18 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 const resetPassword = "Reset-by-IT-2026"
 
 // afterReset returns a harness whose account an administrator just reset,
 // with the tray showing it.
-func afterReset(t *testing.T, o fakeapi.Options, temporary bool) *harness {
-	h := newHarness(t, setup{fake: o})
-	h.fake.AdminReset(resetPassword, temporary)
+func afterReset(t *testing.T, o agenttest.Options, temporary bool) *harness {
+	h := newHarness(t, setup{world: o})
+	h.world.Reset(resetPassword, temporary)
 	h.waitFor("the reset to reach the tray", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	return h
 }
@@ -38,9 +38,9 @@ func openSync(h *harness) *syncWindow {
 }
 
 func TestSyncAfterAdminReset(t *testing.T) {
-	h := afterReset(t, fakeapi.Options{FileVault: true}, false)
+	h := afterReset(t, agenttest.Options{FileVault: true}, false)
 	s := openSync(h)
-	if got, want := visibleMsg(s.why), "Your password was reset by an administrator."; got != want {
+	if got, want := visibleMsg(s.why), text.ReasonReset.S(); got != want {
 		t.Errorf("window says why %q, want %q", got, want)
 	}
 	if s.w.Canvas().Focused() != s.previous.entry {
@@ -58,11 +58,11 @@ func TestSyncAfterAdminReset(t *testing.T) {
 	if s.previous.entry.Text != "" || s.newPw.entry.Text != "" {
 		t.Error("boxes not emptied on submit")
 	}
-	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() && h.settled() })
 	if got := visibleMsg(s.previous.msg); got != text.ErrWrongPrevious.S() {
 		t.Errorf("previous-password error %q", got)
 	}
-	if h.fake.MacPassword() != password {
+	if h.world.MacPassword() != password {
 		t.Error("the Mac changed after a failed sync")
 	}
 	h.shot("sync-error-previous", s.w)
@@ -71,7 +71,7 @@ func TestSyncAfterAdminReset(t *testing.T) {
 	typeIn(s.w, s.previous.entry, password)
 	typeIn(s.w, s.newPw.entry, "Typo-by-IT-2026")
 	test.Tap(s.save)
-	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() && h.settled() })
 	if got := visibleMsg(s.newPw.msg); got != text.ErrWrongDirNew.S() {
 		t.Errorf("new-password error %q", got)
 	}
@@ -82,11 +82,11 @@ func TestSyncAfterAdminReset(t *testing.T) {
 	typeIn(s.w, s.previous.entry, password)
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	press(s.w, fyne.KeyReturn)
-	h.waitFor("the result", func() bool { return s.done })
-	if got := h.fake.MacPassword(); got != resetPassword {
+	h.waitFor("the result", func() bool { return s.done && h.settled() })
+	if got := h.world.MacPassword(); got != resetPassword {
 		t.Errorf("Mac password %q after sync, want the directory's", got)
 	}
-	for _, place := range []string{"Directory", "Mac account", "Login keychain", "FileVault"} {
+	for _, place := range []string{text.StepDirectory.S(), text.StepLocal.S(), text.StepKeychain.S(), text.StepFileVault.S()} {
 		if !slices.Contains(texts(s.result), place) {
 			t.Errorf("success screen does not list %q: %q", place, texts(s.result))
 		}
@@ -100,7 +100,7 @@ func TestSyncAfterAdminReset(t *testing.T) {
 }
 
 func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
-	h := afterReset(t, fakeapi.Options{}, true)
+	h := afterReset(t, agenttest.Options{}, true)
 	s := openSync(h)
 	typeIn(s.w, s.previous.entry, password)
 	typeIn(s.w, s.newPw.entry, resetPassword)
@@ -123,7 +123,7 @@ func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
 	if got := h.account().State; got != localapi.StateTemporary {
 		t.Errorf("account state %q after syncing a temporary password", got)
 	}
-	if h.fake.MacPassword() != resetPassword {
+	if h.world.MacPassword() != resetPassword {
 		t.Error("the temporary password was not synced first")
 	}
 	h.shot("change-temporary", c.w)
@@ -131,18 +131,18 @@ func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
 	typeIn(c.w, c.newPw.entry, newPassword)
 	typeIn(c.w, c.confirm.entry, newPassword)
 	press(c.w, fyne.KeyReturn)
-	h.waitFor("the result", func() bool { return c.done })
-	if h.fake.DirectoryPassword() != newPassword || h.fake.MacPassword() != newPassword {
+	h.waitFor("the result", func() bool { return c.done && h.settled() })
+	if h.world.DirectoryPassword() != newPassword || h.world.MacPassword() != newPassword {
 		t.Error("the permanent password is not everywhere")
 	}
-	if got := h.fake.Calls(); !slices.Equal(got, []string{localapi.OpSync, localapi.OpChange}) {
+	if got := h.world.Operations(); !slices.Equal(got, []string{localapi.OpSync, localapi.OpChange}) {
 		t.Errorf("operations %q, want sync then change", got)
 	}
 	h.waitFor("in sync", func() bool { return h.app.account().State == localapi.StateInSync })
 }
 
 func TestSyncForgotPrevious(t *testing.T) {
-	h := afterReset(t, fakeapi.Options{ServiceAccount: true, FileVault: true}, false)
+	h := afterReset(t, agenttest.Options{ServiceAccount: true, FileVault: true}, false)
 	s := openSync(h)
 	if visibleMsg(s.warning) != "" {
 		t.Errorf("warning shown before the box is ticked: %q", visibleMsg(s.warning))
@@ -163,19 +163,33 @@ func TestSyncForgotPrevious(t *testing.T) {
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	h.shot("sync-forgot", s.w)
 	test.Tap(s.save)
-	h.waitFor("the result", func() bool { return s.done })
-	if got := h.fake.Calls(); !slices.Equal(got, []string{localapi.OpSyncForgot}) {
+	h.waitFor("the result", func() bool { return s.done && h.settled() })
+	if got := h.world.Operations(); !slices.Equal(got, []string{localapi.OpSyncForgot}) {
 		t.Errorf("operations %q", got)
 	}
+	// The Mac moved the keychain aside, and the success screen says where.
+	h.world.Mac.Lock()
+	moved := slices.Clone(h.world.Mac.Moved)
+	h.world.Mac.Unlock()
+	if len(moved) != 1 {
+		t.Fatalf("keychains moved aside: %q", moved)
+	}
+	path, old, _ := strings.Cut(moved[0], "=")
+	if old != password {
+		t.Errorf("the keychain moved aside opens with %q, want the previous password", old)
+	}
 	shown := strings.Join(texts(s.result), "\n")
-	if !strings.Contains(shown, "~/Library/Keychains/login-20260310-104200.keychain-db") || !strings.Contains(shown, "not deleted") {
-		t.Errorf("success screen does not say where the old keychain went:\n%s", shown)
+	if !strings.Contains(shown, text.NoteKeychainKept.S(map[string]any{"path": path})) {
+		t.Errorf("success screen does not say where the old keychain went (%s):\n%s", path, shown)
+	}
+	if got := h.world.MacPassword(); got != resetPassword {
+		t.Errorf("Mac password %q after a forgotten sync, want the directory's", got)
 	}
 	h.shot("sync-forgot-done", s.w)
 }
 
 func TestSyncForgotUnavailableWithoutServiceAccount(t *testing.T) {
-	h := afterReset(t, fakeapi.Options{ServiceAccount: false}, false)
+	h := afterReset(t, agenttest.Options{ServiceAccount: false}, false)
 	s := openSync(h)
 	if !s.forgot.Disabled() {
 		t.Error("forgot box enabled without a usable service account")
@@ -195,13 +209,13 @@ func TestSyncForgotUnavailableWithoutServiceAccount(t *testing.T) {
 func TestNoSecretInLogs(t *testing.T) {
 	var log syncBuf
 	h := newHarness(t, setup{log: &log})
-	h.fake.AdminReset(resetPassword, true)
+	h.world.Reset(resetPassword, true)
 	h.waitFor("the reset", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	s := openSync(h)
 	typeIn(s.w, s.previous.entry, "Wrong-previous-1")
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	press(s.w, fyne.KeyReturn)
-	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() })
+	h.waitFor("the error", func() bool { return !s.running && s.form.Visible() && h.settled() })
 	typeIn(s.w, s.previous.entry, password)
 	typeIn(s.w, s.newPw.entry, resetPassword)
 	press(s.w, fyne.KeyReturn)
@@ -211,9 +225,9 @@ func TestNoSecretInLogs(t *testing.T) {
 	typeIn(c.w, c.newPw.entry, newPassword)
 	typeIn(c.w, c.confirm.entry, newPassword)
 	press(c.w, fyne.KeyReturn)
-	h.waitFor("the change", func() bool { return c.done })
+	h.waitFor("the change", func() bool { return c.done && h.settled() })
 	out := log.String()
-	if !strings.Contains(out, "change finished") {
+	if !strings.Contains(out, "operation finished") || !strings.Contains(out, "kind=change") {
 		t.Fatalf("log does not show the flow:\n%s", out)
 	}
 	for _, secret := range []string{password, resetPassword, newPassword, "Wrong-previous-1"} {

@@ -4,7 +4,6 @@ package ui
 
 import (
 	"bytes"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"image"
 	"image/color"
 	"image/draw"
@@ -16,12 +15,14 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 func TestTrayMenuForEachState(t *testing.T) {
-	tail := []string{"Status…", "-", "About Lockstep", "-", "Quit Lockstep"}
+	tail := []string{text.TrayStatus.S(), "-", text.TrayAbout.S(), "-", text.TrayQuit.S()}
+	change, changeOff := text.TrayChange.S(), text.TrayChange.S()+" (disabled)"
 	menu := func(lines []string, items ...string) []string {
 		var out []string
 		for _, l := range lines {
@@ -33,56 +34,51 @@ func TestTrayMenuForEachState(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		opts  fakeapi.Options
-		do    func(*fakeapi.Fake)
+		opts  agenttest.Options
+		do    func(*testing.T, *harness)
 		down  bool
 		icon  iconKind
 		items []string
 	}{
-		{name: "in sync", do: func(*fakeapi.Fake) {}, icon: iconInSync,
-			items: menu([]string{"Password in sync"}, "Change Password…")},
-		{name: "expiring", do: func(f *fakeapi.Fake) { f.ExpireIn(12) }, icon: iconAttention,
-			items: menu([]string{"Password expires in 12 days"}, "Change Password…")},
-		{name: "expiring tomorrow", do: func(f *fakeapi.Fake) { f.ExpireIn(1) }, icon: iconAttention,
-			items: menu([]string{"Password expires in 1 day"}, "Change Password…")},
-		{name: "sync needed", do: func(f *fakeapi.Fake) { f.AdminReset(resetPassword, false) }, icon: iconAttention,
-			items: menu([]string{"Sync needed: your password was reset by an administrator"}, "Sync Password…", "Change Password… (disabled)")},
-		{name: "locked", do: func(f *fakeapi.Fake) { f.Lock(t0.Add(48 * time.Minute)) }, icon: iconAttention,
-			items: menu([]string{"Account locked until 11:30"}, "Change Password… (disabled)")},
-		{name: "offline", do: func(f *fakeapi.Fake) {
-			f.SetConnection(localapi.ConnOffline, time.Date(2026, 3, 10, 10, 12, 0, 0, time.UTC), "no route to host")
+		{name: "in sync", do: func(*testing.T, *harness) {}, icon: iconInSync,
+			items: menu([]string{text.LineInSync.S()}, change)},
+		{name: "expiring", do: func(_ *testing.T, h *harness) { h.world.ExpireIn(12) }, icon: iconAttention,
+			items: menu([]string{text.LineExpires.N(12)}, change)},
+		{name: "expiring tomorrow", do: func(_ *testing.T, h *harness) { h.world.ExpireIn(1) }, icon: iconAttention,
+			items: menu([]string{text.LineExpires.N(1)}, change)},
+		{name: "sync needed", do: func(_ *testing.T, h *harness) { h.world.Reset(resetPassword, false) }, icon: iconAttention,
+			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.ReasonReset.S())})}, text.TraySync.S(), changeOff)},
+		{name: "temporary", do: func(_ *testing.T, h *harness) { h.world.Reset(resetPassword, true) }, icon: iconAttention,
+			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.ReasonResetTemporary.S())})}, text.TraySync.S(), changeOff)},
+		{name: "locked", do: func(_ *testing.T, h *harness) { h.world.Lock(t0.Add(48 * time.Minute)) }, icon: iconAttention,
+			items: menu([]string{text.LineLocked.S(map[string]any{"Until": "11:30"})}, changeOff)},
+		{name: "offline", do: func(_ *testing.T, h *harness) {
+			h.world.Disconnect(time.Date(2026, 3, 10, 10, 12, 0, 0, time.UTC), localapi.ProblemUnreachable, "no route to host")
 		}, icon: iconOffline,
-			items: menu([]string{"Password in sync", "Directory offline since 10:12"}, "Change Password… (disabled)")},
-		{name: "offline since yesterday", do: func(f *fakeapi.Fake) {
-			f.SetConnection(localapi.ConnOffline, time.Date(2026, 3, 9, 17, 5, 0, 0, time.UTC), "")
+			items: menu([]string{text.LineInSync.S(), text.LineOffline.S(map[string]any{"Since": "10:12"})}, changeOff)},
+		{name: "offline since yesterday", do: func(_ *testing.T, h *harness) {
+			h.world.Disconnect(time.Date(2026, 3, 9, 17, 5, 0, 0, time.UTC), localapi.ProblemUnreachable, "")
 		}, icon: iconOffline,
-			items: menu([]string{"Password in sync", "Directory offline since 9 Mar 17:05"}, "Change Password… (disabled)")},
-		{name: "busy", do: func(f *fakeapi.Fake) {
-			f.Update(func(s *localapi.Status) { s.Accounts[0].State = localapi.StateBusy })
-		}, icon: iconBusy, items: menu([]string{"Updating your password…"}, "Change Password… (disabled)")},
-		{name: "not enrolled", do: func(f *fakeapi.Fake) {
-			f.SetConnection(localapi.ConnNotEnrolled, t0, "")
-		}, icon: iconError,
-			items: menu([]string{"Password in sync", "This Mac is not enrolled with the directory"}, "Change Password… (disabled)")},
-		{name: "not linked", opts: fakeapi.Options{NotLinked: true}, do: func(f *fakeapi.Fake) { f.Update(func(*localapi.Status) {}) },
-			icon: iconAttention, items: menu([]string{"This account is not linked to the directory"}, "Link to Directory…", "Change Password… (disabled)")},
+			items: menu([]string{text.LineInSync.S(), text.LineOffline.S(map[string]any{"Since": "9 Mar 17:05"})}, changeOff)},
+		{name: "busy", do: func(t *testing.T, h *harness) { busy(t, h, "rekey") },
+			icon: iconBusy, items: menu([]string{text.LineBusy.S()}, changeOff)},
+		{name: "not enrolled", do: func(_ *testing.T, h *harness) { h.world.Unenroll(t0) }, icon: iconError,
+			items: menu([]string{text.LineInSync.S(), text.LineNotEnrolled.S()}, changeOff)},
+		{name: "not linked", opts: agenttest.Options{NotLinked: true}, do: func(*testing.T, *harness) {},
+			icon: iconAttention, items: menu([]string{text.LineNotBound.S()}, text.TrayLink.S(), changeOff)},
 		{name: "service not running", down: true, icon: iconError,
-			items: menu([]string{"Lockstep service not running"}, "Change Password… (disabled)")},
+			items: menu([]string{text.LineNotRunning.S()}, changeOff)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, setup{fake: tt.opts, noStart: tt.down})
+			h := newHarness(t, setup{world: tt.opts, noStart: tt.down})
 			if tt.down {
-				h.fake.SetDown(true)
-				ctx := t.Context()
-				go h.app.Run(ctx)
+				h.world.Stop()
+				go h.app.Run(t.Context())
 				h.waitFor("the failed watch", func() bool { return h.app.watchErr != nil })
 			} else {
-				n := h.tray.sets
-				tt.do(h.fake)
-				h.waitFor("the tray to change", func() bool {
-					return h.tray.sets > n || tt.icon == iconInSync
-				})
+				tt.do(t, h)
+				h.tryWait(func() bool { return slices.Equal(h.tray.labels(), tt.items) })
 			}
 			if got := h.tray.labels(); !slices.Equal(got, tt.items) {
 				t.Errorf("menu\n%q\nwant\n%q", got, tt.items)
@@ -97,7 +93,7 @@ func TestTrayMenuForEachState(t *testing.T) {
 func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	h := newHarness(t, setup{})
 	first := h.tray.menu
-	h.fake.AdminReset(resetPassword, false)
+	h.world.Reset(resetPassword, false)
 	h.waitFor("the reset", func() bool { return h.tray.item(text.TraySync.S()) != nil })
 	want := []string{text.NoteResetTitle.S() + " | " + text.NoteResetBody.S()}
 	h.waitFor("the notice", func() bool { return len(h.notifications()) >= 1 })
@@ -107,7 +103,7 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	}
 
 	// lockstepd stops: the tray says so and keeps trying.
-	h.fake.SetDown(true)
+	h.world.Stop()
 	h.waitFor("the tray to show the service down", func() bool { return !h.app.connected })
 	if got := h.tray.labels()[0]; got != text.LineNotRunning.S()+" (disabled)" {
 		t.Errorf("first line %q while lockstepd is down", got)
@@ -115,17 +111,23 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 	if h.tray.icon != trayIcon(iconError, false) {
 		t.Errorf("icon %s while lockstepd is down", h.tray.icon.Name())
 	}
-	// It comes back: the watch reconnects and the first status repeats the
-	// reset, which must not be notified again.
-	h.fake.SetDown(false)
-	h.waitFor("the reconnect", func() bool { return h.app.connected })
-	if h.tray.item(text.TraySync.S()) == nil {
-		t.Error("Sync Password… missing after the reconnect")
+	if h.tray.item(text.TraySync.S()) != nil {
+		t.Error("Sync Password… offered while lockstepd is down")
 	}
-	// A restart that drops the stream (rather than refusing connections).
-	h.fake.DropWatchers()
+	// It comes back on the same state: the watch reconnects, and lockstepd
+	// tells the new watcher the reset that still stands, with the ID it was
+	// first sent with; it must not be notified again.
+	h.world.Restart()
+	h.waitFor("the reconnect", func() bool { return h.app.connected && h.tray.item(text.TraySync.S()) != nil })
+	h.waitFor("the standing notice", func() bool { return h.svc.notices() > 1 })
+	h.drain()
+	// A restart the app does not see refused (the stream drops and the
+	// socket is back at once).
+	h.world.Restart()
 	h.waitFor("the drop", func() bool { return !h.app.connected })
 	h.waitFor("the reconnect", func() bool { return h.app.connected })
+	h.waitFor("the standing notice again", func() bool { return h.svc.notices() > 2 })
+	h.drain()
 	if got := h.notifications(); !slices.Equal(got, want) {
 		t.Errorf("notifications after reconnects %q, want only the first", got)
 	}
@@ -137,28 +139,34 @@ func TestTrayReconnectsAndDoesNotRepeatNotifications(t *testing.T) {
 }
 
 func TestNotifications(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{}})
+	h := newHarness(t, setup{})
 	count := func() int { return len(h.notifications()) }
 
-	h.fake.ExpireIn(3)
+	h.world.ExpireIn(3)
 	h.waitFor("expiry", func() bool { return count() == 1 })
-	h.fake.AdminReset(resetPassword, false)
+	// The directory's scanner warns again the same day: lockstepd sends
+	// nothing new.
+	h.world.ExpireIn(3)
+	h.world.Reset(resetPassword, false)
 	h.waitFor("reset", func() bool { return count() == 2 })
-	// Sync it, through the fake directly (another client, say the CLI).
-	if _, err := h.fake.Sync(t.Context(), localapi.SyncRequest{Previous: []byte(password), New: []byte(resetPassword)}, nil); err != nil {
+	// Sync it from another program (the CLI).
+	if _, err := h.client.Sync(t.Context(), localapi.SyncRequest{User: "alice", Previous: []byte(password), New: []byte(resetPassword)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.waitFor("sync finished", func() bool { return count() == 3 })
-	h.fake.Lock(t0.Add(48 * time.Minute))
+	h.world.Lock(t0.Add(48 * time.Minute))
 	h.waitFor("lock", func() bool { return count() == 4 })
-	// Let any duplicate arrive: wait for a later status to be handled.
-	h.fake.Update(func(s *localapi.Status) { s.Version = "1.0.1" })
-	h.waitFor("a later status", func() bool { return h.app.status.Version == "1.0.1" })
+	// lockstepd restarts and re-sends the lock, which still stands: the
+	// app has shown it already.
+	seen := h.svc.notices()
+	h.world.Restart()
+	h.waitFor("the standing lock", func() bool { return h.app.connected && h.svc.notices() > seen })
+	h.drain()
 	want := []string{
-		"Your password expires in 3 days | " + text.NoteExpiryBody.S(),
+		text.NoteExpiryTitle.N(3) + " | " + text.NoteExpiryBody.S(),
 		text.NoteResetTitle.S() + " | " + text.NoteResetBody.S(),
 		text.NoteSyncedTitle.S() + " | " + text.NoteSyncedBody.S(),
-		text.NoteLockedTitle.S() + " | Too many wrong passwords were tried. It unlocks at 11:30, or contact your IT department.",
+		text.NoteLockedTitle.S() + " | " + text.NoteLockedBody.S(map[string]any{"Until": "11:30"}),
 	}
 	if got := h.notifications(); !slices.Equal(got, want) {
 		t.Errorf("notifications\n%q\nwant\n%q", got, want)
@@ -239,20 +247,21 @@ func TestTrayIcons(t *testing.T) {
 }
 
 func TestStatusWindow(t *testing.T) {
-	h := newHarness(t, setup{fake: fakeapi.Options{FileVault: true}})
+	h := newHarness(t, setup{world: agenttest.Options{FileVault: true}})
 	h.app.ShowStatus()
 	s := h.app.statusW
+	changed := text.StatusLastChange.S(map[string]any{"At": "28 Feb 10:42"})
+	place := func(name, state, at string) string {
+		return text.PlaceName(name) + ": " + text.PlaceState(state) + ". " + text.StatusLastChange.S(map[string]any{"At": at})
+	}
 	shown := strings.Join(texts(s.w.Content()), "\n")
 	for _, want := range []string{
-		"Running (version 1.0.0)",
-		"Connected since 09:42",
-		"Alice Example (alice@example.com)",
-		"In sync everywhere",
-		"Directory: Up to date. Last changed 28 Feb 10:42",
-		"Mac account: Up to date. Last changed 28 Feb 10:42",
-		"Login keychain: Up to date. Last changed 28 Feb 10:42",
-		"FileVault: Up to date. Last changed 28 Feb 10:42",
-		"None yet",
+		text.StatusRunning.S(map[string]any{"Version": "1.0.0"}),
+		text.StatusConnected.S(map[string]any{"Since": "09:42"}),
+		text.StatusWho.S(map[string]any{"Name": "Alice Example", "User": "alice@example.com"}),
+		text.StateInSync.S(),
+		text.PlaceName(localapi.PlaceDirectory) + ": " + text.PlaceOK.S() + ". " + changed,
+		text.StatusNoOp.S(),
 	} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("status window does not show %q:\n%s", want, shown)
@@ -260,24 +269,29 @@ func TestStatusWindow(t *testing.T) {
 	}
 	h.shot("status-in-sync", s.w)
 
-	h.fake.AdminReset(resetPassword, false)
+	h.world.Reset(resetPassword, false)
 	h.waitFor("the reset", func() bool { return h.app.account().State == localapi.StateSyncNeeded })
 	shown = strings.Join(texts(s.w.Content()), "\n")
 	for _, want := range []string{
-		"This Mac needs a sync. Your password was reset by an administrator.",
-		"Directory: Up to date. Last changed 10:42",
-		"Mac account: Behind: needs a sync. Last changed 28 Feb 10:42",
+		text.StateSyncNeeded.S() + ". " + text.ReasonReset.S(),
+		place(localapi.PlaceDirectory, localapi.PlaceOK, "10:42"),
+		text.PlaceName(localapi.PlaceLocal) + ": " + text.PlaceBehind.S(),
 	} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("status window does not show %q:\n%s", want, shown)
 		}
 	}
-	if _, err := h.fake.Sync(t.Context(), localapi.SyncRequest{Previous: []byte(password), New: []byte(resetPassword)}, nil); err != nil {
+	if _, err := h.client.Sync(t.Context(), localapi.SyncRequest{User: "alice", Previous: []byte(password), New: []byte(resetPassword)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.waitFor("the sync", func() bool { return h.app.account().State == localapi.StateInSync })
 	shown = strings.Join(texts(s.w.Content()), "\n")
-	for _, want := range []string{"Sync, started 10:42: finished", "Directory: done", "Mac account: done", "FileVault start-up screen: done"} {
+	for _, want := range []string{
+		text.StatusOpLine.S(map[string]any{"Kind": text.OpSync.S(), "At": "10:42", "State": text.OpDone.S()}),
+		stepLine(localapi.StepDirectory, localapi.OpSync, localapi.StepDone),
+		stepLine(localapi.StepLocal, localapi.OpSync, localapi.StepDone),
+		stepLine(localapi.StepPreboot, localapi.OpSync, localapi.StepDone),
+	} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("status window does not show %q:\n%s", want, shown)
 		}
@@ -285,7 +299,7 @@ func TestStatusWindow(t *testing.T) {
 	h.shot("status-after-sync", s.w)
 
 	// Refresh with lockstepd gone says so.
-	h.fake.SetDown(true)
+	h.world.Stop()
 	h.waitFor("the drop", func() bool { return !h.app.connected })
 	s.refreshB.OnTapped()
 	h.waitFor("the refresh", func() bool { return !s.refreshB.Disabled() })
@@ -307,7 +321,8 @@ func TestAboutWindow(t *testing.T) {
 	h.app.ShowAbout()
 	b := h.app.about
 	shown := texts(b.w.Content())
-	for _, want := range []string{"Lockstep", "Version dev", text.AboutBlurb.S(), "Lockstep service: version 1.0.0"} {
+	for _, want := range []string{text.AboutName.S(), text.AboutVersion.S(map[string]any{"Version": appVersion()}), text.AboutBlurb.S(),
+		text.AboutService.S(map[string]any{"Version": "1.0.0"})} {
 		if !slices.Contains(shown, want) {
 			t.Errorf("About does not show %q: %q", want, shown)
 		}

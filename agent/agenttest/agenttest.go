@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,6 +74,7 @@ type World struct {
 	d      *agent.Daemon
 	cancel context.CancelFunc
 	done   chan error
+	front  *front
 }
 
 // Start starts a world; it stops when the test ends.
@@ -168,7 +171,7 @@ func (l *link) Connection() api.Connection {
 // start runs a daemon on the world's state, as launchd starts lockstepd.
 func (w *World) start() {
 	w.t.Helper()
-	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket,
+	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.daemonSocket(),
 		UserMap: map[string]string{w.o.LocalUser: w.o.DirectoryUser}}
 	platform := w.Mac.Platform()
 	d, err := agent.New(agent.Options{Config: cfg, Log: w.o.Log, Mac: &platform, Keys: keys{},
@@ -197,7 +200,7 @@ func (w *World) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(w.Socket); err == nil {
+		if _, err := os.Stat(w.daemonSocket()); err == nil {
 			break
 		}
 		select {
@@ -210,7 +213,20 @@ func (w *World) start() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	f, err := newFront(w.Socket, w.daemonSocket())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.front = f
+	w.mu.Unlock()
 	w.waitBound()
+}
+
+// daemonSocket is where lockstepd itself listens; clients use Socket, in
+// front of it.
+func (w *World) daemonSocket() string {
+	return filepath.Join(filepath.Dir(w.Socket), "daemon", "lockstepd.sock")
 }
 
 // waitBound waits until the daemon has read the account from the
@@ -237,20 +253,117 @@ func (w *World) daemon() *agent.Daemon {
 	return w.d
 }
 
-// Stop stops lockstepd, as launchctl bootout does: the socket goes away.
+// Stop stops lockstepd as its process ends (launchctl bootout, a crash):
+// the socket goes away and every connection to it is closed, so clients
+// see their watch streams end.
 func (w *World) Stop() {
 	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.cancel, w.done, w.d = nil, nil, nil
+	cancel, done, f := w.cancel, w.done, w.front
+	w.cancel, w.done, w.d, w.front = nil, nil, nil, nil
 	w.mu.Unlock()
 	if cancel == nil {
 		return
+	}
+	if f != nil {
+		f.close()
 	}
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		w.t.Errorf("lockstepd stopped with %v", err)
 	}
 	_ = os.Remove(w.Socket)
+	_ = os.Remove(w.daemonSocket())
+}
+
+// front is the socket clients dial, passing each connection through to
+// lockstepd's own socket. It stands for the process boundary: when a
+// process exits, the kernel closes every connection it had, which an
+// in-process daemon does not do by returning from Run (its HTTP server's
+// Shutdown leaves open watch streams to time out). Peer credentials are
+// the test process's either way.
+type front struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
+}
+
+func newFront(path, target string) (*front, error) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("agenttest: listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agenttest: %w", err)
+	}
+	f := &front{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	f.wg.Add(1)
+	go f.serve()
+	return f, nil
+}
+
+func (f *front) serve() {
+	defer f.wg.Done()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		d, err := net.Dial("unix", f.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		if !f.track(c, d) {
+			continue
+		}
+		f.wg.Add(2)
+		go f.pipe(c, d)
+		go f.pipe(d, c)
+	}
+}
+
+func (f *front) track(cs ...net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil { // closed
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range cs {
+		f.conns[c] = true
+	}
+	return true
+}
+
+func (f *front) pipe(dst, src net.Conn) {
+	defer f.wg.Done()
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	f.mu.Lock()
+	if f.conns != nil {
+		delete(f.conns, dst)
+		delete(f.conns, src)
+	}
+	f.mu.Unlock()
+}
+
+// close closes the socket and every connection through it.
+func (f *front) close() {
+	f.ln.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+	f.mu.Unlock()
+	f.wg.Wait()
 }
 
 // Restart stops lockstepd if it runs and starts it again on the same
@@ -311,6 +424,21 @@ func (w *World) push(typ string, body any) {
 func (w *World) Disconnect(since time.Time, problem, lastErr string) {
 	w.link.mu.Lock()
 	w.link.state, w.link.since, w.link.problem, w.link.lastErr = session.Offline, since, problem, lastErr
+	w.link.mu.Unlock()
+	w.Dir.Lock()
+	w.Dir.Online = false
+	w.Dir.Unlock()
+	if d := w.daemon(); d != nil {
+		d.ConnectionChanged()
+	}
+}
+
+// Unenroll takes the directory away because this Mac has no identity
+// with it (never enrolled, or its identity was removed), as the session
+// reports that: not_enrolled since the time given.
+func (w *World) Unenroll(since time.Time) {
+	w.link.mu.Lock()
+	w.link.state, w.link.since, w.link.problem, w.link.lastErr = session.NotEnrolled, since, session.ProblemNotEnrolled, session.ErrNotEnrolled.Error()
 	w.link.mu.Unlock()
 	w.Dir.Lock()
 	w.Dir.Online = false
