@@ -153,7 +153,7 @@ func TestSyncForgotPrevious(t *testing.T) {
 		t.Errorf("warning %q", got)
 	}
 	for _, must := range []string{"aside", "never deleted", "new, empty one", "stay in it"} {
-		if !strings.Contains(text.ForgotWarning.S(), must) {
+		if !pseudoRun && !strings.Contains(text.ForgotWarning.S(), must) {
 			t.Errorf("warning does not say %q", must)
 		}
 	}

@@ -223,6 +223,9 @@ func (w *World) start() {
 	w.waitBound()
 }
 
+// Options are the world's, with the defaults filled in.
+func (w *World) Options() Options { return w.o }
+
 // daemonSocket is where lockstepd itself listens; clients use Socket, in
 // front of it.
 func (w *World) daemonSocket() string {
