@@ -136,23 +136,25 @@ func OpState(state string) string {
 	return Unknown.S(map[string]any{"code": state})
 }
 
-// Connection says where lockstepd's session with the directory stands.
+// Connection says where lockstepd's session with the directory stands:
+// why it is down when the session says (a revoked or unknown Mac), else its
+// state.
 func Connection(c localapi.Connection) string {
 	since := map[string]any{"Since": Clock(c.Since), "Err": c.LastError}
+	if c.State != localapi.ConnConnected {
+		switch c.Problem {
+		case localapi.ProblemRevoked:
+			return StatusRevoked.S(since)
+		case localapi.ProblemRefused:
+			return StatusRefused.S(since)
+		}
+	}
 	switch c.State {
 	case localapi.ConnConnected:
 		return StatusConnected.S(since)
 	case localapi.ConnConnecting:
 		return StatusConnecting.S()
 	case localapi.ConnNotEnrolled:
-		return StatusNotEnrolled.S()
-	}
-	switch c.Problem {
-	case localapi.ProblemRevoked:
-		return StatusRevoked.S(since)
-	case localapi.ProblemRefused:
-		return StatusRefused.S(since)
-	case localapi.ProblemNotEnrolled:
 		return StatusNotEnrolled.S()
 	}
 	if c.LastError != "" {
