@@ -40,6 +40,8 @@ With --stdin, secrets are read one per line instead of prompted for:
 	FlagOut           = M("cli.flag_out", "output file")
 	FlagAdmin         = M("cli.flag_admin", "a SecureToken admin's short name")
 	FlagPassword      = M("cli.flag_password", "also check that your password opens each place")
+	FlagTheme         = M("menu.flag_theme", "appearance: system, light or dark")
+	FlagVersion       = M("menu.flag_version", "print the version and exit")
 
 	CLIStdinEnded  = M("cli.stdin_ended", "Standard input ended before the {{.What}}.")
 	CLINoTerminal  = M("cli.no_terminal", "There is no terminal to ask for the password on: pass --stdin and give the secrets one per line.")

@@ -175,3 +175,21 @@ func ServiceAccount(st localapi.ServiceAccountStatus) string {
 	}
 	return ServiceNotSetUp.S()
 }
+
+// ShortReason says why a sync is needed in a few words, for the tray's
+// "Sync needed: …" line; the windows say the whole reason (Render).
+func ShortReason(t localapi.Text) string {
+	switch t.Code {
+	case localapi.ReasonReset:
+		return ShortReset.S()
+	case localapi.ReasonResetTemporary:
+		return ShortResetTemporary.S()
+	case localapi.ReasonChangedElsewhere:
+		return ShortElsewhere.S()
+	case localapi.ReasonInterrupted:
+		return ShortInterrupted.S()
+	case localapi.ReasonStopped:
+		return ShortStopped.S()
+	}
+	return Clause(Render(t))
+}
