@@ -163,7 +163,6 @@ var whys = map[string][]string{
 	localapi.CodeServiceSetup: {"", "admin_password", "admin_token"},
 }
 
-
 // bad reports what is wrong with a rendered sentence, if anything.
 func bad(s string) string {
 	switch {
