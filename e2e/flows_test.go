@@ -17,6 +17,7 @@ import (
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -112,7 +113,7 @@ func TestAdminResetTemporarySyncThenChange(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reset never reached the watch stream")
 	}
-	if a := m.account(); a.Reason.Code != localapi.ReasonResetTemporary {
+	if a := m.account(); a.Reason.Code != codes.ReasonResetTemporary {
 		t.Errorf("reason = %+v", a.Reason)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -182,7 +183,7 @@ func TestLinkProvesThePassword(t *testing.T) {
 	u := newUser(t, shared, false)
 	m := newMacAssigned(t, shared, u, nil)
 	a := m.account()
-	if a.State != localapi.StateNotLinked || a.Reason.Code != localapi.ReasonNotLinked {
+	if a.State != localapi.StateNotLinked || a.Reason.Code != codes.ReasonNotLinked {
 		t.Fatalf("before linking: %s (%+v)", a.State, a.Reason)
 	}
 	r := m.cli("", "status", "--user", "alice")

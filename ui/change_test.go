@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 const newPassword = "Brand-new-Pass-42"

@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // TestThroughRealClient runs the app on the real localapi.Client against

@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // The directory has not linked this Mac to the user: the tray says so and

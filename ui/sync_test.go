@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 const resetPassword = "Reset-by-IT-2026"

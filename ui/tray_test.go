@@ -4,7 +4,6 @@ package ui
 
 import (
 	"bytes"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"image"
 	"image/color"
 	"image/draw"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 func TestTrayMenuForEachState(t *testing.T) {

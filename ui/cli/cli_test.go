@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -187,7 +188,7 @@ func TestStatusJSONIsEnglishAndStable(t *testing.T) {
 	}
 	a := st.Accounts[0]
 	text.Use(text.Settings{Languages: []string{"en"}})
-	if a.State != localapi.StateSyncNeeded || a.Reason.Code != localapi.ReasonReset || a.Reason.Message != text.ReasonReset.S() {
+	if a.State != localapi.StateSyncNeeded || a.Reason.Code != codes.ReasonReset || a.Reason.Message != text.ReasonReset.S() {
 		t.Errorf("account %+v", a)
 	}
 	if st.Directory.State != localapi.ConnConnected || st.Directory.URL == "" || len(a.Places) != 4 {

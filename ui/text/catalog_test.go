@@ -16,6 +16,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 var update = flag.Bool("update", false, "rewrite translations/en.json")
@@ -117,16 +118,16 @@ func sets(t *testing.T, code string, keys []string) []map[string]string {
 		var vals []string
 		switch k {
 		case "error":
-			vals = slices.Sorted(maps.Keys(localapi.Errors))
+			vals = slices.Sorted(maps.Keys(codes.Errors))
 		case "reason":
-			for c := range localapi.Texts {
-				if strings.HasPrefix(c, "reason.") && len(localapi.Texts[c]) == 0 {
+			for c := range codes.Texts {
+				if strings.HasPrefix(c, "reason.") && len(codes.Texts[c]) == 0 {
 					vals = append(vals, c)
 				}
 			}
 			slices.Sort(vals)
 		case "problem":
-			for c := range localapi.Texts {
+			for c := range codes.Texts {
 				if strings.HasPrefix(c, "service.") {
 					vals = append(vals, c)
 				}
@@ -184,8 +185,8 @@ func bad(s string) string {
 func TestEveryTextRenders(t *testing.T) {
 	Use(Settings{Zone: time.UTC, Now: func() time.Time { return t0 }})
 	n := 0
-	for _, code := range slices.Sorted(maps.Keys(localapi.Texts)) {
-		for _, p := range sets(t, code, localapi.Texts[code]) {
+	for _, code := range slices.Sorted(maps.Keys(codes.Texts)) {
+		for _, p := range sets(t, code, codes.Texts[code]) {
 			got := Render(localapi.Text{Code: code, Params: p})
 			n++
 			if why := bad(got); why != "" {
@@ -212,8 +213,8 @@ func TestEveryErrorRenders(t *testing.T) {
 	generic := map[string]bool{protocol.CodeInternal: true, protocol.CodeUnsupported: true,
 		protocol.CodeUnauthorized: true, protocol.CodeIdempotencyReuse: true}
 	n := 0
-	for _, code := range slices.Sorted(maps.Keys(localapi.Errors)) {
-		for _, p := range sets(t, code, localapi.Errors[code]) {
+	for _, code := range slices.Sorted(maps.Keys(codes.Errors)) {
+		for _, p := range sets(t, code, codes.Errors[code]) {
 			for _, in := range []string{InChange, InSync, InLink} {
 				e := &localapi.Error{Code: code, Params: p, Detail: "detail for IT", RetryAfter: 30}
 				if code == localapi.CodeMissing {
@@ -290,7 +291,7 @@ func TestPseudoLocaleMarksEveryMessage(t *testing.T) {
 			t.Errorf("%s renders unmarked: %q", m.id, got)
 		}
 	}
-	if got := Render(localapi.Text{Code: localapi.ReasonInSync}); !IsPseudo(got) || strings.Contains(got, "Every place") {
+	if got := Render(localapi.Text{Code: codes.ReasonInSync}); !IsPseudo(got) || strings.Contains(got, "Every place") {
 		t.Errorf("pseudo render %q", got)
 	}
 }

@@ -1,6 +1,9 @@
 package text
 
-import "github.com/lockstep-dev/lockstep/localapi"
+import (
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
+)
 
 // The names of lockstepd's vocabulary (steps, places, states, operation
 // kinds), as the app's windows and the CLI's lines both show them.
@@ -180,15 +183,15 @@ func ServiceAccount(st localapi.ServiceAccountStatus) string {
 // "Sync needed: …" line; the windows say the whole reason (Render).
 func ShortReason(t localapi.Text) string {
 	switch t.Code {
-	case localapi.ReasonReset:
+	case codes.ReasonReset:
 		return ShortReset.S()
-	case localapi.ReasonResetTemporary:
+	case codes.ReasonResetTemporary:
 		return ShortResetTemporary.S()
-	case localapi.ReasonChangedElsewhere:
+	case codes.ReasonChangedElsewhere:
 		return ShortElsewhere.S()
-	case localapi.ReasonInterrupted:
+	case codes.ReasonInterrupted:
 		return ShortInterrupted.S()
-	case localapi.ReasonStopped:
+	case codes.ReasonStopped:
 		return ShortStopped.S()
 	}
 	return Clause(Render(t))
