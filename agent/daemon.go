@@ -20,6 +20,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // stopWait is how long a stopping daemon lets a running operation finish.
@@ -369,10 +370,10 @@ func (d *Daemon) ServiceAccount(context.Context) engine.ServiceStatus {
 // SetupServiceAccount implements api.Backend.
 func (d *Daemon) SetupServiceAccount(ctx context.Context, adminUser string, adminPW protocol.Secret) (engine.ServiceStatus, error) {
 	if adminUser == "" {
-		return engine.ServiceStatus{}, &engine.Error{Code: engine.CodeMissing, Field: "admin_user"}
+		return engine.ServiceStatus{}, &engine.Error{Code: codes.Missing, Field: "admin_user"}
 	}
 	if adminPW.Empty() {
-		return engine.ServiceStatus{}, &engine.Error{Code: engine.CodeMissing, Field: "admin_password"}
+		return engine.ServiceStatus{}, &engine.Error{Code: codes.Missing, Field: "admin_password"}
 	}
 	err := d.mac.Service.Setup(ctx, adminUser, adminPW)
 	st := d.refreshServiceAccount(ctx)
@@ -412,5 +413,5 @@ func serviceError(step string, err error) error {
 	case errors.Is(err, engine.ErrNoSecureToken):
 		why = "admin_token"
 	}
-	return &engine.Error{Code: engine.CodeServiceSetup, Params: map[string]string{"step": step, "why": why}, Detail: err.Error()}
+	return &engine.Error{Code: codes.ServiceSetup, Params: map[string]string{"step": step, "why": why}, Detail: err.Error()}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/platform"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // newPlatform builds the engine's view of the Mac from the platform layer,
@@ -226,22 +227,22 @@ func (m *mac) forgetService() {
 func (m *mac) observeService(ctx context.Context) engine.ServiceStatus {
 	st, err := m.service.Status(ctx)
 	if err != nil {
-		return engine.ServiceStatus{Problem: engine.ServiceUncheckable}
+		return engine.ServiceStatus{Problem: codes.ServiceUncheckable}
 	}
 	out := engine.ServiceStatus{Present: st.Exists, SecureToken: st.SecureToken, Usable: st.Ready()}
 	switch {
 	case !st.Exists:
-		out.Problem = engine.ServiceNotSetUp
+		out.Problem = codes.ServiceNotSetUp
 	case !st.SecureToken:
-		out.Problem = engine.ServiceNoToken
+		out.Problem = codes.ServiceNoToken
 	case !st.PasswordStored:
-		out.Problem = engine.ServiceNotStored
+		out.Problem = codes.ServiceNotStored
 	case !st.PasswordWorks:
-		out.Problem = engine.ServiceWrongPassword
+		out.Problem = codes.ServiceWrongPassword
 	case st.RotationPending:
-		out.Problem = engine.ServiceRotationPending
+		out.Problem = codes.ServiceRotationPending
 	case !out.Usable:
-		out.Problem = engine.ServiceNotUsable
+		out.Problem = codes.ServiceNotUsable
 	}
 	return out
 }

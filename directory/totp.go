@@ -10,11 +10,12 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"github.com/lockstep-dev/lockstep/protocol"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // TOTP parameters: the ones every standard authenticator app uses.

@@ -17,6 +17,8 @@ import (
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // 1. A change from the CLI with the TOTP code moves every place.
@@ -27,7 +29,7 @@ func TestChangeMovesEveryPlace(t *testing.T) {
 	old, nw := u.password, newPassword()
 
 	r := m.cli(lines(old, nw, u.code(t)), "change", "--stdin", "--user", "alice")
-	if r.code != 0 || !strings.Contains(r.stdout, "Done: every place uses your new password") {
+	if r.code != 0 || !strings.Contains(r.stdout, text.CLIDone.S()) {
 		t.Fatalf("change: %s", r)
 	}
 	u.password = nw
@@ -45,12 +47,12 @@ func TestChangeMovesEveryPlace(t *testing.T) {
 	}
 	for _, s := range op.Steps {
 		if s.State != localapi.StepDone {
-			t.Errorf("journal step %s = %s (%s)", s.Name, s.State, s.Detail)
+			t.Errorf("journal step %s = %s (%+v)", s.Name, s.State, s.Text)
 		}
 	}
 	a := m.account()
 	if a.State != localapi.StateInSync {
-		t.Fatalf("status = %s (%s)", a.State, a.Reason)
+		t.Fatalf("status = %s (%+v)", a.State, a.Reason)
 	}
 	// The directory knows the Mac holds the new version.
 	du, err := shared.admin.User(t.Context(), u.name)
@@ -111,12 +113,12 @@ func TestAdminResetTemporarySyncThenChange(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reset never reached the watch stream")
 	}
-	if a := m.account(); !strings.Contains(a.Reason, "temporary") {
-		t.Errorf("reason = %q", a.Reason)
+	if a := m.account(); a.Reason.Code != codes.ReasonResetTemporary {
+		t.Errorf("reason = %+v", a.Reason)
 	}
 
 	r := m.cli(lines(old, temp), "sync", "--stdin", "--user", "alice")
-	if r.code != 0 || !strings.Contains(r.stderr, "run `lockstep change` now") {
+	if r.code != 0 || !strings.Contains(r.stderr, text.CLITemporaryLater.S()) {
 		t.Fatalf("sync: %s", r)
 	}
 	m.places(temp, old)
@@ -168,12 +170,12 @@ func TestForgotPreviousPassword(t *testing.T) {
 	}
 	m.waitState(localapi.StateSyncNeeded)
 	r := m.cli(lines(nw), "sync", "--forgot-previous", "--stdin", "--user", "alice")
-	if r.code == 0 || !strings.Contains(r.stderr, "service account is not set up") {
+	if r.code == 0 || !strings.Contains(r.stderr, text.ErrNoServiceAcct.S()) {
 		t.Fatalf("forgot without service account: %s", r)
 	}
 
 	r = m.cli(lines(adminPW), "service-account", "setup", "--admin", "admin", "--stdin")
-	if r.code != 0 || !strings.Contains(r.stdout, "Service account ready") {
+	if r.code != 0 || !strings.Contains(r.stdout, text.ServiceReady.S()) {
 		t.Fatalf("service-account setup: %s", r)
 	}
 	if st := m.status(); !st.ServiceAccount.Usable {
@@ -241,19 +243,19 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	// Refusals that stop before the directory never use the code, so these
 	// pass a dummy one and keep real codes for the cases that need them.
 	r := m.cli(lines("Not-My-Passw0rd", newPassword(), "111111"), "change", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stderr, "That is not your current Mac password") {
+	if r.code != 1 || !strings.Contains(r.stderr, text.ErrWrongCurrent.S()) {
 		t.Fatalf("wrong current: %s", r)
 	}
 	unchanged("a wrong current password")
 
 	r = m.cli(lines(old, newPassword(), "000000"), "change", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stderr, "code is not right") {
+	if r.code != 1 || !strings.Contains(r.stderr, text.ErrMFAInvalid.S()) {
 		t.Fatalf("wrong code: %s", r)
 	}
 	unchanged("a wrong code")
 
 	r = m.cli(lines(old, "short"), "change", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stderr, "does not meet the password policy") || !strings.Contains(r.stderr, "At least 12 characters") {
+	if r.code != 1 || !strings.Contains(r.stderr, text.CLIPolicyUnmet.S()) || !strings.Contains(r.stderr, text.RuleMinLength.N(12)) {
 		t.Fatalf("policy: %s", r)
 	}
 	unchanged("a policy violation")
@@ -266,7 +268,7 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	old = mid
 	r = m.cli(lines(old, newPassword(), code), "change", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stderr, "already used") {
+	if r.code != 1 || !strings.Contains(r.stderr, text.ErrMFAReplayed.S()) {
 		t.Fatalf("replayed code: %s", r)
 	}
 	unchanged("a replayed code")
@@ -279,7 +281,11 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	m.waitState(localapi.StateLocked)
 	r = m.cli(lines(old, newPassword(), "111111"), "change", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stderr, "locked") {
+	locked := text.ErrLockedPlain.S()
+	if a := m.account(); a.LockedUntil != nil {
+		locked = text.ErrLocked.S(map[string]any{"Until": text.Clock(*a.LockedUntil)})
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, locked) {
 		t.Fatalf("locked: %s", r)
 	}
 	if _, err := shared.admin.Unlock(t.Context(), u.name); err != nil {
@@ -311,7 +317,7 @@ func TestDirectoryOffline(t *testing.T) {
 		return m.status().Directory.State != localapi.ConnConnected
 	})
 	r := m.cli(lines(old, newPassword()), "change", "--stdin", "--user", "alice")
-	if r.code != 4 || !strings.Contains(r.stderr, "not reachable") {
+	if r.code != 4 || !strings.Contains(r.stderr, text.ErrOffline.S()) {
 		t.Fatalf("offline: %s", r)
 	}
 	if ok, _ := m.sim.CheckPassword("alice", []byte(old)); !ok {
@@ -347,12 +353,12 @@ func TestOtherUsersCannotTouchAlice(t *testing.T) {
 	}
 	// bob is not in the directory; the directory answers as for a user the
 	// Mac is not linked to, and bob is told how to link.
-	if !strings.Contains(r.stdout, `"state": "not_linked"`) || !strings.Contains(r.stdout, "lockstep link") {
+	if !strings.Contains(r.stdout, `"state": "not_linked"`) || !strings.Contains(r.stdout, `"code": "reason.not_linked"`) || !strings.Contains(r.stdout, `"message": "`+text.ReasonNotLinked.S()+`"`) {
 		t.Errorf("bob's status does not say his account is not linked: %s", r)
 	}
 	nw := newPassword()
 	r = m.cliAs(bobUID, lines(u.password, nw), "change", "--stdin", "--user", "alice")
-	if r.code == 0 || !strings.Contains(r.stderr, "only act on your own account") {
+	if r.code == 0 || !strings.Contains(r.stderr, text.ErrForbiddenOther.S(map[string]any{"user": "bob"})) {
 		t.Fatalf("bob changing alice: %s", r)
 	}
 	r = m.cliAs(bobUID, lines(u.password, nw), "sync", "--stdin", "--user", "alice")
@@ -360,7 +366,7 @@ func TestOtherUsersCannotTouchAlice(t *testing.T) {
 		t.Fatalf("bob syncing alice: %s", r)
 	}
 	r = m.cliAs(bobUID, lines(adminPW), "service-account", "setup", "--admin", "admin", "--stdin")
-	if r.code == 0 || !strings.Contains(r.stderr, "Only root") {
+	if r.code == 0 || !strings.Contains(r.stderr, text.ErrForbiddenRoot.S()) {
 		t.Fatalf("bob setting up the service account: %s", r)
 	}
 	m.places(u.password)
@@ -480,7 +486,7 @@ func TestDoctorAndDiagnose(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = m.cli(lines(u.password), "doctor", "--password", "--stdin", "--user", "alice")
-	if r.code != 1 || !strings.Contains(r.stdout, "keychain does not open with this password") || !strings.Contains(r.stdout, "lockstep sync") {
+	if r.code != 1 || !strings.Contains(r.stdout, text.DoctorKCWrong.S()) || !strings.Contains(r.stdout, text.FixSyncKeychain.S()) {
 		t.Fatalf("doctor with the keychain behind: %s", r)
 	}
 	// The sync the doctor suggests, with the keychain's password as the
@@ -549,7 +555,7 @@ func TestMacPolicyCheckedBeforeTheDirectory(t *testing.T) {
 	}
 	m := newMacWith(t, shared, u, spec)
 	r := m.cli("", "policy", "--user", "alice")
-	if r.code != 0 || !strings.Contains(r.stdout, "This Mac also requires:") || !strings.Contains(r.stdout, "Contain at least 24 characters.") {
+	if r.code != 0 || !strings.Contains(r.stdout, text.MacRulesHeading.S()) || !strings.Contains(r.stdout, "Contain at least 24 characters.") {
 		t.Fatalf("policy: %s", r)
 	}
 	short := newPassword() // meets the directory's policy, not the Mac's
@@ -579,12 +585,12 @@ func TestUnmanagedAccountsRefused(t *testing.T) {
 		macsim.UserSpec{Name: "nate", UID: 511, Password: u.password, HomeDirectory: "<home_dir><url>smb://fs01.corp.example.com/Users</url><path>nate</path></home_dir>"})
 	m := newMacWith(t, shared, u, spec)
 	for name, want := range map[string]string{
-		"mona": "mobile account from /Active Directory/CORP/corp.example.com",
-		"nate": "home folder of \"nate\" is on a network server",
+		"mona": text.ErrUnmanagedMobile.S(map[string]any{"user": "mona", "node": "/Active Directory/CORP/corp.example.com"}) + "\n  → " + text.FixAskITMobile.S(),
+		"nate": text.ErrUnmanagedNetwork.S(map[string]any{"user": "nate"}) + "\n  → " + text.FixAskITNetwork.S(),
 	} {
 		n := m.invocationCount()
 		r := m.cli(lines(u.password, newPassword()), "change", "--stdin", "--user", name)
-		if r.code == 0 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "IT") {
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
 			t.Errorf("change of %s: %s", name, r)
 		}
 		for _, inv := range m.invocationsSince(n) {

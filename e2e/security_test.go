@@ -16,6 +16,8 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // otherUID is the uid tests act as when they play a local user who is not
@@ -45,7 +47,7 @@ func TestServiceAccountReadRunsNoTool(t *testing.T) {
 	}
 	for i := 0; i < 5; i++ {
 		r := m.cliAs(otherUID(), "", "service-account", "status")
-		if r.code != 0 || !strings.Contains(r.stdout, "Service account ready") {
+		if r.code != 0 || !strings.Contains(r.stdout, text.ServiceReady.S()) {
 			t.Fatalf("service-account status: %s", r)
 		}
 	}
@@ -140,16 +142,20 @@ func TestDiagnoseDoesNotFollowPlantedLinks(t *testing.T) {
 		}
 		return path
 	}
-	cases := []string{
-		plant("symlink.json", func(p string) error { return os.Symlink(victim, p) }),
-		plant("hardlink.json", func(p string) error { return os.Link(victim, p) }),
-	}
+	// Each refusal names the file and why (the CLI runs as root, so the
+	// planted links are not its own).
+	cases := map[string]string{}
+	out := plant("symlink.json", func(p string) error { return os.Symlink(victim, p) })
+	cases[out] = text.CLIUnsafeFile(out, "not_regular", os.ModeSymlink.String())
+	out = plant("hardlink.json", func(p string) error { return os.Link(victim, p) })
+	cases[out] = text.CLIUnsafeFile(out, "hard_links", "2")
 	if os.Getuid() == 0 {
-		cases = append(cases, plant("theirs.json", func(p string) error { return os.WriteFile(p, nil, 0o666) }))
+		out = plant("theirs.json", func(p string) error { return os.WriteFile(p, nil, 0o666) })
+		cases[out] = text.CLIUnsafeFile(out, "not_yours", "503")
 	}
-	for _, out := range cases {
+	for out, want := range cases {
 		r := m.cli("", "diagnose", "--out", out)
-		if r.code != 1 || !strings.Contains(r.stderr, "choose a new file name") {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("diagnose --out %s: %s", filepath.Base(out), r)
 		}
 		if b, err := os.ReadFile(victim); err != nil || string(b) != "root ALL=(ALL) ALL\n" {
@@ -159,7 +165,7 @@ func TestDiagnoseDoesNotFollowPlantedLinks(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(shared, "theirs.json")); len(b) != 0 {
 		t.Errorf("the planted file got the bundle (%d bytes)", len(b))
 	}
-	out := filepath.Join(shared, "fresh.json")
+	out = filepath.Join(shared, "fresh.json")
 	if r := m.cli("", "diagnose", "--out", out); r.code != 0 {
 		t.Fatalf("diagnose to a fresh name: %s", r)
 	}
@@ -177,11 +183,11 @@ func TestLinkProvesThePassword(t *testing.T) {
 	u := newUser(t, shared, false)
 	m := newMacAssigned(t, shared, u, nil)
 	a := m.account()
-	if a.State != localapi.StateNotLinked || !strings.Contains(a.Reason, "lockstep link") {
-		t.Fatalf("before linking: %s (%q)", a.State, a.Reason)
+	if a.State != localapi.StateNotLinked || a.Reason.Code != codes.ReasonNotLinked {
+		t.Fatalf("before linking: %s (%+v)", a.State, a.Reason)
 	}
 	r := m.cli("", "status", "--user", "alice")
-	if !strings.Contains(r.stdout, "Not linked") {
+	if !strings.Contains(r.stdout, text.AccountState(localapi.StateNotLinked)) {
 		t.Errorf("lockstep status: %s", r)
 	}
 	// As alice herself when the test can take her uid, else as root for her.
@@ -192,18 +198,18 @@ func TestLinkProvesThePassword(t *testing.T) {
 		return m.cli(lines(pw), "link", "--stdin", "--user", "alice")
 	}
 	r = link("Not-Her-Passw0rd-1")
-	if r.code != 1 || !strings.Contains(r.stderr, "not your directory password") {
+	if r.code != 1 || !strings.Contains(r.stderr, text.ErrWrongLink.S()) {
 		t.Fatalf("link with a wrong password: %s", r)
 	}
 	if a := m.account(); a.State != localapi.StateNotLinked {
 		t.Fatalf("after a wrong password: %s", a.State)
 	}
 	r = link(u.password)
-	if r.code != 0 || !strings.Contains(r.stdout, "Linked") {
+	if r.code != 0 || !strings.Contains(r.stdout, text.CLILinked.S(map[string]any{"Local": "alice", "Directory": u.name})) {
 		t.Fatalf("link: %s", r)
 	}
 	if a := m.account(); a.State != localapi.StateInSync {
-		t.Fatalf("after linking: %s (%q)", a.State, a.Reason)
+		t.Fatalf("after linking: %s (%+v)", a.State, a.Reason)
 	}
 	if _, err := shared.admin.ResetPassword(t.Context(), u.name, admin.ResetRequest{Password: protocol.Secret(newPassword())}); err != nil {
 		t.Fatal(err)
@@ -225,7 +231,7 @@ func TestUnlinkedMacGetsNoPush(t *testing.T) {
 	// arrived well within this.
 	time.Sleep(2 * time.Second)
 	if a := m.account(); a.State != localapi.StateNotLinked {
-		t.Fatalf("after a reset the Mac should not hear of: %s (%q)", a.State, a.Reason)
+		t.Fatalf("after a reset the Mac should not hear of: %s (%+v)", a.State, a.Reason)
 	}
 }
 
@@ -239,12 +245,13 @@ func TestRevokedMacSaysSo(t *testing.T) {
 	if _, err := shared.admin.RevokeDevice(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
+	var d localapi.Connection
 	m.eventually("lockstepd to say it was revoked", 10*time.Second, func() bool {
-		d := m.status().Directory
-		return d.State == localapi.ConnNotEnrolled && strings.Contains(d.LastError, "revoked")
+		d = m.status().Directory
+		return d.State == localapi.ConnNotEnrolled && d.Problem == localapi.ProblemRevoked
 	})
 	r := m.cli("", "status")
-	if !strings.Contains(r.stdout, "revoked this Mac") {
+	if !strings.Contains(r.stdout, text.StatusRevoked.S(map[string]any{"Since": text.Clock(d.Since)})) {
 		t.Errorf("lockstep status does not say the Mac was revoked: %s", r)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // DefaultSocket is where lockstepd listens on a Mac.
@@ -312,31 +313,31 @@ type Notice struct {
 	At        time.Time         `json:"at"`
 }
 
-// Error codes of the local API. Directory codes (protocol.Code*) pass
-// through unchanged. Errors lists each with the parameters it carries.
+// Error codes of the local API (protocol/codes defines each, with the
+// parameters it carries; the directory's protocol.Code* pass through).
 const (
-	CodeForbidden     = "forbidden"          // params: why (web_page, host, no_peer, no_account, other_account, root_only)
-	CodeBadRequest    = "bad_request"        // the request could not be read; Detail says how
-	CodeMissing       = "missing"            // Field is empty
-	CodeNameAccount   = "name_account"       // root must name the account to act on
-	CodeNoLocalUser   = "no_local_account"   // params: user
-	CodeNotBound      = "not_bound"          // the directory does not link this Mac to the user yet
-	CodeBusy          = "busy"               // another operation runs for the account
-	CodeSyncFirst     = "sync_first"         // the Mac must be synced before a change
-	CodeKeychain      = "keychain"           // the keychain does not open with the password given; params: which
-	CodeInterrupted   = "interrupted"        // lockstepd stopped during the operation
-	CodeOffline       = "offline"            // the directory is unreachable; params: when
-	CodeWrongLocal    = "wrong_local"        // the password does not open the Mac account; params: which
-	CodeMFAFormat     = "mfa_format"         // not a valid code (protocol.ValidTOTPCode)
-	CodeNotNeeded     = "not_needed"         // nothing to sync
-	CodeNoServiceAcct = "no_service_account" // the forgotten-password path needs the service account
-	CodeThrottled     = "throttled"          // lockstepd is protecting the account from lockout; RetryAfter
-	CodeTooMany       = "too_many"           // the caller holds too many connections or watch streams
-	CodePlatform      = "platform"           // a macOS tool failed; Detail is its own text
-	CodeUnmanaged     = "unmanaged_account"  // params: user, kind (disabled, mobile, network_home), node
-	CodeMacPolicy     = "mac_policy"         // this Mac's policy refuses the password; params: source (new, directory, refused)
-	CodeServiceSetup  = "service_setup"      // params: step (setup, rotate, remove), why (admin_password, admin_token, failed)
-	CodeUnavailable   = "unavailable"        // lockstepd is not running (the client says so; never on the wire)
+	CodeForbidden     = codes.Forbidden
+	CodeBadRequest    = codes.BadRequest
+	CodeMissing       = codes.Missing
+	CodeNameAccount   = codes.NameAccount
+	CodeNoLocalUser   = codes.NoLocalUser
+	CodeNotBound      = codes.NotBound
+	CodeBusy          = codes.Busy
+	CodeSyncFirst     = codes.SyncFirst
+	CodeKeychain      = codes.Keychain
+	CodeInterrupted   = codes.Interrupted
+	CodeOffline       = codes.Offline
+	CodeWrongLocal    = codes.WrongLocal
+	CodeMFAFormat     = codes.MFAFormat
+	CodeNotNeeded     = codes.NotNeeded
+	CodeNoServiceAcct = codes.NoServiceAccount
+	CodeThrottled     = codes.Throttled
+	CodeTooMany       = codes.TooMany
+	CodePlatform      = codes.Platform
+	CodeUnmanaged     = codes.Unmanaged
+	CodeMacPolicy     = codes.MacPolicy
+	CodeServiceSetup  = codes.ServiceSetup
+	CodeUnavailable   = codes.Unavailable
 )
 
 // Fields an error can point at, so the UI shows it next to the right box.

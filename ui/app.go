@@ -5,7 +5,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"fyne.io/fyne/v2"
 
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 	"github.com/lockstep-dev/lockstep/version"
 )
 

@@ -4,7 +4,6 @@ package ui
 
 import (
 	"context"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 
 	"fyne.io/fyne/v2"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // changeWindow is the Change Password window: current, new, confirm and

@@ -4,7 +4,6 @@ package ui
 
 import (
 	"context"
-	"github.com/lockstep-dev/lockstep/ui/text"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // linkWindow is the Link to Directory window, for an account the directory

@@ -4,7 +4,6 @@ package ui
 
 import (
 	"context"
-	"github.com/lockstep-dev/lockstep/ui/text"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -12,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // statusWindow shows where the password stands: the service, the

@@ -4,7 +4,6 @@ package ui
 
 import (
 	"context"
-	"github.com/lockstep-dev/lockstep/ui/text"
 	"slices"
 
 	"fyne.io/fyne/v2/container"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // syncWindow is the Sync Password window, for after the password changed

@@ -70,7 +70,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		v.icon = iconAttention
 		v.canSync = true
 		if acct.Reason.Code != "" {
-			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.Render(acct.Reason))}))
+			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": text.ShortReason(acct.Reason)}))
 		} else {
 			v.lines = append(v.lines, text.LineSyncNeededPlain.S())
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // A world is a lockstepd a client reaches on its socket: it reports the
@@ -29,7 +30,7 @@ func TestWorldRunsARealDaemon(t *testing.T) {
 	}
 	w.Reset("Reset-Passw0rd-77", true)
 	st, err = c.Status(ctx)
-	if err != nil || st.Accounts[0].State != localapi.StateSyncNeeded || st.Accounts[0].Reason.Code != localapi.ReasonResetTemporary {
+	if err != nil || st.Accounts[0].State != localapi.StateSyncNeeded || st.Accounts[0].Reason.Code != codes.ReasonResetTemporary {
 		t.Fatalf("after the reset: %+v, %v", st.Accounts[0], err)
 	}
 	w.Restart()

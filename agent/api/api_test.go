@@ -20,6 +20,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // fakeBackend records what the server asked of it.
@@ -51,7 +52,7 @@ func (f *fakeBackend) Accounts(_ context.Context, c Caller) []engine.Account {
 	var out []engine.Account
 	for _, u := range []string{"alice", "bob"} {
 		if c.Admin || c.User == u {
-			out = append(out, engine.Account{LocalUser: u, State: engine.StateInSync, Reason: engine.T(engine.ReasonInSync)})
+			out = append(out, engine.Account{LocalUser: u, State: engine.StateInSync, Reason: engine.T(codes.ReasonInSync)})
 		}
 	}
 	return out
@@ -65,7 +66,7 @@ func (f *fakeBackend) Policy(_ context.Context, u string) (*engine.PolicyView, e
 
 func (f *fakeBackend) Change(ctx context.Context, u string, req engine.ChangeRequest, progress func(engine.Step)) (*engine.Operation, error) {
 	if string(req.Current) == "busy" {
-		return nil, &engine.Error{Code: engine.CodeBusy}
+		return nil, &engine.Error{Code: codes.Busy}
 	}
 	progress(engine.Step{Name: engine.StepDirectory, State: engine.StepRunning})
 	if f.gate != nil {
@@ -74,7 +75,7 @@ func (f *fakeBackend) Change(ctx context.Context, u string, req engine.ChangeReq
 	f.mu.Lock()
 	f.changed = append(f.changed, u+":"+string(req.New))
 	f.mu.Unlock()
-	progress(engine.Step{Name: engine.StepDirectory, State: engine.StepDone, Text: engine.T(engine.StepDirChanged, "version", "2")})
+	progress(engine.Step{Name: engine.StepDirectory, State: engine.StepDone, Text: engine.T(codes.StepDirChanged, "version", "2")})
 	op := &engine.Operation{ID: "op1", LocalUser: u, State: engine.OpDone}
 	if string(req.New) == "weak" {
 		op.State = engine.OpFailed

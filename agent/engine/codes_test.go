@@ -9,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
-// Every text and error code the engine makes is in its registries (Texts,
-// Errors), with only the parameters listed there: the registries are what
-// agent/api's tests hold to the local API's, and what ui/text renders. The
+// Every text and error code the engine makes is in protocol/codes'
+// registries (Texts, Errors), with only the parameters listed there: the
+// registries are what ui/text renders, each code with each parameter set. The
 // test reads the engine's source: each T(Code, "key", ...) call and each
 // Error{Code: ..., Params: map[string]string{"key": ...}} literal.
 func TestCodesAreRegistered(t *testing.T) {
@@ -22,22 +24,30 @@ func TestCodesAreRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consts := map[string]string{}
+	vocab, err := parser.ParseDir(fset, "../../protocol/codes", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]string{} // the engine's and protocol/codes' (as codes.X)
 	var files []*ast.File
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			files = append(files, f)
-			for _, d := range f.Decls {
-				g, ok := d.(*ast.GenDecl)
-				if !ok || g.Tok != token.CONST {
-					continue
+	for dir, set := range map[string]map[string]*ast.Package{"": pkgs, "codes.": vocab} {
+		for _, p := range set {
+			for _, f := range p.Files {
+				if dir == "" {
+					files = append(files, f)
 				}
-				for _, sp := range g.Specs {
-					vs := sp.(*ast.ValueSpec)
-					for i, n := range vs.Names {
-						if i < len(vs.Values) {
-							if bl, ok := vs.Values[i].(*ast.BasicLit); ok && bl.Kind == token.STRING {
-								consts[n.Name], _ = strconv.Unquote(bl.Value)
+				for _, d := range f.Decls {
+					g, ok := d.(*ast.GenDecl)
+					if !ok || g.Tok != token.CONST {
+						continue
+					}
+					for _, sp := range g.Specs {
+						vs := sp.(*ast.ValueSpec)
+						for i, n := range vs.Names {
+							if i < len(vs.Values) {
+								if bl, ok := vs.Values[i].(*ast.BasicLit); ok && bl.Kind == token.STRING {
+									consts[dir+n.Name], _ = strconv.Unquote(bl.Value)
+								}
 							}
 						}
 					}
@@ -50,6 +60,11 @@ func TestCodesAreRegistered(t *testing.T) {
 		case *ast.Ident:
 			v, ok := consts[e.Name]
 			return v, ok
+		case *ast.SelectorExpr:
+			if x, ok := e.X.(*ast.Ident); ok && x.Name == "codes" {
+				v, ok := consts["codes."+e.Sel.Name]
+				return v, ok
+			}
 		case *ast.BasicLit:
 			v, err := strconv.Unquote(e.Value)
 			return v, err == nil
@@ -69,7 +84,7 @@ func TestCodesAreRegistered(t *testing.T) {
 					return true
 				}
 				texts++
-				want, known := Texts[code]
+				want, known := codes.Texts[code]
 				if !known {
 					t.Errorf("%s: text code %q is not in Texts", fset.Position(n.Pos()), code)
 				}
@@ -91,7 +106,7 @@ func TestCodesAreRegistered(t *testing.T) {
 					}
 					switch kv.Key.(*ast.Ident).Name {
 					case "Code":
-						if sel, ok := kv.Value.(*ast.SelectorExpr); ok {
+						if sel, ok := kv.Value.(*ast.SelectorExpr); ok && sel.X.(*ast.Ident).Name == "protocol" {
 							code = "protocol." + sel.Sel.Name
 						} else if v, ok := value(kv.Value); ok {
 							code = v
@@ -110,7 +125,7 @@ func TestCodesAreRegistered(t *testing.T) {
 					return true // a variable, or a directory code passed through
 				}
 				errs++
-				want, known := Errors[code]
+				want, known := codes.Errors[code]
 				if !known {
 					t.Errorf("%s: error code %q is not in Errors", fset.Position(n.Pos()), code)
 				}

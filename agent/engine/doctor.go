@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // Doctor checks every place of local and says what is out of step and how
@@ -33,90 +34,90 @@ func (e *Engine) Doctor(ctx context.Context, local string, password protocol.Sec
 
 	switch {
 	case !connected:
-		add(PlaceDirectory, false, T(DoctorOffline), T(FixCheckNetwork))
+		add(PlaceDirectory, false, T(codes.DoctorOffline), T(codes.FixCheckNetwork))
 	case bound && rec.NotLinked:
-		add(PlaceDirectory, false, T(DoctorNotLinked), T(FixLink))
+		add(PlaceDirectory, false, T(codes.DoctorNotLinked), T(codes.FixLink))
 	case !bound || rec.Dir == nil:
-		add(PlaceDirectory, false, T(ReasonWaiting), T(FixCheckNetwork))
+		add(PlaceDirectory, false, T(codes.ReasonWaiting), T(codes.FixCheckNetwork))
 	case rec.SyncNeeded:
 		reason := rec.Reason.Code
 		if reason == "" {
-			reason = ReasonChangedElsewhere
+			reason = codes.ReasonChangedElsewhere
 		}
-		add(PlaceDirectory, false, T(DoctorSyncNeeded, "reason", reason), T(FixSync))
+		add(PlaceDirectory, false, T(codes.DoctorSyncNeeded, "reason", reason), T(codes.FixSync))
 	default:
-		add(PlaceDirectory, true, T(DoctorDirectoryOK, "user", rec.DirectoryUser,
+		add(PlaceDirectory, true, T(codes.DoctorDirectoryOK, "user", rec.DirectoryUser,
 			"version", strconv.FormatInt(rec.Dir.PasswordVersion, 10), "synced", strconv.FormatInt(rec.SyncedVersion, 10)))
 	}
 	if running {
-		add(CheckOperation, false, T(DoctorBusy), T(FixWait))
+		add(CheckOperation, false, T(codes.DoctorBusy), T(codes.FixWait))
 	}
 
 	acct, err := mac.Accounts.Lookup(ctx, local)
 	switch {
 	case errors.Is(err, ErrNoSuchUser):
-		add(PlaceLocal, false, T(DoctorNoLocalUser, "user", local), T(FixCheckName))
+		add(PlaceLocal, false, T(codes.DoctorNoLocalUser, "user", local), T(codes.FixCheckName))
 		return rep
 	case err != nil:
-		add(PlaceLocal, false, T(DoctorLocalUnread, "detail", err.Error()), T(FixDiagnose))
+		add(PlaceLocal, false, T(codes.DoctorLocalUnread, "detail", err.Error()), T(codes.FixDiagnose))
 		return rep
 	case acct.Disabled:
-		add(PlaceLocal, false, T(DoctorLocalDisabled), T(FixAskEnable))
+		add(PlaceLocal, false, T(codes.DoctorLocalDisabled), T(codes.FixAskEnable))
 	case unmanagedKind(acct) != "":
 		kind := unmanagedKind(acct)
-		add(PlaceLocal, false, T(DoctorLocalUnmanaged, "kind", kind, "node", acct.OriginalNodeName), T(FixAskIT, "kind", kind))
+		add(PlaceLocal, false, T(codes.DoctorLocalUnmanaged, "kind", kind, "node", acct.OriginalNodeName), T(codes.FixAskIT, "kind", kind))
 	default:
 		uid, home := strconv.Itoa(acct.UID), acct.Home
 		if password.Empty() {
-			add(PlaceLocal, true, T(DoctorLocalOK, "uid", uid, "home", home))
+			add(PlaceLocal, true, T(codes.DoctorLocalOK, "uid", uid, "home", home))
 		} else if err := verifyLocal(ctx, mac.Accounts, local, password); err != nil {
-			add(PlaceLocal, false, T(DoctorLocalWrong), T(FixSync))
+			add(PlaceLocal, false, T(codes.DoctorLocalWrong), T(codes.FixSync))
 		} else {
-			add(PlaceLocal, true, T(DoctorLocalOpens, "uid", uid, "home", home))
+			add(PlaceLocal, true, T(codes.DoctorLocalOpens, "uid", uid, "home", home))
 		}
 	}
 
 	if on, user := e.fileVaultUser(ctx, local); !on {
 		if _, err := mac.FileVault.Active(ctx); err != nil {
-			add(PlaceFileVault, false, T(DoctorFVUnread, "detail", err.Error()), T(FixDiagnose))
+			add(PlaceFileVault, false, T(codes.DoctorFVUnread, "detail", err.Error()), T(codes.FixDiagnose))
 		} else {
-			add(PlaceFileVault, true, T(DoctorFVOff))
+			add(PlaceFileVault, true, T(codes.DoctorFVOff))
 		}
 	} else if !user {
-		add(PlaceFileVault, true, T(DoctorFVNotUser))
+		add(PlaceFileVault, true, T(codes.DoctorFVNotUser))
 	} else if tok, err := mac.FileVault.SecureToken(ctx, local); err != nil || !tok {
-		add(PlaceFileVault, false, T(DoctorFVNoToken), T(FixGrantToken))
+		add(PlaceFileVault, false, T(codes.DoctorFVNoToken), T(codes.FixGrantToken))
 	} else {
-		add(PlaceFileVault, true, T(DoctorFVOK))
+		add(PlaceFileVault, true, T(codes.DoctorFVOK))
 	}
 
 	if exists, err := mac.Keychain.Exists(acct); err != nil {
-		add(PlaceKeychain, false, T(DoctorKCUnread, "detail", err.Error()), T(FixDiagnose))
+		add(PlaceKeychain, false, T(codes.DoctorKCUnread, "detail", err.Error()), T(codes.FixDiagnose))
 	} else if !exists {
-		add(PlaceKeychain, true, T(DoctorKCNone))
+		add(PlaceKeychain, true, T(codes.DoctorKCNone))
 	} else if !password.Empty() {
 		if ok, err := mac.Keychain.Opens(ctx, acct, password); err != nil || !ok {
-			add(PlaceKeychain, false, T(DoctorKCWrong), T(FixSyncKeychain))
+			add(PlaceKeychain, false, T(codes.DoctorKCWrong), T(codes.FixSyncKeychain))
 		} else {
-			add(PlaceKeychain, true, T(DoctorKCOpens))
+			add(PlaceKeychain, true, T(codes.DoctorKCOpens))
 		}
 	} else {
-		add(PlaceKeychain, true, T(DoctorKCExists))
+		add(PlaceKeychain, true, T(codes.DoctorKCExists))
 	}
 
 	// A missing service account is a choice, not a fault; a broken one is.
 	sa := mac.Service.Status(ctx)
 	switch {
 	case sa.Usable:
-		add(CheckServiceAccount, true, T(DoctorServiceReady))
+		add(CheckServiceAccount, true, T(codes.DoctorServiceReady))
 	case !sa.Present:
-		add(CheckServiceAccount, true, T(DoctorServiceNone))
+		add(CheckServiceAccount, true, T(codes.DoctorServiceNone))
 	default:
 		problem := sa.Problem
 		if problem == "" {
-			problem = ServiceNotUsable
+			problem = codes.ServiceNotUsable
 		}
-		add(CheckServiceAccount, false, T(DoctorServiceBroken, "problem", problem), T(FixServiceAccount))
+		add(CheckServiceAccount, false, T(codes.DoctorServiceBroken, "problem", problem), T(codes.FixServiceAccount))
 	}
 	return rep
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/atomicfile"
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // Errors the platform adapter maps the Mac's failures to.
@@ -372,7 +373,7 @@ func (e *Engine) IsLinked(local string) bool {
 
 // notLinkedError is the refusal of an operation on an account the
 // directory does not link to this Mac.
-func notLinkedError() *Error { return &Error{Code: CodeNotBound} }
+func notLinkedError() *Error { return &Error{Code: codes.NotBound} }
 
 // SetPolicy records the directory's policy (from the welcome or a push).
 func (e *Engine) SetPolicy(p protocol.Policy) {
@@ -469,7 +470,7 @@ func (e *Engine) applyDirState(r *record, st protocol.AccountState) (behind bool
 		// verified until then.
 		r.SyncedVersion, r.Assumed = st.PasswordVersion, true
 		for _, p := range []string{PlaceLocal, PlaceKeychain, PlaceFileVault} {
-			r.Places[p] = Place{Name: p, State: PlaceUnknown, Text: T(PlaceNotVerified)}
+			r.Places[p] = Place{Name: p, State: PlaceUnknown, Text: T(codes.PlaceNotVerified)}
 		}
 	case r.CheckVersion != 0 && st.PasswordVersion == r.CheckVersion:
 		// An unconfirmed directory change did not happen, and nothing local
@@ -477,7 +478,7 @@ func (e *Engine) applyDirState(r *record, st protocol.AccountState) (behind bool
 		r.CheckVersion, r.SyncNeeded, r.Reason = 0, false, Text{}
 	case st.PasswordVersion > r.SyncedVersion && !r.SyncNeeded && !e.runningFor(r.LocalUser, st.PasswordVersion):
 		r.SyncNeeded = true
-		r.Reason = T(ReasonChangedElsewhere)
+		r.Reason = T(codes.ReasonChangedElsewhere)
 		e.markBehind(r, now)
 		behind = true
 	}
@@ -497,7 +498,7 @@ func (e *Engine) markBehind(r *record, now time.Time) {
 		if p == PlaceFileVault && !r.FileVault {
 			continue
 		}
-		r.Places[p] = Place{Name: p, State: PlaceBehind, Text: T(PlaceStillOld), ChangedAt: r.Places[p].ChangedAt}
+		r.Places[p] = Place{Name: p, State: PlaceBehind, Text: T(codes.PlaceStillOld), ChangedAt: r.Places[p].ChangedAt}
 	}
 }
 
@@ -549,10 +550,10 @@ func (e *Engine) viewLocked(r *record) Account {
 			// what it last said.
 			changed := r.Dir.PasswordChangedAt
 			p = Place{Name: name, State: PlaceOK, ChangedAt: &changed,
-				Text: T(PlaceDirVersion, "version", strconv.FormatInt(r.Dir.PasswordVersion, 10), "set_at", changed.UTC().Format(time.RFC3339))}
+				Text: T(codes.PlaceDirVersion, "version", strconv.FormatInt(r.Dir.PasswordVersion, 10), "set_at", changed.UTC().Format(time.RFC3339))}
 		}
 		if name == PlaceFileVault && !r.FileVault {
-			p = Place{Name: name, State: PlaceNotApplicable, Text: T(PlaceNoFileVault)}
+			p = Place{Name: name, State: PlaceNotApplicable, Text: T(codes.PlaceNoFileVault)}
 		}
 		a.Places = append(a.Places, p)
 	}
@@ -563,30 +564,30 @@ func (e *Engine) viewLocked(r *record) Account {
 	}
 	switch {
 	case e.running[r.LocalUser] != nil:
-		a.State, a.Reason = StateBusy, T(ReasonBusy)
+		a.State, a.Reason = StateBusy, T(codes.ReasonBusy)
 	case r.NotLinked:
 		// What the directory said before no longer arrives: not linked.
-		a.State, a.Reason = StateNotLinked, T(ReasonNotLinked)
+		a.State, a.Reason = StateNotLinked, T(codes.ReasonNotLinked)
 	case r.Dir == nil && r.UnknownUser:
-		a.State, a.Reason = StateUnknown, T(ReasonUnknownUser, "user", r.DirectoryUser)
+		a.State, a.Reason = StateUnknown, T(codes.ReasonUnknownUser, "user", r.DirectoryUser)
 	case r.Dir == nil:
-		a.State, a.Reason = StateUnknown, T(ReasonWaiting)
+		a.State, a.Reason = StateUnknown, T(codes.ReasonWaiting)
 	case a.LockedUntil != nil || (r.Dir.Locked && r.Dir.LockedUntil == nil):
-		a.State, a.Reason = StateLocked, T(ReasonLocked)
+		a.State, a.Reason = StateLocked, T(codes.ReasonLocked)
 		if a.LockedUntil != nil {
-			a.Reason = T(ReasonLocked, "until", a.LockedUntil.UTC().Format(time.RFC3339))
+			a.Reason = T(codes.ReasonLocked, "until", a.LockedUntil.UTC().Format(time.RFC3339))
 		}
 	case r.SyncNeeded:
 		a.State, a.Reason = StateSyncNeeded, r.Reason
 		if a.Reason.Code == "" {
-			a.Reason = T(ReasonChangedElsewhere)
+			a.Reason = T(codes.ReasonChangedElsewhere)
 		}
 	case r.Dir.MustChange:
-		a.State, a.Reason = StateTemporary, T(ReasonTemporary)
+		a.State, a.Reason = StateTemporary, T(codes.ReasonTemporary)
 	case a.DaysLeft != nil && *a.DaysLeft <= e.policy.ExpiryWarningDays:
-		a.State, a.Reason = StateExpiring, T(ReasonExpires, "days", strconv.Itoa(*a.DaysLeft))
+		a.State, a.Reason = StateExpiring, T(codes.ReasonExpires, "days", strconv.Itoa(*a.DaysLeft))
 	default:
-		a.State, a.Reason = StateInSync, T(ReasonInSync)
+		a.State, a.Reason = StateInSync, T(codes.ReasonInSync)
 	}
 	return a
 }

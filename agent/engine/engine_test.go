@@ -13,6 +13,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 type harness struct {
@@ -120,13 +121,13 @@ func TestChangeRefusalsChangeNothing(t *testing.T) {
 		field    string
 		failedAt string
 	}{
-		{"wrong current", change("nope", newPW, "123456"), nil, engine.CodeWrongLocal, engine.FieldCurrent, engine.StepVerify},
+		{"wrong current", change("nope", newPW, "123456"), nil, codes.WrongLocal, engine.FieldCurrent, engine.StepVerify},
 		{"policy", change(oldPW, "short", "123456"), nil, protocol.CodePolicyViolation, engine.FieldNew, engine.StepValidate},
 		{"same password", change(oldPW, oldPW, "123456"), nil, protocol.CodePolicyViolation, engine.FieldNew, engine.StepValidate},
 		{"mfa missing", change(oldPW, newPW, ""), nil, protocol.CodeMFARequired, engine.FieldTOTP, engine.StepValidate},
 		{"mfa wrong", change(oldPW, newPW, "000000"), nil, protocol.CodeMFAInvalid, engine.FieldTOTP, engine.StepDirectory},
-		{"offline", change(oldPW, newPW, "123456"), func(h *harness) { h.d.Online = false }, engine.CodeOffline, "", engine.StepValidate},
-		{"keychain behind", change(oldPW, newPW, "123456"), func(h *harness) { h.mac.Keychain["alice"] = "older" }, engine.CodeKeychain, "", engine.StepVerify},
+		{"offline", change(oldPW, newPW, "123456"), func(h *harness) { h.d.Online = false }, codes.Offline, "", engine.StepValidate},
+		{"keychain behind", change(oldPW, newPW, "123456"), func(h *harness) { h.mac.Keychain["alice"] = "older" }, codes.Keychain, "", engine.StepVerify},
 		{"directory refuses current", change(oldPW, newPW, "123456"), func(h *harness) { h.d.Passwords["alice"] = "elsewhere" }, protocol.CodeWrongPassword, engine.FieldCurrent, engine.StepDirectory},
 	}
 	for _, tt := range tests {
@@ -178,14 +179,14 @@ func TestFailureAfterDirectoryNeedsSyncAndSyncResolves(t *testing.T) {
 			h := newHarness(t)
 			h.mac.Fail[failAt] = errors.New("injected " + failAt + " failure")
 			op, _ := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-			if op.State != engine.OpSyncNeeded || op.Error == nil || op.Error.Code != engine.CodePlatform {
+			if op.State != engine.OpSyncNeeded || op.Error == nil || op.Error.Code != codes.Platform {
 				t.Fatalf("op = %s %+v", op.State, op.Error)
 			}
-			if a := h.account(); a.State != engine.StateSyncNeeded || a.Reason.Code != engine.ReasonStopped || a.Reason.Params["error"] != engine.CodePlatform {
+			if a := h.account(); a.State != engine.StateSyncNeeded || a.Reason.Code != codes.ReasonStopped || a.Reason.Params["error"] != codes.Platform {
 				t.Fatalf("state = %s %+v", a.State, a.Reason)
 			}
 			// A change is refused until the Mac is synced.
-			if _, err := h.e.Change(t.Context(), "alice", change(oldPW, "Another-Passw0rd", "123456"), nil); !errors.Is(err, &engine.Error{Code: engine.CodeSyncFirst}) {
+			if _, err := h.e.Change(t.Context(), "alice", change(oldPW, "Another-Passw0rd", "123456"), nil); !errors.Is(err, &engine.Error{Code: codes.SyncFirst}) {
 				t.Fatalf("change while sync needed = %v", err)
 			}
 			op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
@@ -208,7 +209,7 @@ func TestAdminResetTemporaryThenChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := h.account()
-	if a.State != engine.StateSyncNeeded || a.Reason.Code != engine.ReasonResetTemporary {
+	if a.State != engine.StateSyncNeeded || a.Reason.Code != codes.ReasonResetTemporary {
 		t.Fatalf("after reset push: %s %+v", a.State, a.Reason)
 	}
 	var notices int
@@ -258,14 +259,14 @@ func TestForgotPreviousMovesKeychainAside(t *testing.T) {
 	if len(h.mac.Moved) != 1 || !strings.HasSuffix(h.mac.Moved[0], "="+oldPW) {
 		t.Fatalf("moved = %v", h.mac.Moved)
 	}
-	if len(op.Notes) == 0 || op.Notes[0].Code != engine.NoteKeychainKept || !strings.Contains(op.Notes[0].Params["path"], "login_renamed_1") {
+	if len(op.Notes) == 0 || op.Notes[0].Code != codes.NoteKeychainKept || !strings.Contains(op.Notes[0].Params["path"], "login_renamed_1") {
 		t.Fatalf("the user is not told where the old keychain is: %v", op.Notes)
 	}
 	if h.mac.FailedLogins != 0 {
 		t.Fatalf("a forgotten-password sync made %d failed logins", h.mac.FailedLogins)
 	}
 	h.mac.ServiceUsable = false
-	if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil); !errors.Is(err, &engine.Error{Code: engine.CodeNoServiceAcct}) {
+	if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil); !errors.Is(err, &engine.Error{Code: codes.NoServiceAccount}) {
 		t.Fatalf("forgot without service account = %v", err)
 	}
 }
@@ -299,7 +300,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 			}
 			h.start() // lockstepd restarts
 			got, err := h.j.Read("crashed")
-			if err != nil || got.State != tt.wantState || got.Error.Code != engine.CodeInterrupted {
+			if err != nil || got.State != tt.wantState || got.Error.Code != codes.Interrupted {
 				t.Fatalf("recovered = %+v, %v", got, err)
 			}
 			if a := h.account(); (a.State == engine.StateSyncNeeded) != tt.syncNeed {
@@ -336,7 +337,7 @@ func TestThrottleProtectsDirectoryAccount(t *testing.T) {
 		}
 	}
 	op, _ := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-	if op.Error == nil || op.Error.Code != engine.CodeThrottled || op.Error.RetryAfter <= 0 {
+	if op.Error == nil || op.Error.Code != codes.Throttled || op.Error.RetryAfter <= 0 {
 		t.Fatalf("fourth attempt = %+v", op.Error)
 	}
 	if h.d.Verifies != 3 {
@@ -362,7 +363,7 @@ func TestOneOperationPerAccount(t *testing.T) {
 	_, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
 	close(block)
 	<-finished
-	if !errors.Is(err, &engine.Error{Code: engine.CodeBusy}) {
+	if !errors.Is(err, &engine.Error{Code: codes.Busy}) {
 		t.Fatalf("second operation = %v", err)
 	}
 }
@@ -376,7 +377,7 @@ func TestThrottleFollowsDirectoryLockout(t *testing.T) {
 		t.Fatalf("first attempt: %+v", op.Error)
 	}
 	op, _ = h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil)
-	if op.Error == nil || op.Error.Code != engine.CodeThrottled {
+	if op.Error == nil || op.Error.Code != codes.Throttled {
 		t.Fatalf("second attempt = %+v", op.Error)
 	}
 	if h.d.Verifies != 1 {
@@ -402,7 +403,7 @@ func TestExpiryPushWarnsOncePerDay(t *testing.T) {
 	push(1)
 	push(2) // the scanner's next run, or a re-delivery: no second notice
 	a := h.account()
-	if a.State != engine.StateExpiring || a.DaysLeft == nil || *a.DaysLeft != 5 || a.Reason.Code != engine.ReasonExpires || a.Reason.Params["days"] != "5" {
+	if a.State != engine.StateExpiring || a.DaysLeft == nil || *a.DaysLeft != 5 || a.Reason.Code != codes.ReasonExpires || a.Reason.Params["days"] != "5" {
 		t.Fatalf("account = %s %v %+v", a.State, a.DaysLeft, a.Reason)
 	}
 	var notices []string
@@ -489,7 +490,7 @@ func TestChangeRefusedByMacPolicyBeforeTheDirectory(t *testing.T) {
 	h := newHarness(t)
 	h.mac.Rules = []protocol.LocalRule{{ID: "ProfilePayload:X:minLength", Pattern: ".{20,}", Descriptions: map[string]string{"en": "Contain at least 20 characters."}}}
 	op, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
-	if err != nil || op.State != engine.OpFailed || op.Error.Code != engine.CodeMacPolicy || op.Error.Params["source"] != "new" ||
+	if err != nil || op.State != engine.OpFailed || op.Error.Code != codes.MacPolicy || op.Error.Params["source"] != "new" ||
 		len(op.Error.Violations) != 1 || op.Error.Violations[0].Code != protocol.RuleMacPolicy ||
 		op.Error.Violations[0].Message != "Contain at least 20 characters." {
 		t.Fatalf("change = %+v, %v", op.Error, err)
@@ -524,10 +525,10 @@ func TestUnmanagedAccountsRefused(t *testing.T) {
 			h.mac.EditAccount = tt.edit
 			_, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil)
 			var le *engine.Error
-			if !errors.As(err, &le) || le.Code != engine.CodeUnmanaged || le.Params["kind"] != tt.kind || le.Params["node"] != tt.node || le.Params["user"] != "alice" {
+			if !errors.As(err, &le) || le.Code != codes.Unmanaged || le.Params["kind"] != tt.kind || le.Params["node"] != tt.node || le.Params["user"] != "alice" {
 				t.Fatalf("change = %v", err)
 			}
-			if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil); !errors.As(err, &le) || le.Code != engine.CodeUnmanaged {
+			if _, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{Previous: protocol.Secret(oldPW), New: protocol.Secret(newPW)}, nil); !errors.As(err, &le) || le.Code != codes.Unmanaged {
 				t.Fatalf("sync = %v", err)
 			}
 			h.places(oldPW, oldPW)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // Link links this Mac to local's directory user. The directory links a
@@ -16,20 +17,20 @@ import (
 // password on the Mac would count as a failed login there.
 func (e *Engine) Link(ctx context.Context, local string, password protocol.Secret) (Account, error) {
 	if password.Empty() {
-		return Account{}, fieldError(CodeMissing, FieldPassword)
+		return Account{}, fieldError(codes.Missing, FieldPassword)
 	}
 	if _, err := e.opt.Mac.Accounts.Lookup(ctx, local); err != nil {
 		if errors.Is(err, ErrNoSuchUser) {
-			return Account{}, &Error{Code: CodeNoLocalUser, Params: map[string]string{"user": local}}
+			return Account{}, &Error{Code: codes.NoLocalUser, Params: map[string]string{"user": local}}
 		}
-		return Account{}, &Error{Code: CodePlatform, Detail: err.Error()}
+		return Account{}, &Error{Code: codes.Platform, Detail: err.Error()}
 	}
 	e.mu.Lock()
 	r := e.recordLocked(local)
 	dirUser, busy := r.DirectoryUser, e.running[local] != nil
 	e.mu.Unlock()
 	if busy {
-		return Account{}, &Error{Code: CodeBusy}
+		return Account{}, &Error{Code: codes.Busy}
 	}
 	if !e.opt.Directory.Connected() {
 		return Account{}, offlineError()

@@ -7,6 +7,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // newUnlinked is a harness whose directory links a Mac to a user only on
@@ -26,14 +27,14 @@ func TestNotLinkedUntilThePasswordIsGiven(t *testing.T) {
 	h := newUnlinked(t)
 	err := h.e.Bind(t.Context(), "alice")
 	var le *engine.Error
-	if !errors.As(err, &le) || le.Code != engine.CodeNotBound {
-		t.Fatalf("Bind = %v, want %s", err, engine.CodeNotBound)
+	if !errors.As(err, &le) || le.Code != codes.NotBound {
+		t.Fatalf("Bind = %v, want %s", err, codes.NotBound)
 	}
 	a := h.account()
-	if a.State != engine.StateNotLinked || a.Reason.Code != engine.ReasonNotLinked {
+	if a.State != engine.StateNotLinked || a.Reason.Code != codes.ReasonNotLinked {
 		t.Fatalf("account = %s: %+v", a.State, a.Reason)
 	}
-	if _, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); !errors.As(err, &le) || le.Code != engine.CodeNotBound {
+	if _, err := h.e.Change(t.Context(), "alice", change(oldPW, newPW, "123456"), nil); !errors.As(err, &le) || le.Code != codes.NotBound {
 		t.Fatalf("change while not linked = %v", err)
 	}
 
@@ -75,7 +76,7 @@ func TestLinkIsThrottled(t *testing.T) {
 	before := h.d.Verifies
 	_, err := h.e.Link(t.Context(), "alice", protocol.Secret(oldPW))
 	var le *engine.Error
-	if !errors.As(err, &le) || le.Code != engine.CodeThrottled {
+	if !errors.As(err, &le) || le.Code != codes.Throttled {
 		t.Fatalf("link past the budget = %v", err)
 	}
 	if h.d.Verifies != before {

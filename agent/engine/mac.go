@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // macRun is the Mac side of one operation: the account as read at its
@@ -155,9 +156,9 @@ func (e *Engine) verifyPrevious(ctx context.Context, m *macRun) (Text, error) {
 	}
 	switch {
 	case errors.Is(err, ErrWrongPassword) && !holds:
-		return Text{}, fieldError(CodeWrongLocal, FieldPrevious)
+		return Text{}, fieldError(codes.WrongLocal, FieldPrevious)
 	case errors.Is(err, ErrWrongPassword):
-		return Text{}, &Error{Code: CodeWrongLocal, Field: FieldPrevious, Params: map[string]string{"which": "neither"}}
+		return Text{}, &Error{Code: codes.WrongLocal, Field: FieldPrevious, Params: map[string]string{"which": "neither"}}
 	case err != nil:
 		return Text{}, err
 	}
@@ -177,14 +178,14 @@ func (e *Engine) verifyPrevious(ctx context.Context, m *macRun) (Text, error) {
 				return Text{}, err
 			}
 			if !m.keychainDone {
-				return Text{}, &Error{Code: CodeKeychain, Params: map[string]string{"which": "previous"}}
+				return Text{}, &Error{Code: codes.Keychain, Params: map[string]string{"which": "previous"}}
 			}
 		}
 	}
 	if m.localDone {
-		return T(StepLocalHoldsNew), nil
+		return T(codes.StepLocalHoldsNew), nil
 	}
-	return T(StepPreviousOK), nil
+	return T(codes.StepPreviousOK), nil
 }
 
 // verifyLocal authenticates name with pw; a password that is right but
@@ -226,7 +227,7 @@ func (e *Engine) observeForgot(ctx context.Context, m *macRun) (Text, error) {
 			}
 		}
 	}
-	return Text{}, skip{reasonForgotten, T(StepForgotten)}
+	return Text{}, skip{reasonForgotten, T(codes.StepForgotten)}
 }
 
 // targetVersion is the directory version the operation brings the Mac to.
@@ -241,7 +242,7 @@ func (m *macRun) targetVersion() int64 {
 // when the old one is forgotten. The platform verifies the result.
 func (e *Engine) stepLocal(ctx context.Context, m *macRun) (Text, error) {
 	if m.localDone {
-		return Text{}, skip{reasonDone, T(StepLocalDone)}
+		return Text{}, skip{reasonDone, T(codes.StepLocalDone)}
 	}
 	m.mutated = true
 	e.mu.Lock()
@@ -252,16 +253,16 @@ func (e *Engine) stepLocal(ctx context.Context, m *macRun) (Text, error) {
 		return Text{}, fmt.Errorf("journal before the local change: %w", err)
 	}
 	var v Verified
-	done := T(StepLocalChanged)
+	done := T(codes.StepLocalChanged)
 	if m.forgot {
 		v, err = e.opt.Mac.Service.Reset(ctx, m.acct, m.new)
-		done = T(StepLocalReset)
+		done = T(codes.StepLocalReset)
 	} else {
 		v, err = e.opt.Mac.Accounts.Change(ctx, m.acct, m.old, m.new)
 	}
 	if err != nil {
 		if errors.Is(err, ErrPolicyRefused) {
-			return Text{}, &Error{Code: CodeMacPolicy, Field: FieldNew, Params: map[string]string{"source": "refused"}, Detail: err.Error()}
+			return Text{}, &Error{Code: codes.MacPolicy, Field: FieldNew, Params: map[string]string{"source": "refused"}, Detail: err.Error()}
 		}
 		return Text{}, err
 	}
@@ -276,7 +277,7 @@ func (e *Engine) stepLocal(ctx context.Context, m *macRun) (Text, error) {
 func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 	kc := e.opt.Mac.Keychain
 	if m.keychainDone {
-		return Text{}, skip{reasonDone, T(StepKeychainDone)}
+		return Text{}, skip{reasonDone, T(codes.StepKeychainDone)}
 	}
 	exists, err := kc.Exists(m.acct)
 	if err != nil {
@@ -284,7 +285,7 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 	}
 	switch {
 	case !exists && !m.forgot:
-		return Text{}, skip{reasonNotApplicable, T(StepKeychainNone)}
+		return Text{}, skip{reasonNotApplicable, T(codes.StepKeychainNone)}
 	case !exists:
 		// A forgotten-password sync interrupted after the old keychain was
 		// moved aside: finish by making the new one.
@@ -292,13 +293,13 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 		if err := kc.Create(ctx, m.acct, m.new); err != nil {
 			return Text{}, fmt.Errorf("creating a new keychain: %w", err)
 		}
-		return T(StepKeychainCreated), nil
+		return T(codes.StepKeychainCreated), nil
 	case !m.forgot:
 		m.mutated = true
 		if err := kc.Rekey(ctx, m.acct, m.old, m.new); err != nil {
 			return Text{}, err
 		}
-		return T(StepKeychainRekeyed), nil
+		return T(codes.StepKeychainRekeyed), nil
 	}
 	m.mutated = true
 	moved, err := kc.MoveAside(ctx, m.acct)
@@ -309,11 +310,11 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 	if len(moved.LocalItems) > 0 {
 		where = append(where, "local_items", strings.Join(moved.LocalItems, ","))
 	}
-	m.note(T(NoteKeychainKept, where...))
+	m.note(T(codes.NoteKeychainKept, where...))
 	if err := kc.Create(ctx, m.acct, m.new); err != nil {
 		return Text{}, fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", moved.Login, err)
 	}
-	return T(StepKeychainMoved, where...), nil
+	return T(codes.StepKeychainMoved, where...), nil
 }
 
 // stepFileVault checks that FileVault follows the new password: the
@@ -322,9 +323,9 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 func (e *Engine) stepFileVault(ctx context.Context, m *macRun) (Text, error) {
 	switch {
 	case !m.fvOn:
-		return Text{}, skip{reasonNotApplicable, T(StepFileVaultOff)}
+		return Text{}, skip{reasonNotApplicable, T(codes.StepFileVaultOff)}
 	case !m.fvUser:
-		return Text{}, skip{reasonNotApplicable, T(StepFileVaultNotUser)}
+		return Text{}, skip{reasonNotApplicable, T(codes.StepFileVaultNotUser)}
 	}
 	token := m.verified != nil && m.verified.SecureToken
 	if !token {
@@ -336,17 +337,17 @@ func (e *Engine) stepFileVault(ctx context.Context, m *macRun) (Text, error) {
 	if !token {
 		return Text{}, fmt.Errorf("%w: %s no longer holds a SecureToken, so FileVault may still ask for the previous password", ErrNoSecureToken, m.ent.LocalUser)
 	}
-	return T(StepFileVaultKept), nil
+	return T(codes.StepFileVaultKept), nil
 }
 
 func (e *Engine) stepPreboot(ctx context.Context, m *macRun) (Text, error) {
 	if !m.fvUser {
-		return Text{}, skip{reasonNotApplicable, T(StepPrebootNotNeeded)}
+		return Text{}, skip{reasonNotApplicable, T(codes.StepPrebootNotNeeded)}
 	}
 	if err := e.opt.Mac.FileVault.RefreshPreboot(ctx); err != nil {
 		return Text{}, err
 	}
-	return T(StepPrebootDone), nil
+	return T(codes.StepPrebootDone), nil
 }
 
 func (e *Engine) stepAck(ctx context.Context, m *macRun) (Text, error) {
@@ -358,9 +359,9 @@ func (e *Engine) stepAck(ctx context.Context, m *macRun) (Text, error) {
 	defer cancel()
 	if err := e.opt.Directory.AckSync(actx, ackKey(local, version), dirUser, version); err != nil {
 		_ = e.update(local, func(r *record) { r.PendingAck = version })
-		return Text{}, skip{reasonDeferred, T(StepAckDeferred)}
+		return Text{}, skip{reasonDeferred, T(codes.StepAckDeferred)}
 	}
-	return T(StepAckDone), nil
+	return T(codes.StepAckDone), nil
 }
 
 // fileVaultUser reports whether FileVault is on and local unlocks it.

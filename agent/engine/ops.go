@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // How long an operation waits for a directory session before it reports the
@@ -73,9 +74,9 @@ func (e *Engine) prepare(ctx context.Context, local string) (LocalAccount, *reco
 	acct, err := e.opt.Mac.Accounts.Lookup(ctx, local)
 	if err != nil {
 		if errors.Is(err, ErrNoSuchUser) {
-			return acct, nil, &Error{Code: CodeNoLocalUser, Params: map[string]string{"user": local}}
+			return acct, nil, &Error{Code: codes.NoLocalUser, Params: map[string]string{"user": local}}
 		}
-		return acct, nil, &Error{Code: CodePlatform, Detail: err.Error()}
+		return acct, nil, &Error{Code: codes.Platform, Detail: err.Error()}
 	}
 	if err := untouchable(acct); err != nil {
 		return acct, nil, err
@@ -106,7 +107,7 @@ func untouchable(a LocalAccount) *Error {
 	if kind == "" {
 		return nil
 	}
-	return &Error{Code: CodeUnmanaged, Params: map[string]string{"user": a.Name, "kind": kind, "node": a.OriginalNodeName}}
+	return &Error{Code: codes.Unmanaged, Params: map[string]string{"user": a.Name, "kind": kind, "node": a.OriginalNodeName}}
 }
 
 // unmanagedKind says why Lockstep leaves an account alone ("" when it does
@@ -124,7 +125,7 @@ func unmanagedKind(a LocalAccount) string {
 }
 
 func offlineError() *Error {
-	return &Error{Code: CodeOffline, Params: map[string]string{"when": "before"}}
+	return &Error{Code: codes.Offline, Params: map[string]string{"when": "before"}}
 }
 
 // begin registers an operation as running for local and journals it.
@@ -135,7 +136,7 @@ func (e *Engine) begin(local, kind string, steps []string, progress func(Step)) 
 	e.mu.Lock()
 	if e.running[local] != nil {
 		e.mu.Unlock()
-		return nil, &Error{Code: CodeBusy}
+		return nil, &Error{Code: codes.Busy}
 	}
 	r := e.recordLocked(local)
 	ent := &journal.Entry{ID: newID(), Kind: kind, LocalUser: local, State: OpRunning,
@@ -145,7 +146,7 @@ func (e *Engine) begin(local, kind string, steps []string, progress func(Step)) 
 	}
 	if err := e.opt.Journal.Write(ent); err != nil {
 		e.mu.Unlock()
-		return nil, &Error{Code: CodePlatform, Detail: "the operation journal could not be written: " + err.Error()}
+		return nil, &Error{Code: codes.Platform, Detail: "the operation journal could not be written: " + err.Error()}
 	}
 	e.running[local] = ent
 	r.LastOpID = ent.ID
@@ -218,7 +219,7 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 		ent.State = OpDone
 		if o.temporary {
 			ent.NextAction = OpChange
-			ent.Notes = append(ent.Notes, toJournalText(T(NoteTemporary)))
+			ent.Notes = append(ent.Notes, toJournalText(T(codes.NoteTemporary)))
 		}
 		if onDone != nil {
 			onDone(r)
@@ -236,7 +237,7 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 		ae := e.apiError(err, "")
 		ent.Error = toJournalError(ae)
 		r.SyncNeeded = true
-		r.Reason = T(ReasonStopped, "error", ae.Code)
+		r.Reason = T(codes.ReasonStopped, "error", ae.Code)
 		e.markBehind(r, now)
 	}
 	delete(e.running, ent.LocalUser)
@@ -304,7 +305,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 	}
 	switch {
 	case rec.SyncNeeded:
-		return nil, &Error{Code: CodeSyncFirst}
+		return nil, &Error{Code: codes.SyncFirst}
 	case rec.Dir.Locked && (rec.Dir.LockedUntil == nil || rec.Dir.LockedUntil.After(e.opt.Now())):
 		return nil, lockedError(rec.Dir.LockedUntil)
 	}
@@ -318,7 +319,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 
 	err = o.step(StepValidate, func() (Text, error) {
 		if req.Current.Empty() {
-			return Text{}, fieldError(CodeMissing, FieldCurrent)
+			return Text{}, fieldError(codes.Missing, FieldCurrent)
 		}
 		if v := e.Policy().Check(dirUser, req.New); len(v) > 0 {
 			return Text{}, &Error{Code: protocol.CodePolicyViolation, Field: FieldNew, Violations: v}
@@ -336,7 +337,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 			return Text{}, fieldError(protocol.CodeMFARequired, FieldTOTP)
 		}
 		if req.TOTP != "" && !protocol.ValidTOTPCode(req.TOTP) {
-			return Text{}, fieldError(CodeMFAFormat, FieldTOTP)
+			return Text{}, fieldError(codes.MFAFormat, FieldTOTP)
 		}
 		if !e.opt.Directory.Connected() {
 			return Text{}, offlineError()
@@ -344,7 +345,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 		if wait, ok := e.throttle.allow(dirUser); !ok {
 			return Text{}, throttledError(wait)
 		}
-		return T(StepValidated), nil
+		return T(codes.StepValidated), nil
 	})
 	if err != nil {
 		return o.finish(err, nil), nil
@@ -353,7 +354,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 	err = o.step(StepVerify, func() (Text, error) {
 		if err := verifyLocal(ctx, e.opt.Mac.Accounts, local, req.Current); err != nil {
 			if errors.Is(err, ErrWrongPassword) {
-				return Text{}, fieldError(CodeWrongLocal, FieldCurrent)
+				return Text{}, fieldError(codes.WrongLocal, FieldCurrent)
 			}
 			return Text{}, err
 		}
@@ -363,10 +364,10 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 			if opens, err := e.opt.Mac.Keychain.Opens(ctx, acct, req.Current); err != nil {
 				return Text{}, err
 			} else if !opens {
-				return Text{}, &Error{Code: CodeKeychain, Params: map[string]string{"which": "current"}}
+				return Text{}, &Error{Code: codes.Keychain, Params: map[string]string{"which": "current"}}
 			}
 		}
-		return T(StepCurrentOK), nil
+		return T(codes.StepCurrentOK), nil
 	})
 	if err != nil {
 		return o.finish(err, nil), nil
@@ -392,7 +393,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 			return Text{}, e.apiError(pe, FieldCurrent)
 		}
 		if derr != nil {
-			return Text{}, &Error{Code: CodeOffline, Params: map[string]string{"when": "unconfirmed"}}
+			return Text{}, &Error{Code: codes.Offline, Params: map[string]string{"when": "unconfirmed"}}
 		}
 		e.throttle.success(dirUser)
 		e.mu.Lock()
@@ -403,7 +404,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 			s := st
 			r.Dir, r.DirAt = &s, e.opt.Now()
 		})
-		return T(StepDirChanged, "version", strconv.FormatInt(st.PasswordVersion, 10)), nil
+		return T(codes.StepDirChanged, "version", strconv.FormatInt(st.PasswordVersion, 10)), nil
 	})
 	if err != nil {
 		return o.finish(err, nil), nil
@@ -418,7 +419,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 // refuse, with the Mac's rules it fails. source says whose password it is:
 // "new" (the user's choice) or "directory" (what the directory holds).
 func localPolicyError(unmet []protocol.LocalRule, source string) *Error {
-	out := &Error{Code: CodeMacPolicy, Field: FieldNew, Params: map[string]string{"source": source}}
+	out := &Error{Code: codes.MacPolicy, Field: FieldNew, Params: map[string]string{"source": source}}
 	for _, r := range unmet {
 		out.Violations = append(out.Violations, r.Violation())
 	}
@@ -428,14 +429,14 @@ func localPolicyError(unmet []protocol.LocalRule, source string) *Error {
 // Sync brings the Mac in line with a password set in the directory.
 func (e *Engine) Sync(ctx context.Context, local string, req SyncRequest, progress func(Step)) (*Operation, error) {
 	if req.New.Empty() {
-		return nil, fieldError(CodeMissing, FieldNew)
+		return nil, fieldError(codes.Missing, FieldNew)
 	}
 	if !req.ForgotPrevious && req.Previous.Empty() {
-		return nil, fieldError(CodeMissing, FieldPrevious)
+		return nil, fieldError(codes.Missing, FieldPrevious)
 	}
 	if req.ForgotPrevious {
 		if st := e.opt.Mac.Service.Status(ctx); !st.Usable {
-			return nil, &Error{Code: CodeNoServiceAcct}
+			return nil, &Error{Code: codes.NoServiceAccount}
 		}
 	}
 	acct, rec, err := e.prepare(ctx, local)
@@ -486,7 +487,7 @@ func (e *Engine) Sync(ctx context.Context, local string, req SyncRequest, progre
 		} else if len(unmet) > 0 {
 			return Text{}, localPolicyError(unmet, "directory")
 		}
-		return T(StepDirVerified), nil
+		return T(codes.StepDirVerified), nil
 	})
 	if err != nil {
 		return o.finish(err, nil), nil
@@ -516,7 +517,7 @@ func fieldError(code, field string) *Error { return &Error{Code: code, Field: fi
 func lockedError(until *time.Time) *Error { return &Error{Code: protocol.CodeLocked, Until: until} }
 
 func throttledError(wait time.Duration) *Error {
-	return &Error{Code: CodeThrottled, RetryAfter: max(1, int(wait.Seconds()))}
+	return &Error{Code: codes.Throttled, RetryAfter: max(1, int(wait.Seconds()))}
 }
 
 // apiError turns any error into an *Error. field is where a directory
@@ -542,7 +543,7 @@ func (e *Engine) apiError(err error, field string) *Error {
 		return out
 	}
 	if errors.Is(err, ErrWrongPassword) {
-		return &Error{Code: CodeWrongLocal}
+		return &Error{Code: codes.WrongLocal}
 	}
-	return &Error{Code: CodePlatform, Detail: err.Error()}
+	return &Error{Code: codes.Platform, Detail: err.Error()}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // HandlePush applies one push from the directory. It is idempotent: the
@@ -27,10 +28,10 @@ func (e *Engine) HandlePush(_ context.Context, env *protocol.Envelope) error {
 			d.MustChange = p.Temporary
 			d.PasswordChangedAt = p.At
 			r.SyncNeeded = true
-			r.Reason = T(ReasonReset)
+			r.Reason = T(codes.ReasonReset)
 			n := &Notice{Kind: NoticeReset, ID: resetID(d.PasswordVersion)}
 			if p.Temporary {
-				r.Reason = T(ReasonResetTemporary)
+				r.Reason = T(codes.ReasonResetTemporary)
 				n.Params = map[string]string{"temporary": "true"}
 			}
 			e.markBehind(r, e.opt.Now())
@@ -149,9 +150,9 @@ func (e *Engine) Standing(local string) []Notice {
 	switch a.State {
 	case StateSyncNeeded:
 		switch r.Reason.Code {
-		case ReasonReset, ReasonChangedElsewhere:
+		case codes.ReasonReset, codes.ReasonChangedElsewhere:
 			n = &Notice{Kind: NoticeReset, ID: resetID(r.Dir.PasswordVersion)}
-		case ReasonResetTemporary:
+		case codes.ReasonResetTemporary:
 			n = &Notice{Kind: NoticeReset, ID: resetID(r.Dir.PasswordVersion), Params: map[string]string{"temporary": "true"}}
 		}
 	case StateLocked:

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // recover closes every operation a crash left running. Without the
@@ -39,7 +41,7 @@ func (e *Engine) recover() error {
 		for i := range ent.Steps {
 			if ent.Steps[i].State == StepRunning {
 				ent.Steps[i].State = StepFailed
-				ent.Steps[i].Text = toJournalText(T(StepInterrupted))
+				ent.Steps[i].Text = toJournalText(T(codes.StepInterrupted))
 			}
 		}
 		ent.FinishedAt = &now
@@ -47,12 +49,12 @@ func (e *Engine) recover() error {
 		if mutating {
 			ent.State = OpSyncNeeded
 			r.SyncNeeded = true
-			r.Reason = T(ReasonInterrupted)
+			r.Reason = T(codes.ReasonInterrupted)
 			e.markBehind(r, now)
 		} else {
 			ent.State = OpFailed
 		}
-		ent.Error = toJournalError(&Error{Code: CodeInterrupted})
+		ent.Error = toJournalError(&Error{Code: codes.Interrupted})
 		if err := e.opt.Journal.Write(ent); err != nil {
 			return fmt.Errorf("recovering operation %s: %w", ent.ID, err)
 		}

@@ -98,26 +98,6 @@ const (
 	FieldPassword = "password" // the directory password of a link
 )
 
-// Error codes of the engine. The directory's (protocol.Code*) pass through.
-const (
-	CodeMissing       = "missing"            // Field is empty
-	CodeNoLocalUser   = "no_local_account"   // params: user
-	CodeNotBound      = "not_bound"          // the directory does not link this Mac to the user yet
-	CodeBusy          = "busy"               // another operation runs for the account
-	CodeSyncFirst     = "sync_first"         // the Mac must be synced before a change
-	CodeKeychain      = "keychain"           // params: which ("current" or "previous")
-	CodeInterrupted   = "interrupted"        // lockstepd stopped during the operation
-	CodeOffline       = "offline"            // params: when ("before" or "unconfirmed")
-	CodeWrongLocal    = "wrong_local"        // the password does not open the Mac account; params: which ("neither" when no password does)
-	CodeMFAFormat     = "mfa_format"         // the code is not a valid TOTP code (protocol.ValidTOTP)
-	CodeNoServiceAcct = "no_service_account" // the forgotten-password path needs the service account
-	CodeThrottled     = "throttled"          // lockstepd protects the account from lockout; RetryAfter
-	CodePlatform      = "platform"           // a macOS tool failed; Detail is its own text
-	CodeUnmanaged     = "unmanaged_account"  // params: user, kind (disabled, mobile, network_home), node
-	CodeServiceSetup  = "service_setup"      // params: step (setup, rotate, remove), why (admin_password, admin_token, failed)
-	CodeMacPolicy     = "mac_policy"         // this Mac's policy refuses the new password; params: source ("new", "directory", "refused")
-)
-
 // Text is something the engine tells a person: a code (texts.go lists them
 // with their parameters) and the values the sentence needs. Times are
 // RFC 3339, numbers decimal.

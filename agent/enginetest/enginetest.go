@@ -18,6 +18,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
 // Passwords the fakes start with.
@@ -259,7 +260,7 @@ func (m *Mac) Status(context.Context) engine.ServiceStatus {
 	defer m.Unlock()
 	st := engine.ServiceStatus{Present: m.ServiceUsable, SecureToken: m.ServiceUsable, Usable: m.ServiceUsable}
 	if !m.ServiceUsable {
-		st.Problem = engine.ServiceNotSetUp
+		st.Problem = codes.ServiceNotSetUp
 	}
 	return st
 }

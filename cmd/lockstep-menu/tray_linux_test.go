@@ -4,7 +4,7 @@
 // under Xvfb, on a private D-Bus session where this test plays the
 // desktop's StatusNotifierWatcher, reading the menu the way a panel does,
 // through com.canonical.dbusmenu, and clicking it. lockstepd is the fake
-// local API on a unix socket.
+// real lockstepd over a fake Mac and directory (agent/agenttest).
 //
 // It needs Xvfb and dbus-daemon (Debian: xvfb dbus) and builds the app
 // with cgo (libgl1-mesa-dev xorg-dev libxkbcommon-dev). Run it with
@@ -31,7 +31,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/lockstep-dev/lockstep/ui/fakeapi"
+	"github.com/lockstep-dev/lockstep/agent/agenttest"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 const (
@@ -212,13 +213,8 @@ func TestTrayOverDBus(t *testing.T) {
 	display = ":" + strings.TrimSpace(display)
 
 	// lockstepd.
-	fake := fakeapi.New(fakeapi.Options{Password: password, FileVault: true})
-	sock := filepath.Join(dir, "lockstepd.sock")
-	srv, err := fakeapi.Serve(fake, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	world := agenttest.Start(t, agenttest.Options{Password: password, FileVault: true})
+	sock := world.Socket
 
 	// The app.
 	var stderr syncBuffer
@@ -277,8 +273,8 @@ func TestTrayOverDBus(t *testing.T) {
 		return fmt.Sprint(v.Value())
 	}
 
-	tail := []string{"-", "About Lockstep", "-", "Quit Lockstep"}
-	inSync := append([]string{"Password in sync (disabled)", "-", "Change Password…", "Status…"}, tail...)
+	tail := []string{"-", text.TrayAbout.S(), "-", text.TrayQuit.S()}
+	inSync := append([]string{text.LineInSync.S() + " (disabled)", "-", text.TrayChange.S(), text.TrayStatus.S()}, tail...)
 	eventually(t, "the in-sync menu", func() string {
 		if got := labels(readMenu(t, menu)); !slices.Equal(got, inSync) {
 			return fmt.Sprintf("menu %q, want %q", got, inSync)
@@ -288,10 +284,10 @@ func TestTrayOverDBus(t *testing.T) {
 	inSyncIcon := icon()
 
 	// An administrator resets the password: the menu offers a sync.
-	fake.AdminReset("Reset-by-IT-2026", false)
+	world.Reset("Reset-by-IT-2026", false)
 	syncNeeded := append([]string{
-		"Sync needed: your password was reset by an administrator (disabled)", "-",
-		"Sync Password…", "Change Password… (disabled)", "Status…",
+		text.LineSyncNeeded.S(map[string]any{"Reason": text.ShortReset.S()}) + " (disabled)", "-",
+		text.TraySync.S(), text.TrayChange.S() + " (disabled)", text.TrayStatus.S(),
 	}, tail...)
 	var items []menuItem
 	eventually(t, "the sync-needed menu", func() string {
@@ -317,14 +313,14 @@ func TestTrayOverDBus(t *testing.T) {
 		}
 		t.Fatalf("no item %q", label)
 	}
-	click("Sync Password…")
+	click(text.TraySync.S())
 	eventually(t, "the Sync window", func() string {
 		if !strings.Contains(stderr.String(), "window=sync") {
 			return "no window=sync in the app's log"
 		}
 		return ""
 	})
-	click("Status…")
+	click(text.TrayStatus.S())
 	eventually(t, "the Status window", func() string {
 		if !strings.Contains(stderr.String(), "window=status") {
 			return "no window=status in the app's log"
@@ -333,7 +329,7 @@ func TestTrayOverDBus(t *testing.T) {
 	})
 
 	// Quit from the menu ends the process cleanly.
-	click("Quit Lockstep")
+	click(text.TrayQuit.S())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	select {

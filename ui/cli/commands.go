@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -401,6 +402,10 @@ func (c *CLI) diagnose(ctx context.Context, out string) int {
 		return c.fail(err)
 	}
 	if err := writePrivate(out, append(raw, '\n')); err != nil {
+		var u *unsafeFile
+		if errors.As(err, &u) {
+			return c.fail(said(text.CLIUnsafeFile(out, u.why, u.value)))
+		}
 		return c.fail(said(text.CLIWriteFailed.S(map[string]any{"Path": out, "Err": err})))
 	}
 	fmt.Fprintln(c.Out, text.CLIWrote.S(map[string]any{"Path": out, "Bytes": len(raw) + 1}))

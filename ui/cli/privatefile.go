@@ -61,21 +61,30 @@ func writeClose(f *os.File, data []byte) error {
 	return err
 }
 
+// unsafeFile is an existing path writePrivate will not replace: why
+// (not_regular, owner_unknown, hard_links, not_yours) and the value that
+// says so (the file's type, its link count, its owner's uid).
+type unsafeFile struct{ why, value string }
+
+func (u *unsafeFile) Error() string {
+	return fmt.Sprintf("refusing to replace the file: %s %s", u.why, u.value)
+}
+
 // replaceable refuses an existing path that is not a regular file of the
 // caller's with a single link.
 func replaceable(fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("it exists and is not a regular file (%s); choose a new file name", fi.Mode().Type())
+		return &unsafeFile{"not_regular", fi.Mode().Type().String()}
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return errors.New("it exists and its owner cannot be read; choose a new file name")
+		return &unsafeFile{"owner_unknown", ""}
 	}
 	if st.Nlink != 1 {
-		return fmt.Errorf("it exists and has %d hard links; choose a new file name", st.Nlink)
+		return &unsafeFile{"hard_links", strconv.FormatUint(uint64(st.Nlink), 10)}
 	}
 	if !callerOwns(int(st.Uid)) {
-		return fmt.Errorf("it exists and belongs to uid %d, not to you; choose a new file name", st.Uid)
+		return &unsafeFile{"not_yours", strconv.FormatUint(uint64(st.Uid), 10)}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +25,11 @@ func TestWritePrivate(t *testing.T) {
 		{name: "own file", setup: func(path string) error {
 			return os.WriteFile(path, []byte("old bundle, longer than the new one"), 0o644)
 		}},
-		{name: "symlink", setup: func(path string) error { return os.Symlink(victim, path) }, refused: "not a regular file"},
-		{name: "dangling symlink", setup: func(path string) error { return os.Symlink(p("nowhere"), path) }, refused: "not a regular file"},
-		{name: "hard link", setup: func(path string) error { return os.Link(victim, path) }, refused: "hard links"},
-		{name: "directory", setup: func(path string) error { return os.Mkdir(path, 0o755) }, refused: "not a regular file"},
-		{name: "another user's", root: true, refused: "belongs to uid 503", setup: func(path string) error {
+		{name: "symlink", setup: func(path string) error { return os.Symlink(victim, path) }, refused: "not_regular"},
+		{name: "dangling symlink", setup: func(path string) error { return os.Symlink(p("nowhere"), path) }, refused: "not_regular"},
+		{name: "hard link", setup: func(path string) error { return os.Link(victim, path) }, refused: "hard_links"},
+		{name: "directory", setup: func(path string) error { return os.Mkdir(path, 0o755) }, refused: "not_regular"},
+		{name: "another user's", root: true, refused: "not_yours 503", setup: func(path string) error {
 			if err := os.WriteFile(path, []byte("theirs"), 0o666); err != nil {
 				return err
 			}
@@ -58,7 +59,8 @@ func TestWritePrivate(t *testing.T) {
 				t.Fatal("a dangling link's target was created")
 			}
 			if tc.refused != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.refused) {
+				var u *unsafeFile
+				if !errors.As(err, &u) || !strings.HasPrefix(u.why+" "+u.value, tc.refused) {
 					t.Fatalf("writePrivate = %v, want refused: %s", err, tc.refused)
 				}
 				return

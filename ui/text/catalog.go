@@ -250,7 +250,7 @@ func Clock(t time.Time) string {
 	if y, m, d := t.Date(); y == today.Year() && m == today.Month() && d == today.Day() {
 		return t.Format("15:04")
 	}
-	return t.Format("2 Jan 15:04")
+	return DayTime.S(map[string]any{"Day": t.Day(), "Month": months[t.Month()-1].S(), "Time": t.Format("15:04")})
 }
 
 // Date shows t as a day.
@@ -258,8 +258,19 @@ func Date(t time.Time) string {
 	mu.RLock()
 	z := zone
 	mu.RUnlock()
-	return t.In(z).Format("2 Jan 2006")
+	t = t.In(z)
+	return DayMonthYear.S(map[string]any{"Day": t.Day(), "Month": months[t.Month()-1].S(), "Year": t.Year()})
 }
+
+// How days are written, and the months' names.
+var (
+	DayTime      = M("date.day_time", "{{.Day}} {{.Month}} {{.Time}}")
+	DayMonthYear = M("date.day_month_year", "{{.Day}} {{.Month}} {{.Year}}")
+	months       = [12]Message{
+		M("month.1", "Jan"), M("month.2", "Feb"), M("month.3", "Mar"), M("month.4", "Apr"), M("month.5", "May"), M("month.6", "Jun"),
+		M("month.7", "Jul"), M("month.8", "Aug"), M("month.9", "Sep"), M("month.10", "Oct"), M("month.11", "Nov"), M("month.12", "Dec"),
+	}
+)
 
 // Clause turns a sentence into a clause that can follow a colon: "Your
 // password was reset." becomes "your password was reset".

@@ -40,6 +40,8 @@ With --stdin, secrets are read one per line instead of prompted for:
 	FlagOut           = M("cli.flag_out", "output file")
 	FlagAdmin         = M("cli.flag_admin", "a SecureToken admin's short name")
 	FlagPassword      = M("cli.flag_password", "also check that your password opens each place")
+	FlagTheme         = M("menu.flag_theme", "appearance: system, light or dark")
+	FlagVersion       = M("menu.flag_version", "print the version and exit")
 
 	CLIStdinEnded  = M("cli.stdin_ended", "Standard input ended before the {{.What}}.")
 	CLINoTerminal  = M("cli.no_terminal", "There is no terminal to ask for the password on: pass --stdin and give the secrets one per line.")
@@ -76,3 +78,27 @@ With --stdin, secrets are read one per line instead of prompted for:
 	CLIWatchStatus    = M("cli.watch_status", "{{.User}}: {{.State}} ({{.Connection}})")
 	CLIWatchNotice    = M("cli.watch_notice", "{{.Title}}: {{.Body}}")
 )
+
+// Why `lockstep diagnose --out` will not replace a file that is there.
+var (
+	CLIUnsafeNotRegular   = M("cli.unsafe_not_regular", "{{.Path}} exists and is not a regular file ({{.Value}}); choose a new file name.")
+	CLIUnsafeOwnerUnknown = M("cli.unsafe_owner_unknown", "{{.Path}} exists and its owner cannot be read; choose a new file name.")
+	CLIUnsafeHardLinks    = M("cli.unsafe_hard_links", "{{.Path}} exists and has {{.Value}} hard links; choose a new file name.")
+	CLIUnsafeNotYours     = M("cli.unsafe_not_yours", "{{.Path}} exists and belongs to uid {{.Value}}, not to you; choose a new file name.")
+)
+
+// CLIUnsafeFile says why path was not replaced (why: not_regular,
+// owner_unknown, hard_links, not_yours; value: the type, link count or
+// owner).
+func CLIUnsafeFile(path, why, value string) string {
+	d := map[string]any{"Path": path, "Value": value}
+	switch why {
+	case "not_regular":
+		return CLIUnsafeNotRegular.S(d)
+	case "hard_links":
+		return CLIUnsafeHardLinks.S(d)
+	case "not_yours":
+		return CLIUnsafeNotYours.S(d)
+	}
+	return CLIUnsafeOwnerUnknown.S(d)
+}

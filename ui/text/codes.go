@@ -7,9 +7,10 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
 
-// What lockstepd's codes say (localapi.Texts and localapi.Errors list them
+// What lockstepd's codes say (codes.Texts and codes.Errors list them
 // with their parameters; the tests render every one).
 
 // Why an account is in its state.
@@ -142,14 +143,14 @@ func Render(t localapi.Text) string {
 		}
 	}
 	switch t.Code {
-	case localapi.ReasonLocked:
+	case codes.ReasonLocked:
 		if p["until"] != "" {
 			return ReasonLockedUntil.S(d)
 		}
 		return ReasonLocked.S()
-	case localapi.ReasonStopped:
+	case codes.ReasonStopped:
 		return ReasonStopped.S(map[string]any{"why": Problem(&localapi.Error{Code: p["error"]}, "").Text})
-	case localapi.ReasonExpires:
+	case codes.ReasonExpires:
 		n, _ := strconv.Atoi(p["days"])
 		switch {
 		case n < 0:
@@ -158,21 +159,21 @@ func Render(t localapi.Text) string {
 			return ReasonExpiresToday.S()
 		}
 		return ReasonExpires.N(n)
-	case localapi.StepKeychainMoved:
+	case codes.StepKeychainMoved:
 		if p["local_items"] != "" {
 			d["local_items"] = strings.ReplaceAll(p["local_items"], ",", ", ")
 			return StepKeychainMovedLI.S(d)
 		}
-	case localapi.NoteKeychainKept:
+	case codes.NoteKeychainKept:
 		if p["local_items"] != "" {
 			d["local_items"] = strings.ReplaceAll(p["local_items"], ",", ", ")
 			return NoteKeychainKeptLI.S(d)
 		}
-	case localapi.DoctorSyncNeeded:
+	case codes.DoctorSyncNeeded:
 		d["reason"] = Render(localapi.Text{Code: p["reason"]})
-	case localapi.DoctorServiceBroken:
+	case codes.DoctorServiceBroken:
 		d["problem"] = Render(localapi.Text{Code: p["problem"]})
-	case localapi.DoctorLocalUnmanaged:
+	case codes.DoctorLocalUnmanaged:
 		switch p["kind"] {
 		case "mobile":
 			if p["node"] == "" {
@@ -183,7 +184,7 @@ func Render(t localapi.Text) string {
 			return DoctorLocalNetwork.S(d)
 		}
 		return DoctorLocalDisabled.S()
-	case localapi.FixAskIT:
+	case codes.FixAskIT:
 		if p["kind"] == "network_home" {
 			return FixAskITNetwork.S()
 		}
@@ -207,35 +208,35 @@ var Unknown = M("unknown_code", "Lockstep reports “{{.code}}”.")
 
 // byCode maps the codes whose words need no choosing to their message.
 var byCode = map[string]Message{
-	localapi.ReasonBusy: ReasonBusy, localapi.ReasonNotLinked: ReasonNotLinked, localapi.ReasonWaiting: ReasonWaiting,
-	localapi.ReasonUnknownUser: ReasonUnknownUser, localapi.ReasonResetTemporary: ReasonResetTemporary,
-	localapi.ReasonReset: ReasonReset, localapi.ReasonChangedElsewhere: ReasonChangedElsewhere,
-	localapi.ReasonInterrupted: ReasonInterrupted, localapi.ReasonTemporary: ReasonTemporary, localapi.ReasonInSync: ReasonInSync,
-	localapi.PlaceNotVerified: PlaceNotVerified, localapi.PlaceStillOld: PlaceStillOld, localapi.PlaceDirVersion: PlaceDirVersion,
-	localapi.PlaceNoFileVault: PlaceNoFileVault,
-	localapi.StepValidated:    StepValidated, localapi.StepCurrentOK: StepCurrentOK, localapi.StepPreviousOK: StepPreviousOK,
-	localapi.StepLocalHoldsNew: StepLocalHoldsNew, localapi.StepForgotten: StepForgotten, localapi.StepDirChanged: StepDirChanged,
-	localapi.StepDirVerified: StepDirVerified, localapi.StepLocalChanged: StepLocalChanged, localapi.StepLocalReset: StepLocalReset,
-	localapi.StepLocalDone: StepLocalDone, localapi.StepKeychainRekeyed: StepKeychainRekeyed, localapi.StepKeychainCreated: StepKeychainCreated,
-	localapi.StepKeychainMoved: StepKeychainMoved, localapi.StepKeychainNone: StepKeychainNone, localapi.StepKeychainDone: StepKeychainDone,
-	localapi.StepFileVaultKept: StepFileVaultKept, localapi.StepFileVaultOff: StepFileVaultOff, localapi.StepFileVaultNotUser: StepFileVaultNotUser,
-	localapi.StepPrebootDone: StepPrebootDone, localapi.StepPrebootNotNeeded: StepPrebootNotNeeded, localapi.StepAckDone: StepAckDone,
-	localapi.StepAckDeferred: StepAckDeferred, localapi.StepInterrupted: StepInterrupted,
-	localapi.NoteKeychainKept: NoteKeychainKept, localapi.NoteTemporary: NoteTemporary, localapi.TextLegacy: LegacyText,
-	localapi.DoctorOffline: DoctorOffline, localapi.DoctorNotLinked: DoctorNotLinked, localapi.DoctorSyncNeeded: DoctorSyncNeeded,
-	localapi.DoctorDirectoryOK: DoctorDirectoryOK, localapi.DoctorBusy: DoctorBusy, localapi.DoctorNoLocalUser: DoctorNoLocalUser,
-	localapi.DoctorLocalUnread: DoctorLocalUnread, localapi.DoctorLocalDisabled: DoctorLocalDisabled, localapi.DoctorLocalOK: DoctorLocalOK,
-	localapi.DoctorLocalOpens: DoctorLocalOpens, localapi.DoctorLocalWrong: DoctorLocalWrong, localapi.DoctorFVUnread: DoctorFVUnread,
-	localapi.DoctorFVOff: DoctorFVOff, localapi.DoctorFVNotUser: DoctorFVNotUser, localapi.DoctorFVNoToken: DoctorFVNoToken,
-	localapi.DoctorFVOK: DoctorFVOK, localapi.DoctorKCUnread: DoctorKCUnread, localapi.DoctorKCNone: DoctorKCNone,
-	localapi.DoctorKCWrong: DoctorKCWrong, localapi.DoctorKCOpens: DoctorKCOpens, localapi.DoctorKCExists: DoctorKCExists,
-	localapi.DoctorServiceReady: DoctorServiceReady, localapi.DoctorServiceNone: DoctorServiceNone, localapi.DoctorServiceBroken: DoctorServiceBroken,
-	localapi.FixCheckNetwork: FixCheckNetwork, localapi.FixLink: FixLink, localapi.FixSync: FixSync, localapi.FixWait: FixWait,
-	localapi.FixCheckName: FixCheckName, localapi.FixDiagnose: FixDiagnose, localapi.FixAskEnable: FixAskEnable,
-	localapi.FixGrantToken: FixGrantToken, localapi.FixSyncKeychain: FixSyncKeychain, localapi.FixServiceAccount: FixServiceAccount,
-	localapi.ServiceNotSetUp: ServiceNotSetUp, localapi.ServiceNoToken: ServiceNoToken, localapi.ServiceNotStored: ServiceNotStored,
-	localapi.ServiceWrongPassword: ServiceWrongPassword, localapi.ServiceRotationPending: ServiceRotation,
-	localapi.ServiceUncheckable: ServiceUncheckable, localapi.ServiceNotUsable: ServiceNotUsable,
+	codes.ReasonBusy: ReasonBusy, codes.ReasonNotLinked: ReasonNotLinked, codes.ReasonWaiting: ReasonWaiting,
+	codes.ReasonUnknownUser: ReasonUnknownUser, codes.ReasonResetTemporary: ReasonResetTemporary,
+	codes.ReasonReset: ReasonReset, codes.ReasonChangedElsewhere: ReasonChangedElsewhere,
+	codes.ReasonInterrupted: ReasonInterrupted, codes.ReasonTemporary: ReasonTemporary, codes.ReasonInSync: ReasonInSync,
+	codes.PlaceNotVerified: PlaceNotVerified, codes.PlaceStillOld: PlaceStillOld, codes.PlaceDirVersion: PlaceDirVersion,
+	codes.PlaceNoFileVault: PlaceNoFileVault,
+	codes.StepValidated:    StepValidated, codes.StepCurrentOK: StepCurrentOK, codes.StepPreviousOK: StepPreviousOK,
+	codes.StepLocalHoldsNew: StepLocalHoldsNew, codes.StepForgotten: StepForgotten, codes.StepDirChanged: StepDirChanged,
+	codes.StepDirVerified: StepDirVerified, codes.StepLocalChanged: StepLocalChanged, codes.StepLocalReset: StepLocalReset,
+	codes.StepLocalDone: StepLocalDone, codes.StepKeychainRekeyed: StepKeychainRekeyed, codes.StepKeychainCreated: StepKeychainCreated,
+	codes.StepKeychainMoved: StepKeychainMoved, codes.StepKeychainNone: StepKeychainNone, codes.StepKeychainDone: StepKeychainDone,
+	codes.StepFileVaultKept: StepFileVaultKept, codes.StepFileVaultOff: StepFileVaultOff, codes.StepFileVaultNotUser: StepFileVaultNotUser,
+	codes.StepPrebootDone: StepPrebootDone, codes.StepPrebootNotNeeded: StepPrebootNotNeeded, codes.StepAckDone: StepAckDone,
+	codes.StepAckDeferred: StepAckDeferred, codes.StepInterrupted: StepInterrupted,
+	codes.NoteKeychainKept: NoteKeychainKept, codes.NoteTemporary: NoteTemporary, codes.TextLegacy: LegacyText,
+	codes.DoctorOffline: DoctorOffline, codes.DoctorNotLinked: DoctorNotLinked, codes.DoctorSyncNeeded: DoctorSyncNeeded,
+	codes.DoctorDirectoryOK: DoctorDirectoryOK, codes.DoctorBusy: DoctorBusy, codes.DoctorNoLocalUser: DoctorNoLocalUser,
+	codes.DoctorLocalUnread: DoctorLocalUnread, codes.DoctorLocalDisabled: DoctorLocalDisabled, codes.DoctorLocalOK: DoctorLocalOK,
+	codes.DoctorLocalOpens: DoctorLocalOpens, codes.DoctorLocalWrong: DoctorLocalWrong, codes.DoctorFVUnread: DoctorFVUnread,
+	codes.DoctorFVOff: DoctorFVOff, codes.DoctorFVNotUser: DoctorFVNotUser, codes.DoctorFVNoToken: DoctorFVNoToken,
+	codes.DoctorFVOK: DoctorFVOK, codes.DoctorKCUnread: DoctorKCUnread, codes.DoctorKCNone: DoctorKCNone,
+	codes.DoctorKCWrong: DoctorKCWrong, codes.DoctorKCOpens: DoctorKCOpens, codes.DoctorKCExists: DoctorKCExists,
+	codes.DoctorServiceReady: DoctorServiceReady, codes.DoctorServiceNone: DoctorServiceNone, codes.DoctorServiceBroken: DoctorServiceBroken,
+	codes.FixCheckNetwork: FixCheckNetwork, codes.FixLink: FixLink, codes.FixSync: FixSync, codes.FixWait: FixWait,
+	codes.FixCheckName: FixCheckName, codes.FixDiagnose: FixDiagnose, codes.FixAskEnable: FixAskEnable,
+	codes.FixGrantToken: FixGrantToken, codes.FixSyncKeychain: FixSyncKeychain, codes.FixServiceAccount: FixServiceAccount,
+	codes.ServiceNotSetUp: ServiceNotSetUp, codes.ServiceNoToken: ServiceNoToken, codes.ServiceNotStored: ServiceNotStored,
+	codes.ServiceWrongPassword: ServiceWrongPassword, codes.ServiceRotationPending: ServiceRotation,
+	codes.ServiceUncheckable: ServiceUncheckable, codes.ServiceNotUsable: ServiceNotUsable,
 }
 
 // RuleText says a password rule of the directory's policy p.

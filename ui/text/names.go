@@ -1,6 +1,9 @@
 package text
 
-import "github.com/lockstep-dev/lockstep/localapi"
+import (
+	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
+)
 
 // The names of lockstepd's vocabulary (steps, places, states, operation
 // kinds), as the app's windows and the CLI's lines both show them.
@@ -136,23 +139,25 @@ func OpState(state string) string {
 	return Unknown.S(map[string]any{"code": state})
 }
 
-// Connection says where lockstepd's session with the directory stands.
+// Connection says where lockstepd's session with the directory stands:
+// why it is down when the session says (a revoked or unknown Mac), else its
+// state.
 func Connection(c localapi.Connection) string {
 	since := map[string]any{"Since": Clock(c.Since), "Err": c.LastError}
+	if c.State != localapi.ConnConnected {
+		switch c.Problem {
+		case localapi.ProblemRevoked:
+			return StatusRevoked.S(since)
+		case localapi.ProblemRefused:
+			return StatusRefused.S(since)
+		}
+	}
 	switch c.State {
 	case localapi.ConnConnected:
 		return StatusConnected.S(since)
 	case localapi.ConnConnecting:
 		return StatusConnecting.S()
 	case localapi.ConnNotEnrolled:
-		return StatusNotEnrolled.S()
-	}
-	switch c.Problem {
-	case localapi.ProblemRevoked:
-		return StatusRevoked.S(since)
-	case localapi.ProblemRefused:
-		return StatusRefused.S(since)
-	case localapi.ProblemNotEnrolled:
 		return StatusNotEnrolled.S()
 	}
 	if c.LastError != "" {
@@ -172,4 +177,22 @@ func ServiceAccount(st localapi.ServiceAccountStatus) string {
 		return ServiceNotUsable.S()
 	}
 	return ServiceNotSetUp.S()
+}
+
+// ShortReason says why a sync is needed in a few words, for the tray's
+// "Sync needed: …" line; the windows say the whole reason (Render).
+func ShortReason(t localapi.Text) string {
+	switch t.Code {
+	case codes.ReasonReset:
+		return ShortReset.S()
+	case codes.ReasonResetTemporary:
+		return ShortResetTemporary.S()
+	case codes.ReasonChangedElsewhere:
+		return ShortElsewhere.S()
+	case codes.ReasonInterrupted:
+		return ShortInterrupted.S()
+	case codes.ReasonStopped:
+		return ShortStopped.S()
+	}
+	return Clause(Render(t))
 }

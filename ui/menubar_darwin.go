@@ -1,13 +1,11 @@
 //go:build darwin && cgo
 
-package main
+package ui
 
 import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/systray"
-
-	"github.com/lockstep-dev/lockstep/ui"
 )
 
 // templateIcons: the macOS menu bar wants single-colour template images,
@@ -22,7 +20,7 @@ type templateTray struct {
 	last fyne.Resource
 }
 
-func newTray(d desktop.App) ui.Tray {
+func newTray(d desktop.App) Tray {
 	t := &templateTray{App: d}
 	if fa, ok := d.(fyne.App); ok {
 		// Fyne sets its stored icon, as a plain image, when the tray

@@ -1,11 +1,15 @@
-package engine
+// Package codes is the vocabulary of what lockstepd tells a person, defined
+// once for both ends of the local API: the codes of the texts it sends (why
+// an account is in its state, what a step did, the doctor's findings) and
+// of the errors it answers, each with the parameters it carries. lockstepd
+// sends only these codes and parameters, never sentences; the app and the
+// CLI say them in the user's language (ui/text, whose tests render every
+// code in Texts and Errors with each of its parameter sets).
+package codes
 
 import "github.com/lockstep-dev/lockstep/protocol"
 
-// The codes of every Text the engine sends, with the parameters each
-// carries. The sentences are in ui/text, in every language; a test there
-// renders each code with its parameters, and a test here checks that the
-// engine sends nothing else.
+// Text codes.
 const (
 	// Why an account is in its state (Account.Reason).
 	ReasonBusy             = "reason.busy"
@@ -109,7 +113,35 @@ const (
 	ServiceNotUsable       = "service.not_usable"
 )
 
-// Texts maps every text code the engine sends to the parameters it
+// Why an operation failed or did not start (the local API's Error.Code).
+// The directory's codes (protocol.Code*) pass through unchanged; Errors lists
+// every code lockstepd sends with the parameters it carries.
+const (
+	Forbidden        = "forbidden"          // params: why (web_page, host, no_peer, no_account, other_account, root_only)
+	BadRequest       = "bad_request"        // the request could not be read; Detail says how
+	Missing          = "missing"            // Field is empty
+	NameAccount      = "name_account"       // root must name the account to act on
+	NoLocalUser      = "no_local_account"   // params: user
+	NotBound         = "not_bound"          // the directory does not link this Mac to the user yet
+	Busy             = "busy"               // another operation runs for the account
+	SyncFirst        = "sync_first"         // the Mac must be synced before a change
+	Keychain         = "keychain"           // the keychain does not open with the password given; params: which
+	Interrupted      = "interrupted"        // lockstepd stopped during the operation
+	Offline          = "offline"            // the directory is unreachable; params: when
+	WrongLocal       = "wrong_local"        // the password does not open the Mac account; params: which
+	MFAFormat        = "mfa_format"         // not a valid code (protocol.ValidTOTPCode)
+	NotNeeded        = "not_needed"         // nothing to sync
+	NoServiceAccount = "no_service_account" // the forgotten-password path needs the service account
+	Throttled        = "throttled"          // lockstepd is protecting the account from lockout; RetryAfter
+	TooMany          = "too_many"           // the caller holds too many connections or watch streams
+	Platform         = "platform"           // a macOS tool failed; Detail is its own text
+	Unmanaged        = "unmanaged_account"  // params: user, kind (disabled, mobile, network_home), node
+	MacPolicy        = "mac_policy"         // this Mac's policy refuses the password; params: source (new, directory, refused)
+	ServiceSetup     = "service_setup"      // params: step (setup, rotate, remove), why (admin_password, admin_token, failed)
+	Unavailable      = "unavailable"        // lockstepd is not running (the client says so; never on the wire)
+)
+
+// Texts maps every text code lockstepd sends to the parameters it
 // carries (some optional).
 var Texts = map[string][]string{
 	ReasonBusy: nil, ReasonNotLinked: nil, ReasonWaiting: nil, ReasonUnknownUser: {"user"},
@@ -140,16 +172,16 @@ var Texts = map[string][]string{
 	ServiceRotationPending: nil, ServiceUncheckable: nil, ServiceNotUsable: nil,
 }
 
-// Errors maps every error code the engine sends (its own and the
+// Errors maps every error code lockstepd sends (its own and the
 // directory's it passes on) to the parameters it carries.
 var Errors = map[string][]string{
-	CodeMissing: nil, CodeNoLocalUser: {"user"}, CodeNotBound: nil, CodeBusy: nil, CodeSyncFirst: nil,
-	CodeKeychain: {"which"}, CodeInterrupted: nil, CodeOffline: {"when"}, CodeWrongLocal: {"which"},
-	CodeMFAFormat: nil, CodeNoServiceAcct: nil, CodeThrottled: nil, CodePlatform: nil,
-	CodeUnmanaged: {"user", "kind", "node"}, CodeMacPolicy: {"source"}, CodeServiceSetup: {"step", "why"},
+	Forbidden: {"why", "uid", "user"}, BadRequest: nil, Missing: nil, NameAccount: nil,
+	NoLocalUser: {"user"}, NotBound: nil, Busy: nil, SyncFirst: nil, Keychain: {"which"},
+	Interrupted: nil, Offline: {"when"}, WrongLocal: {"which"}, MFAFormat: nil, NotNeeded: nil,
+	NoServiceAccount: nil, Throttled: nil, TooMany: nil, Platform: nil,
+	Unmanaged: {"user", "kind", "node"}, MacPolicy: {"source"}, ServiceSetup: {"step", "why"},
 	protocol.CodeWrongPassword: nil, protocol.CodeMFARequired: nil, protocol.CodeMFAInvalid: nil,
 	protocol.CodeMFAReplayed: nil, protocol.CodePolicyViolation: nil, protocol.CodeLocked: nil,
 	protocol.CodeRateLimited: nil, protocol.CodeUnknownUser: nil, protocol.CodeInternal: nil,
-	protocol.CodeBadRequest: nil, protocol.CodeUnsupported: nil, protocol.CodeUnauthorized: nil,
-	protocol.CodeIdempotencyReuse: nil,
+	protocol.CodeUnsupported: nil, protocol.CodeUnauthorized: nil, protocol.CodeIdempotencyReuse: nil,
 }
