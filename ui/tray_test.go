@@ -17,6 +17,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -47,9 +48,9 @@ func TestTrayMenuForEachState(t *testing.T) {
 		{name: "expiring tomorrow", do: func(_ *testing.T, h *harness) { h.world.ExpireIn(1) }, icon: iconAttention,
 			items: menu([]string{text.LineExpires.N(1)}, change)},
 		{name: "sync needed", do: func(_ *testing.T, h *harness) { h.world.Reset(resetPassword, false) }, icon: iconAttention,
-			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.ReasonReset.S())})}, text.TraySync.S(), changeOff)},
+			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.ShortReason(localapi.Text{Code: codes.ReasonReset})})}, text.TraySync.S(), changeOff)},
 		{name: "temporary", do: func(_ *testing.T, h *harness) { h.world.Reset(resetPassword, true) }, icon: iconAttention,
-			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.Clause(text.ReasonResetTemporary.S())})}, text.TraySync.S(), changeOff)},
+			items: menu([]string{text.LineSyncNeeded.S(map[string]any{"Reason": text.ShortReason(localapi.Text{Code: codes.ReasonResetTemporary})})}, text.TraySync.S(), changeOff)},
 		{name: "locked", do: func(_ *testing.T, h *harness) { h.world.Lock(t0.Add(48 * time.Minute)) }, icon: iconAttention,
 			items: menu([]string{text.LineLocked.S(map[string]any{"Until": "11:30"})}, changeOff)},
 		{name: "offline", do: func(_ *testing.T, h *harness) {
@@ -59,7 +60,7 @@ func TestTrayMenuForEachState(t *testing.T) {
 		{name: "offline since yesterday", do: func(_ *testing.T, h *harness) {
 			h.world.Disconnect(time.Date(2026, 3, 9, 17, 5, 0, 0, time.UTC), localapi.ProblemUnreachable, "")
 		}, icon: iconOffline,
-			items: menu([]string{text.LineInSync.S(), text.LineOffline.S(map[string]any{"Since": "9 Mar 17:05"})}, changeOff)},
+			items: menu([]string{text.LineInSync.S(), text.LineOffline.S(map[string]any{"Since": text.Clock(time.Date(2026, 3, 9, 17, 5, 0, 0, time.UTC))})}, changeOff)},
 		{name: "busy", do: func(t *testing.T, h *harness) { busy(t, h, "rekey") },
 			icon: iconBusy, items: menu([]string{text.LineBusy.S()}, changeOff)},
 		{name: "not enrolled", do: func(_ *testing.T, h *harness) { h.world.Unenroll(t0) }, icon: iconError,
@@ -250,7 +251,7 @@ func TestStatusWindow(t *testing.T) {
 	h := newHarness(t, setup{world: agenttest.Options{FileVault: true}})
 	h.app.ShowStatus()
 	s := h.app.statusW
-	changed := text.StatusLastChange.S(map[string]any{"At": "28 Feb 10:42"})
+	changed := text.StatusLastChange.S(map[string]any{"At": text.Clock(t0.AddDate(0, 0, -10))})
 	place := func(name, state, at string) string {
 		return text.PlaceName(name) + ": " + text.PlaceState(state) + ". " + text.StatusLastChange.S(map[string]any{"At": at})
 	}
