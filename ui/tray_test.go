@@ -295,6 +295,10 @@ func TestStatusWindow(t *testing.T) {
 			t.Errorf("status window does not show %v:\n%s", want, shown)
 		}
 	}
+	// The reset moved the expiry: it runs from the reset.
+	if want := text.StatusExpiresIn.N(90, map[string]any{"Date": text.Date(t0.Add(90 * 24 * time.Hour))}); s.expires.Text != want {
+		t.Errorf("expiry after the reset shown as %q, want %q", s.expires.Text, want)
+	}
 	h.shot("status-after-sync", s.w)
 
 	// Refresh with lockstepd gone says so.

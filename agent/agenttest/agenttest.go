@@ -380,6 +380,16 @@ func (w *World) Restart() {
 func (w *World) Reset(password string, temporary bool) {
 	w.t.Helper()
 	p := w.Dir.Reset(w.o.DirectoryUser, password, temporary)
+	// The directory's expiry runs from the last change, a reset too
+	// (directory.Server.expiry); enginetest's Reset leaves it alone.
+	w.Dir.Lock()
+	if days := w.Dir.PolicyOf.MaxAgeDays; days > 0 {
+		st := w.Dir.States[w.o.DirectoryUser]
+		exp := p.At.Add(time.Duration(days) * 24 * time.Hour)
+		st.ExpiresAt = &exp
+		w.Dir.States[w.o.DirectoryUser] = st
+	}
+	w.Dir.Unlock()
 	w.push(protocol.TypePasswordReset, p)
 }
 
