@@ -62,11 +62,12 @@ type Policy struct {
 	// scripts). AD's complexity is 3 of them.
 	MinCategories int `json:"min_categories,omitempty"`
 	// DisallowNameParts forbids any part of the user's name, as AD's
-	// complexity rule does with the display name: NameParts holds the
-	// parts, per directory user (the directory sends a device the parts of
-	// the users bound to it).
-	DisallowNameParts bool                `json:"disallow_name_parts,omitempty"`
-	NameParts         map[string][]string `json:"name_parts,omitempty"`
+	// complexity rule does with the display name. NameParts holds the
+	// parts per directory user (the directory sends a device the parts of
+	// the users bound to it), encoded by EncodeNameParts: a string, so that
+	// a Policy stays comparable.
+	DisallowNameParts bool   `json:"disallow_name_parts,omitempty"`
+	NameParts         string `json:"name_parts,omitempty"`
 	// MinAgeDays forbids a change until the password is that old; 0 means
 	// no minimum. Only the directory can check it (the current password's
 	// age is its to know).
@@ -195,7 +196,7 @@ func (p Policy) Check(user string, password []byte) []Violation {
 		RuleSymbol:       symbol,
 		RuleCategories:   Categories(password) >= p.MinCategories,
 		RuleNotUsername:  !containsFold(password, user),
-		RuleNotNameParts: !containsAnyFold(password, p.NameParts[user]),
+		RuleNotNameParts: !containsAnyFold(password, p.NamePartsOf(user)),
 		RuleMaxLength:    len(password) <= MaxPasswordBytes,
 		RulePrintable:    printable,
 	}
@@ -260,12 +261,50 @@ func Categories(password []byte) int {
 // characters or more.
 func NameParts(displayName string) []string {
 	var out []string
-	for _, f := range strings.FieldsFunc(displayName, func(r rune) bool { return strings.ContainsRune(",.-_ \t#", r) }) {
+	for _, f := range strings.FieldsFunc(displayName, func(r rune) bool { return strings.ContainsRune(",.-_ \t#", r) || unicode.IsControl(r) }) {
 		if utf8.RuneCountInString(f) >= 3 {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// Separators of the NameParts encoding: neither can be in a user name or a
+// name part (NameParts drops control characters).
+const (
+	namePartsUser = "\x1e"
+	namePartsPart = "\x1f"
+)
+
+// EncodeNameParts encodes name parts by user for Policy.NameParts, in the
+// order of users.
+func EncodeNameParts(users []string, parts map[string][]string) string {
+	var b strings.Builder
+	for _, u := range users {
+		if len(parts[u]) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(namePartsUser)
+		}
+		b.WriteString(u)
+		for _, p := range parts[u] {
+			b.WriteString(namePartsPart)
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}
+
+// NamePartsOf returns the name parts NameParts holds for user.
+func (p Policy) NamePartsOf(user string) []string {
+	for _, rec := range strings.Split(p.NameParts, namePartsUser) {
+		fields := strings.Split(rec, namePartsPart)
+		if len(fields) > 1 && fields[0] == user {
+			return fields[1:]
+		}
+	}
+	return nil
 }
 
 func containsAnyFold(password []byte, parts []string) bool {

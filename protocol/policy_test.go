@@ -80,7 +80,7 @@ func TestPolicyValidate(t *testing.T) {
 // kinds of character, not the account name, not a part of the display name.
 func TestPolicyADComplexity(t *testing.T) {
 	p := Policy{MinLength: 7, MinCategories: 3, DisallowUsername: true, DisallowNameParts: true,
-		NameParts: map[string][]string{"alice": NameParts("Alice Liddell-Smith, Jr.")}}
+		NameParts: EncodeNameParts([]string{"bob", "alice"}, map[string][]string{"alice": NameParts("Alice Liddell-Smith, Jr."), "bob": {"Robert"}})}
 	tests := []struct {
 		name, user, pw string
 		want           []string
@@ -97,6 +97,7 @@ func TestPolicyADComplexity(t *testing.T) {
 		{"second part after a hyphen", "alice", "smith-42X", []string{RuleNotNameParts}},
 		{"part below three characters ignored", "alice", "Jr-garden-42", nil},
 		{"other users' parts do not apply", "bob", "Liddell-4x", nil},
+		{"each user's own parts", "bob", "robert-4X", []string{RuleNotNameParts}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
