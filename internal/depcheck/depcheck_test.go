@@ -63,6 +63,10 @@ func TestImportRules(t *testing.T) {
 		{"version", nil},
 		{"localapi", []string{"protocol"}},
 		{"directory", []string{"protocol", "version"}},
+		// The directories behind the hub (directory/source/ad, ...) use
+		// their contract (directory/source, within this subtree) and
+		// protocol only: never the hub or its store.
+		{"directory/source", []string{"protocol"}},
 		{"agent", []string{"platform", "protocol", "localapi", "version"}},
 		{"ui", []string{"localapi", "protocol", "version"}},
 		{"macsim", nil},

@@ -66,7 +66,6 @@ type DC struct {
 	// AdminPassword is the domain Administrator's.
 	AdminPassword string
 	conf          string
-	authFile      string
 	cmd           *exec.Cmd
 	exited        chan struct{}
 	lock          *os.File
@@ -197,10 +196,6 @@ func provision(lock *os.File) (*DC, error) {
 	if err := os.WriteFile(d.conf, conf, 0o644); err != nil {
 		return nil, err
 	}
-	d.authFile = filepath.Join(dir, "admin.auth")
-	if err := os.WriteFile(d.authFile, []byte("username = Administrator\npassword = "+d.AdminPassword+"\ndomain = "+Domain+"\n"), 0o600); err != nil {
-		return nil, err
-	}
 	logf, err := os.Create(filepath.Join(dir, "samba.log"))
 	if err != nil {
 		return nil, err
@@ -307,11 +302,13 @@ func (d *DC) ToolErr(args ...string) (string, error) {
 }
 
 // ToolLDAP runs samba-tool against the DC over LDAP, as the Administrator
-// (credentials from a 0600 file), as an administrator on another machine
-// does.
+// (the password in samba's PASSWD variable, not on the command line), as
+// an administrator on another machine does.
 func (d *DC) ToolLDAP(tb testing.TB, args ...string) string {
 	tb.Helper()
-	out, err := run(exec.Command("samba-tool", append(args, "-H", StartTLSURL, "-A", d.authFile, "-s", d.conf)...))
+	cmd := exec.Command("samba-tool", append(args, "-H", StartTLSURL, "-U", "Administrator", "-s", d.conf)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "PASSWD=" + d.AdminPassword}
+	out, err := run(cmd)
 	if err != nil {
 		tb.Fatalf("samba-tool %s (over LDAP): %v\n%s", strings.Join(args, " "), err, out)
 	}
