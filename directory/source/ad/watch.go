@@ -393,7 +393,9 @@ func (w *watcher) emit(ctx context.Context, e *ldap.Entry, fn func(source.Event)
 
 // criticalNotification is the change notification control, critical, so
 // that a DC without it refuses the search rather than running it once.
-type criticalNotification struct{ ldap.ControlMicrosoftNotification }
+type criticalNotification struct {
+	ldap.ControlMicrosoftNotification
+}
 
 func (c *criticalNotification) Encode() *ber.Packet {
 	p := c.ControlMicrosoftNotification.Encode()
