@@ -2,7 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,4 +309,110 @@ func TestADPolicyAndUsers(t *testing.T) {
 	if out, code := run("policy", "set", "--min-length", "20"); code == 0 || !strings.Contains(out, "Active Directory") {
 		t.Fatalf("policy set: exit %d\n%s", code, out)
 	}
+}
+
+// Every bad AD setting stops serve with a message naming its flag: an
+// unreachable DC, a certificate the CA does not sign, a refused bind, a
+// wrong base DN, a bad filter, a password file others can read, a password
+// on the command line's place (there is no such flag).
+func TestADServeRefusesBadSettings(t *testing.T) {
+	t.Parallel()
+	d := sharedAD(t)
+	dir := t.TempDir()
+	wrongPass := filepath.Join(dir, "wrong.pw")
+	if err := os.WriteFile(wrongPass, []byte("Not-The-Password-1!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open.pw")
+	if err := os.WriteFile(open, []byte(d.svc.Password+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(dir, "other-ca.pem")
+	if err := os.WriteFile(otherCA, []byte(selfSignedPEM(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := adArgs(d.dc, d.ou, d.svc.DN, d.passFile)
+	with := func(flag, value string) []string {
+		out := append([]string{}, good...)
+		for i := range out {
+			if out[i] == flag {
+				out[i+1] = value
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreachable", with("--ldap-url", "ldaps://127.0.0.1:1"), "--ldap-url cannot be reached"},
+		{"untrusted certificate", with("--ldap-ca", otherCA), "--ldap-ca does not hold the CA"},
+		{"wrong host", with("--ldap-url", "ldaps://localhost:636"), ""}, // localhost is in the certificate: must work
+		{"refused bind", with("--bind-password-file", wrongPass), "--bind-password-file was refused for"},
+		{"no such bind account", with("--bind-dn", "CN=nobody,"+d.ou), "--bind-password-file was refused for"},
+		{"wrong base DN", with("--base-dn", "OU=nowhere,"+sambatest.BaseDN), "--base-dn does not exist"},
+		{"base DN of another domain", with("--base-dn", "DC=example,DC=com"), "--base-dn"},
+		{"bad filter", append(append([]string{}, good...), "--user-filter", "(memberOf=broken"), "--user-filter is not a valid LDAP filter"},
+		{"readable password file", with("--bind-password-file", open), "readable by others"},
+		{"plain ldap url scheme", with("--ldap-url", "http://127.0.0.1"), "--ldap-url must be ldaps://"},
+		{"missing base DN", []string{"--source", "ad", "--ldap-url", sambatest.URL, "--bind-dn", d.svc.DN, "--bind-password-file", d.passFile}, "--source ad needs --base-dn"},
+		{"AD flag without --source ad", []string{"--base-dn", d.ou}, "--base-dn needs --source ad"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			args := append(append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, directoryArgs...), tc.args...)
+			cmd := exec.Command(bin.directory, args...)
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			deadline := time.After(40 * time.Second)
+			for {
+				select {
+				case err := <-done:
+					if tc.want == "" {
+						t.Fatalf("serve stopped: %v\n%s", err, out.String())
+					}
+					if err == nil || !strings.Contains(out.String(), tc.want) {
+						t.Fatalf("serve = %v, output lacks %q:\n%s", err, tc.want, out.String())
+					}
+					if strings.Contains(out.String(), d.svc.Password) {
+						t.Fatal("the bind password is in the output")
+					}
+					return
+				case <-deadline:
+					_ = cmd.Process.Kill()
+					<-done
+					t.Fatalf("serve neither stopped nor served:\n%s", out.String())
+				case <-time.After(50 * time.Millisecond):
+				}
+				if tc.want == "" && strings.Contains(out.String(), "passwords: Active Directory") {
+					_ = cmd.Process.Kill()
+					<-done
+					return
+				}
+			}
+		})
+	}
+}
+
+// selfSignedPEM is a CA certificate that signed nothing of the DC's.
+func selfSignedPEM(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "another CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -83,7 +83,7 @@ func (f *sourceFlags) open(ctx context.Context, fs *flag.FlagSet, stdin io.Reade
 		clear(pw)
 		var ce *ad.ConfigError
 		if errors.As(err, &ce) && adFlags[ce.Field] != "" {
-			return nil, nil, fmt.Errorf("--%s: %s", adFlags[ce.Field], ce.Error()[len(ce.Field)+1:])
+			return nil, nil, fmt.Errorf("--%s %s", adFlags[ce.Field], ce.Error()[len(ce.Field)+1:])
 		}
 		return nil, nil, fmt.Errorf("connecting to Active Directory: %w", err)
 	}
