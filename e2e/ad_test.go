@@ -42,7 +42,7 @@ var adOnce struct {
 }
 
 // sharedAD starts (once) the directory every AD test of this package uses.
-func sharedAD(t *testing.T) *adDir {
+func sharedAD(t testing.TB) *adDir {
 	t.Helper()
 	dc := sambatest.Need(t)
 	adOnce.Lock()
@@ -62,7 +62,7 @@ func sharedAD(t *testing.T) *adDir {
 
 // startAD starts a directory on dc's ou, bound as svc, in a data directory
 // that outlives the test (it is the package's).
-func startAD(t *testing.T, dc *sambatest.DC, ou string, svc sambatest.User) (*adDir, error) {
+func startAD(t testing.TB, dc *sambatest.DC, ou string, svc sambatest.User) (*adDir, error) {
 	data, err := os.MkdirTemp("", "lockstep-e2e-ad-")
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func adArgs(dc *sambatest.DC, ou, bindDN, passFile string) []string {
 }
 
 // adUser makes a user in AD and the e2e view of it.
-func (d *adDir) adUser(t *testing.T) (*user, sambatest.User) {
+func (d *adDir) adUser(t testing.TB) (*user, sambatest.User) {
 	t.Helper()
 	pw := newPassword()
 	au := d.dc.AddUser(t, d.ou, "m", pw)
@@ -105,7 +105,7 @@ func (d *adDir) pwdLastSet(t *testing.T, dn string) int64 {
 
 // watchState reports when alice's state first becomes state on lockstepd's
 // watch stream.
-func (m *mac) watchState(t *testing.T, state string) <-chan time.Time {
+func (m *mac) watchState(t testing.TB, state string) <-chan time.Time {
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	seen := make(chan time.Time, 1)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,5 +269,64 @@ func TestReconnectCatchUp(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the reset made while cut off was not caught up")
 		}
+	}
+}
+
+// BenchmarkWatchIdle measures the LDAP load of watching 1,000 users while
+// nothing changes: the searches, binds and connections the source makes
+// in a minute of idle watching, after its start-up (the notification
+// searches and the first catch-up). Run it as root with
+//
+//	go test ./directory/source/ad -run '^$' -bench WatchIdle -benchtime 1x
+func BenchmarkWatchIdle(b *testing.B) {
+	dc := sambatest.Need(b)
+	ou := dc.NewOU(b)
+	svc := dc.ServiceAccount(b, ou)
+	c := dc.Admin(b)
+	const users = 1000
+	start := time.Now()
+	for i := range users {
+		a := ldap.NewAddRequest(fmt.Sprintf("CN=idle%04d,%s", i, ou), nil)
+		a.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+		a.Attribute("sAMAccountName", []string{fmt.Sprintf("idle%04d-%s", i, strings.ToLower(ou[3:9]))})
+		if err := c.Add(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d users added in %v", users, time.Since(start).Round(time.Millisecond))
+	idle := time.Minute
+	if v := os.Getenv("LOCKSTEP_IDLE"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			idle = d
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		s, err := New(ctx, Config{URL: sambatest.URL, CAFile: dc.CAFile, BaseDN: ou, BindDN: svc.DN, BindPassword: []byte(svc.Password)})
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var events atomic.Int64
+		wctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		t0 := time.Now()
+		go func() { done <- s.Watch(wctx, func(source.Event) { events.Add(1) }) }()
+		for s.Stats().Notifications < 2 || events.Load() < users {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		up := s.Stats()
+		b.Logf("start-up: %v to watch %d users: %d notification searches open, %d searches, %d binds, %d connections, %d events",
+			time.Since(t0).Round(time.Millisecond), users, up.Notifications, up.Searches, up.Binds, up.Dials, events.Load())
+		time.Sleep(idle)
+		after := s.Stats()
+		perMin := func(n int64) float64 { return float64(n) / idle.Minutes() }
+		b.Logf("idle %v: %.1f searches/min, %.1f binds/min, %.1f connections/min, polling %v",
+			idle, perMin(after.Searches-up.Searches), perMin(after.Binds-up.Binds), perMin(after.Dials-up.Dials), after.Polling)
+		b.ReportMetric(perMin(after.Searches-up.Searches), "idle-searches/min")
+		stop()
+		<-done
+		s.Close()
 	}
 }
