@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
-
-	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/localapi"
 )
 
@@ -41,23 +38,19 @@ func BenchmarkADResetPush(b *testing.B) {
 		return nil
 	})
 	<-ready
+	// For an LDAP modify, AD committed the reset when the modify answered.
+	// samba-tool commits somewhere inside its run (a Python start-up of
+	// ~300 ms first): its latency is measured from its start, an upper
+	// bound.
 	kinds := []struct {
-		name  string
-		n     int
-		reset func(pw string) time.Time // returns when AD committed
+		name    string
+		n       int
+		reset   func(pw string)
+		fromEnd bool
 	}{
-		{"ldap-modify", 60, func(pw string) time.Time {
-			d.dc.SetPassword(b, au.DN, pw, false)
-			return time.Now()
-		}},
-		{"samba-tool-ldap", 60, func(pw string) time.Time {
-			d.dc.ToolLDAP(b, "user", "setpassword", u.name, "--newpassword="+pw)
-			return time.Now()
-		}},
-		{"samba-tool-local", 10, func(pw string) time.Time {
-			d.dc.Tool(b, "user", "setpassword", u.name, "--newpassword="+pw)
-			return time.Now()
-		}},
+		{"ldap-modify", 60, func(pw string) { d.dc.SetPassword(b, au.DN, pw, false) }, true},
+		{"samba-tool-ldap", 60, func(pw string) { d.dc.ToolLDAP(b, "user", "setpassword", u.name, "--newpassword="+pw) }, false},
+		{"samba-tool-local", 10, func(pw string) { d.dc.Tool(b, "user", "setpassword", u.name, "--newpassword="+pw) }, false},
 	}
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
@@ -67,22 +60,29 @@ func BenchmarkADResetPush(b *testing.B) {
 				case <-notices: // drop a straggler
 				default:
 				}
-				done := k.reset(newPassword())
+				start := time.Now()
+				k.reset(newPassword())
+				from := start
+				if k.fromEnd {
+					from = time.Now()
+				}
 				select {
 				case at := <-notices:
-					lat = append(lat, max(0, at.Sub(done)))
+					lat = append(lat, max(0, at.Sub(from)))
 				case <-time.After(20 * time.Second):
 					b.Fatalf("%s: a reset did not reach the agent", k.name)
 				}
 			}
 			slices.Sort(lat)
 			p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-			b.Logf("%s: %d resets, reset committed -> push at the agent p50 %v p99 %v max %v", k.name, len(lat),
+			what := "the reset committed"
+			if !k.fromEnd {
+				what = "the tool started"
+			}
+			b.Logf("%s: %d resets, %s -> push at the agent: p50 %v p99 %v max %v", k.name, len(lat), what,
 				p(0.50).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 			b.ReportMetric(float64(p(0.99).Milliseconds()), k.name+"-p99-ms")
 			b.ReportMetric(float64(p(0.50).Milliseconds()), k.name+"-p50-ms")
 		}
 	}
-	_ = ldap.ScopeBaseObject
-	_ = sambatest.URL
 }

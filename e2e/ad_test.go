@@ -7,12 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/localapi"
+	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // adDir is a lockstep-directory whose passwords live in the test's Samba
@@ -267,12 +270,31 @@ func TestADPolicyAndUsers(t *testing.T) {
 	d := sharedAD(t)
 	u, au := d.adUser(t)
 	m := newMacFrom(t, d.dirProc, u, macSpec(u.password), []string{u.name})
-	r := m.cli("", "policy", "--user", "alice")
-	for _, want := range []string{"At least 7 characters", "Characters of 3 kinds", "Does not contain your user name",
-		"Does not contain a part of your name", "Not one of your last 24 passwords"} {
-		if r.code != 0 || !strings.Contains(r.stdout, want) {
-			t.Fatalf("lockstep policy lacks %q: %s", want, r)
+	// `lockstep policy --json` (codes and numbers: the words are the
+	// catalogue's) shows AD's rules.
+	r := m.cli("", "policy", "--json", "--user", "alice")
+	var pol localapi.PolicyResponse
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &pol) != nil {
+		t.Fatalf("lockstep policy --json: %s", r)
+	}
+	var codes []string
+	for _, rule := range pol.Rules {
+		codes = append(codes, rule.Code)
+		if rule.Local != (rule.Code != protocol.RuleHistory && rule.Code != protocol.RuleMinAge) {
+			t.Errorf("rule %s local=%v", rule.Code, rule.Local)
 		}
+	}
+	for _, want := range []string{protocol.RuleMinLength, protocol.RuleCategories, protocol.RuleNotUsername, protocol.RuleNotNameParts, protocol.RuleHistory} {
+		if !slices.Contains(codes, want) {
+			t.Fatalf("lockstep policy lacks %s: %v", want, codes)
+		}
+	}
+	if pol.Policy.MinLength != 7 || pol.Policy.MinCategories != 3 || pol.Policy.HistoryCount != 24 || pol.Policy.MaxAgeDays != 42 ||
+		len(pol.Policy.NamePartsOf(u.name)) == 0 {
+		t.Fatalf("the policy on the Mac is not AD's: %+v", pol.Policy)
+	}
+	if r := m.cli("", "policy", "--user", "alice"); r.code != 0 || !strings.Contains(r.stdout, "7") {
+		t.Fatalf("lockstep policy: %s", r)
 	}
 	for _, bad := range []string{"gardenforty7", "Ab1-xy", "xPerson-42X"} {
 		r = m.cli(lines(u.password, bad), "change", "--stdin", "--user", "alice")
