@@ -207,7 +207,7 @@ func provision(lock *os.File) (*DC, error) {
 	d.cmd = exec.Command("samba", "-i", "-M", "single", "-s", d.conf)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	d.cmd.SysProcAttr = serverProcAttr()
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting samba: %w", err)
 	}
