@@ -109,7 +109,7 @@ func Need(tb testing.TB) *DC {
 	tb.Helper()
 	once.Do(func() { dc, startEr = start() })
 	if startEr != nil {
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") == "true" && !errors.Is(startEr, errNotRoot) {
 			tb.Fatalf("a Samba AD DC is required in CI: %v", startEr)
 		}
 		tb.Skipf("skipping: no Samba AD DC for tests: %v", startEr)
