@@ -221,6 +221,19 @@ func (s *Server) precheck(ctx context.Context, a actor, name string, pw []byte) 
 	}
 	p.known = err == nil
 	external := s.src.Info().External
+	if !p.known && !bound && !s.src.Info().ManagesUsers && checkName(name) == nil {
+		// A stranger trying a user of the directory behind Lockstep that no
+		// Mac has used yet: make the record, so that its failures are
+		// counted (each costs the user one of AD's own failed binds).
+		if perr := s.ensureName(ctx, name); perr == nil {
+			err = s.st.View(ctx, func(tx store.Tx) error {
+				var err error
+				p.u, err = tx.User(ctx, name)
+				return err
+			})
+			p.known = err == nil
+		}
+	}
 	switch {
 	case p.known && !bound && s.linkLocked(p.u):
 		if !external {
@@ -316,8 +329,12 @@ func (s *Server) recordFailure(ctx context.Context, a actor, name string, kind f
 		if err := a.audit(ctx, tx, now, "auth_failed", name, map[string]string{"reason": reason, "failures": fmt.Sprint(*count)}); err != nil {
 			return err
 		}
+		threshold := s.cfg.Lockout.Threshold
+		if kind == wrongLink {
+			threshold = s.linkThreshold()
+		}
 		switch {
-		case *count < s.cfg.Lockout.Threshold:
+		case *count < threshold:
 		case kind == wrongLink:
 			// Devices not bound to the user may no longer try; the user's
 			// own Macs are not locked and are told nothing.
@@ -354,6 +371,18 @@ func (s *Server) recordFailure(ctx context.Context, a actor, name string, kind f
 		return lockedError(lockedNow)
 	}
 	return protocol.Errorf(protocol.CodeMFAInvalid, "The verification code is not valid.")
+}
+
+// linkThreshold is how many wrong passwords strangers (devices not bound
+// to the user) may try before linking is blocked. A remote directory
+// counts each of them against the user's own lockout too (every failed
+// bind does), so strangers stop two short of it.
+func (s *Server) linkThreshold() int {
+	n := s.cfg.Lockout.Threshold
+	if ad := int(s.lockoutThreshold.Load()); s.src.Info().External && ad > 2 {
+		n = min(n, ad-2)
+	}
+	return max(1, n)
 }
 
 // verifyPassword answers verify_password. The right password from a device

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,20 @@ func TestADAdminWithoutRights(t *testing.T) {
 	_, err = e.adm.AddUser(t.Context(), admin.AddUserRequest{Name: "newbie", Password: protocol.Secret("Pw-1234-New-Zz")})
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnsupported || !strings.Contains(pe.Message, "Active Directory owns the users") {
 		t.Fatalf("user add: %v", err)
+	}
+}
+
+// A device not bound to the user cannot lock the user out in AD: its wrong
+// guesses stop counting (linking is blocked) two short of AD's threshold.
+func TestADStrangersCannotLockTheUser(t *testing.T) {
+	f := newADFixture(t)
+	e := newEnv(t, func(c *Config) { c.Source = f.source(t) })
+	u := f.dc.AddUser(t, f.ou, "strg", sourcetest.Password())
+	stranger := e.connect(e.enroll(), 0)
+	for i := range 8 {
+		stranger.fails(protocol.TypeVerifyPassword, "", verify(u.Name, e.secret(fmt.Sprintf("Wrong-Guess-%d-x!", i))), protocol.CodeWrongPassword)
+	}
+	if err := f.dc.Bind(u.DN, u.Password); err != nil {
+		t.Fatalf("a stranger's guesses locked the user in AD: %v", err)
 	}
 }
