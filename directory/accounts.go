@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -86,8 +87,9 @@ func (s *Server) auditAsync(a actor, event, user string, detail map[string]strin
 	s.bg.add(func(ctx context.Context, tx store.Tx) error { return a.audit(ctx, tx, at, event, user, detail) })
 }
 
-// accountState is the wire view of a user.
-func (s *Server) accountState(u store.User) protocol.AccountState {
+// accountState is the wire view of a user: the hub's record (version,
+// MFA) with the lock the source last reported (sa).
+func (s *Server) accountState(u store.User, sa store.SourceAccount) protocol.AccountState {
 	st := protocol.AccountState{
 		User:              u.Name,
 		DisplayName:       u.DisplayName,
@@ -96,12 +98,19 @@ func (s *Server) accountState(u store.User) protocol.AccountState {
 		MustChange:        u.MustChange,
 		MFA:               u.TOTPSecret != nil,
 	}
-	if exp, ok := s.expiry(u); ok {
+	if exp, ok := s.expiry(u); ok && !u.MustChange {
 		st.ExpiresAt = &exp
 	}
-	if s.locked(u) {
+	switch {
+	case s.locked(u):
 		st.Locked = true
 		until := u.LockedUntil
+		st.LockedUntil = &until
+	case sa.Locked && sa.LockedUntil.IsZero():
+		st.Locked = true // until an administrator unlocks it
+	case sa.Locked && s.now().Before(sa.LockedUntil):
+		st.Locked = true
+		until := sa.LockedUntil
 		st.LockedUntil = &until
 	}
 	return st
@@ -171,74 +180,274 @@ var (
 	errNotBound      = protocol.Errorf(protocol.CodeNotBound, "This Mac is not linked to that directory user.")
 )
 
-// checked is a password check that passed.
-type checked struct {
-	u      store.User
-	bound  bool
-	rehash bool
-}
-
-// failure kinds, each counted apart (see store.User).
+// failure kinds the hub counts itself, each apart (see store.User); wrong
+// passwords from the user's own devices are the source's to count.
 type failure int
 
 const (
-	wrongPassword failure = iota // from a device bound to the user
-	wrongCode                    // a wrong second factor
-	wrongLink                    // from a device not bound to the user
+	wrongCode failure = iota // a wrong second factor
+	wrongLink                // a wrong password from a device not bound to the user
 )
 
-// checkPassword rate-limits, refuses locked accounts and verifies pw; a
-// wrong password counts towards lockout. A device not bound to the user
-// is told only "wrong password" whatever went wrong (unknown user, lock),
-// after the same argon2id work, so that it learns nothing about the user
-// until it has proved the password.
-func (s *Server) checkPassword(ctx context.Context, a actor, name string, pw []byte) (checked, *protocol.Error) {
+// pre is what the hub knows before the source sees a password.
+type pre struct {
+	bound bool
+	known bool // the hub has a record of the user
+	u     store.User
+}
+
+// precheck rate-limits a password check and refuses what the hub refuses
+// itself: a device not bound to the user while linking is blocked (told
+// only "wrong password", after the work of a check), and the hub's own
+// lock (wrong second factors) in front of a remote source.
+func (s *Server) precheck(ctx context.Context, a actor, name string, pw []byte) (pre, *protocol.Error) {
 	_, bound, err := s.bound(ctx, a.device, name)
 	if err != nil {
-		return checked{}, s.internalError("binding not read", err, "user", name, "device_id", a.device)
+		return pre{}, s.internalError("binding not read", err, "user", name, "device_id", a.device)
 	}
 	if ok, wait := s.limits.allowCheck(a.device, name, bound, s.now()); !ok {
 		s.noise(a, "rate_limited", name, nil)
-		return checked{}, &protocol.Error{Code: protocol.CodeRateLimited,
+		return pre{}, &protocol.Error{Code: protocol.CodeRateLimited,
 			Message: "Too many attempts; wait before trying again.", RetryAfter: retrySeconds(wait)}
 	}
-	var u store.User
+	p := pre{bound: bound}
 	err = s.st.View(ctx, func(tx store.Tx) error {
 		var err error
-		u, err = tx.User(ctx, name)
+		p.u, err = tx.User(ctx, name)
 		return err
 	})
-	unknown := errors.Is(err, store.ErrNotFound)
-	if err != nil && !unknown {
-		return checked{}, s.internalError("user not read", err, "user", name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return p, s.internalError("user not read", err, "user", name)
 	}
-	if unknown || (!bound && (s.locked(u) || s.linkLocked(u))) {
-		if err := s.hash.VerifyDummy(ctx, pw); err != nil {
-			return checked{}, s.internalError("password not verified", err, "user", name)
+	p.known = err == nil
+	external := s.src.Info().External
+	if !p.known && !bound && !s.src.Info().ManagesUsers && checkName(name) == nil {
+		// A stranger trying a user of the directory behind Lockstep that no
+		// Mac has used yet: make the record, so that its failures are
+		// counted (each costs the user one of AD's own failed binds).
+		if perr := s.ensureName(ctx, name); perr == nil {
+			err = s.st.View(ctx, func(tx store.Tx) error {
+				var err error
+				p.u, err = tx.User(ctx, name)
+				return err
+			})
+			p.known = err == nil
 		}
-		return checked{}, s.recordFailure(ctx, a, name, wrongLink)
 	}
-	if s.locked(u) {
+	switch {
+	case p.known && !bound && s.linkLocked(p.u):
+		if !external {
+			if err := s.hash.VerifyDummy(ctx, pw); err != nil {
+				return p, s.internalError("password not verified", err, "user", name)
+			}
+		}
+		// A remote directory is not asked at all: its own lockout counts
+		// every bind.
+		return p, s.recordFailure(ctx, a, name, wrongLink)
+	case p.known && bound && external && s.locked(p.u):
 		s.noise(a, "password_check_locked", name, nil)
-		return checked{}, lockedError(u)
+		return p, lockedError(p.u)
 	}
-	ok, rehash, err := s.hash.Verify(ctx, u.PasswordHash, pw)
-	if err != nil {
-		return checked{}, s.internalError("password not verified", err, "user", name)
+	return p, nil
+}
+
+// sourceError turns a source's refusal into the device's answer. A device
+// not bound to the user is told only "wrong password", whatever went
+// wrong, and its failure is counted against linking.
+func (s *Server) sourceError(ctx context.Context, a actor, name string, p pre, err error) *protocol.Error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe // the hub's own, from a hook
 	}
-	if !ok {
-		kind := wrongPassword
-		if !bound {
-			kind = wrongLink
+	var le *source.LockedError
+	var pol *source.PolicyError
+	locked := errors.As(err, &le)
+	refused := locked || errors.Is(err, source.ErrWrongPassword) || errors.Is(err, source.ErrUnknownUser) ||
+		errors.Is(err, source.ErrDisabled)
+	switch {
+	case refused && !p.bound:
+		if locked && p.known {
+			s.noteAccount(ctx, le.Account) // announce the lock to the user's own Macs
 		}
-		return checked{}, s.recordFailure(ctx, a, name, kind)
+		return s.recordFailure(ctx, a, name, wrongLink)
+	case locked:
+		s.noise(a, "password_check_locked", name, nil)
+		s.noteAccount(ctx, le.Account)
+		return lockedFromSource(le.Account)
+	case errors.Is(err, source.ErrWrongPassword), errors.Is(err, source.ErrUnknownUser):
+		s.auditAsync(a, "auth_failed", name, map[string]string{"reason": "wrong_password"})
+		return errWrongPassword
+	case errors.Is(err, source.ErrDisabled):
+		s.auditAsync(a, "auth_failed", name, map[string]string{"reason": "disabled"})
+		return errDisabled
+	case errors.As(err, &pol):
+		if pol.Detail != "" {
+			s.log.Info("directory refused a new password", "user", name, "detail", pol.Detail)
+		}
+		s.auditAsync(a, "password_change_refused", name, map[string]string{"violations": violationCodes(pol.Violations)})
+		return policyError(pol.Violations)
 	}
-	return checked{u: u, bound: bound, rehash: rehash}, nil
+	return s.internalError("the directory could not check the password", err, "user", name)
+}
+
+var errDisabled = protocol.Errorf(protocol.CodeDisabled, "The directory account is disabled or has expired.")
+
+// lockedFromSource is the answer for an account the source reports locked.
+func lockedFromSource(acct source.Account) *protocol.Error {
+	e := &protocol.Error{Code: protocol.CodeLocked, Message: "The account is locked after too many failed attempts."}
+	if acct.LockedUntil != nil {
+		until := *acct.LockedUntil
+		e.LockedUntil = &until
+	}
+	return e
+}
+
+// recordFailure counts a wrong second factor or a stranger's wrong
+// password and, at the threshold, locks the account (wrong codes) or its
+// linking (strangers). No success of one kind clears another's count.
+func (s *Server) recordFailure(ctx context.Context, a actor, name string, kind failure) *protocol.Error {
+	var lockedNow store.User
+	reason := map[failure]string{wrongCode: "mfa_invalid", wrongLink: "wrong_password_unbound"}[kind]
+	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
+		lockedNow = store.User{}
+		u, err := tx.User(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return a.audit(ctx, tx, out.now, "auth_failed", name, map[string]string{"reason": "unknown_user"})
+		}
+		if err != nil {
+			return err
+		}
+		now := out.now
+		count, start := &u.MFAFailedCount, &u.MFAFailedWindowStart
+		if kind == wrongLink {
+			count, start = &u.LinkFailedCount, &u.LinkFailedWindowStart
+		}
+		if start.IsZero() || now.Sub(*start) > s.cfg.Lockout.Window {
+			*count, *start = 0, now
+		}
+		*count++
+		if err := a.audit(ctx, tx, now, "auth_failed", name, map[string]string{"reason": reason, "failures": fmt.Sprint(*count)}); err != nil {
+			return err
+		}
+		threshold := s.cfg.Lockout.Threshold
+		if kind == wrongLink {
+			threshold = s.linkThreshold()
+		}
+		switch {
+		case *count < threshold:
+		case kind == wrongLink:
+			// Devices not bound to the user may no longer try; the user's
+			// own Macs are not locked and are told nothing.
+			*count, *start = 0, time.Time{}
+			u.LinkLockedUntil = now.Add(s.cfg.Lockout.Duration)
+			if err := a.audit(ctx, tx, now, "binding_locked", name, map[string]string{"until": u.LinkLockedUntil.Format(time.RFC3339)}); err != nil {
+				return err
+			}
+		case !s.locked(u):
+			u.LockedUntil = now.Add(s.cfg.Lockout.Duration)
+			u.FailedCount, u.FailedWindowStart = 0, time.Time{}
+			u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
+			lockedNow = u
+			if err := tx.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			// Announce it with the rest of the account's state.
+			acct, err := s.sourceAccountIn(ctx, tx, out, name)
+			if err != nil {
+				return err
+			}
+			_, err = s.observe(ctx, tx, out, acct, cause{})
+			return err
+		}
+		return tx.UpdateUser(ctx, u)
+	})
+	if err != nil {
+		return s.internalError("failure not recorded", err, "user", name)
+	}
+	switch {
+	case kind == wrongLink:
+		return errWrongPassword
+	case lockedNow.Name != "":
+		return lockedError(lockedNow)
+	}
+	return protocol.Errorf(protocol.CodeMFAInvalid, "The verification code is not valid.")
+}
+
+// linkThreshold is how many wrong passwords strangers (devices not bound
+// to the user) may try before linking is blocked. A remote directory
+// counts each of them against the user's own lockout too (every failed
+// bind does), so strangers stop two short of it.
+func (s *Server) linkThreshold() int {
+	n := s.cfg.Lockout.Threshold
+	if ad := int(s.lockoutThreshold.Load()); s.src.Info().External && ad > 2 {
+		n = min(n, ad-2)
+	}
+	return max(1, n)
+}
+
+// verifyPassword answers verify_password. The right password from a device
+// not yet bound to the user binds it.
+func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.VerifyPasswordRequest) (protocol.AccountState, *protocol.Error) {
+	p, perr := s.precheck(ctx, a, req.User, req.Password)
+	if perr != nil {
+		return protocol.AccountState{}, perr
+	}
+	acct, err := s.src.Verify(ctx, req.User, req.Password, source.Attempt{Stranger: !p.bound})
+	if err != nil {
+		return protocol.AccountState{}, s.sourceError(ctx, a, req.User, p, err)
+	}
+	if perr := s.ensure(ctx, acct); perr != nil {
+		return protocol.AccountState{}, perr
+	}
+	var res protocol.AccountState
+	err = s.update(ctx, func(tx store.Tx, out *outbox) error {
+		perr = nil
+		cur, err := tx.User(ctx, acct.User)
+		if errors.Is(err, store.ErrNotFound) {
+			perr = errWrongPassword // deleted meanwhile
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if perr = s.stillAllowed(cur, p.bound); perr != nil {
+			return nil
+		}
+		// A right password clears the strangers' count, never that of wrong
+		// second factors.
+		if cur.LinkFailedCount != 0 {
+			cur.LinkFailedCount, cur.LinkFailedWindowStart = 0, time.Time{}
+			if err := tx.UpdateUser(ctx, cur); err != nil {
+				return err
+			}
+		}
+		// What the source said of the account (a change made elsewhere not
+		// yet reported, a lock) is recorded and pushed now.
+		st, err := s.observe(ctx, tx, out, acct, cause{})
+		if err != nil {
+			return err
+		}
+		if !p.bound {
+			if err := s.bindByProof(ctx, tx, a, acct.User, out.now); err != nil {
+				return err
+			}
+		}
+		res = st
+		return a.audit(ctx, tx, out.now, "password_verified", acct.User, nil)
+	})
+	if err != nil {
+		return protocol.AccountState{}, s.internalError("verification not recorded", err, "user", req.User)
+	}
+	if perr != nil {
+		return protocol.AccountState{}, perr
+	}
+	s.notePolicy(acct)
+	return res, nil
 }
 
 // stillAllowed decides, in the transaction that records a passed check's
 // outcome, whether the account may still act: a lock that came while the
-// check waited for argon2 wins over it.
+// check ran wins over it.
 func (s *Server) stillAllowed(cur store.User, bound bool) *protocol.Error {
 	switch {
 	case bound && s.locked(cur):
@@ -257,296 +466,142 @@ func (s *Server) bindByProof(ctx context.Context, tx store.Tx, a actor, user str
 	return a.audit(ctx, tx, at, "device_bound", user, map[string]string{"by": store.BoundByPassword})
 }
 
-// recordFailure counts a failed check and locks the account when the
-// count reaches the threshold within the window. Wrong passwords, wrong
-// codes and wrong passwords from devices not bound to the user each have
-// their own count, and no success of one kind clears another's.
-func (s *Server) recordFailure(ctx context.Context, a actor, name string, kind failure) *protocol.Error {
-	var lockedNow store.User
-	reason := map[failure]string{wrongPassword: "wrong_password", wrongCode: "mfa_invalid", wrongLink: "wrong_password_unbound"}[kind]
-	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
-		lockedNow = store.User{}
-		u, err := tx.User(ctx, name)
-		if errors.Is(err, store.ErrNotFound) {
-			return a.audit(ctx, tx, out.now, "auth_failed", name, map[string]string{"reason": "unknown_user"})
-		}
-		if err != nil {
-			return err
-		}
-		now := out.now
-		count, start := &u.FailedCount, &u.FailedWindowStart
-		switch kind {
-		case wrongCode:
-			count, start = &u.MFAFailedCount, &u.MFAFailedWindowStart
-		case wrongLink:
-			count, start = &u.LinkFailedCount, &u.LinkFailedWindowStart
-		}
-		if start.IsZero() || now.Sub(*start) > s.cfg.Lockout.Window {
-			*count, *start = 0, now
-		}
-		*count++
-		if err := a.audit(ctx, tx, now, "auth_failed", name, map[string]string{"reason": reason, "failures": fmt.Sprint(*count)}); err != nil {
-			return err
-		}
-		switch {
-		case *count < s.cfg.Lockout.Threshold:
-		case kind == wrongLink:
-			// Devices not bound to the user may no longer try; the user's
-			// own Macs are not locked and are told nothing.
-			*count, *start = 0, time.Time{}
-			u.LinkLockedUntil = now.Add(s.cfg.Lockout.Duration)
-			if err := a.audit(ctx, tx, now, "binding_locked", name, map[string]string{"until": u.LinkLockedUntil.Format(time.RFC3339)}); err != nil {
-				return err
-			}
-		case !s.locked(u):
-			u.LockedUntil = now.Add(s.cfg.Lockout.Duration)
-			u.FailedCount, u.FailedWindowStart = 0, time.Time{}
-			u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
-			lockedNow = u
-			if err := a.audit(ctx, tx, now, "account_locked", name, map[string]string{"until": u.LockedUntil.Format(time.RFC3339)}); err != nil {
-				return err
-			}
-			if err := out.toUser(ctx, tx, name, "", protocol.TypeAccountLocked, protocol.AccountLocked{User: name, Until: u.LockedUntil}); err != nil {
-				return err
-			}
-		}
-		return tx.UpdateUser(ctx, u)
-	})
-	if err != nil {
-		return s.internalError("failure not recorded", err, "user", name)
-	}
-	switch {
-	case kind == wrongLink:
-		return errWrongPassword
-	case lockedNow.Name != "":
-		s.log.Info("account locked", "user", name, "until", lockedNow.LockedUntil)
-		return lockedError(lockedNow)
-	case kind == wrongCode:
-		return protocol.Errorf(protocol.CodeMFAInvalid, "The verification code is not valid.")
-	}
-	return errWrongPassword
-}
-
-// verifyPassword answers verify_password. The right password from a device
-// not yet bound to the user binds it.
-func (s *Server) verifyPassword(ctx context.Context, a actor, req *protocol.VerifyPasswordRequest) (protocol.AccountState, *protocol.Error) {
-	c, perr := s.checkPassword(ctx, a, req.User, req.Password)
-	if perr != nil {
-		return protocol.AccountState{}, perr
-	}
-	u := c.u
-	var newHash string
-	if c.rehash {
-		h, err := s.hash.Hash(ctx, req.Password)
-		if err != nil {
-			s.log.Error("password not rehashed", "user", u.Name, "err", err)
-		}
-		newHash = h
-	}
-	err := s.update(ctx, func(tx store.Tx, out *outbox) error {
-		perr = nil
-		cur, err := tx.User(ctx, u.Name)
-		if errors.Is(err, store.ErrNotFound) {
-			perr = errWrongPassword // deleted meanwhile
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if perr = s.stillAllowed(cur, c.bound); perr != nil {
-			return nil
-		}
-		// A right password clears the count of wrong passwords, never that
-		// of wrong second factors.
-		changed := cur.FailedCount != 0 || cur.LinkFailedCount != 0
-		cur.FailedCount, cur.FailedWindowStart = 0, time.Time{}
-		cur.LinkFailedCount, cur.LinkFailedWindowStart = 0, time.Time{}
-		if newHash != "" && cur.PasswordHash == u.PasswordHash {
-			cur.PasswordHash = newHash
-			changed = true
-		}
-		u = cur
-		if !c.bound {
-			if err := s.bindByProof(ctx, tx, a, u.Name, out.now); err != nil {
-				return err
-			}
-		}
-		if err := a.audit(ctx, tx, out.now, "password_verified", u.Name, map[string]string{"rehashed": fmt.Sprint(newHash != "")}); err != nil {
-			return err
-		}
-		if !changed {
-			return nil
-		}
-		return tx.UpdateUser(ctx, cur)
-	})
-	if err != nil {
-		return protocol.AccountState{}, s.internalError("verification not recorded", err, "user", u.Name)
-	}
-	if perr != nil {
-		return protocol.AccountState{}, perr
-	}
-	return s.accountState(u), nil
-}
-
-// checkNew applies the policy to a new password: the local rules and the
-// history (the current password and the previous ones).
-func (s *Server) checkNew(ctx context.Context, user string, current string, pw []byte) ([]protocol.Violation, error) {
-	pol := s.Policy()
-	vs := pol.Check(user, pw)
-	if pol.HistoryCount == 0 {
-		return vs, nil
-	}
-	hashes := []string{}
-	if current != "" {
-		hashes = append(hashes, current)
-	}
-	var hist []string
-	if err := s.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		hist, err = tx.PasswordHistory(ctx, user, pol.HistoryCount)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	for _, h := range hist {
-		if len(hashes) >= pol.HistoryCount {
-			break
-		}
-		if h != current {
-			hashes = append(hashes, h)
-		}
-	}
-	for _, h := range hashes {
-		ok, _, err := s.hash.Verify(ctx, h, pw)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return append(vs, pol.HistoryViolation()), nil
-		}
-	}
-	return vs, nil
-}
-
 func policyError(vs []protocol.Violation) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodePolicyViolation, Message: "The new password does not meet the password policy.", Violations: vs}
 }
 
-// changePassword answers change_password. commit runs inside the
-// transaction that makes the change, to record the idempotent outcome
-// atomically with it. A change from a device not yet bound to the user
-// (right password, and code when the user has MFA) binds it.
-func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.ChangePasswordRequest,
+// intentTTL bounds how long a change through Lockstep holds back the
+// reports of a remote source's watcher for its user.
+const intentTTL = 30 * time.Second
+
+// changePassword answers change_password through the source. The second
+// factor (Lockstep's own) is checked once the source proved the current
+// password and before anything changes; commit records the idempotent
+// outcome in the transaction that records the change (the source's own for
+// the built-in store, the one right after AD accepted it otherwise). A
+// change from a device not yet bound to the user binds it.
+func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.ChangePasswordRequest, key string,
 	commit func(context.Context, store.Tx, protocol.AccountState) error) (protocol.AccountState, *protocol.Error) {
-	c, perr := s.checkPassword(ctx, a, req.User, req.Current)
+	p, perr := s.precheck(ctx, a, req.User, req.Current)
 	if perr != nil {
 		return protocol.AccountState{}, perr
 	}
-	u := c.u
-	step := int64(0)
-	if u.TOTPSecret != nil {
-		if req.TOTP == "" {
-			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFARequired, "This account needs a verification code from the authenticator app.")
-		}
-		secret, err := s.keys.open(u.Name, u.TOTPSecret)
-		if err != nil {
-			return protocol.AccountState{}, s.internalError("totp secret not opened", err, "user", u.Name)
-		}
-		st, ok := totpMatch(secret, req.TOTP, s.now())
-		clear(secret)
-		if !ok {
-			return protocol.AccountState{}, s.recordFailure(ctx, a, u.Name, wrongCode)
-		}
-		if st <= u.TOTPLastStep {
-			s.noise(a, "mfa_replayed", u.Name, nil)
-			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAReplayed, "This verification code was already used; wait for the next one.")
-		}
-		step = st
-	}
-	vs, err := s.checkNew(ctx, u.Name, u.PasswordHash, req.New)
-	if err != nil {
-		return protocol.AccountState{}, s.internalError("policy check failed", err, "user", u.Name)
-	}
-	if len(vs) > 0 {
-		s.auditAsync(a, "password_change_refused", u.Name, map[string]string{"violations": violationCodes(vs)})
-		return protocol.AccountState{}, policyError(vs)
-	}
-	hash, err := s.hash.Hash(ctx, req.New)
-	if err != nil {
-		return protocol.AccountState{}, s.internalError("password not hashed", err, "user", u.Name)
-	}
+	external := s.src.Info().External
+	var step int64
 	var res protocol.AccountState
-	var perr2 *protocol.Error
-	err = s.update(ctx, func(tx store.Tx, out *outbox) error {
-		perr2 = nil
-		cur, err := tx.User(ctx, u.Name)
-		if errors.Is(err, store.ErrNotFound) {
-			perr2 = errWrongPassword // deleted meanwhile
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		// The lock is decided here, with the outcome: one that came while
-		// this change waited for argon2 refuses it.
-		if perr2 = s.stillAllowed(cur, c.bound); perr2 != nil {
-			return nil
-		}
-		if cur.PasswordVersion != u.PasswordVersion {
-			perr2 = protocol.Errorf(protocol.CodeWrongPassword, "The password changed meanwhile; enter the current one again.")
-			return nil
-		}
-		if step != 0 && step <= cur.TOTPLastStep {
-			perr2 = protocol.Errorf(protocol.CodeMFAReplayed, "This verification code was already used; wait for the next one.")
-			return nil
-		}
-		if step != 0 {
-			cur.TOTPLastStep = step
-			cur.MFAFailedCount, cur.MFAFailedWindowStart = 0, time.Time{}
-		}
-		s.setPassword(&cur, hash, false, out.now)
-		if err := tx.UpdateUser(ctx, cur); err != nil {
-			return err
-		}
-		if err := tx.AddPasswordHistory(ctx, cur.Name, hash, out.now, maxHistory); err != nil {
-			return err
-		}
-		if !c.bound {
-			if err := s.bindByProof(ctx, tx, a, cur.Name, out.now); err != nil {
-				return err
+	hooks := source.Hooks{
+		Verified: func(ctx context.Context, acct source.Account) error {
+			if perr := s.ensure(ctx, acct); perr != nil {
+				return perr
 			}
+			u, perr := s.loadUser(ctx, acct.User)
+			if perr != nil {
+				return perr
+			}
+			if u.TOTPSecret != nil {
+				st, perr := s.checkTOTP(ctx, a, u, req.TOTP)
+				if perr != nil {
+					return perr
+				}
+				step = st
+			}
+			if external {
+				// Lockstep's local rules first (AD's own come when it is
+				// sent): the name parts, which not every DC checks.
+				pol := s.userPolicy(acct)
+				pol.NameParts = protocol.EncodeNameParts([]string{acct.User}, map[string][]string{acct.User: protocol.NameParts(acct.DisplayName)})
+				if vs := pol.Check(acct.User, req.New); len(vs) > 0 {
+					s.auditAsync(a, "password_change_refused", acct.User, map[string]string{"violations": violationCodes(vs)})
+					return policyError(vs)
+				}
+				if err := s.intend(ctx, acct.User, a.device, key, acct.Stamp); err != nil {
+					return s.internalError("change intent not recorded", err, "user", acct.User)
+				}
+			}
+			return nil
+		},
+		Commit: func(ctx context.Context, acct source.Account) error {
+			return s.inTx(ctx, func(tx store.Tx, out *outbox) error {
+				cur, err := tx.User(ctx, acct.User)
+				if err != nil {
+					return err
+				}
+				if perr := s.stillAllowed(cur, p.bound); perr != nil && !external {
+					return perr
+				}
+				if step != 0 {
+					if step <= cur.TOTPLastStep {
+						return protocol.Errorf(protocol.CodeMFAReplayed, "This verification code was already used; wait for the next one.")
+					}
+					cur.TOTPLastStep = step
+					cur.MFAFailedCount, cur.MFAFailedWindowStart = 0, time.Time{}
+					if err := tx.UpdateUser(ctx, cur); err != nil {
+						return err
+					}
+				}
+				st, err := s.observe(ctx, tx, out, acct, cause{set: true, own: true, device: a.device})
+				if err != nil {
+					return err
+				}
+				if !p.bound {
+					if err := s.bindByProof(ctx, tx, a, acct.User, out.now); err != nil {
+						return err
+					}
+				}
+				if err := a.audit(ctx, tx, out.now, "password_changed", acct.User, map[string]string{"password_version": fmt.Sprint(st.PasswordVersion)}); err != nil {
+					return err
+				}
+				res = st
+				if commit != nil {
+					return commit(ctx, tx, st)
+				}
+				return nil
+			})
+		},
+	}
+	if external {
+		if st, done, perr := s.settleRetry(ctx, a, req.User, key, hooks); done {
+			return st, perr
 		}
-		if err := a.audit(ctx, tx, out.now, "password_changed", cur.Name, map[string]string{"password_version": fmt.Sprint(cur.PasswordVersion)}); err != nil {
-			return err
-		}
-		if err := out.toUser(ctx, tx, cur.Name, a.device, protocol.TypePasswordReset,
-			protocol.PasswordReset{User: cur.Name, PasswordVersion: cur.PasswordVersion, At: out.now}); err != nil {
-			return err
-		}
-		res = s.accountState(cur)
-		if commit != nil {
-			return commit(ctx, tx, res)
-		}
-		return nil
-	})
+	}
+	acct, err := s.src.Change(ctx, req.User, req.Current, req.New, source.Attempt{Stranger: !p.bound}, hooks)
 	if err != nil {
-		return protocol.AccountState{}, s.internalError("password change failed", err, "user", u.Name)
+		if external {
+			s.clearIntent(ctx, req.User, a.device, key)
+		}
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code != protocol.CodeWrongPassword {
+			return protocol.AccountState{}, pe
+		}
+		if errors.Is(err, errChangedMeanwhile) {
+			return protocol.AccountState{}, errChangedMeanwhile
+		}
+		return protocol.AccountState{}, s.sourceError(ctx, a, req.User, p, err)
 	}
-	if perr2 != nil {
-		return protocol.AccountState{}, perr2
-	}
-	s.log.Info("password changed", "user", u.Name, "device_id", a.device, "password_version", res.PasswordVersion)
+	s.notePolicy(acct)
+	s.log.Info("password changed", "user", acct.User, "device_id", a.device, "password_version", res.PasswordVersion)
 	return res, nil
 }
 
-// setPassword applies a new hash to u.
-func (s *Server) setPassword(u *store.User, hash string, temporary bool, now time.Time) {
-	u.PasswordHash = hash
-	u.PasswordVersion++
-	u.PasswordChangedAt = now
-	u.MustChange = temporary
-	u.FailedCount, u.FailedWindowStart = 0, time.Time{}
-	u.LinkFailedCount, u.LinkFailedWindowStart, u.LinkLockedUntil = 0, time.Time{}, time.Time{}
+// checkTOTP checks a second factor; a wrong one counts towards lockout.
+func (s *Server) checkTOTP(ctx context.Context, a actor, u store.User, code string) (int64, *protocol.Error) {
+	if code == "" {
+		return 0, protocol.Errorf(protocol.CodeMFARequired, "This account needs a verification code from the authenticator app.")
+	}
+	secret, err := s.keys.open(u.Name, u.TOTPSecret)
+	if err != nil {
+		return 0, s.internalError("totp secret not opened", err, "user", u.Name)
+	}
+	st, ok := totpMatch(secret, code, s.now())
+	clear(secret)
+	if !ok {
+		return 0, s.recordFailure(ctx, a, u.Name, wrongCode)
+	}
+	if st <= u.TOTPLastStep {
+		s.noise(a, "mfa_replayed", u.Name, nil)
+		return 0, protocol.Errorf(protocol.CodeMFAReplayed, "This verification code was already used; wait for the next one.")
+	}
+	return st, nil
 }
 
 func violationCodes(vs []protocol.Violation) string {

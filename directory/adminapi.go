@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -93,8 +94,10 @@ func statusOf(e *protocol.Error) int {
 	switch e.Code {
 	case protocol.CodeUnknownUser, admin.CodeNotFound:
 		return http.StatusNotFound
-	case admin.CodeExists:
+	case admin.CodeExists, protocol.CodeUnsupported:
 		return http.StatusConflict
+	case admin.CodeNotPermitted:
+		return http.StatusForbidden
 	case protocol.CodePolicyViolation, protocol.CodeBadRequest:
 		return http.StatusUnprocessableEntity
 	case protocol.CodeRateLimited:
@@ -127,11 +130,15 @@ func checkName(name string) *protocol.Error {
 
 // adminUser is the admin view of u with its bindings.
 func (s *Server) adminUser(ctx context.Context, tx store.Tx, u store.User, withDevices bool) (admin.User, error) {
-	st := s.accountState(u)
+	sa, err := tx.SourceAccount(ctx, u.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return admin.User{}, err
+	}
+	st := s.accountState(u, sa)
 	out := admin.User{Name: u.Name, DisplayName: u.DisplayName, PasswordVersion: u.PasswordVersion,
 		PasswordChangedAt: u.PasswordChangedAt, ExpiresAt: st.ExpiresAt, MustChange: u.MustChange, MFA: st.MFA,
 		Locked: st.Locked, LockedUntil: st.LockedUntil, FailedAttempts: u.FailedCount, CreatedAt: u.CreatedAt,
-		Devices: []admin.Binding{}}
+		Devices: []admin.Binding{}, Source: s.src.Info().Kind}
 	if !withDevices {
 		return out, nil
 	}
@@ -185,7 +192,29 @@ func (s *Server) userError(what, name string, err error) *protocol.Error {
 	return s.internalError(what, err, "user", name)
 }
 
+// errSourceOwnsUsers refuses creating or deleting users a directory behind
+// Lockstep owns.
+func (s *Server) errSourceOwnsUsers(what string) *protocol.Error {
+	return protocol.Errorf(protocol.CodeUnsupported, "%s owns the users: %s them there (Lockstep finds users in scope by "+
+		"sAMAccountName); TOTP, devices and resets are still managed here", sourceName(s.src.Info().Kind), what)
+}
+
+// sourceName names a source kind for people.
+func sourceName(kind string) string {
+	switch kind {
+	case "ad":
+		return "Active Directory"
+	case "builtin":
+		return "Lockstep's own store"
+	}
+	return kind
+}
+
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
+	if !s.src.Info().ManagesUsers {
+		fail(w, s.errSourceOwnsUsers("create"))
+		return
+	}
 	var req admin.AddUserRequest
 	if e := decodeBody(r, &req); e != nil {
 		fail(w, e)
@@ -244,6 +273,9 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 		if err := tx.AddPasswordHistory(r.Context(), u.Name, hash, ob.now, maxHistory); err != nil {
 			return err
 		}
+		if err := tx.PutSourceAccount(r.Context(), store.SourceAccount{User: u.Name, Stamp: stamp(hash)}); err != nil {
+			return err
+		}
 		if err := a.audit(r.Context(), tx, ob.now, "user_created", u.Name, map[string]string{"mfa": fmt.Sprint(req.MFA), "temporary": fmt.Sprint(req.Temporary)}); err != nil {
 			return err
 		}
@@ -263,6 +295,10 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 }
 
 func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ actor) {
+	if !s.src.Info().ManagesUsers {
+		s.adminListSourceUsers(w, r)
+		return
+	}
 	out := []admin.User{}
 	err := s.st.View(r.Context(), func(tx store.Tx) error {
 		us, err := tx.Users(r.Context())
@@ -287,6 +323,15 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ actor)
 
 func (s *Server) adminShowUser(w http.ResponseWriter, r *http.Request, _ actor) {
 	s.bg.sync() // include last-seen times
+	if !s.src.Info().ManagesUsers {
+		u, e := s.showSourceUser(r.Context(), r.PathValue("name"))
+		if e != nil {
+			fail(w, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, u)
+		return
+	}
 	u, e := s.showUser(r.Context(), r.PathValue("name"))
 	if e != nil {
 		fail(w, e)
@@ -296,6 +341,10 @@ func (s *Server) adminShowUser(w http.ResponseWriter, r *http.Request, _ actor) 
 }
 
 func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, a actor) {
+	if !s.src.Info().ManagesUsers {
+		fail(w, s.errSourceOwnsUsers("delete"))
+		return
+	}
 	name := r.PathValue("name")
 	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
 		if err := tx.DeleteUser(r.Context(), name); err != nil {
@@ -319,7 +368,7 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 		return
 	}
 	defer req.Password.Wipe()
-	u, e := s.loadUser(r.Context(), name)
+	acct, e := s.adminAccount(r.Context(), name)
 	if e != nil {
 		fail(w, e)
 		return
@@ -328,60 +377,49 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 	pw := []byte(req.Password)
 	if generated {
 		var err error
-		if pw, err = generatePassword(s.Policy(), name); err != nil {
+		if pw, err = generatePassword(s.userPolicy(acct), name); err != nil {
 			fail(w, s.adminFailed(r, err))
 			return
 		}
 		defer clear(pw)
 	}
-	vs, err := s.checkNew(r.Context(), name, u.PasswordHash, pw)
-	if err != nil {
-		fail(w, s.adminFailed(r, err))
-		return
-	}
-	if len(vs) > 0 {
-		fail(w, policyError(vs))
-		return
-	}
-	hash, err := s.hash.Hash(r.Context(), pw)
-	if err != nil {
-		fail(w, s.adminFailed(r, err))
-		return
-	}
 	var out admin.User
-	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
-		cur, err := tx.User(r.Context(), name)
-		if err != nil {
-			return err
-		}
-		s.setPassword(&cur, hash, req.Temporary, ob.now)
-		// An administrator reset also ends a lockout: the user has a new
-		// password to try.
-		if s.locked(cur) {
-			if err := ob.toUser(r.Context(), tx, name, "", protocol.TypeAccountUnlocked, protocol.AccountUnlocked{User: name}); err != nil {
+	_, err := s.src.Reset(r.Context(), name, pw, req.Temporary, source.Hooks{Commit: func(ctx context.Context, acct source.Account) error {
+		return s.inTx(ctx, func(tx store.Tx, ob *outbox) error {
+			cur, err := tx.User(ctx, name)
+			if err != nil {
 				return err
 			}
-		}
-		cur.LockedUntil = time.Time{}
-		if err := tx.UpdateUser(r.Context(), cur); err != nil {
+			// A reset ends strangers' blocks on linking, and the hub's own
+			// lock: the user has a new password to try.
+			if cur.LinkFailedCount != 0 || !cur.LinkLockedUntil.IsZero() || (s.src.Info().External && !cur.LockedUntil.IsZero()) {
+				cur.LinkFailedCount, cur.LinkFailedWindowStart, cur.LinkLockedUntil = 0, time.Time{}, time.Time{}
+				if s.src.Info().External {
+					cur.LockedUntil = time.Time{}
+					cur.MFAFailedCount, cur.MFAFailedWindowStart = 0, time.Time{}
+				}
+				if err := tx.UpdateUser(ctx, cur); err != nil {
+					return err
+				}
+			}
+			st, err := s.observe(ctx, tx, ob, acct, cause{set: true})
+			if err != nil {
+				return err
+			}
+			if err := a.audit(ctx, tx, ob.now, "password_reset", name, map[string]string{"temporary": fmt.Sprint(req.Temporary),
+				"generated": fmt.Sprint(generated), "password_version": fmt.Sprint(st.PasswordVersion)}); err != nil {
+				return err
+			}
+			cur, err = tx.User(ctx, name)
+			if err != nil {
+				return err
+			}
+			out, err = s.adminUser(ctx, tx, cur, true)
 			return err
-		}
-		if err := tx.AddPasswordHistory(r.Context(), name, hash, ob.now, maxHistory); err != nil {
-			return err
-		}
-		if err := a.audit(r.Context(), tx, ob.now, "password_reset", name, map[string]string{"temporary": fmt.Sprint(req.Temporary),
-			"generated": fmt.Sprint(generated), "password_version": fmt.Sprint(cur.PasswordVersion)}); err != nil {
-			return err
-		}
-		if err := ob.toUser(r.Context(), tx, name, "", protocol.TypePasswordReset, protocol.PasswordReset{User: name,
-			Temporary: req.Temporary, PasswordVersion: cur.PasswordVersion, At: ob.now}); err != nil {
-			return err
-		}
-		out, err = s.adminUser(r.Context(), tx, cur, true)
-		return err
-	})
+		})
+	}})
 	if err != nil {
-		fail(w, s.userError("password reset failed", name, err))
+		fail(w, s.adminSourceError(r, "password reset failed", name, err))
 		return
 	}
 	s.log.Info("password reset", "user", name, "temporary", req.Temporary, "password_version", out.PasswordVersion)
@@ -392,34 +430,80 @@ func (s *Server) adminReset(w http.ResponseWriter, r *http.Request, a actor) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// adminAccount reads, for an administrator's action, the source's account
+// of name, making the hub's record of it when there is none yet.
+func (s *Server) adminAccount(ctx context.Context, name string) (source.Account, *protocol.Error) {
+	acct, err := s.src.Account(ctx, name)
+	if errors.Is(err, source.ErrUnknownUser) {
+		return acct, protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+	}
+	if err != nil {
+		return acct, s.internalError("the directory could not read the user", err, "user", name)
+	}
+	s.notePolicy(acct)
+	return acct, s.ensure(ctx, acct)
+}
+
+// adminSourceError turns a source's refusal of an administrator's action
+// into the answer, saying clearly what the bind account may not do.
+func (s *Server) adminSourceError(r *http.Request, what, name string, err error) *protocol.Error {
+	var pe *protocol.Error
+	var pol *source.PolicyError
+	var np *source.NotPermittedError
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, source.ErrUnknownUser), errors.Is(err, store.ErrNotFound):
+		return protocol.Errorf(protocol.CodeUnknownUser, "no directory user %q", name)
+	case errors.As(err, &pol):
+		return policyError(pol.Violations)
+	case errors.As(err, &np):
+		s.log.Warn("directory refused an action to lockstep's account", "user", name, "action", np.Action)
+		return protocol.Errorf(admin.CodeNotPermitted, "%s refused: Lockstep's bind account may not %s. Grant it %s (see the README's "+
+			"Active Directory set-up), or do it in %s's own tools.", sourceName(s.src.Info().Kind), np.Action, np.Need, sourceName(s.src.Info().Kind))
+	}
+	return s.internalError(what, err, "method", r.Method, "path", r.URL.Path, "user", name)
+}
+
 func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 	name := r.PathValue("name")
+	if _, e := s.adminAccount(r.Context(), name); e != nil {
+		fail(w, e)
+		return
+	}
 	var out admin.User
-	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
-		u, err := tx.User(r.Context(), name)
-		if err != nil {
-			return err
-		}
-		wasLocked := s.locked(u)
-		u.LockedUntil, u.FailedCount, u.FailedWindowStart = time.Time{}, 0, time.Time{}
-		u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
-		u.LinkLockedUntil, u.LinkFailedCount, u.LinkFailedWindowStart = time.Time{}, 0, time.Time{}
-		if err := tx.UpdateUser(r.Context(), u); err != nil {
-			return err
-		}
-		if err := a.audit(r.Context(), tx, ob.now, "account_unlocked", name, map[string]string{"was_locked": fmt.Sprint(wasLocked)}); err != nil {
-			return err
-		}
-		if wasLocked {
-			if err := ob.toUser(r.Context(), tx, name, "", protocol.TypeAccountUnlocked, protocol.AccountUnlocked{User: name}); err != nil {
+	_, err := s.src.Unlock(r.Context(), name, source.Hooks{Commit: func(ctx context.Context, acct source.Account) error {
+		return s.inTx(ctx, func(tx store.Tx, ob *outbox) error {
+			u, err := tx.User(ctx, name)
+			if err != nil {
 				return err
 			}
-		}
-		out, err = s.adminUser(r.Context(), tx, u, true)
-		return err
-	})
+			sa, err := tx.SourceAccount(ctx, name)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			wasLocked := s.locked(u) || (sa.Locked && (sa.LockedUntil.IsZero() || sa.LockedUntil.After(ob.now)))
+			u.LockedUntil, u.FailedCount, u.FailedWindowStart = time.Time{}, 0, time.Time{}
+			u.MFAFailedCount, u.MFAFailedWindowStart = 0, time.Time{}
+			u.LinkLockedUntil, u.LinkFailedCount, u.LinkFailedWindowStart = time.Time{}, 0, time.Time{}
+			if err := tx.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			if _, err := s.observe(ctx, tx, ob, acct, cause{}); err != nil {
+				return err
+			}
+			if err := a.audit(ctx, tx, ob.now, "account_unlocked", name, map[string]string{"was_locked": fmt.Sprint(wasLocked)}); err != nil {
+				return err
+			}
+			if u, err = tx.User(ctx, name); err != nil {
+				return err
+			}
+			out, err = s.adminUser(ctx, tx, u, true)
+			return err
+		})
+	}})
 	if err != nil {
-		fail(w, s.userError("account not unlocked", name, err))
+		fail(w, s.adminSourceError(r, "account not unlocked", name, err))
 		return
 	}
 	s.log.Info("account unlocked", "user", name)
@@ -430,6 +514,10 @@ func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
 	name := r.PathValue("name")
 	var req admin.MFARequest
 	if e := decodeBody(r, &req); e != nil {
+		fail(w, e)
+		return
+	}
+	if e := s.ensureName(r.Context(), name); e != nil {
 		fail(w, e)
 		return
 	}
@@ -513,6 +601,15 @@ func (s *Server) adminEnrollToken(w http.ResponseWriter, r *http.Request, a acto
 		fail(w, protocol.Errorf(protocol.CodeBadRequest, "at most 64 users per token"))
 		return
 	}
+	for _, u := range req.Users {
+		if checkName(u) != nil {
+			continue // refused below as unknown
+		}
+		if e := s.ensureName(r.Context(), u); e != nil && e.Code != protocol.CodeUnknownUser {
+			fail(w, e)
+			return
+		}
+	}
 	tok := []byte("lst_" + b64url.EncodeToString(randBytes(32)))
 	sum := sha256Sum(tok)
 	var exp time.Time
@@ -551,6 +648,11 @@ func (s *Server) adminPolicy(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor) {
+	if !s.src.Info().ManagesPolicy {
+		fail(w, protocol.Errorf(protocol.CodeUnsupported, "the password policy is %s's own (its domain policy and fine-grained "+
+			"password settings): change it there; Macs hear of it at once", sourceName(s.src.Info().Kind)))
+		return
+	}
 	var p protocol.Policy
 	if e := decodeBody(r, &p); e != nil {
 		fail(w, e)
@@ -759,6 +861,12 @@ func (s *Server) adminUnassign(w http.ResponseWriter, r *http.Request, a actor) 
 
 func (s *Server) assign(w http.ResponseWriter, r *http.Request, a actor, bind bool) {
 	id, name := r.PathValue("id"), r.PathValue("name")
+	if bind {
+		if e := s.ensureName(r.Context(), name); e != nil && e.Code != protocol.CodeUnknownUser {
+			fail(w, e)
+			return
+		}
+	}
 	var out admin.Device
 	var perr *protocol.Error
 	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {

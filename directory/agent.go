@@ -70,8 +70,8 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Welcome first, then register and catch up: pushes follow the welcome.
-	c.send(mustEnvelope(protocol.TypeWelcome, protocol.Welcome{DeviceID: c.sess.deviceID, Policy: s.Policy(),
-		PingSeconds: max(1, int(s.cfg.PingInterval/time.Second)), LockoutThreshold: s.cfg.Lockout.Threshold}))
+	c.send(mustEnvelope(protocol.TypeWelcome, protocol.Welcome{DeviceID: c.sess.deviceID, Policy: s.devicePolicy(s.ctx, c.sess.deviceID),
+		PingSeconds: max(1, int(s.cfg.PingInterval/time.Second)), LockoutThreshold: s.welcomeThreshold()}))
 	s.hub.add(c)
 	dev, at := c.sess.deviceID, s.now()
 	s.bg.add(func(ctx context.Context, tx store.Tx) error {

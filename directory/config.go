@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/lockstep-dev/lockstep/directory/source"
 )
 
 // Config configures a Server. Zero fields take the defaults documented on
@@ -100,6 +102,11 @@ type Config struct {
 	EnrollTokenTTL time.Duration
 	// Issuer names the service in TOTP enrollment URIs (default "Lockstep").
 	Issuer string
+
+	// Source holds the passwords when they are not the directory's own:
+	// Active Directory (package source/ad). nil means the built-in store.
+	// The caller closes it after Shutdown.
+	Source source.Source
 }
 
 // Argon2Params are argon2id cost parameters.

@@ -42,14 +42,14 @@ func (s *Server) dispatch(ctx context.Context, sess session, data []byte) *proto
 		defer req.Current.Wipe()
 		defer req.New.Wipe()
 		return s.idempotent(ctx, sess, env, &req, func(commit commitFunc) (any, *protocol.Error) {
-			st, perr := s.changePassword(ctx, a, &req, func(ctx context.Context, tx store.Tx, st protocol.AccountState) error {
+			st, perr := s.changePassword(ctx, a, &req, env.IdempotencyKey, func(ctx context.Context, tx store.Tx, st protocol.AccountState) error {
 				return commit(ctx, tx, st)
 			})
 			return st, perr
 		})
 
 	case protocol.TypeGetPolicy:
-		return reply(env, s.Policy(), nil)
+		return reply(env, s.devicePolicy(ctx, sess.deviceID), nil)
 
 	case protocol.TypeGetAccount:
 		var req protocol.GetAccountRequest
@@ -248,6 +248,10 @@ func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccou
 		}
 		return protocol.AccountState{}, perr
 	}
+	st, err := s.stateNow(ctx, u.Name)
+	if err != nil {
+		return protocol.AccountState{}, s.internalError("account state not read", err, "user", u.Name)
+	}
 	local := req.LocalName
 	if local == "" {
 		local = req.User
@@ -268,7 +272,7 @@ func (s *Server) getAccount(ctx context.Context, a actor, req *protocol.GetAccou
 			return protocol.AccountState{}, s.internalError("binding not stored", err, "user", u.Name, "device_id", a.device)
 		}
 	}
-	return s.accountState(u), nil
+	return st, nil
 }
 
 // ackSync records the password version a device holds everywhere.
@@ -302,7 +306,11 @@ func (s *Server) ackSync(ctx context.Context, a actor, req *protocol.AckSyncRequ
 		if err := a.audit(ctx, tx, out.now, "sync_acknowledged", u.Name, map[string]string{"password_version": fmt.Sprint(req.PasswordVersion)}); err != nil {
 			return err
 		}
-		res = s.accountState(u)
+		sa, err := tx.SourceAccount(ctx, u.Name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		res = s.accountState(u, sa)
 		return commit(ctx, tx, res)
 	})
 	if err != nil {

@@ -16,12 +16,19 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
+	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // The whole suite runs on PostgreSQL too with LOCKSTEP_TEST_STORE=postgres
-// (make directory-pg); the tests in this file always need it.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// (make directory-pg); the tests in this file always need it. The Active
+// Directory tests (ad_test.go) start a Samba DC, stopped here too.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sambatest.Stop()
+	pgtest.Stop()
+	os.Exit(code)
+}
 
 // pgDatabases maps a data directory to its database, so that a test that
 // restarts a server on the same directory finds its data again.

@@ -40,6 +40,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -52,6 +53,14 @@ type Server struct {
 	st   store.Store
 	hash *hasher
 	keys *secrets
+	// src holds the passwords: the built-in store or a directory behind
+	// it (Config.Source).
+	src  source.Source
+	upol userPolicies
+	// lockoutThreshold is a remote source's (0: the configured one).
+	lockoutThreshold atomic.Int64
+	// sourceEvents counts the source's reports handled, for tests.
+	sourceEvents atomic.Int64
 
 	policy atomic.Pointer[protocol.Policy]
 	// policyMu orders the publications of the policy: a set through the
@@ -105,6 +114,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
+	s.src = cfg.Source
+	if s.src == nil {
+		s.src = builtin{s}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.feedCtx, s.stopFeed = context.WithCancel(s.ctx)
 
@@ -173,14 +186,26 @@ func (s *Server) prepare() error {
 		}
 		s.caFile, _ = filepath.Abs(filepath.Join(s.cfg.DataDir, CAFile))
 	}
-	s.tlsConfig = &tls.Config{
+	if !s.src.Info().ManagesPolicy {
+		// The policy is the source's own (AD's domain policy).
+		s.tlsConfig = tlsConfigFor(cert)
+		if err := s.loadSourcePolicy(s.ctx); err != nil {
+			return fmt.Errorf("reading the directory's password policy: %w", err)
+		}
+		return nil
+	}
+	s.tlsConfig = tlsConfigFor(cert)
+	return s.loadPolicy(s.ctx)
+}
+
+func tlsConfigFor(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: protocol.TLS12CipherSuites,
 		// HTTP/1.1 only: websockets upgrade from it.
 		NextProtos: []string{"http/1.1"},
 	}
-	return s.loadPolicy(s.ctx)
 }
 
 // openStore opens PostgreSQL when a URL is configured, otherwise the
@@ -317,6 +342,8 @@ func (s *Server) Start(ln net.Listener) error {
 		s.loops.Add(1)
 		go func() { defer s.loops.Done(); f.Listen(s.feedCtx, s.applyChange) }()
 	}
+	s.loops.Add(1)
+	go func() { defer s.loops.Done(); s.watchSource(s.feedCtx) }()
 	go func() {
 		err := s.http.Serve(tls.NewListener(s.limitConns(ln), s.tlsConfig))
 		if errors.Is(err, http.ErrServerClosed) {
@@ -324,7 +351,7 @@ func (s *Server) Start(ln net.Listener) error {
 		}
 		s.serveErr <- err
 	}()
-	s.log.Info("directory listening", "addr", ln.Addr().String(), "ca_file", s.caFile,
+	s.log.Info("directory listening", "addr", ln.Addr().String(), "ca_file", s.caFile, "source", s.src.Info().Kind,
 		"max_conns_per_address", s.cfg.MaxConnsPerAddress, "max_conns", s.cfg.MaxConns)
 	return nil
 }

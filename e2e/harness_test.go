@@ -25,6 +25,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
@@ -84,6 +85,7 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer shared.stop()
+	defer sambatest.Stop() // the AD tests' domain controller, if one started
 	return m.Run(), nil
 }
 
@@ -119,9 +121,9 @@ var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192"
 	"--account-rate-every", "50ms", "--account-rate-burst", "100", "--device-rate-every", "50ms", "--device-rate-burst", "100", "--address-rate-every", "10ms", "--address-rate-burst", "1000",
 	"--ping-interval", "5s"}
 
-func startDirectory(data, addr string) (*dirProc, error) {
+func startDirectory(data, addr string, extra ...string) (*dirProc, error) {
 	d := &dirProc{data: data, log: &syncBuffer{}}
-	args := append([]string{"serve", "--data", data, "--listen", addr}, directoryArgs...)
+	args := append(append([]string{"serve", "--data", data, "--listen", addr}, directoryArgs...), extra...)
 	d.cmd = exec.Command(bin.directory, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

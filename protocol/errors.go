@@ -29,6 +29,10 @@ const (
 	// verify_password or change_password, which binds it. (CodeUnknownUser
 	// is then the admin API's alone.)
 	CodeNotBound = "not_bound"
+
+	// CodeDisabled: the directory account cannot sign in (disabled, or
+	// past its account expiry); only IT can change that.
+	CodeDisabled = "disabled"
 )
 
 // Error is a failed request's outcome. Message is a human sentence; Code is

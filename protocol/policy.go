@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -27,6 +28,14 @@ const (
 	RuleHistory     = "history"
 	// RuleMacPolicy is a rule of the Mac's own password policy (LocalRule).
 	RuleMacPolicy = "mac_policy"
+	// RuleCategories: characters of at least MinCategories of the five
+	// kinds Active Directory's complexity rule counts.
+	RuleCategories = "categories"
+	// RuleNotNameParts: none of the user's name parts (NameParts).
+	RuleNotNameParts = "not_name_parts"
+	// RuleMinAge: the password was not changed too recently (MinAgeDays);
+	// only the directory can check it.
+	RuleMinAge = "min_age"
 )
 
 // Policy is the directory's password policy. The directory enforces it on
@@ -45,6 +54,24 @@ type Policy struct {
 	MaxAgeDays int `json:"max_age_days"`
 	// ExpiryWarningDays is when agents start warning before expiry.
 	ExpiryWarningDays int `json:"expiry_warning_days"`
+
+	// MinCategories, when above zero, asks for characters of at least
+	// that many of the five kinds Active Directory's complexity rule
+	// counts: uppercase letters, lowercase letters, the digits 0-9, the
+	// symbols of Categories, and letters without case (most Asian
+	// scripts). AD's complexity is 3 of them.
+	MinCategories int `json:"min_categories,omitempty"`
+	// DisallowNameParts forbids any part of the user's name, as AD's
+	// complexity rule does with the display name. NameParts holds the
+	// parts per directory user (the directory sends a device the parts of
+	// the users bound to it), encoded by EncodeNameParts: a string, so that
+	// a Policy stays comparable.
+	DisallowNameParts bool   `json:"disallow_name_parts,omitempty"`
+	NameParts         string `json:"name_parts,omitempty"`
+	// MinAgeDays forbids a change until the password is that old; 0 means
+	// no minimum. Only the directory can check it (the current password's
+	// age is its to know).
+	MinAgeDays int `json:"min_age_days,omitempty"`
 }
 
 // DefaultPolicy is what a new directory starts with.
@@ -76,6 +103,12 @@ func (p Policy) Validate() error {
 	}
 	if p.ExpiryWarningDays < 0 || (p.MaxAgeDays > 0 && p.ExpiryWarningDays >= p.MaxAgeDays) {
 		errs = append(errs, fmt.Errorf("expiry_warning_days must be between 0 and max_age_days-1, got %d", p.ExpiryWarningDays))
+	}
+	if p.MinCategories < 0 || p.MinCategories > 5 {
+		errs = append(errs, fmt.Errorf("min_categories must be between 0 and 5, got %d", p.MinCategories))
+	}
+	if p.MinAgeDays < 0 || p.MinAgeDays > 998 {
+		errs = append(errs, fmt.Errorf("min_age_days must be between 0 and 998, got %d", p.MinAgeDays))
 	}
 	return errors.Join(errs...)
 }
@@ -110,8 +143,14 @@ func (p Policy) Rules() []Rule {
 	if p.RequireSymbol {
 		rules = append(rules, Rule{RuleSymbol, "A symbol such as ! or #", true})
 	}
+	if p.MinCategories > 0 {
+		rules = append(rules, Rule{RuleCategories, fmt.Sprintf("Characters of %d kinds: uppercase, lowercase, number, symbol, other letter", p.MinCategories), true})
+	}
 	if p.DisallowUsername {
 		rules = append(rules, Rule{RuleNotUsername, "Does not contain your user name", true})
+	}
+	if p.DisallowNameParts {
+		rules = append(rules, Rule{RuleNotNameParts, "Does not contain a part of your name", true})
 	}
 	rules = append(rules,
 		Rule{RuleMaxLength, fmt.Sprintf("At most %d bytes", MaxPasswordBytes), true},
@@ -119,6 +158,9 @@ func (p Policy) Rules() []Rule {
 	)
 	if p.HistoryCount > 0 {
 		rules = append(rules, Rule{RuleHistory, fmt.Sprintf("Not one of your last %d passwords", p.HistoryCount), false})
+	}
+	if p.MinAgeDays > 0 {
+		rules = append(rules, Rule{RuleMinAge, fmt.Sprintf("At least %d day(s) since the last change", p.MinAgeDays), false})
 	}
 	return rules
 }
@@ -147,14 +189,16 @@ func (p Policy) Check(user string, password []byte) []Violation {
 		}
 	}
 	met := map[string]bool{
-		RuleMinLength:   utf8.RuneCount(password) >= p.MinLength,
-		RuleUpper:       upper,
-		RuleLower:       lower,
-		RuleDigit:       digit,
-		RuleSymbol:      symbol,
-		RuleNotUsername: !containsFold(password, user),
-		RuleMaxLength:   len(password) <= MaxPasswordBytes,
-		RulePrintable:   printable,
+		RuleMinLength:    utf8.RuneCount(password) >= p.MinLength,
+		RuleUpper:        upper,
+		RuleLower:        lower,
+		RuleDigit:        digit,
+		RuleSymbol:       symbol,
+		RuleCategories:   Categories(password) >= p.MinCategories,
+		RuleNotUsername:  !containsFold(password, user),
+		RuleNotNameParts: !containsAnyFold(password, p.NamePartsOf(user)),
+		RuleMaxLength:    len(password) <= MaxPasswordBytes,
+		RulePrintable:    printable,
 	}
 	var out []Violation
 	for _, r := range p.Rules() {
@@ -174,6 +218,102 @@ func (p Policy) HistoryViolation() Violation {
 		}
 	}
 	return Violation{Code: RuleHistory, Message: "Not your current password"}
+}
+
+// CategorySymbols are the symbols Active Directory's complexity rule
+// counts as one kind of character (Microsoft's list; Samba's is the
+// same). Others, currency signs for one, count as none.
+const CategorySymbols = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/"
+
+// Categories counts the kinds of character of password as Active
+// Directory's complexity rule does: uppercase, lowercase, the digits 0-9,
+// CategorySymbols, and letters without case. Where Microsoft and Samba
+// differ it counts what both count, so that a password it passes is one
+// either accepts.
+func Categories(password []byte) int {
+	var kinds [5]bool
+	for _, r := range string(password) {
+		switch {
+		case r >= '0' && r <= '9':
+			kinds[2] = true
+		case unicode.IsUpper(r):
+			kinds[0] = true
+		case unicode.IsLower(r):
+			kinds[1] = true
+		case r < utf8.RuneSelf && strings.ContainsRune(CategorySymbols, r):
+			kinds[3] = true
+		case unicode.IsLetter(r):
+			kinds[4] = true
+		}
+	}
+	n := 0
+	for _, k := range kinds {
+		if k {
+			n++
+		}
+	}
+	return n
+}
+
+// NameParts splits a display name into the parts Active Directory's
+// complexity rule forbids in a password: the pieces between commas,
+// periods, hyphens, underscores, spaces, tabs and number signs, of three
+// characters or more.
+func NameParts(displayName string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(displayName, func(r rune) bool { return strings.ContainsRune(",.-_ \t#", r) || unicode.IsControl(r) }) {
+		if utf8.RuneCountInString(f) >= 3 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Separators of the NameParts encoding: neither can be in a user name or a
+// name part (NameParts drops control characters).
+const (
+	namePartsUser = "\x1e"
+	namePartsPart = "\x1f"
+)
+
+// EncodeNameParts encodes name parts by user for Policy.NameParts, in the
+// order of users.
+func EncodeNameParts(users []string, parts map[string][]string) string {
+	var b strings.Builder
+	for _, u := range users {
+		if len(parts[u]) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(namePartsUser)
+		}
+		b.WriteString(u)
+		for _, p := range parts[u] {
+			b.WriteString(namePartsPart)
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}
+
+// NamePartsOf returns the name parts NameParts holds for user.
+func (p Policy) NamePartsOf(user string) []string {
+	for _, rec := range strings.Split(p.NameParts, namePartsUser) {
+		fields := strings.Split(rec, namePartsPart)
+		if len(fields) > 1 && fields[0] == user {
+			return fields[1:]
+		}
+	}
+	return nil
+}
+
+func containsAnyFold(password []byte, parts []string) bool {
+	for _, p := range parts {
+		if containsFold(password, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // containsFold reports whether password contains user, ignoring case. Names

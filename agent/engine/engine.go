@@ -537,7 +537,7 @@ func (e *Engine) viewLocked(r *record) Account {
 			a.DaysLeft = &days
 		}
 		if d.Locked && (d.LockedUntil == nil || d.LockedUntil.After(now)) {
-			a.LockedUntil = d.LockedUntil
+			a.LockedUntil = lockEnd(d.LockedUntil)
 		}
 	}
 	for _, name := range []string{PlaceDirectory, PlaceLocal, PlaceFileVault, PlaceKeychain} {

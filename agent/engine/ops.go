@@ -529,7 +529,7 @@ func (e *Engine) apiError(err error, field string) *Error {
 	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		out := &Error{Code: pe.Code, Violations: pe.Violations, RetryAfter: pe.RetryAfter, Until: pe.LockedUntil}
+		out := &Error{Code: pe.Code, Violations: pe.Violations, RetryAfter: pe.RetryAfter, Until: lockEnd(pe.LockedUntil)}
 		switch pe.Code {
 		case protocol.CodeWrongPassword:
 			out.Field = field

@@ -51,9 +51,8 @@ func (e *Engine) HandlePush(_ context.Context, env *protocol.Envelope) error {
 		}
 		return e.forUser(p.User, func(r *record) *Notice {
 			d := e.dirState(r)
-			until := p.Until
-			d.Locked, d.LockedUntil = true, &until
-			return lockedNotice(until)
+			d.Locked, d.LockedUntil = true, lockEnd(&p.Until)
+			return lockedNotice(p.Until)
 		})
 	case protocol.TypeAccountUnlocked:
 		var p protocol.AccountUnlocked
@@ -125,9 +124,15 @@ func (e *Engine) forUser(dirUser string, fn func(r *record) *Notice) error {
 
 func resetID(version int64) string { return "reset-v" + strconv.FormatInt(version, 10) }
 
+// lockedNotice tells of a lock announced to end at until (a lock without
+// an end says nothing of one; its ID still names that lock).
 func lockedNotice(until time.Time) *Notice {
 	u := until.UTC().Format(time.RFC3339)
-	return &Notice{Kind: NoticeLocked, ID: "locked-" + u, Params: map[string]string{"until": u}}
+	n := &Notice{Kind: NoticeLocked, ID: "locked-" + u}
+	if lockEnd(&until) != nil {
+		n.Params = map[string]string{"until": u}
+	}
+	return n
 }
 
 func expiryNotice(day string, days int) *Notice {
@@ -173,4 +178,15 @@ func (e *Engine) send(n *Notice) {
 	n.At = e.opt.Now().UTC()
 	e.log.Info("notice", "kind", n.Kind, "local_user", n.LocalUser)
 	e.opt.Emit(Event{Type: EventNotice, Notice: n})
+}
+
+// lockEnd is when a lock ends, or nil when only an administrator ends it:
+// a directory that locks until unlocked (Active Directory with a lockout
+// duration of "never") sends the largest time it can, 9999-12-31.
+func lockEnd(t *time.Time) *time.Time {
+	if t == nil || t.IsZero() || t.Year() >= 9999 {
+		return nil
+	}
+	u := *t
+	return &u
 }

@@ -28,6 +28,10 @@ const (
 const (
 	CodeExists   = "exists"    // the user already exists
 	CodeNotFound = "not_found" // no such object (users: protocol.CodeUnknownUser): a device, an assignment
+	// CodeNotPermitted: the directory behind Lockstep (Active Directory)
+	// refused an action its bind account has no right to take; the message
+	// names the right.
+	CodeNotPermitted = "not_permitted"
 )
 
 // MFA actions for SetMFA.
@@ -63,6 +67,14 @@ type User struct {
 	CreatedAt         time.Time  `json:"created_at"`
 	// Devices lists the devices the user is bound to.
 	Devices []Binding `json:"devices"`
+	// Source names where the password lives ("builtin", "ad"); Where is
+	// the account's place there (AD: its distinguished name); Disabled is
+	// an account the source will not let sign in; Policy names a
+	// fine-grained password policy that applies to it.
+	Source   string `json:"source,omitempty"`
+	Where    string `json:"where,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
+	Policy   string `json:"policy,omitempty"`
 }
 
 // Binding is one device a user is bound to, with what it has synced.

@@ -32,6 +32,8 @@ const usage = `usage:
   lockstep-directory serve --data DIR [--listen ADDR] [--cert FILE --key FILE]
                            [--database URL [--database-password-file FILE] | --database-url-file FILE]
                            [--master-key-file FILE] (serve --help lists the limits)
+                           [--source ad --ldap-url ldaps://DC --ldap-ca CA.pem --base-dn DN
+                            --bind-dn DN|USER@DOMAIN --bind-password-file FILE [--user-filter LDAPFILTER]]
   lockstep-directory user add NAME [--display-name NAME] [--mfa] [--temporary]   (password on stdin)
   lockstep-directory user show NAME
   lockstep-directory user list

@@ -60,13 +60,25 @@ func (p *printer) user(u *admin.User) error {
 	}
 	fmt.Fprintf(p.w, "name:              %s\n", clean(u.Name))
 	fmt.Fprintf(p.w, "display name:      %s\n", clean(u.DisplayName))
+	if u.Where != "" {
+		fmt.Fprintf(p.w, "in the directory:  %s\n", clean(u.Where))
+	}
+	if u.Disabled {
+		fmt.Fprintf(p.w, "disabled:          yes (in the directory)\n")
+	}
+	if u.Policy != "" {
+		fmt.Fprintf(p.w, "password policy:   %s\n", clean(u.Policy))
+	}
 	fmt.Fprintf(p.w, "password version:  %d\n", u.PasswordVersion)
 	fmt.Fprintf(p.w, "password changed:  %s\n", u.PasswordChangedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(p.w, "expires:           %s\n", fmtTime(u.ExpiresAt))
 	fmt.Fprintf(p.w, "must change:       %s\n", yesNo(u.MustChange))
 	fmt.Fprintf(p.w, "MFA:               %s\n", onOff(u.MFA))
 	lock := "no"
-	if u.Locked {
+	switch {
+	case u.Locked && u.LockedUntil == nil:
+		lock = "until an administrator unlocks it"
+	case u.Locked:
 		lock = "until " + fmtTime(u.LockedUntil)
 	}
 	fmt.Fprintf(p.w, "locked:            %s (failed attempts: %d)\n", lock, u.FailedAttempts)

@@ -98,6 +98,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	dbURLFile := fs.String("database-url-file", "", "read the PostgreSQL connection string, which may hold a password, from `FILE` (mode 0600; - for the first line of stdin)")
 	dbPassFile := fs.String("database-password-file", "", "read the PostgreSQL password from `FILE` (mode 0600; - for the first line of stdin)")
 	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
+	srcFlags := registerSourceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -147,6 +148,11 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
+	src, closeSource, err := srcFlags.open(ctx, fs, stdin, *dbURLFile == "-" || *dbPassFile == "-", log)
+	if err != nil {
+		return err
+	}
+	defer closeSource()
 	var extra []string
 	for _, s := range strings.Split(*hosts, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -170,6 +176,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		DiskReserveMiB:       diskReserve,
 		PingInterval:         *ping,
 		ScanInterval:         *scan,
+		Source:               src,
 	})
 	var ce *directory.ConfigError
 	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
@@ -192,6 +199,9 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintln(stdout, "storage: PostgreSQL (replicas of this database share its data)")
 	} else {
 		fmt.Fprintf(stdout, "storage: SQLite in %s\n", *data)
+	}
+	if src != nil {
+		fmt.Fprintf(stdout, "passwords: Active Directory at %s, users under %s\n", *srcFlags.url, *srcFlags.baseDN)
 	}
 	if ca := srv.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "CA certificate for agents to trust: %s\n", ca)

@@ -304,6 +304,7 @@ ALTER TABLE devices ADD COLUMN note text NOT NULL DEFAULT '',
 ALTER TABLE bindings ADD COLUMN bound_by text NOT NULL DEFAULT 'legacy';
 ALTER TABLE enroll_tokens ADD COLUMN users text[] NOT NULL DEFAULT '{}';
 CREATE INDEX idempotency_device ON idempotency (device_id, created_at);`,
+	pgSchemaV3,
 }
 
 // migrateLock is the advisory lock key held while migrating ("lockstep").

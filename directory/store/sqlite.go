@@ -149,7 +149,7 @@ func constraint(err error) bool {
 // user_version. Entries are never edited once released: a change is a new
 // entry. The first is idempotent, so a database made before versions were
 // recorded (user_version 0) passes through it unchanged.
-var sqliteMigrations = []string{schemaV1, schemaV2}
+var sqliteMigrations = []string{schemaV1, schemaV2, schemaV3}
 
 const schemaV1 = `
 CREATE TABLE IF NOT EXISTS users (

@@ -102,6 +102,11 @@ type Tx interface {
 	// already set (by this process or, with a shared database, another).
 	CreateSetting(ctx context.Context, name string, value []byte) error
 
+	// SourceAccount returns what the hub recorded of a user's account in
+	// the source, or ErrNotFound; PutSourceAccount stores it.
+	SourceAccount(ctx context.Context, user string) (SourceAccount, error)
+	PutSourceAccount(ctx context.Context, a SourceAccount) error
+
 	Audit(ctx context.Context, e AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes at most limit events older than before, oldest

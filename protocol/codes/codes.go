@@ -184,4 +184,5 @@ var Errors = map[string][]string{
 	protocol.CodeMFAReplayed: nil, protocol.CodePolicyViolation: nil, protocol.CodeLocked: nil,
 	protocol.CodeRateLimited: nil, protocol.CodeUnknownUser: nil, protocol.CodeInternal: nil,
 	protocol.CodeUnsupported: nil, protocol.CodeUnauthorized: nil, protocol.CodeIdempotencyReuse: nil,
+	protocol.CodeDisabled: nil,
 }

@@ -270,6 +270,7 @@ func TestEveryNoticeRenders(t *testing.T) {
 func TestEveryRuleRenders(t *testing.T) {
 	p := protocol.DefaultPolicy()
 	p.RequireSymbol, p.DisallowUsername, p.HistoryCount = true, true, 5
+	p.MinCategories, p.DisallowNameParts, p.MinAgeDays = 3, true, 1
 	for _, r := range p.Rules() {
 		if got := RuleText(r.Code, p); bad(got) != "" {
 			t.Errorf("rule %s: %q", r.Code, got)

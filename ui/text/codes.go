@@ -263,6 +263,12 @@ func RuleText(code string, p protocol.Policy) string {
 			return RuleNotCurrent.S()
 		}
 		return RuleHistory.N(p.HistoryCount)
+	case protocol.RuleCategories:
+		return RuleCategories.N(p.MinCategories)
+	case protocol.RuleNotNameParts:
+		return RuleNotNameParts.S()
+	case protocol.RuleMinAge:
+		return RuleMinAge.N(p.MinAgeDays)
 	}
 	return Unknown.S(map[string]any{"code": code})
 }
@@ -278,14 +284,17 @@ func ViolationText(v protocol.Violation, p protocol.Policy) string {
 
 // The directory's password rules.
 var (
-	RuleMinLength   = PM("rule.min_length", "At least {{.N}} character", "At least {{.N}} characters")
-	RuleMaxLength   = M("rule.max_length", "At most {{.N}} bytes")
-	RuleUpper       = M("rule.upper", "An uppercase letter")
-	RuleLower       = M("rule.lower", "A lowercase letter")
-	RuleDigit       = M("rule.digit", "A number")
-	RuleSymbol      = M("rule.symbol", "A symbol such as ! or #")
-	RuleNotUsername = M("rule.not_username", "Does not contain your user name")
-	RulePrintable   = M("rule.printable", "No line breaks or control characters")
-	RuleHistory     = PM("rule.history", "Not your current password", "Not one of your last {{.N}} passwords")
-	RuleNotCurrent  = M("rule.not_current", "Not your current password")
+	RuleMinLength    = PM("rule.min_length", "At least {{.N}} character", "At least {{.N}} characters")
+	RuleMaxLength    = M("rule.max_length", "At most {{.N}} bytes")
+	RuleUpper        = M("rule.upper", "An uppercase letter")
+	RuleLower        = M("rule.lower", "A lowercase letter")
+	RuleDigit        = M("rule.digit", "A number")
+	RuleSymbol       = M("rule.symbol", "A symbol such as ! or #")
+	RuleNotUsername  = M("rule.not_username", "Does not contain your user name")
+	RulePrintable    = M("rule.printable", "No line breaks or control characters")
+	RuleHistory      = PM("rule.history", "Not your current password", "Not one of your last {{.N}} passwords")
+	RuleNotCurrent   = M("rule.not_current", "Not your current password")
+	RuleCategories   = PM("rule.categories", "Characters of {{.N}} kind: uppercase, lowercase, number, symbol, other letter", "Characters of {{.N}} kinds: uppercase, lowercase, number, symbol, other letter")
+	RuleNotNameParts = M("rule.not_name_parts", "Does not contain a part of your name")
+	RuleMinAge       = PM("rule.min_age", "At least {{.N}} day since the last change", "At least {{.N}} days since the last change")
 )

@@ -168,6 +168,8 @@ func Problem(err error, in string) Trouble {
 		}
 	case protocol.CodeUnknownUser:
 		t.Text, t.Hint = ErrUnknownDirUser.S(), HintUserMap.S()
+	case protocol.CodeDisabled:
+		t.Text, t.Hint = ErrDirDisabled.S(), FixAskEnable.S()
 	case localapi.CodePlatform:
 		t.Text = ErrPlatform.S(with)
 	default:
@@ -315,6 +317,7 @@ var (
 	ErrAdminToken         = M("error.admin_token", "That admin has no SecureToken, so it cannot grant one.")
 	ErrServiceFailed      = M("error.service_failed", "Could not {{.step}} the service account: {{.detail}}")
 	ErrUnknownDirUser     = M("error.unknown_directory_user", "The directory does not know this account.")
+	ErrDirDisabled        = M("error.directory_disabled", "Your directory account is disabled or has expired, so it cannot sign in.")
 	ErrPlatform           = M("error.platform", "A macOS tool failed: {{.detail}}")
 	ErrDirectory          = M("error.directory", "The directory refused the request ({{.code}}). {{.detail}}")
 	ErrUnexpected         = M("error.unexpected", "Something unexpected went wrong: {{.detail}}")

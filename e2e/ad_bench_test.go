@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/localapi"
+)
+
+// BenchmarkADResetPush measures, with the real binaries and Samba AD, the
+// time from an administrator's reset committed in AD to the push reaching
+// the agent (lockstepd's notice on its watch stream), over 60 resets of
+// each kind: an LDAP modify (what ADUC or any LDAP tool sends), samba-tool
+// over LDAP (as from an administrator's machine), and samba-tool on the
+// DC's own database (Samba then wakes notification searches on a 5-second
+// timer, an artefact of Samba's implementation). Run it as root with
+//
+//	go test ./e2e -run '^$' -bench ADResetPush -benchtime 1x
+func BenchmarkADResetPush(b *testing.B) {
+	d := sharedAD(b)
+	u, au := d.adUser(b)
+	m := newMacFrom(b, d.dirProc, u, macSpec(u.password), []string{u.name})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	notices := make(chan time.Time, 16)
+	ready := make(chan struct{})
+	go m.client.Watch(ctx, func(ev localapi.Event) error {
+		select {
+		case <-ready:
+		default:
+			close(ready)
+		}
+		if ev.Type == localapi.EventNotice && ev.Notice != nil && ev.Notice.Kind == localapi.NoticeReset {
+			notices <- time.Now()
+		}
+		return nil
+	})
+	<-ready
+	// For an LDAP modify, AD committed the reset when the modify answered.
+	// samba-tool commits somewhere inside its run (a Python start-up of
+	// ~300 ms first): its latency is measured from its start, an upper
+	// bound.
+	kinds := []struct {
+		name    string
+		n       int
+		reset   func(pw string)
+		fromEnd bool
+	}{
+		{"ldap-modify", 60, func(pw string) { d.dc.SetPassword(b, au.DN, pw, false) }, true},
+		{"samba-tool-ldap", 60, func(pw string) { d.dc.ToolLDAP(b, "user", "setpassword", u.name, "--newpassword="+pw) }, false},
+		{"samba-tool-local", 10, func(pw string) { d.dc.Tool(b, "user", "setpassword", u.name, "--newpassword="+pw) }, false},
+	}
+	for i := 0; i < b.N; i++ {
+		for _, k := range kinds {
+			var lat []time.Duration
+			for range k.n {
+				select {
+				case <-notices: // drop a straggler
+				default:
+				}
+				start := time.Now()
+				k.reset(newPassword())
+				from := start
+				if k.fromEnd {
+					from = time.Now()
+				}
+				select {
+				case at := <-notices:
+					lat = append(lat, max(0, at.Sub(from)))
+				case <-time.After(20 * time.Second):
+					b.Fatalf("%s: a reset did not reach the agent", k.name)
+				}
+			}
+			slices.Sort(lat)
+			p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+			what := "the reset committed"
+			if !k.fromEnd {
+				what = "the tool started"
+			}
+			b.Logf("%s: %d resets, %s -> push at the agent: p50 %v p99 %v max %v", k.name, len(lat), what,
+				p(0.50).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+			b.ReportMetric(float64(p(0.99).Milliseconds()), k.name+"-p99-ms")
+			b.ReportMetric(float64(p(0.50).Milliseconds()), k.name+"-p50-ms")
+		}
+	}
+}
