@@ -26,6 +26,8 @@ import (
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/protocol"
+	"github.com/lockstep-dev/lockstep/protocol/codes"
+	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
 // adDir is a lockstep-directory whose passwords live in the test's Samba
@@ -150,7 +152,7 @@ func TestADChangeResetSync(t *testing.T) {
 	old, nw := u.password, newPassword()
 
 	r := m.cli(lines(old, nw), "change", "--stdin", "--user", "alice")
-	if r.code != 0 || !strings.Contains(r.stdout, "Done: every place uses your new password") {
+	if r.code != 0 || !strings.Contains(r.stdout, text.CLIDone.S()) {
 		t.Fatalf("change: %s", r)
 	}
 	upn := u.name + "@lockstep.test"
@@ -177,8 +179,8 @@ func TestADChangeResetSync(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the reset made in samba-tool never reached the Mac")
 	}
-	if a := m.account(); !strings.Contains(a.Reason, "temporary") {
-		t.Errorf("reason %q does not say the password is temporary", a.Reason)
+	if a := m.account(); a.Reason.Code != codes.ReasonResetTemporary {
+		t.Errorf("reason %+v does not say the password is temporary", a.Reason)
 	}
 	if d.pwdLastSet(t, au.DN) != 0 {
 		t.Fatal("samba-tool did not set pwdLastSet to 0")
@@ -196,7 +198,7 @@ func TestADChangeResetSync(t *testing.T) {
 		t.Fatalf("AD refuses the permanent password: %v", err)
 	}
 	if a := m.account(); a.State != localapi.StateInSync {
-		t.Fatalf("final state %s (%s)", a.State, a.Reason)
+		t.Fatalf("final state %s (%+v)", a.State, a.Reason)
 	}
 	assertNoSecrets(t, m, u, old, nw, temp, perm, d.svc.Password)
 	assertNotInProcess(t, d.cmd.Process.Pid, d.svc.Password)
@@ -293,12 +295,12 @@ func TestADPolicyAndUsers(t *testing.T) {
 		len(pol.Policy.NamePartsOf(u.name)) == 0 {
 		t.Fatalf("the policy on the Mac is not AD's: %+v", pol.Policy)
 	}
-	if r := m.cli("", "policy", "--user", "alice"); r.code != 0 || !strings.Contains(r.stdout, "7") {
+	if r := m.cli("", "policy", "--user", "alice"); r.code != 0 || !strings.Contains(r.stdout, text.RuleMinLength.N(7)) || !strings.Contains(r.stdout, text.RuleCategories.N(3)) {
 		t.Fatalf("lockstep policy: %s", r)
 	}
 	for _, bad := range []string{"gardenforty7", "Ab1-xy", "xPerson-42X"} {
 		r = m.cli(lines(u.password, bad), "change", "--stdin", "--user", "alice")
-		if r.code == 0 || !strings.Contains(r.stderr+r.stdout, "policy") {
+		if r.code == 0 || !strings.Contains(r.stderr, text.CLIPolicyUnmet.S()) {
 			t.Fatalf("a change to %q that breaks AD's rules was not refused on the Mac: %s", bad, r)
 		}
 		if err := d.dc.Bind(u.name+"@lockstep.test", u.password); err != nil {

@@ -10,9 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,7 +72,6 @@ type World struct {
 	d      *agent.Daemon
 	cancel context.CancelFunc
 	done   chan error
-	front  *front
 }
 
 // Start starts a world; it stops when the test ends.
@@ -171,7 +168,7 @@ func (l *link) Connection() api.Connection {
 // start runs a daemon on the world's state, as launchd starts lockstepd.
 func (w *World) start() {
 	w.t.Helper()
-	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.daemonSocket(),
+	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket,
 		UserMap: map[string]string{w.o.LocalUser: w.o.DirectoryUser}}
 	platform := w.Mac.Platform()
 	d, err := agent.New(agent.Options{Config: cfg, Log: w.o.Log, Mac: &platform, Keys: keys{},
@@ -200,7 +197,7 @@ func (w *World) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(w.daemonSocket()); err == nil {
+		if _, err := os.Stat(w.Socket); err == nil {
 			break
 		}
 		select {
@@ -213,24 +210,11 @@ func (w *World) start() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	f, err := newFront(w.Socket, w.daemonSocket())
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.mu.Lock()
-	w.front = f
-	w.mu.Unlock()
 	w.waitBound()
 }
 
 // Options are the world's, with the defaults filled in.
 func (w *World) Options() Options { return w.o }
-
-// daemonSocket is where lockstepd itself listens; clients use Socket, in
-// front of it.
-func (w *World) daemonSocket() string {
-	return filepath.Join(filepath.Dir(w.Socket), "daemon", "lockstepd.sock")
-}
 
 // waitBound waits until the daemon has read the account from the
 // directory (or been told it is not linked).
@@ -256,117 +240,21 @@ func (w *World) daemon() *agent.Daemon {
 	return w.d
 }
 
-// Stop stops lockstepd as its process ends (launchctl bootout, a crash):
-// the socket goes away and every connection to it is closed, so clients
-// see their watch streams end.
+// Stop stops lockstepd as launchctl bootout does: its watch streams end
+// and the socket goes away.
 func (w *World) Stop() {
 	w.mu.Lock()
-	cancel, done, f := w.cancel, w.done, w.front
-	w.cancel, w.done, w.d, w.front = nil, nil, nil, nil
+	cancel, done := w.cancel, w.done
+	w.cancel, w.done, w.d = nil, nil, nil
 	w.mu.Unlock()
 	if cancel == nil {
 		return
-	}
-	if f != nil {
-		f.close()
 	}
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		w.t.Errorf("lockstepd stopped with %v", err)
 	}
 	_ = os.Remove(w.Socket)
-	_ = os.Remove(w.daemonSocket())
-}
-
-// front is the socket clients dial, passing each connection through to
-// lockstepd's own socket. It stands for the process boundary: when a
-// process exits, the kernel closes every connection it had, which an
-// in-process daemon does not do by returning from Run (its HTTP server's
-// Shutdown leaves open watch streams to time out). Peer credentials are
-// the test process's either way.
-type front struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-}
-
-func newFront(path, target string) (*front, error) {
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("agenttest: listening on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("agenttest: %w", err)
-	}
-	f := &front{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	f.wg.Add(1)
-	go f.serve()
-	return f, nil
-}
-
-func (f *front) serve() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		d, err := net.Dial("unix", f.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if !f.track(c, d) {
-			continue
-		}
-		f.wg.Add(2)
-		go f.pipe(c, d)
-		go f.pipe(d, c)
-	}
-}
-
-func (f *front) track(cs ...net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conns == nil { // closed
-		for _, c := range cs {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range cs {
-		f.conns[c] = true
-	}
-	return true
-}
-
-func (f *front) pipe(dst, src net.Conn) {
-	defer f.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	f.mu.Lock()
-	if f.conns != nil {
-		delete(f.conns, dst)
-		delete(f.conns, src)
-	}
-	f.mu.Unlock()
-}
-
-// close closes the socket and every connection through it.
-func (f *front) close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.conns = nil
-	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 // Restart stops lockstepd if it runs and starts it again on the same
@@ -379,18 +267,7 @@ func (w *World) Restart() {
 // Reset is an administrator's reset in the directory, pushed to the Mac.
 func (w *World) Reset(password string, temporary bool) {
 	w.t.Helper()
-	p := w.Dir.Reset(w.o.DirectoryUser, password, temporary)
-	// The directory's expiry runs from the last change, a reset too
-	// (directory.Server.expiry); enginetest's Reset leaves it alone.
-	w.Dir.Lock()
-	if days := w.Dir.PolicyOf.MaxAgeDays; days > 0 {
-		st := w.Dir.States[w.o.DirectoryUser]
-		exp := p.At.Add(time.Duration(days) * 24 * time.Hour)
-		st.ExpiresAt = &exp
-		w.Dir.States[w.o.DirectoryUser] = st
-	}
-	w.Dir.Unlock()
-	w.push(protocol.TypePasswordReset, p)
+	w.push(protocol.TypePasswordReset, w.Dir.Reset(w.o.DirectoryUser, password, temporary))
 }
 
 // Lock locks the account in the directory until the time given, pushed to

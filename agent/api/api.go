@@ -106,6 +106,10 @@ const heartbeat = 30 * time.Second
 type Server struct {
 	b       Backend
 	admin   func(uid int) bool
+	// stopping is closed by Shutdown: watch streams end at once rather
+	// than hold the shutdown until they time out.
+	stopping chan struct{}
+	stopOnce sync.Once
 	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -143,7 +147,7 @@ func New(b Backend, o Options) *Server {
 		self := os.Geteuid()
 		admin = func(uid int) bool { return uid == 0 || uid == self }
 	}
-	s := &Server{b: b, admin: admin, version: o.Version, log: log, mux: http.NewServeMux(),
+	s := &Server{b: b, admin: admin, stopping: make(chan struct{}), version: o.Version, log: log, mux: http.NewServeMux(),
 		conns:   newQuota("connections", lim.ConnsPerUID, lim.Conns, log),
 		watches: newQuota("watch streams", lim.WatchesPerUID, lim.Watches, log)}
 	s.mux.HandleFunc("GET "+localapi.PathStatus, s.status)
@@ -208,8 +212,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for requests to end, up to ctx.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops accepting, ends every watch stream, and waits for the
+// other requests (a running change or sync) to end, up to ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	return s.srv.Shutdown(ctx)
+}
 
 // ServeHTTP applies the checks every request must pass, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -389,6 +397,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.stopping:
 			return
 		case <-t.C:
 			if !sw.heartbeat() {

@@ -523,3 +523,36 @@ func TestLink(t *testing.T) {
 		t.Fatalf("Link = %+v, %v", a, err)
 	}
 }
+
+// Shutdown ends open watch streams at once: a watcher sees its stream end
+// and the shutdown does not wait for it to time out.
+func TestShutdownEndsWatchStreams(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(newFake(), Options{})
+	go s.Serve(ln)
+	ended := make(chan error, 1)
+	first := make(chan struct{})
+	go func() {
+		var once sync.Once
+		ended <- localapi.NewClient(sock).Watch(context.Background(), func(localapi.Event) error {
+			once.Do(func() { close(first) })
+			return nil
+		})
+	}()
+	<-first
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a watcher open: %v", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch stream did not end")
+	}
+}

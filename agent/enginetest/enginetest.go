@@ -407,13 +407,19 @@ func (d *Directory) ChangePassword(_ context.Context, key string, r protocol.Cha
 	st.PasswordVersion++
 	st.MustChange = false
 	st.PasswordChangedAt = d.now().UTC()
-	if d.PolicyOf.MaxAgeDays > 0 {
-		exp := st.PasswordChangedAt.AddDate(0, 0, d.PolicyOf.MaxAgeDays)
-		st.ExpiresAt = &exp
-	}
+	d.expires(&st)
 	d.States[r.User] = st
 	d.results[key] = st
 	return st, nil
+}
+
+// expires sets when st's password expires: the policy's maximum age after
+// it was set, by a change or a reset, as the directory does.
+func (d *Directory) expires(st *protocol.AccountState) {
+	if d.PolicyOf.MaxAgeDays > 0 {
+		exp := st.PasswordChangedAt.Add(time.Duration(d.PolicyOf.MaxAgeDays) * 24 * time.Hour)
+		st.ExpiresAt = &exp
+	}
 }
 
 // GetAccount implements engine.Directory.
@@ -454,6 +460,7 @@ func (d *Directory) Reset(u, pw string, temporary bool) protocol.PasswordReset {
 	st.PasswordVersion++
 	st.MustChange = temporary
 	st.PasswordChangedAt = d.now().UTC()
+	d.expires(&st)
 	d.States[u] = st
 	return protocol.PasswordReset{User: u, Temporary: temporary, PasswordVersion: st.PasswordVersion, At: st.PasswordChangedAt}
 }
