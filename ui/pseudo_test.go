@@ -75,7 +75,7 @@ func TestPseudoCheckCatchesEnglish(t *testing.T) {
 	}{
 		{ok, true},
 		{text.ForAccount.S(map[string]any{"Name": "Alice Example", "User": "alice@example.com"}), true},
-		{text.StatusLastChange.S(map[string]any{"At": "28 Feb 10:42"}), true},
+		{text.StatusPlaceChanged.S(map[string]any{"Place": text.PlaceDirectory.S(), "State": text.PlaceOK.S(), "At": "28 Feb 10:42"}), true},
 		{"alice@example.com", true},
 		{"1.0.0", true},
 		{"10:42", true},

@@ -124,11 +124,10 @@ func placeState(state string) (fyne.Resource, string) {
 }
 
 func accountState(acct *localapi.Account) string {
-	s := text.AccountState(acct.State)
-	if acct.Reason.Code != "" {
-		s += ". " + text.Render(acct.Reason)
+	if acct.Reason.Code == "" {
+		return text.AccountState(acct.State)
 	}
-	return s
+	return text.StatusStateReason.S(map[string]any{"State": text.AccountState(acct.State), "Reason": text.Render(acct.Reason)})
 }
 
 // refresh shows the app's last status.
@@ -187,12 +186,14 @@ func (s *statusWindow) refresh() {
 	}
 	for _, p := range acct.Places {
 		res, state := placeState(p.State)
-		line := text.PlaceName(p.Name) + ": " + state
+		d := map[string]any{"Place": text.PlaceName(p.Name), "State": state}
+		line := text.StatusPlace.S(d)
 		if p.ChangedAt != nil && p.State != localapi.PlaceNotApplicable {
-			line += ". " + text.StatusLastChange.S(map[string]any{"At": text.Clock(*p.ChangedAt)})
+			d["At"] = text.Clock(*p.ChangedAt)
+			line = text.StatusPlaceChanged.S(d)
 		}
 		if p.Text.Code != "" {
-			line += " (" + text.Clause(text.Render(p.Text)) + ")"
+			line = text.StatusPlaceNote.S(map[string]any{"Line": line, "Note": text.Render(p.Text)})
 		}
 		s.places.Add(newRow(res, line).box) // wraps: a place's note can be long
 	}
@@ -200,8 +201,15 @@ func (s *statusWindow) refresh() {
 		s.lastOp.SetText(text.StatusOpLine.S(map[string]any{
 			"Kind": text.OpKind(op.Kind), "At": text.Clock(op.StartedAt), "State": text.OpState(op.State),
 		}))
+		// A finished operation's steps are the places above; one that
+		// stopped lists how far each step got (the place notes say what
+		// each did), so the window stays short.
 		for _, st := range op.Steps {
-			s.steps.Add(newRow(stepText(st, op.Kind)).box)
+			if op.State == localapi.OpDone {
+				break
+			}
+			res, state := stepState(st)
+			s.steps.Add(newRow(res, text.StepLine.S(map[string]any{"Step": text.StepName(st.Name, op.Kind), "State": state})).box)
 		}
 	} else {
 		s.lastOp.SetText(text.StatusNoOp.S())

@@ -89,7 +89,9 @@ func (s *syncWindow) statusChanged() {
 	if acct != nil && acct.Reason.Code != "" {
 		why = text.Render(acct.Reason)
 	}
-	if !s.done {
+	// While this window's own sync runs the account is busy; the reason
+	// it was opened for still stands until the sync ends.
+	if !s.done && !s.running {
 		s.why.set(kindWarning, why)
 	}
 	s.forgotChanged()

@@ -69,8 +69,8 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 	case localapi.StateSyncNeeded:
 		v.icon = iconAttention
 		v.canSync = true
-		if acct.Reason.Code != "" {
-			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": text.ShortReason(acct.Reason)}))
+		if short := text.ShortReason(acct.Reason); short != "" {
+			v.lines = append(v.lines, text.LineSyncNeeded.S(map[string]any{"Reason": short}))
 		} else {
 			v.lines = append(v.lines, text.LineSyncNeededPlain.S())
 		}

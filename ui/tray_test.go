@@ -251,9 +251,8 @@ func TestStatusWindow(t *testing.T) {
 	h := newHarness(t, setup{world: agenttest.Options{FileVault: true}})
 	h.app.ShowStatus()
 	s := h.app.statusW
-	changed := text.StatusLastChange.S(map[string]any{"At": text.Clock(t0.AddDate(0, 0, -10))})
 	place := func(name, state, at string) string {
-		return text.PlaceName(name) + ": " + text.PlaceState(state) + ". " + text.StatusLastChange.S(map[string]any{"At": at})
+		return text.StatusPlaceChanged.S(map[string]any{"Place": text.PlaceName(name), "State": text.PlaceState(state), "At": at})
 	}
 	shown := strings.Join(texts(s.w.Content()), "\n")
 	for _, want := range []string{
@@ -261,7 +260,7 @@ func TestStatusWindow(t *testing.T) {
 		text.StatusConnected.S(map[string]any{"Since": "09:42"}),
 		text.StatusWho.S(map[string]any{"Name": "Alice Example", "User": "alice@example.com"}),
 		text.StateInSync.S(),
-		text.PlaceName(localapi.PlaceDirectory) + ": " + text.PlaceOK.S() + ". " + changed,
+		place(localapi.PlaceDirectory, localapi.PlaceOK, text.Clock(t0.AddDate(0, 0, -10))),
 		text.StatusNoOp.S(),
 	} {
 		if !strings.Contains(shown, want) {
@@ -274,9 +273,9 @@ func TestStatusWindow(t *testing.T) {
 	h.waitFor("the reset", func() bool { return h.app.account().State == localapi.StateSyncNeeded })
 	shown = strings.Join(texts(s.w.Content()), "\n")
 	for _, want := range []string{
-		text.StateSyncNeeded.S() + ". " + text.ReasonReset.S(),
+		text.StatusStateReason.S(map[string]any{"State": text.StateSyncNeeded.S(), "Reason": text.ReasonReset.S()}),
 		place(localapi.PlaceDirectory, localapi.PlaceOK, "10:42"),
-		text.PlaceName(localapi.PlaceLocal) + ": " + text.PlaceBehind.S(),
+		text.StatusPlace.S(map[string]any{"Place": text.PlaceName(localapi.PlaceLocal), "State": text.PlaceBehind.S()}),
 	} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("status window does not show %q:\n%s", want, shown)
@@ -290,10 +289,19 @@ func TestStatusWindow(t *testing.T) {
 	if want := text.StatusOpLine.S(map[string]any{"Kind": text.OpSync.S(), "At": "10:42", "State": text.OpDone.S()}); !strings.Contains(shown, want) {
 		t.Errorf("status window does not show %q:\n%s", want, shown)
 	}
-	for _, want := range []step{{localapi.StepDirectory, localapi.StepDone}, {localapi.StepLocal, localapi.StepDone}, {localapi.StepPreboot, localapi.StepDone}} {
-		if !slices.ContainsFunc(texts(s.w.Content()), func(l string) bool { return sameSteps([]string{l}, localapi.OpSync, []step{want}) }) {
-			t.Errorf("status window does not show %v:\n%s", want, shown)
+	// A finished sync is told by its places, each with what the step did.
+	for _, want := range []string{
+		text.StatusPlaceNote.S(map[string]any{"Line": place(localapi.PlaceLocal, localapi.PlaceOK, "10:42"), "Note": text.StepLocalChanged.S()}),
+		text.StatusPlaceNote.S(map[string]any{"Line": place(localapi.PlaceKeychain, localapi.PlaceOK, "10:42"), "Note": text.StepKeychainRekeyed.S()}),
+	} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("status window does not show %q:\n%s", want, shown)
 		}
+	}
+	if slices.ContainsFunc(texts(s.w.Content()), func(l string) bool {
+		return sameSteps([]string{l}, localapi.OpSync, []step{{localapi.StepPreboot, localapi.StepDone}})
+	}) {
+		t.Errorf("a finished sync still lists its steps:\n%s", shown)
 	}
 	// The reset moved the expiry: it runs from the reset.
 	if want := text.StatusExpiresIn.N(90, map[string]any{"Date": text.Date(t0.Add(90 * 24 * time.Hour))}); s.expires.Text != want {

@@ -83,11 +83,11 @@ func (c *CLI) status(ctx context.Context) int {
 			row(c.Out, text.CLIRowLocked.S(), text.Clock(*a.LockedUntil))
 		}
 		for _, p := range a.Places {
-			line := fmt.Sprintf("  %-16s %s", text.PlaceName(p.Name), text.PlaceState(p.State))
+			state := text.PlaceState(p.State)
 			if d := render(p.Text); d != "" {
-				line += ". " + d
+				state = text.StatusPlaceNote.S(map[string]any{"Line": state, "Note": d})
 			}
-			fmt.Fprintln(c.Out, line)
+			fmt.Fprintf(c.Out, "  %-16s %s\n", text.PlaceName(p.Name), state)
 		}
 		if op := a.LastOperation; op != nil {
 			row(c.Out, text.CLIRowLastOp.S(), text.CLIOpLine.S(map[string]any{

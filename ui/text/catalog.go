@@ -22,7 +22,6 @@ import (
 	"sync"
 	"text/template"
 	"time"
-	"unicode"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 	"golang.org/x/text/language"
@@ -271,14 +270,3 @@ var (
 		M("month.7", "Jul"), M("month.8", "Aug"), M("month.9", "Sep"), M("month.10", "Oct"), M("month.11", "Nov"), M("month.12", "Dec"),
 	}
 )
-
-// Clause turns a sentence into a clause that can follow a colon: "Your
-// password was reset." becomes "your password was reset".
-func Clause(s string) string {
-	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "."))
-	r := []rune(s)
-	if len(r) > 1 && unicode.IsUpper(r[0]) && !unicode.IsUpper(r[1]) {
-		r[0] = unicode.ToLower(r[0])
-	}
-	return string(r)
-}

@@ -35,7 +35,7 @@ var (
 
 // Places.
 var (
-	PlaceNotVerified = M("place.not_verified", "Not verified yet: it is checked at the next change or sync.")
+	PlaceNotVerified = M("place.not_verified", "It is checked at the next change or sync.")
 	PlaceStillOld    = M("place.still_old", "Still uses your previous password.")
 	PlaceDirVersion  = M("place.directory_version", "Password version {{.version}}, set {{.set_at}}.")
 	PlaceNoFileVault = M("place.no_filevault", "This account does not unlock FileVault.")

@@ -180,7 +180,8 @@ func ServiceAccount(st localapi.ServiceAccountStatus) string {
 }
 
 // ShortReason says why a sync is needed in a few words, for the tray's
-// "Sync needed: …" line; the windows say the whole reason (Render).
+// "Sync needed: …" line ("" when there are none for the reason); the
+// windows say the whole reason (Render).
 func ShortReason(t localapi.Text) string {
 	switch t.Code {
 	case codes.ReasonReset:
@@ -194,5 +195,5 @@ func ShortReason(t localapi.Text) string {
 	case codes.ReasonStopped:
 		return ShortStopped.S()
 	}
-	return Clause(Render(t))
+	return ""
 }
