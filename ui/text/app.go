@@ -150,7 +150,7 @@ var (
 	StepSkipped         = M("step.skipped", "skipped")
 	StepFailed          = M("step.failed", "failed")
 	StepLine            = M("step.line", "{{.Step}}: {{.State}}")
-	StepLineNote        = M("step.line_detail", "{{.Step}}: {{.State}} ({{.Detail}})")
+	StepLineNote        = M("step.line_detail", "{{.Step}}: {{.State}}. {{.Detail}}")
 	AboutTitle          = M("about.title", "About Lockstep")
 	AboutName           = M("about.name", "Lockstep")
 	AboutVersion        = M("about.version", "Version {{.Version}}")
