@@ -94,7 +94,10 @@ type Source struct {
 	watcher *watcher
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source      = (*Source)(nil)
+	_ source.EmailFinder = (*Source)(nil)
+)
 
 // capabilities are what the DC said it supports, at start.
 type capabilities struct {
