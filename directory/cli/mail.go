@@ -21,7 +21,7 @@ type mailFlags struct {
 
 func registerMailFlags(fs *flag.FlagSet) *mailFlags {
 	return &mailFlags{
-		url: fs.String("smtp-url", "", "send mail (password reset links) through `URL`: smtps://[USER@]HOST[:465], or smtp://[USER@]HOST[:587] with STARTTLS, which is then required"),
+		url:      fs.String("smtp-url", "", "send mail (password reset links) through `URL`: smtps://[USER@]HOST[:465], or smtp://[USER@]HOST[:587] with STARTTLS, which is then required"),
 		from:     fs.String("smtp-from", "", "the sender `ADDRESS` of the directory's mail"),
 		passFile: fs.String("smtp-password-file", "", "read the SMTP user's password from `FILE` (mode 0600; - for the first line of stdin)"),
 		ca:       fs.String("smtp-ca", "", "PEM `FILE` of the CA that signs the SMTP server's certificate (default: the system roots)"),
