@@ -65,8 +65,14 @@ func TestResetLinks(t *testing.T) {
 	// Used: refused, whatever is asked.
 	for _, try := range []func() error{
 		func() error { _, err := e.srv.CheckResetLink(ctx, portal, link.Token); return err },
-		func() error { _, err := e.srv.RedeemResetLink(ctx, portal, link.Token, []byte("Reset-By-Link-2!"), ""); return err },
-		func() error { _, err := e.srv.RedeemResetLink(ctx, portal, []byte("made-up-token"), []byte("Reset-By-Link-2!"), ""); return err },
+		func() error {
+			_, err := e.srv.RedeemResetLink(ctx, portal, link.Token, []byte("Reset-By-Link-2!"), "")
+			return err
+		},
+		func() error {
+			_, err := e.srv.RedeemResetLink(ctx, portal, []byte("made-up-token"), []byte("Reset-By-Link-2!"), "")
+			return err
+		},
 	} {
 		if err := try(); !isCode(err, admin.CodeResetLinkInvalid) {
 			t.Fatalf("used or unknown link: %v", err)
