@@ -320,6 +320,16 @@ func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secre
 	return d.eng.Link(ctx, local, password)
 }
 
+// BeginEnrollment implements api.Backend.
+func (d *Daemon) BeginEnrollment(ctx context.Context, local string) (engine.EnrollmentKey, error) {
+	return d.eng.BeginEnrollment(ctx, local)
+}
+
+// ConfirmEnrollment implements api.Backend.
+func (d *Daemon) ConfirmEnrollment(ctx context.Context, local, code string) (engine.Account, error) {
+	return d.eng.ConfirmEnrollment(ctx, local, code)
+}
+
 // Doctor runs the engine's checks.
 func (d *Daemon) Doctor(ctx context.Context, local string, password protocol.Secret) engine.DoctorReport {
 	d.ensureBound(ctx, local)

@@ -120,9 +120,9 @@ func (s *Server) setMFA(ctx context.Context, a actor, name string, req admin.MFA
 		switch {
 		case req.EnrollDays != 0:
 			until := u.MFAEnrollUntil
-			err = ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name, Required: true, Until: &until})
+			err = ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name, Required: true, Until: &until, MFA: true})
 		case wasEnrolling:
-			err = ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name})
+			err = ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name, MFA: sealed != nil})
 		}
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func (s *Server) confirmEnrolment(ctx context.Context, a actor, name, code strin
 		if err := tx.UpdateUser(ctx, cur); err != nil {
 			return err
 		}
-		if err := ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name}); err != nil {
+		if err := ob.toUser(ctx, tx, name, "", protocol.TypeMFAEnrollment, protocol.MFAEnrollment{User: name, MFA: true}); err != nil {
 			return err
 		}
 		if err := a.audit(ctx, tx, ob.now, "mfa_enrolled", name, nil); err != nil {

@@ -82,7 +82,7 @@ func TestMFAEnrolmentPeriod(t *testing.T) {
 	if !done.MFA || done.MFAEnrollBy != nil || !done.MFACodeNeeded() {
 		t.Fatalf("after enrolment: %+v", done)
 	}
-	if pe := decodeAs[protocol.MFAEnrollment](t, a.push()); pe.Required || pe.User != "alice" {
+	if pe := decodeAs[protocol.MFAEnrollment](t, a.push()); pe.Required || pe.User != "alice" || !pe.MFA {
 		t.Fatalf("enrolled push %+v", pe)
 	}
 	// Retrying the confirmation with its key returns the first outcome.
@@ -151,7 +151,7 @@ func TestMFAEnrolmentExpires(t *testing.T) {
 		if p.Type != protocol.TypeMFAEnrollment {
 			continue // the change's own pushes to other devices: none here, but be exact below
 		}
-		if pe := decodeAs[protocol.MFAEnrollment](t, p); pe.Required {
+		if pe := decodeAs[protocol.MFAEnrollment](t, p); pe.Required || pe.MFA {
 			t.Fatalf("disable pushed %+v", pe)
 		}
 		break

@@ -50,11 +50,13 @@ type ConfirmMFAEnrollmentRequest struct {
 }
 
 // MFAEnrollment is the push that says whether User must enrol an
-// authenticator, and until when.
+// authenticator, and until when; MFA is whether the account has MFA
+// (after an enrolment: true; after MFA was disabled: false).
 type MFAEnrollment struct {
 	User     string     `json:"user"`
 	Required bool       `json:"required"`
 	Until    *time.Time `json:"until,omitempty"`
+	MFA      bool       `json:"mfa"`
 }
 
 // Places where a password lives on a Mac, and their states, as reported

@@ -15,8 +15,9 @@ type trayView struct {
 	icon  iconKind
 	lines []string // status lines at the top of the menu
 	// canChange enables Change Password…; canSync adds Sync Password…;
-	// canLink adds Link to Directory….
-	canChange, canSync, canLink bool
+	// canLink adds Link to Directory…; canEnroll adds Set up your
+	// authenticator….
+	canChange, canSync, canLink, canEnroll bool
 }
 
 // viewOf decides the tray's icon and status lines from the last status and
@@ -78,6 +79,10 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		v.icon = iconAttention
 		v.canChange = true
 		v.lines = append(v.lines, text.LineTemporary.S())
+	case localapi.StateMFAEnroll:
+		v.icon = iconAttention
+		v.canChange = true
+		v.lines = append(v.lines, text.LineEnroll.S(map[string]any{"Until": text.Clock(*acct.MFAEnrollBy)}))
 	case localapi.StateExpiring:
 		v.icon = iconAttention
 		v.canChange = true
@@ -101,7 +106,9 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 			v.icon = iconError
 		}
 	}
-	// Changing and syncing both need the directory.
+	v.canEnroll = acct.MustEnrol() && acct.State != localapi.StateBusy
+	// Changing, syncing and enrolling all need the directory.
+	v.canEnroll = v.canEnroll && dirUp
 	v.canChange = v.canChange && dirUp
 	v.canSync = v.canSync && dirUp
 	v.canLink = v.canLink && dirUp
@@ -143,6 +150,9 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	}
 	if v.canLink {
 		items = append(items, fyne.NewMenuItem(text.TrayLink.S(), a.ShowLink))
+	}
+	if v.canEnroll {
+		items = append(items, fyne.NewMenuItem(text.TrayEnroll.S(), a.ShowEnroll))
 	}
 	change := fyne.NewMenuItem(text.TrayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/lockstep-dev/lockstep/agent"
 	"github.com/lockstep-dev/lockstep/agent/api"
 	"github.com/lockstep-dev/lockstep/agent/config"
@@ -275,6 +277,27 @@ func (w *World) Reset(password string, temporary bool) {
 func (w *World) Lock(until time.Time) {
 	w.t.Helper()
 	w.push(protocol.TypeAccountLocked, w.Dir.LockUser(w.o.DirectoryUser, until))
+}
+
+// ResetMFA is an administrator's MFA reset with an enrolment period of days,
+// pushed to the Mac; the directory's enrolment key is then
+// enginetest.EnrollSecret and EnrollCode gives its codes.
+func (w *World) ResetMFA(days int) time.Time {
+	w.t.Helper()
+	until := w.o.Now().Add(time.Duration(days) * 24 * time.Hour).UTC()
+	w.push(protocol.TypeMFAEnrollment, w.Dir.ResetMFA(w.o.DirectoryUser, until))
+	return until
+}
+
+// EnrollCode is the code an authenticator set up with the enrolment key
+// shows now (the directory's clock), as a phone would.
+func (w *World) EnrollCode() string {
+	w.t.Helper()
+	code, err := totp.GenerateCode(enginetest.EnrollSecret, w.o.Now())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return code
 }
 
 // ExpireIn makes the directory password expire days from now and pushes

@@ -120,6 +120,14 @@ func (f *fakeBackend) RotateServiceAccount(context.Context) (engine.ServiceStatu
 	return engine.ServiceStatus{Present: true}, nil
 }
 
+func (f *fakeBackend) BeginEnrollment(_ context.Context, u string) (engine.EnrollmentKey, error) {
+	return engine.EnrollmentKey{Secret: protocol.Secret("SECRET" + u), URI: protocol.Secret("otpauth://totp/x?secret=SECRET" + u)}, nil
+}
+
+func (f *fakeBackend) ConfirmEnrollment(_ context.Context, u, _ string) (engine.Account, error) {
+	return engine.Account{LocalUser: u}, nil
+}
+
 func (f *fakeBackend) RemoveServiceAccount(context.Context) (engine.ServiceStatus, error) {
 	return engine.ServiceStatus{}, nil
 }

@@ -145,6 +145,12 @@ type Directory interface {
 	ChangePassword(ctx context.Context, idemKey string, req protocol.ChangePasswordRequest) (protocol.AccountState, error)
 	GetAccount(ctx context.Context, user, localName string) (protocol.AccountState, error)
 	AckSync(ctx context.Context, idemKey, user string, version int64) error
+	// BeginMFAEnrollment asks for a fresh TOTP secret for a user in an
+	// enrolment period; ConfirmMFAEnrollment confirms it with a code.
+	BeginMFAEnrollment(ctx context.Context, user string) (protocol.MFAEnrollmentKey, error)
+	ConfirmMFAEnrollment(ctx context.Context, idemKey, user, code string) (protocol.AccountState, error)
+	// ReportPlaces tells the directory each place's state (no secret).
+	ReportPlaces(ctx context.Context, user string, places []protocol.PlaceReport) error
 }
 
 // Options configure an Engine.
@@ -445,6 +451,12 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	if behind {
 		e.send(&Notice{Kind: NoticeReset, ID: resetID(st.PasswordVersion), LocalUser: local})
 	}
+	if a := e.Accounts([]string{local}); len(a) == 1 && a[0].State == StateMFAEnroll {
+		n := mfaEnrollNotice(*a[0].MFAEnrollBy)
+		n.LocalUser = local
+		e.send(n)
+	}
+	go e.report(local)
 	if pending > 0 {
 		if aerr := e.opt.Directory.AckSync(ctx, ackKey(local, pending), dirUser, pending); aerr == nil {
 			_ = e.update(local, func(r *record) {
@@ -539,6 +551,10 @@ func (e *Engine) viewLocked(r *record) Account {
 		if d.Locked && (d.LockedUntil == nil || d.LockedUntil.After(now)) {
 			a.LockedUntil = lockEnd(d.LockedUntil)
 		}
+		if d.MFAEnrollBy != nil && d.MFAEnrollBy.After(now) {
+			until := *d.MFAEnrollBy
+			a.MFAEnrollBy = &until
+		}
 	}
 	for _, name := range []string{PlaceDirectory, PlaceLocal, PlaceFileVault, PlaceKeychain} {
 		p, ok := r.Places[name]
@@ -584,6 +600,8 @@ func (e *Engine) viewLocked(r *record) Account {
 		}
 	case r.Dir.MustChange:
 		a.State, a.Reason = StateTemporary, T(codes.ReasonTemporary)
+	case a.MFAEnrollBy != nil:
+		a.State, a.Reason = StateMFAEnroll, T(codes.ReasonMFAEnroll, "until", a.MFAEnrollBy.UTC().Format(time.RFC3339))
 	case a.DaysLeft != nil && *a.DaysLeft <= e.policy.ExpiryWarningDays:
 		a.State, a.Reason = StateExpiring, T(codes.ReasonExpires, "days", strconv.Itoa(*a.DaysLeft))
 	default:
@@ -636,7 +654,7 @@ func (e *Engine) PolicyFor(ctx context.Context, local string) *PolicyView {
 	r := e.recordLocked(local)
 	resp := &PolicyView{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
 	if r.Dir != nil {
-		resp.MFA = r.Dir.MFA
+		resp.MFA = r.Dir.MFACodeNeeded()
 	}
 	return resp
 }

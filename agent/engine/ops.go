@@ -252,6 +252,7 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 	e.log.Info("operation finished", "op_id", op.ID, "state", op.State)
 	e.opt.Emit(Event{Type: EventResult, Operation: op})
 	e.opt.Emit(Event{Type: EventStatus})
+	go e.report(op.LocalUser)
 	if op.State == OpDone {
 		e.send(&Notice{Kind: NoticeSynced, ID: "synced-" + op.ID, LocalUser: op.LocalUser})
 	}
@@ -333,7 +334,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 		} else if len(unmet) > 0 {
 			return Text{}, localPolicyError(unmet, "new")
 		}
-		if rec.Dir.MFA && req.TOTP == "" {
+		if rec.Dir.MFACodeNeeded() && req.TOTP == "" {
 			return Text{}, fieldError(protocol.CodeMFARequired, FieldTOTP)
 		}
 		if req.TOTP != "" && !protocol.ValidTOTPCode(req.TOTP) {
@@ -533,7 +534,7 @@ func (e *Engine) apiError(err error, field string) *Error {
 		switch pe.Code {
 		case protocol.CodeWrongPassword:
 			out.Field = field
-		case protocol.CodeMFARequired, protocol.CodeMFAInvalid, protocol.CodeMFAReplayed:
+		case protocol.CodeMFARequired, protocol.CodeMFAInvalid, protocol.CodeMFAReplayed, protocol.CodeMFAEnrollmentExpired:
 			out.Field = FieldTOTP
 		case protocol.CodePolicyViolation:
 			out.Field = FieldNew

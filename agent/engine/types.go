@@ -58,6 +58,7 @@ const (
 	StateLocked     = "locked"
 	StateSyncNeeded = "sync_needed"
 	StateTemporary  = "temporary"
+	StateMFAEnroll  = "mfa_enroll" // an authenticator must be set up (Account.MFAEnrollBy)
 	StateExpiring   = "expiring"
 	StateInSync     = "in_sync"
 	StateUnknown    = "unknown"
@@ -87,6 +88,8 @@ const (
 	NoticeExpiry   = "expiry"   // params: days
 	NoticeLocked   = "locked"   // params: until (RFC 3339)
 	NoticeUnlocked = "unlocked" // the directory unlocked the account
+	// NoticeMFAEnroll: set up an authenticator; params: until (RFC 3339).
+	NoticeMFAEnroll = "mfa_enroll"
 )
 
 // Fields an error can point at.
@@ -203,6 +206,18 @@ type Account struct {
 	FileVault         bool
 	Places            []Place
 	LastOperation     *Operation
+	// MFAEnrollBy is set while the user must set up an authenticator (an
+	// MFA reset with an enrolment period): the period's end. Until then a
+	// change needs no code.
+	MFAEnrollBy *time.Time
+}
+
+// EnrollmentKey is a begun MFA enrolment's secret, for the user who asked
+// alone: never journalled, logged or sent in a notice.
+type EnrollmentKey struct {
+	Secret protocol.Secret // base32
+	URI    protocol.Secret // otpauth://
+	Until  time.Time
 }
 
 // Notice is a notification for the user.

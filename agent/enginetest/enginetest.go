@@ -13,8 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -320,9 +324,22 @@ type Directory struct {
 	// Now is the directory's clock (default time.Now).
 	Now func() time.Time
 
+	// EnrollSecret is the base32 TOTP secret an enrolment begun hands out
+	// (default EnrollSecret, fixed so that screenshots of the QR code are
+	// stable); Enrolled is a user's secret once confirmed.
+	EnrollSecret string
+	Enrolled     map[string]string
+	// Places are the place reports received, by user, newest last.
+	Places map[string][][]protocol.PlaceReport
+
 	results map[string]protocol.AccountState // idempotency
 	used    map[string]bool
+	pending map[string]string // begun enrolments' secrets
 }
+
+// EnrollSecret is the test directory's enrolment secret (RFC 4226's
+// example key, "12345678901234567890", in base32).
+const EnrollSecret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 // NewDirectory returns a directory that knows alice, with OldPassword,
 // password version 1, MFA on and the default policy.
@@ -330,7 +347,104 @@ func NewDirectory() *Directory {
 	return &Directory{Online: true, Passwords: map[string]string{"alice": OldPassword},
 		States:   map[string]protocol.AccountState{"alice": {User: "alice", PasswordVersion: 1, MFA: true}},
 		PolicyOf: protocol.DefaultPolicy(), Codes: map[string]bool{Code: true},
-		results: map[string]protocol.AccountState{}, used: map[string]bool{}, Bound: map[string]bool{}}
+		results: map[string]protocol.AccountState{}, used: map[string]bool{}, Bound: map[string]bool{},
+		Enrolled: map[string]string{}, Places: map[string][][]protocol.PlaceReport{}, pending: map[string]string{}}
+}
+
+// totpOK checks code against u's enrolled secret at the directory's time.
+func (d *Directory) totpOK(u, code string) bool {
+	secret, ok := d.Enrolled[u]
+	if !ok {
+		return false
+	}
+	ok, _ = totp.ValidateCustom(code, secret, d.now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	return ok
+}
+
+// ResetMFA is an administrator's MFA reset with an enrolment period ending
+// at until; it returns the push the directory sends.
+func (d *Directory) ResetMFA(u string, until time.Time) protocol.MFAEnrollment {
+	d.Lock()
+	defer d.Unlock()
+	st := d.States[u]
+	st.MFA = true
+	until = until.UTC()
+	st.MFAEnrollBy = &until
+	d.States[u] = st
+	delete(d.Enrolled, u)
+	return protocol.MFAEnrollment{User: u, Required: true, Until: &until, MFA: true}
+}
+
+// BeginMFAEnrollment implements engine.Directory.
+func (d *Directory) BeginMFAEnrollment(_ context.Context, u string) (protocol.MFAEnrollmentKey, error) {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return protocol.MFAEnrollmentKey{}, errOffline
+	}
+	st := d.States[u]
+	if st.MFAEnrollBy == nil {
+		return protocol.MFAEnrollmentKey{}, protocol.Errorf(protocol.CodeMFANotEnrolling, "not enrolling")
+	}
+	if !d.now().Before(*st.MFAEnrollBy) {
+		return protocol.MFAEnrollmentKey{}, protocol.Errorf(protocol.CodeMFAEnrollmentExpired, "period over")
+	}
+	secret := d.EnrollSecret
+	if secret == "" {
+		secret = EnrollSecret
+	}
+	d.pending[u] = secret
+	q := url.Values{"secret": {secret}, "issuer": {"Lockstep"}, "period": {"30"}, "digits": {"6"}, "algorithm": {"SHA1"}}
+	uri := "otpauth://totp/Lockstep:" + url.PathEscape(u) + "?" + q.Encode()
+	return protocol.MFAEnrollmentKey{Secret: protocol.Secret(secret), URI: protocol.Secret(uri), Until: *st.MFAEnrollBy}, nil
+}
+
+// ConfirmMFAEnrollment implements engine.Directory.
+func (d *Directory) ConfirmMFAEnrollment(_ context.Context, key, u, code string) (protocol.AccountState, error) {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return protocol.AccountState{}, errOffline
+	}
+	if st, ok := d.results[key]; ok {
+		return st, nil
+	}
+	secret, ok := d.pending[u]
+	if !ok {
+		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFANotEnrolling, "not begun")
+	}
+	if ok, _ := totp.ValidateCustom(code, secret, d.now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}); !ok || d.used[code] {
+		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
+	}
+	d.used[code] = true
+	delete(d.pending, u)
+	d.Enrolled[u] = secret
+	st := d.States[u]
+	st.MFA, st.MFAEnrollBy = true, nil
+	d.States[u] = st
+	d.results[key] = st
+	return st, nil
+}
+
+// ReportPlaces implements engine.Directory.
+func (d *Directory) ReportPlaces(_ context.Context, u string, ps []protocol.PlaceReport) error {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return errOffline
+	}
+	d.Places[u] = append(d.Places[u], ps)
+	return nil
+}
+
+// LastPlaces is the newest place report for u (nil before the first).
+func (d *Directory) LastPlaces(u string) []protocol.PlaceReport {
+	d.Lock()
+	defer d.Unlock()
+	if n := len(d.Places[u]); n > 0 {
+		return d.Places[u][n-1]
+	}
+	return nil
 }
 
 func (d *Directory) now() time.Time {
@@ -388,13 +502,13 @@ func (d *Directory) ChangePassword(_ context.Context, key string, r protocol.Cha
 	if d.Passwords[r.User] != string(r.Current) {
 		return protocol.AccountState{}, protocol.Errorf(protocol.CodeWrongPassword, "wrong")
 	}
-	if st.MFA {
+	if st.MFACodeNeeded() {
 		switch {
 		case r.TOTP == "":
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFARequired, "code required")
 		case d.used[r.TOTP]:
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAReplayed, "code used")
-		case !d.Codes[r.TOTP]:
+		case !d.Codes[r.TOTP] && !d.totpOK(r.User, r.TOTP):
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
 		}
 		d.used[r.TOTP] = true

@@ -170,6 +170,10 @@ func Problem(err error, in string) Trouble {
 		t.Text, t.Hint = ErrUnknownDirUser.S(), HintUserMap.S()
 	case protocol.CodeDisabled:
 		t.Text, t.Hint = ErrDirDisabled.S(), FixAskEnable.S()
+	case protocol.CodeMFAEnrollmentExpired:
+		t.Text = ErrEnrollExpired.S()
+	case protocol.CodeMFANotEnrolling:
+		t.Text = ErrNotEnrolling.S()
 	case localapi.CodePlatform:
 		t.Text = ErrPlatform.S(with)
 	default:

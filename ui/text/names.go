@@ -103,6 +103,8 @@ func AccountState(state string) string {
 		return StateSyncNeeded.S()
 	case localapi.StateTemporary:
 		return StateTemporary.S()
+	case localapi.StateMFAEnroll:
+		return StateEnroll.S()
 	case localapi.StateExpiring:
 		return StateExpiring.S()
 	case localapi.StateInSync:
