@@ -235,7 +235,21 @@ func (c *CLI) changeWith(ctx context.Context, user string, pol *localapi.PolicyR
 		fmt.Fprintln(c.Out, text.ChangeRunning.S())
 	}
 	op, err := c.client.Change(ctx, localapi.ChangeRequest{User: user, Current: current, New: newPW, TOTP: totp}, c.progress(localapi.OpChange))
-	return c.finish(op, err, text.InChange, pol)
+	code := c.finish(op, err, text.InChange, pol)
+	if code != exitOK || c.json {
+		return code
+	}
+	// A change during an enrolment period needed no code; the enrolment
+	// follows at once.
+	if acct, err := c.accountFor(ctx, user); err != nil || !acct.MustEnrol() {
+		return code
+	}
+	if c.lines != nil && !c.moreInput() {
+		fmt.Fprintln(c.Err, "→", text.CLIEnrollLater.S())
+		return exitOK
+	}
+	fmt.Fprintln(c.Err, text.EnrollAfterChange.S())
+	return c.enroll(ctx, user)
 }
 
 func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {

@@ -12,6 +12,8 @@ Usage:
   lockstep sync [--forgot-previous] [--stdin] [--user NAME]
                                             sync the Mac after a reset in the directory
   lockstep link [--stdin] [--user NAME]     link this Mac to your directory account (asks your directory password)
+  lockstep mfa enroll [--stdin] [--user NAME]
+                                            set up your authenticator app when your administrator asked you to
   lockstep policy [--json]                  the password rules
   lockstep watch [--json]                   follow state changes
   lockstep doctor [--password] [--json] [--user NAME]
@@ -26,6 +28,7 @@ With --stdin, secrets are read one per line instead of prompted for:
   change: current, new, then the MFA code if the account has MFA
   sync:   previous, new (only new with --forgot-previous)
   link:   the directory password
+  mfa enroll: the code from the authenticator app
 `)
 	CLIUnexpectedArg  = M("cli.unexpected_argument", "lockstep {{.Cmd}}: unexpected argument “{{.Arg}}”")
 	CLIUnknownCommand = M("cli.unknown_command", "lockstep: unknown command “{{.Cmd}}”")

@@ -212,7 +212,7 @@ var byCode = map[string]Message{
 	codes.ReasonUnknownUser: ReasonUnknownUser, codes.ReasonResetTemporary: ReasonResetTemporary,
 	codes.ReasonReset: ReasonReset, codes.ReasonChangedElsewhere: ReasonChangedElsewhere,
 	codes.ReasonInterrupted: ReasonInterrupted, codes.ReasonTemporary: ReasonTemporary, codes.ReasonInSync: ReasonInSync,
-	codes.ReasonMFAEnroll: ReasonEnroll,
+	codes.ReasonMFAEnroll:  ReasonEnroll,
 	codes.PlaceNotVerified: PlaceNotVerified, codes.PlaceStillOld: PlaceStillOld, codes.PlaceDirVersion: PlaceDirVersion,
 	codes.PlaceNoFileVault: PlaceNoFileVault,
 	codes.StepValidated:    StepValidated, codes.StepCurrentOK: StepCurrentOK, codes.StepPreviousOK: StepPreviousOK,

@@ -38,6 +38,7 @@ var (
 	CLIEnrollScan   = M("cli.enroll_scan", "Scan this QR code with your authenticator app:")
 	CLIEnrollKey    = M("cli.enroll_key", "Or type this key into the app: {{.Key}}")
 	CLIEnrolled     = M("cli.enrolled", "Your authenticator is set up: changes of password now ask for its code.")
+	CLIEnrollLater  = M("cli.enroll_later", "Your administrator asked you to set up an authenticator app: run `lockstep mfa enroll` now.")
 	CLIEnrollAction = M("cli.unknown_mfa_action", "lockstep mfa: unknown action “{{.Action}}” (enroll)")
 )
 
