@@ -89,7 +89,7 @@ func (e *Engine) enrolling(local string) (string, error) {
 	case r.NotLinked:
 		return "", notLinkedError()
 	case a.MFAEnrollBy == nil && r.Dir.MFAEnrollBy != nil:
-		return "", &Error{Code: protocol.CodeMFAEnrollmentExpired, Field: FieldTOTP}
+		return "", &Error{Code: protocol.CodeMFAEnrollmentExpired}
 	case a.MFAEnrollBy == nil:
 		return "", &Error{Code: protocol.CodeMFANotEnrolling}
 	case !e.opt.Directory.Connected():

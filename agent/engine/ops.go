@@ -534,7 +534,7 @@ func (e *Engine) apiError(err error, field string) *Error {
 		switch pe.Code {
 		case protocol.CodeWrongPassword:
 			out.Field = field
-		case protocol.CodeMFARequired, protocol.CodeMFAInvalid, protocol.CodeMFAReplayed, protocol.CodeMFAEnrollmentExpired:
+		case protocol.CodeMFARequired, protocol.CodeMFAInvalid, protocol.CodeMFAReplayed:
 			out.Field = FieldTOTP
 		case protocol.CodePolicyViolation:
 			out.Field = FieldNew
