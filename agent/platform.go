@@ -22,7 +22,7 @@ import (
 func newPlatform(cfg *config.Config, log *slog.Logger) (*engine.Mac, *secretStore, func(context.Context) (string, error), error) {
 	r := platform.NewRunner(platform.Config{
 		ToolsDir: cfg.ToolsDir,
-		Log:   log.With("component", "platform"),
+		Log:      log.With("component", "platform"),
 		// Only a simulated Mac run by a non-root developer may skip the
 		// switch to the keychain owner's uid; the real daemon is root.
 		RunUserStepsAsSelf: cfg.ToolsDir != "" && os.Geteuid() != 0,
