@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/ui"
 )
@@ -121,6 +124,17 @@ func TestMFAEnrolmentThroughTheApp(t *testing.T) {
 	key := strings.ReplaceAll(v.Key, " ", "")
 	if len(key) != 32 || key == oldSecret || len(v.QR) == 0 || !strings.Contains(v.Until, "Set it up by") {
 		t.Fatalf("the window shows key %q (old %q), %d bytes of QR, %q", key, oldSecret, len(v.QR), v.Until)
+	}
+	// The QR code holds the directory's otpauth URI of that key, as an
+	// independent reader (zbar) decodes it.
+	zb := testtool.Need(t, "zbarimg", "zbar-tools")
+	qrFile := filepath.Join(t.TempDir(), "qr.png")
+	if err := os.WriteFile(qrFile, v.QR, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(zb, "--raw", "-q", qrFile).Output(); err != nil || !strings.HasPrefix(string(out), "otpauth://totp/") ||
+		!strings.Contains(string(out), "secret="+key) || !strings.Contains(string(out), u.name) {
+		t.Fatalf("the QR code reads %q (%v)", out, err)
 	}
 	// A code from the old authenticator does not confirm the new one.
 	u.lastStep = 0

@@ -6,12 +6,17 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
 	"github.com/lockstep-dev/lockstep/agent/enginetest"
@@ -63,6 +68,15 @@ func TestEnrollFromTheTray(t *testing.T) {
 		t.Error("Confirm enabled with an empty box")
 	}
 	checkQR(t, e)
+	// A QR reader (zbar) finds the otpauth URI of the key in the window as
+	// it is drawn, as a phone's camera would.
+	var shot bytes.Buffer
+	if err := png.Encode(&shot, e.w.Canvas().Capture()); err != nil {
+		t.Fatal(err)
+	}
+	if got := zbar(t, shot.Bytes()); !strings.HasPrefix(got, "otpauth://totp/") || !strings.Contains(got, "secret="+enginetest.EnrollSecret) {
+		t.Errorf("the QR code in the window reads %q", got)
+	}
 	h.shot("enroll", e.w)
 
 	wrong := "000000"
@@ -188,4 +202,20 @@ func checkQR(t *testing.T, e *enrollWindow) {
 	if dark(image.Pt(b.Max.X-1-(first.X-b.Min.X), b.Max.Y-1-(first.Y-b.Min.Y))) && dark(image.Pt(b.Min.X, b.Min.Y)) {
 		t.Error("the QR image has no quiet zone")
 	}
+}
+
+// zbar decodes the QR code in a PNG with zbarimg (Debian's zbar-tools), an
+// independent reader.
+func zbar(t *testing.T, pngData []byte) string {
+	t.Helper()
+	path := testtool.Need(t, "zbarimg", "zbar-tools")
+	f := filepath.Join(t.TempDir(), "qr.png")
+	if err := os.WriteFile(f, pngData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(path, "--raw", "-q", f).Output()
+	if err != nil {
+		t.Fatalf("zbarimg found no QR code: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

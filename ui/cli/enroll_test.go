@@ -1,10 +1,18 @@
 package cli
 
 import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
@@ -84,4 +92,71 @@ func TestMFAEnrollCLIIsAllCatalogue(t *testing.T) {
 	if bad := unmarked(out+se, text.KeyGroups(enginetest.EnrollSecret), text.Clock(until)); len(bad) > 0 {
 		t.Errorf("lines not from the catalogue: %q", bad)
 	}
+}
+
+// The text QR code is a real one: drawn back as pixels, zbar reads the
+// otpauth URI of the key from it.
+func TestMFAEnrollCLIQRReads(t *testing.T) {
+	zb := testtool.Need(t, "zbarimg", "zbar-tools")
+	w := agenttest.Start(t, agenttest.Options{MFA: true, Password: oldPW})
+	w.ResetMFA(14)
+	_, se, code := run(t, w, w.EnrollCode()+"\n", "mfa", "enroll", "--stdin", "--user", "alice")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, se)
+	}
+	var rows [][]rune
+	for _, l := range strings.Split(se, "\n") {
+		if strings.ContainsAny(l, "█▀▄") {
+			rows = append(rows, []rune(l))
+		}
+	}
+	// Each character is two modules, one above the other; the block
+	// characters draw what the terminal shows as ink.
+	const scale, quiet = 6, 8
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r))
+	}
+	for _, inkIsDark := range []bool{true, false} {
+		img := image.NewGray(image.Rect(0, 0, (width+2*quiet)*scale, (2*len(rows)+2*quiet)*scale))
+		for i := range img.Pix {
+			img.Pix[i] = 0xff
+		}
+		set := func(x, y int, ink bool) {
+			if ink != inkIsDark {
+				return // light
+			}
+			for dy := range scale {
+				for dx := range scale {
+					img.SetGray((x+quiet)*scale+dx, (y+quiet)*scale+dy, color.Gray{})
+				}
+			}
+		}
+		for y, r := range rows {
+			for x := range width {
+				c := ' '
+				if x < len(r) {
+					c = r[x]
+				}
+				set(x, 2*y, c == '█' || c == '▀')
+				set(x, 2*y+1, c == '█' || c == '▄')
+			}
+		}
+		f := filepath.Join(t.TempDir(), "qr.png")
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(zb, "--raw", "-q", f).Output()
+		if err == nil {
+			if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "otpauth://totp/") || !strings.Contains(got, "secret="+enginetest.EnrollSecret) {
+				t.Fatalf("the text QR code reads %q", got)
+			}
+			return
+		}
+	}
+	t.Fatalf("zbar reads no QR code in the terminal's blocks:\n%s", se)
 }
