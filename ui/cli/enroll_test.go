@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/lockstep-dev/lockstep/agent/agenttest"
-	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 	"github.com/lockstep-dev/lockstep/agent/enginetest"
+	"github.com/lockstep-dev/lockstep/internal/tools/testtool"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
