@@ -85,6 +85,8 @@ type Daemon struct {
 	bindMu    sync.Mutex
 	binding   map[string]bool
 	bindTried map[string]time.Time
+
+	reports *reporter
 }
 
 // New builds a daemon; nothing runs until Run.
@@ -146,9 +148,10 @@ func New(opt Options) (*Daemon, error) {
 	for _, k := range cfg.Deprecated {
 		opt.Log.Warn("configuration key ignored", "key", k, "sources", cfg.Sources)
 	}
+	d.reports = newReporter(dir, opt.Log.With("component", "reports"))
 	d.eng, err = engine.New(engine.Options{
 		StateDir: cfg.StateDir, Mac: d.mac, Directory: dir, Journal: j, Log: opt.Log.With("component", "engine"),
-		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, Now: opt.Now,
+		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, Now: opt.Now, Report: d.reports.add,
 	})
 	if err != nil {
 		return nil, err
@@ -175,6 +178,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.api.Serve(ln) }()
 	sctx, stopSession := context.WithCancel(ctx)
+	reportsDone := make(chan struct{})
+	go func() { d.reports.run(sctx); close(reportsDone) }()
 	sessDone := make(chan struct{})
 	go func() {
 		if d.sess != nil {
@@ -195,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopSession()
 	<-sessDone
+	<-reportsDone
 	d.log.Info("lockstepd stopped")
 	return err
 }

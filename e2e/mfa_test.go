@@ -81,6 +81,31 @@ func enrolled(t *testing.T, m *mac, u *user, key string, step int64) {
 	u.password = nw
 	u.known = append(u.known, nw)
 	m.places(nw)
+	// lockstepd reported each place after the change: the directory shows
+	// this Mac in step, place by place, for IT.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		du, err := shared.admin.User(t.Context(), u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, d := range du.Devices {
+			if d.LocalName != "alice" {
+				continue // the harness's probe session
+			}
+			for _, p := range d.Places {
+				got[p.Place] = p.State
+			}
+		}
+		if got["directory"] == "ok" && got["local"] == "ok" && got["keychain"] == "ok" && got["filevault"] == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the directory's view of this Mac's places: %v (%+v)", got, du.Devices)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // An MFA reset with an enrolment period reaches the Mac: the menu bar

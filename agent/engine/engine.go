@@ -168,6 +168,10 @@ type Options struct {
 	// Throttle limits the engine's own failed password attempts against the
 	// directory per user, so that it never causes a lockout.
 	Throttle ThrottleConfig
+	// Report receives each account's places after every operation and
+	// binding, to tell the directory (Directory.ReportPlaces) off the
+	// engine's path; nil: not reported. It must not block.
+	Report func(dirUser string, places []protocol.PlaceReport)
 }
 
 // record is the persisted state of one bound account.
@@ -456,7 +460,7 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 		n.LocalUser = local
 		e.send(n)
 	}
-	go e.report(local)
+	e.report(local)
 	if pending > 0 {
 		if aerr := e.opt.Directory.AckSync(ctx, ackKey(local, pending), dirUser, pending); aerr == nil {
 			_ = e.update(local, func(r *record) {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/protocol/codes"
@@ -65,7 +64,7 @@ func (e *Engine) ConfirmEnrollment(ctx context.Context, local, code string) (Acc
 		r.Dir, r.DirAt = &s, e.opt.Now()
 	})
 	e.log.Info("mfa enrolled", "local_user", local)
-	go e.report(local)
+	e.report(local)
 	acc := e.Accounts([]string{local})
 	if len(acc) == 0 {
 		return Account{}, &Error{Code: codes.NoLocalUser, Params: map[string]string{"user": local}}
@@ -107,14 +106,14 @@ func (e *Engine) enrolError(err error) error {
 	return offlineError()
 }
 
-// reportWait bounds one place report: it is best effort.
-const reportWait = 10 * time.Second
-
-// report tells the directory each place's state for local's user (never
-// a secret), so that IT sees which Macs are out of step. It runs after
-// every operation and binding; a report that fails is not retried, the
-// next one replaces it.
+// report hands what local's places are now (never a secret) to
+// Options.Report, which tells the directory, so that IT sees which Macs
+// are out of step. It runs after every operation and binding; it does no
+// network work itself.
 func (e *Engine) report(local string) {
+	if e.opt.Report == nil {
+		return
+	}
 	e.mu.Lock()
 	r, ok := e.accounts[local]
 	if !ok || r.Dir == nil || r.NotLinked {
@@ -135,9 +134,5 @@ func (e *Engine) report(local string) {
 		}
 		ps = append(ps, protocol.PlaceReport{Place: p.Name, State: p.State, At: when.UTC()})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), reportWait)
-	defer cancel()
-	if err := e.opt.Directory.ReportPlaces(ctx, dirUser, ps); err != nil {
-		e.log.Debug("places not reported", "local_user", local, "err", err)
-	}
+	e.opt.Report(dirUser, ps)
 }

@@ -20,8 +20,7 @@ import (
 // The enrolment push puts the account in mfa_enroll with a notice (no
 // secret in either); a change then needs no code; the key goes to the
 // caller of BeginEnrollment and to no event, state file or journal entry;
-// a confirmed code ends the state and codes are needed again. Each
-// operation and binding is reported to the directory, place by place.
+// a confirmed code ends the state and codes are needed again.
 func TestEnrolmentPeriod(t *testing.T) {
 	h := newHarness(t)
 	until := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
@@ -82,25 +81,6 @@ func TestEnrolmentPeriod(t *testing.T) {
 		}
 		return nil
 	})
-	// Reports: after the binding and after the change, every place.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		h.d.Lock()
-		n := len(h.d.Places["alice"])
-		h.d.Unlock()
-		if n >= 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	last := h.d.LastPlaces("alice")
-	got := map[string]string{}
-	for _, p := range last {
-		got[p.Place] = p.State
-	}
-	if len(last) != 4 || got[protocol.PlaceLocal] != protocol.PlaceOK || got[protocol.PlaceKeychain] != protocol.PlaceOK {
-		t.Fatalf("last report %+v", last)
-	}
 }
 
 // Once the period is over, the engine says so rather than asking the

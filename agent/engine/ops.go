@@ -252,7 +252,7 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 	e.log.Info("operation finished", "op_id", op.ID, "state", op.State)
 	e.opt.Emit(Event{Type: EventResult, Operation: op})
 	e.opt.Emit(Event{Type: EventStatus})
-	go e.report(op.LocalUser)
+	e.report(op.LocalUser)
 	if op.State == OpDone {
 		e.send(&Notice{Kind: NoticeSynced, ID: "synced-" + op.ID, LocalUser: op.LocalUser})
 	}
