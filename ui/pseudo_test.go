@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -49,6 +50,9 @@ func TestPseudoLocale(t *testing.T) {
 		{"SyncForgotUnavailableWithoutServiceAccount", TestSyncForgotUnavailableWithoutServiceAccount},
 		{"LinkFromTheTray", TestLinkFromTheTray},
 		{"LinkOffline", TestLinkOffline},
+		{"EnrollFromTheTray", TestEnrollFromTheTray},
+		{"ChangeDuringEnrolmentThenEnroll", TestChangeDuringEnrolmentThenEnroll},
+		{"EnrollAfterThePeriod", TestEnrollAfterThePeriod},
 		{"StatusWindow", TestStatusWindow},
 		{"AboutWindow", TestAboutWindow},
 		{"TrayMenuForEachState", TestTrayMenuForEachState},
@@ -97,7 +101,8 @@ var times = regexp.MustCompile(`\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|O
 // own words, longest first: names, versions, paths, the Mac's rules.
 func (h *harness) data() []string {
 	o := h.world.Options()
-	d := []string{o.LocalUser, o.DirectoryUser, o.DisplayName, o.Version, appVersion()}
+	// The directory's enrolment key is data too (shown in groups of four).
+	d := []string{o.LocalUser, o.DirectoryUser, o.DisplayName, o.Version, appVersion(), text.KeyGroups(enginetest.EnrollSecret)}
 	for _, r := range o.MacRules {
 		for _, s := range r.Descriptions {
 			d = append(d, s)
