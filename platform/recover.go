@@ -219,38 +219,38 @@ func cleanPaths(list []string) []string {
 // AddToSearchList puts the kept keychain name at the end of a's search
 // list, keeping every keychain already there (-s replaces the whole list,
 // K1), in a's own session, and reads the list back there to see that it
-// took. Already there is done.
-func (k *Keychains) AddToSearchList(ctx context.Context, a Account, name string) error {
+// took. It reports whether it added it: already there is done.
+func (k *Keychains) AddToSearchList(ctx context.Context, a Account, name string) (bool, error) {
 	kk, err := k.kept(a, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	list, err := k.SearchList(ctx, a)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if slices.Contains(cleanPaths(list), filepath.Clean(kk.Path)) {
-		return nil
+		return false, nil
 	}
 	want := append(slices.Clone(list), kk.Path)
 	res, err := k.inUserSession(ctx, a, "list-keychains", nil, append([]string{"list-keychains", "-d", "user", "-s"}, want...)...)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if res.Exit != 0 {
-		return securityFailure("list-keychains", res)
+		return true, securityFailure("list-keychains", res)
 	}
 	got, err := k.SearchList(ctx, a)
 	if err != nil {
-		return err
+		return true, err
 	}
 	for _, p := range cleanPaths(want) {
 		if !slices.Contains(cleanPaths(got), p) {
-			return &ToolError{Tool: Security, Verb: "list-keychains",
+			return true, &ToolError{Tool: Security, Verb: "list-keychains",
 				Message: fmt.Sprintf("the search list is %q after setting it to %q", got, want), Err: ErrNotApplied}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // UnlockForUser unlocks the kept keychain name with pw in a's own session,

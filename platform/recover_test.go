@@ -163,15 +163,15 @@ func TestAddToSearchListAndUnlock(t *testing.T) {
 	if err := kc.RekeyKept(ctx, a, k.Name, []byte(alicePW), []byte(currentPW)); err != nil {
 		t.Fatal(err)
 	}
-	if err := kc.AddToSearchList(ctx, a, k.Name); err != nil {
-		t.Fatalf("AddToSearchList: %v", err)
+	if added, err := kc.AddToSearchList(ctx, a, k.Name); err != nil || !added {
+		t.Fatalf("AddToSearchList: %t %v", added, err)
 	}
 	if got := m.user(t, "alice").SearchList; !slices.Equal(got, []string{login, k.Path}) {
 		t.Errorf("alice's search list = %q", got)
 	}
 	start := len(m.invocations(t))
-	if err := kc.AddToSearchList(ctx, a, k.Name); err != nil {
-		t.Fatalf("AddToSearchList again: %v", err)
+	if added, err := kc.AddToSearchList(ctx, a, k.Name); err != nil || added {
+		t.Fatalf("AddToSearchList again: %t %v", added, err)
 	}
 	if n := len(invocationsOf(m.invocations(t)[start:], "security", "")); n != 1 {
 		t.Errorf("adding again ran security %d times, want the one read", n)

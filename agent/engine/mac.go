@@ -311,6 +311,10 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 		where = append(where, "local_items", strings.Join(moved.LocalItems, ","))
 	}
 	m.note(T(codes.NoteKeychainKept, where...))
+	// The tray offers to get it back from now on.
+	if _, err := e.listKept(m.acct); err != nil {
+		e.log.Warn("kept keychains not listed", "local_user", m.acct.Name, "err", err)
+	}
 	if err := kc.Create(ctx, m.acct, m.new); err != nil {
 		return Text{}, fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", moved.Login, err)
 	}
