@@ -315,6 +315,16 @@ func (d *Daemon) Sync(ctx context.Context, local string, req engine.SyncRequest,
 	return op, err
 }
 
+// KeptKeychains implements api.Backend.
+func (d *Daemon) KeptKeychains(ctx context.Context, local string) ([]engine.KeptKeychain, error) {
+	return d.eng.KeptKeychains(ctx, local)
+}
+
+// RecoverKeychain implements api.Backend.
+func (d *Daemon) RecoverKeychain(ctx context.Context, local string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error) {
+	return d.eng.RecoverKeychain(ctx, local, req, progress)
+}
+
 // Link implements api.Backend.
 func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secret) (engine.Account, error) {
 	return d.eng.Link(ctx, local, password)

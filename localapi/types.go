@@ -142,6 +142,9 @@ type Account struct {
 	FileVault     bool       `json:"filevault"`
 	Places        []Place    `json:"places"`
 	LastOperation *Operation `json:"last_operation,omitempty"`
+	// KeptKeychains counts the old keychains kept aside that were not put
+	// back yet (Recover Old Keychain… shows while there are any).
+	KeptKeychains int `json:"kept_keychains,omitempty"`
 }
 
 // Attention reports whether the account needs the user to act.

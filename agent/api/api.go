@@ -75,6 +75,10 @@ type Backend interface {
 	SetupServiceAccount(ctx context.Context, adminUser string, adminPassword protocol.Secret) (engine.ServiceStatus, error)
 	RotateServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
 	RemoveServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
+	// KeptKeychains lists localUser's kept keychains; RecoverKeychain puts
+	// one back, as Change and Sync run theirs.
+	KeptKeychains(ctx context.Context, localUser string) ([]engine.KeptKeychain, error)
+	RecoverKeychain(ctx context.Context, localUser string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error)
 }
 
 // Connection is the directory session's state as the backend reports it.
@@ -158,6 +162,8 @@ func New(b Backend, o Options) *Server {
 	s.mux.HandleFunc("GET "+localapi.PathDiagnostics, s.diagnostics)
 	s.mux.HandleFunc("POST "+localapi.PathDoctor, s.doctor)
 	s.mux.HandleFunc("POST "+localapi.PathLink, s.link)
+	s.mux.HandleFunc("GET "+localapi.PathKeychains, s.keptKeychains)
+	s.mux.HandleFunc("POST "+localapi.PathKeychainRecover, s.recoverKeychain)
 	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)
