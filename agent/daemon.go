@@ -83,6 +83,9 @@ type Daemon struct {
 	sa   engine.ServiceStatus
 
 	bindMu    sync.Mutex
+	// keptOnce counts each account's kept keychains once after start, so
+	// the menu offers Recover Old Keychain… for keychains kept before.
+	keptOnce sync.Once
 	binding   map[string]bool
 	bindTried map[string]time.Time
 }
@@ -240,6 +243,13 @@ func (d *Daemon) bindAll() {
 			d.log.Warn("account not refreshed", "local_user", u, "err", err)
 		}
 	}
+	d.keptOnce.Do(func() {
+		for u := range users {
+			if _, err := d.eng.KeptKeychains(ctx, u); err != nil {
+				d.log.Warn("kept keychains not listed", "local_user", u, "err", err)
+			}
+		}
+	})
 }
 
 // ensureBound binds a caller's account the first time it is seen.
