@@ -83,11 +83,11 @@ type Daemon struct {
 	sa   engine.ServiceStatus
 
 	bindMu    sync.Mutex
+	binding   map[string]bool
+	bindTried map[string]time.Time
 	// keptOnce counts each account's kept keychains once after start, so
 	// the menu offers Recover Old Keychain… for keychains kept before.
 	keptOnce sync.Once
-	binding   map[string]bool
-	bindTried map[string]time.Time
 }
 
 // New builds a daemon; nothing runs until Run.
