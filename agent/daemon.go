@@ -238,11 +238,8 @@ func (d *Daemon) bindAll() {
 			users[u] = true
 		}
 	}
-	for u := range users {
-		if err := d.eng.Bind(ctx, u); err != nil {
-			d.log.Warn("account not refreshed", "local_user", u, "err", err)
-		}
-	}
+	// Before binding, so that an account shows its kept keychains as soon
+	// as it shows its state.
 	d.keptOnce.Do(func() {
 		for u := range users {
 			if _, err := d.eng.KeptKeychains(ctx, u); err != nil {
@@ -250,6 +247,11 @@ func (d *Daemon) bindAll() {
 			}
 		}
 	})
+	for u := range users {
+		if err := d.eng.Bind(ctx, u); err != nil {
+			d.log.Warn("account not refreshed", "local_user", u, "err", err)
+		}
+	}
 }
 
 // ensureBound binds a caller's account the first time it is seen.
