@@ -59,6 +59,7 @@ type App struct {
 	change    *changeWindow
 	syncW     *syncWindow
 	linkW     *linkWindow
+	recoverW  *recoverWindow
 	statusW   *statusWindow
 	about     *aboutWindow
 }
@@ -182,6 +183,9 @@ func (a *App) refreshWindows() {
 	if a.linkW != nil {
 		a.linkW.statusChanged()
 	}
+	if a.recoverW != nil {
+		a.recoverW.statusChanged()
+	}
 	if a.about != nil {
 		a.about.refresh()
 	}
@@ -199,6 +203,9 @@ func (a *App) themeChanged() {
 	}
 	if l := a.linkW; l != nil && l.w != nil {
 		l.banner.recolor()
+	}
+	if r := a.recoverW; r != nil && r.w != nil {
+		r.banner.recolor()
 	}
 	if s := a.statusW; s != nil && s.w != nil {
 		s.banner.recolor()
@@ -254,6 +261,14 @@ func (a *App) ShowLink() {
 		a.linkW = newLinkWindow(a)
 	}
 	a.linkW.open()
+}
+
+// ShowRecover opens the Recover Old Keychain window.
+func (a *App) ShowRecover() {
+	if a.recoverW == nil {
+		a.recoverW = newRecoverWindow(a)
+	}
+	a.recoverW.open()
 }
 
 // ShowStatus opens the Status window.

@@ -15,8 +15,9 @@ type trayView struct {
 	icon  iconKind
 	lines []string // status lines at the top of the menu
 	// canChange enables Change Password…; canSync adds Sync Password…;
-	// canLink adds Link to Directory….
-	canChange, canSync, canLink bool
+	// canLink adds Link to Directory…; canRecover adds Recover Old
+	// Keychain… (a recovery needs no directory).
+	canChange, canSync, canLink, canRecover bool
 }
 
 // viewOf decides the tray's icon and status lines from the last status and
@@ -51,6 +52,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		return v
 	}
 	v.icon = iconInSync
+	v.canRecover = acct.KeptKeychains > 0 && acct.State != localapi.StateBusy
 	switch acct.State {
 	case localapi.StateBusy:
 		v.icon = iconBusy
@@ -143,6 +145,9 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	}
 	if v.canLink {
 		items = append(items, fyne.NewMenuItem(text.TrayLink.S(), a.ShowLink))
+	}
+	if v.canRecover {
+		items = append(items, fyne.NewMenuItem(text.TrayRecover.S(), a.ShowRecover))
 	}
 	change := fyne.NewMenuItem(text.TrayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange

@@ -19,8 +19,8 @@ var (
 	RecoverHeading     = M("recover.heading", "Get your old keychain back")
 	RecoverIntro       = M("recover.intro", "When your password was reset without your previous password, your old login keychain was kept aside with the passwords saved in it. Choose it, enter the password it had (your Mac password before the reset) and your current Mac password. Lockstep makes it open with your current password and puts it back in your keychain list. Nothing is deleted.")
 	RecoverChoose      = M("recover.choose", "Kept keychain")
-	RecoverItem        = M("recover.item", "{{.Name}}, kept since {{.At}}")
-	RecoverItemDone    = M("recover.item_done", "{{.Name}}, kept since {{.At}} (already back)")
+	RecoverItem        = M("recover.item", "Kept since {{.At}}")
+	RecoverItemDone    = M("recover.item_done", "Kept since {{.At}}, already back")
 	RecoverNone        = M("recover.none", "No old keychain is kept on this Mac, so there is nothing to recover.")
 	RecoverLoading     = M("recover.loading", "Looking for kept keychains…")
 	RecoverUnavailable = M("recover.unavailable", "The kept keychains could not be listed: {{.Err}}")
@@ -29,7 +29,7 @@ var (
 	BtnRecover         = M("button.recover", "Recover Keychain")
 	RecoverRunning     = M("recover.running", "Recovering your keychain…")
 	RecoverDone        = M("recover.done", "Your old keychain is back")
-	RecoverDoneIntro   = M("recover.done_intro", "Apps find the passwords saved in it again. It now opens with your current password:")
+	RecoverDoneIntro   = M("recover.done_intro", "It opens with your current password, and apps find the passwords saved in it again.")
 )
 
 // What the recovery's steps did, and its notes.
@@ -80,7 +80,8 @@ func init() {
 	}
 }
 
-// KeptLine says one kept keychain as the window lists it.
+// KeptLine says when one kept keychain was kept, as the window lists it
+// (its file name is shown under it).
 func KeptLine(k localapi.KeptKeychain) string {
 	d := map[string]any{"Name": k.Name, "At": Clock(k.KeptAt)}
 	if k.Recovered {
