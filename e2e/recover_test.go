@@ -149,6 +149,18 @@ func TestRecoverKeptKeychain(t *testing.T) {
 	}
 	assertNoSecrets(t, m, u, append(w.known, "Not-the-old-Pw-1", adminPW)...)
 
+	// A later change moves the recovered keychain along with the login
+	// keychain: it keeps every item and opens with the new password.
+	next := newPassword()
+	if r := m.cli(lines(w.cur, next), "change", "--stdin", "--user", "alice"); r.code != 0 {
+		t.Fatalf("change after the recovery: %s", r)
+	}
+	w.known = append(w.known, next)
+	w.cur = next
+	m.places(next)
+	w.recovered(path)
+	assertNoSecrets(t, m, u, append(w.known, "Not-the-old-Pw-1", adminPW)...)
+
 	r = m.cli("", "keychain", "list", "--user", "alice")
 	if !strings.Contains(r.stdout, text.CLIKeptLine(1, localapi.KeptKeychain{Name: name, Recovered: true, KeptAt: keptAt(t, m)})) {
 		t.Errorf("list after recovery:\n%s", r.stdout)

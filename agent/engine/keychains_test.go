@@ -185,3 +185,23 @@ func TestRecoverKeychainCrash(t *testing.T) {
 		})
 	}
 }
+
+// A change after a recovery moves the recovered keychain along with the
+// login keychain, so it keeps opening without a prompt.
+func TestChangeRekeysRecoveredKeychain(t *testing.T) {
+	h := newHarness(t)
+	k := forgotten(t, h)
+	if op, err := h.e.RecoverKeychain(t.Context(), "alice", recoverReq(k.Name, oldPW, newPW), nil); err != nil || op.State != engine.OpDone {
+		t.Fatalf("recover = %+v %v", op, err)
+	}
+	const next = "Next-Passw0rd-2027"
+	op, err := h.e.Change(t.Context(), "alice", change(newPW, next, "123456"), nil)
+	if err != nil || op.State != engine.OpDone {
+		t.Fatalf("change = %+v %v", op, err)
+	}
+	h.mac.Lock()
+	defer h.mac.Unlock()
+	if h.mac.Keychain["alice"] != next || h.mac.Aside[0].Password != next {
+		t.Errorf("after the change: login %q, recovered %q", h.mac.Keychain["alice"], h.mac.Aside[0].Password)
+	}
+}
