@@ -101,23 +101,24 @@ func TestWatchStreamsAndConnectionsAreBoundedPerUID(t *testing.T) {
 // left is refused too. (Root and the daemon's own uid are exempt, so this
 // runs as neither only when the test is not root.)
 func TestQuotaTotal(t *testing.T) {
+	// uids no test runs as (CI's user is 1001, which would be exempt).
 	q := newQuota("watch streams", 2, 3, discardLog())
-	for _, uid := range []int{1001, 1001, 1002} {
+	for _, uid := range []int{61001, 61001, 61002} {
 		if !q.acquire(uid) {
 			t.Fatalf("uid %d refused under the limits", uid)
 		}
 	}
-	if q.acquire(1001) {
-		t.Fatal("uid 1001 got past its share")
+	if q.acquire(61001) {
+		t.Fatal("uid 61001 got past its share")
 	}
-	if q.acquire(1003) {
-		t.Fatal("uid 1003 got past the total")
+	if q.acquire(61003) {
+		t.Fatal("uid 61003 got past the total")
 	}
 	if !q.acquire(0) || !q.acquire(0) || q.acquire(0) {
 		t.Fatal("root: its own share, outside the total")
 	}
-	q.release(1002)
-	if !q.acquire(1003) {
+	q.release(61002)
+	if !q.acquire(61003) {
 		t.Fatal("no room after a release")
 	}
 }
