@@ -22,7 +22,7 @@ import (
 func newPlatform(cfg *config.Config, log *slog.Logger) (*engine.Mac, *secretStore, func(context.Context) (string, error), error) {
 	r := platform.NewRunner(platform.Config{
 		ToolsDir: cfg.ToolsDir,
-		Logger:   log.With("component", "platform"),
+		Log:      log.With("component", "platform"),
 		// Only a simulated Mac run by a non-root developer may skip the
 		// switch to the keychain owner's uid; the real daemon is root.
 		RunUserStepsAsSelf: cfg.ToolsDir != "" && os.Geteuid() != 0,
@@ -107,13 +107,25 @@ func (m *mac) Lookup(ctx context.Context, name string) (engine.LocalAccount, err
 		OriginalNodeName: a.OriginalNodeName, NetworkHome: a.NetworkHome, PasswordLastSet: a.PasswordLastSet}, nil
 }
 
+// unknownUIDRefresh bounds how often a uid missing from the account list
+// refreshes it.
+const unknownUIDRefresh = 10 * time.Second
+
 // LookupUID maps a uid to its short name, from a list refreshed at most
-// once a minute (and at once for an unknown uid).
+// once a minute, and for a uid the list lacks at most every
+// unknownUIDRefresh: an account made a moment ago is found soon, and a
+// caller without an account (a daemon's uid, nobody) cannot make lockstepd
+// run dscl as root on each request.
 func (m *mac) LookupUID(ctx context.Context, uid int) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if name, ok := m.uids[uid]; ok && time.Since(m.uidsAt) < time.Minute {
+	age := time.Since(m.uidsAt)
+	name, ok := m.uids[uid]
+	switch {
+	case ok && age < time.Minute:
 		return name, nil
+	case !ok && m.uids != nil && age < unknownUIDRefresh:
+		return "", fmt.Errorf("uid %d: %w", uid, engine.ErrNoSuchUser)
 	}
 	list, err := m.accounts.List(ctx)
 	if err != nil {

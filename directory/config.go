@@ -38,8 +38,8 @@ type Config struct {
 	// certificate (localhost, 127.0.0.1, ::1 and the hostname are always in).
 	Hosts []string
 
-	// Logger receives the service log; nil discards it.
-	Logger *slog.Logger
+	// Log receives the service log; nil discards it.
+	Log *slog.Logger
 	// Now is the clock for TOTP, lockout, rate limits and expiry; nil means
 	// time.Now. Tests inject a fake one.
 	Now func() time.Time
@@ -165,8 +165,8 @@ func (c *Config) setDefaults() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("config: CertFile and KeyFile go together")
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -142,6 +142,7 @@ func runTool(tool string, args []string) int {
 		k, v, _ := strings.Cut(kv, "=")
 		in.rec.Env[k] = v
 	}
+	in.actAsNamedUser()
 	defer func() {
 		if in.tty != nil {
 			in.tty.Close()
@@ -244,6 +245,27 @@ func (in *inv) deliverCrash() {
 	if in.crashPending {
 		in.crashPending = false
 		_ = syscall.Kill(in.rec.PPID, syscall.SIGKILL)
+	}
+}
+
+// actAsNamedUser gives a step that an unprivileged test run could not
+// switch to its user the identity it would have on a Mac. Root-only steps
+// run as the simulated superuser (RootUID); a step meant for a user (the
+// platform's keychain and "change as the user" steps) gets that user's HOME,
+// USER and LOGNAME but, without root, still the same uid. On a Mac it would
+// run as the user, so it is that user here: a user's dscl -passwd needs the
+// old password, and a user's keychain search list is theirs, not root's.
+func (in *inv) actAsNamedUser() {
+	if in.st.RootUID == 0 || in.euid != in.st.RootUID {
+		return
+	}
+	name := in.rec.Env["USER"]
+	if name == "" || in.rec.Env["LOGNAME"] != name {
+		return
+	}
+	if rec := in.st.user(name); rec != nil {
+		in.euid = rec.uid()
+		in.rec.EUID = in.euid
 	}
 }
 

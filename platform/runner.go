@@ -64,9 +64,9 @@ type Config struct {
 	ToolsDir string
 	// Timeout for one tool run (default DefaultTimeout).
 	Timeout time.Duration
-	// Logger receives one line per run (tool, verb, exit, duration); never a
+	// Log receives one line per run (tool, verb, exit, duration); never a
 	// secret, never stdin. Default slog.Default().
-	Logger *slog.Logger
+	Log *slog.Logger
 	// RunUserStepsAsSelf runs steps meant for a target user (keychain work)
 	// as the current process's user instead of switching uid/gid, keeping
 	// HOME and USER of the target. Only for tests and demos run without root;
@@ -135,7 +135,7 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	log := cfg.Logger
+	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
 	}

@@ -108,18 +108,18 @@ const heartbeat = 30 * time.Second
 
 // Server is the local API.
 type Server struct {
-	b       Backend
-	admin   func(uid int) bool
+	b     Backend
+	admin func(uid int) bool
 	// stopping is closed by Shutdown: watch streams end at once rather
 	// than hold the shutdown until they time out.
 	stopping chan struct{}
 	stopOnce sync.Once
-	version string
-	log     *slog.Logger
-	mux     *http.ServeMux
-	srv     *http.Server
-	conns   *quota
-	watches *quota
+	version  string
+	log      *slog.Logger
+	mux      *http.ServeMux
+	srv      *http.Server
+	conns    *quota
+	watches  *quota
 }
 
 type (

@@ -160,7 +160,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	}
 	srv, err := directory.New(directory.Config{
-		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Logger: log,
+		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Log: log,
 		DatabaseURL: db.url, DatabasePassword: db.password, MasterKeyFile: *masterKey,
 		Argon2:               directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
 		HashMemoryKiB:        *hashMem,

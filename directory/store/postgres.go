@@ -49,8 +49,8 @@ type PostgresOptions struct {
 	// Password, when set, replaces any password in the connection string,
 	// so that the string itself can be shown (it is never logged anyway).
 	Password []byte
-	// Logger receives the change feed's connection events; nil discards.
-	Logger *slog.Logger
+	// Log receives the change feed's connection events; nil discards.
+	Log *slog.Logger
 	// MaxConns bounds the pool (default 16 unless the connection string
 	// says pool_max_conns).
 	MaxConns int32
@@ -91,7 +91,7 @@ func OpenPostgres(ctx context.Context, connString string, opt PostgresOptions) (
 	}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = ListenAppName
-	log := opt.Logger
+	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
