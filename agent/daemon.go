@@ -87,6 +87,9 @@ type Daemon struct {
 	bindTried map[string]time.Time
 
 	reports *reporter
+	// keptOnce counts each account's kept keychains once after start, so
+	// the menu offers Recover Old Keychain… for keychains kept before.
+	keptOnce sync.Once
 }
 
 // New builds a daemon; nothing runs until Run.
@@ -241,6 +244,15 @@ func (d *Daemon) bindAll() {
 			users[u] = true
 		}
 	}
+	// Before binding, so that an account shows its kept keychains as soon
+	// as it shows its state.
+	d.keptOnce.Do(func() {
+		for u := range users {
+			if _, err := d.eng.KeptKeychains(ctx, u); err != nil {
+				d.log.Warn("kept keychains not listed", "local_user", u, "err", err)
+			}
+		}
+	})
 	for u := range users {
 		if err := d.eng.Bind(ctx, u); err != nil {
 			d.log.Warn("account not refreshed", "local_user", u, "err", err)
@@ -319,6 +331,16 @@ func (d *Daemon) Sync(ctx context.Context, local string, req engine.SyncRequest,
 	op, err := d.eng.Sync(ctx, local, req, progress)
 	d.eng.Relink(ctx, local, op)
 	return op, err
+}
+
+// KeptKeychains implements api.Backend.
+func (d *Daemon) KeptKeychains(ctx context.Context, local string) ([]engine.KeptKeychain, error) {
+	return d.eng.KeptKeychains(ctx, local)
+}
+
+// RecoverKeychain implements api.Backend.
+func (d *Daemon) RecoverKeychain(ctx context.Context, local string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error) {
+	return d.eng.RecoverKeychain(ctx, local, req, progress)
 }
 
 // Link implements api.Backend.

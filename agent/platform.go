@@ -190,6 +190,36 @@ func (m *mac) Create(ctx context.Context, a engine.LocalAccount, pw []byte) erro
 	return mapErr(err)
 }
 
+func (m *mac) Kept(a engine.LocalAccount) ([]engine.KeptKeychain, error) {
+	ks, err := m.keychain.Kept(account(a))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]engine.KeptKeychain, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, engine.KeptKeychain{Name: k.Name, Path: k.Path, KeptAt: k.KeptAt, LocalItems: k.LocalItems})
+	}
+	return out, nil
+}
+
+func (m *mac) OpensKept(ctx context.Context, a engine.LocalAccount, name string, pw []byte) (bool, error) {
+	ok, err := m.keychain.OpensKept(ctx, account(a), name, pw)
+	return ok, mapErr(err)
+}
+
+func (m *mac) RekeyKept(ctx context.Context, a engine.LocalAccount, name string, old, new []byte) error {
+	return mapErr(m.keychain.RekeyKept(ctx, account(a), name, old, new))
+}
+
+func (m *mac) AddToSearchList(ctx context.Context, a engine.LocalAccount, name string) (bool, error) {
+	added, err := m.keychain.AddToSearchList(ctx, account(a), name)
+	return added, mapErr(err)
+}
+
+func (m *mac) UnlockForUser(ctx context.Context, a engine.LocalAccount, name string, pw []byte) error {
+	return mapErr(m.keychain.UnlockForUser(ctx, account(a), name, pw))
+}
+
 func (m *mac) Active(ctx context.Context) (bool, error) {
 	on, err := m.fv.IsActive(ctx)
 	return on, mapErr(err)

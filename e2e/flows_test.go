@@ -540,7 +540,7 @@ func rekeyKeychain(m *mac, path, old, new string) error {
 	return nil
 }
 
-func mustSnapshot(t *testing.T, m *mac) *macsim.Snapshot {
+func mustSnapshot(t testing.TB, m *mac) *macsim.Snapshot {
 	t.Helper()
 	snap, err := m.sim.Snapshot()
 	if err != nil {

@@ -151,6 +151,9 @@ type Account struct {
 	// administrator reset MFA with an enrolment period): its end. Until
 	// then a change needs no code.
 	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
+	// KeptKeychains counts the old keychains kept aside that were not put
+	// back yet (Recover Old Keychain… shows while there are any).
+	KeptKeychains int `json:"kept_keychains,omitempty"`
 }
 
 // MustEnrol reports whether the user must set up an authenticator now.

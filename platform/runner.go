@@ -30,6 +30,11 @@ const (
 	Diskutil    Tool = "diskutil"
 	Scutil      Tool = "scutil"
 	Pwpolicy    Tool = "pwpolicy"
+	// Launchctl and Sudo reach a user's own security session from the
+	// daemon (`launchctl asuser UID sudo -u USER security ...`, facts
+	// K3, K4): only for the keychain search list.
+	Launchctl Tool = "launchctl"
+	Sudo      Tool = "sudo"
 )
 
 // toolPaths are the absolute paths of the allow-listed tools on macOS.
@@ -41,6 +46,8 @@ var toolPaths = map[Tool]string{
 	Diskutil:    "/usr/sbin/diskutil",
 	Scutil:      "/usr/sbin/scutil",
 	Pwpolicy:    "/usr/bin/pwpolicy",
+	Launchctl:   "/bin/launchctl",
+	Sudo:        "/usr/bin/sudo",
 }
 
 // childPATH is the only PATH a child sees.

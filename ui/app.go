@@ -60,6 +60,7 @@ type App struct {
 	syncW     *syncWindow
 	linkW     *linkWindow
 	enrollW   *enrollWindow
+	recoverW  *recoverWindow
 	statusW   *statusWindow
 	about     *aboutWindow
 }
@@ -186,6 +187,9 @@ func (a *App) refreshWindows() {
 	if a.enrollW != nil {
 		a.enrollW.statusChanged()
 	}
+	if a.recoverW != nil {
+		a.recoverW.statusChanged()
+	}
 	if a.about != nil {
 		a.about.refresh()
 	}
@@ -206,6 +210,9 @@ func (a *App) themeChanged() {
 	}
 	if e := a.enrollW; e != nil && e.w != nil {
 		e.banner.recolor()
+	}
+	if r := a.recoverW; r != nil && r.w != nil {
+		r.banner.recolor()
 	}
 	if s := a.statusW; s != nil && s.w != nil {
 		s.banner.recolor()
@@ -273,6 +280,14 @@ func (a *App) showEnroll(afterChange bool) {
 		a.enrollW = newEnrollWindow(a)
 	}
 	a.enrollW.open(afterChange)
+}
+
+// ShowRecover opens the Recover Old Keychain window.
+func (a *App) ShowRecover() {
+	if a.recoverW == nil {
+		a.recoverW = newRecoverWindow(a)
+	}
+	a.recoverW.open()
 }
 
 // ShowStatus opens the Status window.

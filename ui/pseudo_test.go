@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -59,6 +60,7 @@ func TestPseudoLocale(t *testing.T) {
 		{"TrayReconnectsAndDoesNotRepeatNotifications", TestTrayReconnectsAndDoesNotRepeatNotifications},
 		{"Notifications", TestNotifications},
 		{"TemporaryResetWithMFAEndToEnd", TestTemporaryResetWithMFAEndToEnd},
+		{"RecoverOldKeychain", TestRecoverOldKeychain},
 	} {
 		t.Run(tt.name, tt.fn)
 	}
@@ -112,6 +114,9 @@ func (h *harness) data() []string {
 	for _, m := range h.world.Mac.Moved {
 		path, _, _ := strings.Cut(m, "=")
 		d = append(d, path)
+	}
+	for _, a := range h.world.Mac.Aside {
+		d = append(d, a.Path, filepath.Base(a.Path))
 	}
 	h.world.Mac.Unlock()
 	slices.SortFunc(d, func(a, b string) int { return len(b) - len(a) })

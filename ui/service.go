@@ -27,6 +27,8 @@ type Service interface {
 	Link(ctx context.Context, req localapi.LinkRequest) (*localapi.Account, error)
 	BeginMFAEnrollment(ctx context.Context, req localapi.MFAEnrollRequest) (*localapi.MFAEnrollment, error)
 	ConfirmMFAEnrollment(ctx context.Context, req localapi.MFAConfirmRequest) (*localapi.Account, error)
+	KeptKeychains(ctx context.Context, user string) (*localapi.KeptKeychains, error)
+	RecoverKeychain(ctx context.Context, req localapi.RecoverRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
 	Watch(ctx context.Context, fn func(localapi.Event) error) error
 }
 

@@ -16,8 +16,9 @@ type trayView struct {
 	lines []string // status lines at the top of the menu
 	// canChange enables Change Password…; canSync adds Sync Password…;
 	// canLink adds Link to Directory…; canEnroll adds Set up your
-	// authenticator….
-	canChange, canSync, canLink, canEnroll bool
+	// authenticator…; canRecover adds Recover Old Keychain… (a recovery
+	// needs no directory).
+	canChange, canSync, canLink, canEnroll, canRecover bool
 }
 
 // viewOf decides the tray's icon and status lines from the last status and
@@ -52,6 +53,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		return v
 	}
 	v.icon = iconInSync
+	v.canRecover = acct.KeptKeychains > 0 && acct.State != localapi.StateBusy
 	switch acct.State {
 	case localapi.StateBusy:
 		v.icon = iconBusy
@@ -153,6 +155,9 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	}
 	if v.canEnroll {
 		items = append(items, fyne.NewMenuItem(text.TrayEnroll.S(), a.ShowEnroll))
+	}
+	if v.canRecover {
+		items = append(items, fyne.NewMenuItem(text.TrayRecover.S(), a.ShowRecover))
 	}
 	change := fyne.NewMenuItem(text.TrayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange

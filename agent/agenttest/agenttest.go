@@ -51,6 +51,9 @@ type Options struct {
 	// NotLinked starts the account not linked: the directory says nothing
 	// about the user until the password is given.
 	NotLinked bool
+	// Kept are old login keychains kept aside (as a forgotten-password
+	// sync leaves them), each opening with its Password.
+	Kept []enginetest.Aside
 	// Now is the clock of the daemon and the directory (default time.Now).
 	Now func() time.Time
 	// Version is lockstepd's (default "1.0.0").
@@ -111,6 +114,12 @@ func Start(t testing.TB, o Options) *World {
 	mac.ServiceUsable = o.ServiceAccount
 	mac.LastSet = map[string]float64{o.LocalUser: 1}
 	mac.Rules = o.MacRules
+	for _, k := range o.Kept {
+		if k.User == "" {
+			k.User = o.LocalUser
+		}
+		mac.Aside = append(mac.Aside, k)
+	}
 	// The test process is the caller: its uid (and root's, for a test
 	// run as root) is the account's.
 	mac.UIDs = map[int]string{os.Getuid(): o.LocalUser, 0: o.LocalUser}
@@ -385,6 +394,18 @@ func (w *World) MacPassword() string {
 		return l
 	}
 	return l + "|" + k
+}
+
+// Kept reports what opens each kept keychain, by path, and the user's
+// keychain search list beyond the login keychain.
+func (w *World) Kept() (opens map[string]string, searchList []string) {
+	w.Mac.Lock()
+	defer w.Mac.Unlock()
+	opens = map[string]string{}
+	for _, a := range w.Mac.Aside {
+		opens[a.Path] = a.Password
+	}
+	return opens, slices.Clone(w.Mac.SearchList[w.o.LocalUser])
 }
 
 // DirectoryPassword is what the directory holds.

@@ -79,6 +79,10 @@ type Backend interface {
 	// an enrolment period; the key goes to the caller alone.
 	BeginEnrollment(ctx context.Context, localUser string) (engine.EnrollmentKey, error)
 	ConfirmEnrollment(ctx context.Context, localUser, code string) (engine.Account, error)
+	// KeptKeychains lists localUser's kept keychains; RecoverKeychain puts
+	// one back, as Change and Sync run theirs.
+	KeptKeychains(ctx context.Context, localUser string) ([]engine.KeptKeychain, error)
+	RecoverKeychain(ctx context.Context, localUser string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error)
 }
 
 // Connection is the directory session's state as the backend reports it.
@@ -164,6 +168,8 @@ func New(b Backend, o Options) *Server {
 	s.mux.HandleFunc("POST "+localapi.PathLink, s.link)
 	s.mux.HandleFunc("POST "+localapi.PathMFAEnrollBegin, s.enrollBegin)
 	s.mux.HandleFunc("POST "+localapi.PathMFAEnrollConfirm, s.enrollConfirm)
+	s.mux.HandleFunc("GET "+localapi.PathKeychains, s.keptKeychains)
+	s.mux.HandleFunc("POST "+localapi.PathKeychainRecover, s.recoverKeychain)
 	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)

@@ -46,7 +46,7 @@ func account(a engine.Account) localapi.Account {
 	out := localapi.Account{LocalUser: a.LocalUser, DirectoryUser: a.DirectoryUser, DisplayName: a.DisplayName, State: a.State,
 		Reason: text(a.Reason), MFA: a.MFA, Temporary: a.Temporary, PasswordChangedAt: a.PasswordChangedAt, ExpiresAt: a.ExpiresAt,
 		DaysLeft: a.DaysLeft, LockedUntil: a.LockedUntil, FileVault: a.FileVault, LastOperation: operation(a.LastOperation),
-		MFAEnrollBy: a.MFAEnrollBy}
+		MFAEnrollBy: a.MFAEnrollBy, KeptKeychains: a.KeptKeychains}
 	for _, p := range a.Places {
 		out.Places = append(out.Places, localapi.Place{Name: p.Name, State: p.State, Text: text(p.Text), ChangedAt: p.ChangedAt})
 	}

@@ -100,6 +100,19 @@ type Keychain interface {
 	MoveAside(ctx context.Context, a LocalAccount) (Moved, error)
 	// Create makes a new login keychain that opens with password.
 	Create(ctx context.Context, a LocalAccount, password []byte) error
+
+	// Kept lists the old login keychains kept aside, newest first.
+	Kept(a LocalAccount) ([]KeptKeychain, error)
+	// OpensKept reports whether password opens the kept keychain name.
+	OpensKept(ctx context.Context, a LocalAccount, name string, password []byte) (bool, error)
+	// RekeyKept re-keys the kept keychain name from old to new and
+	// verifies it; a wrong old password changes nothing.
+	RekeyKept(ctx context.Context, a LocalAccount, name string, old, new []byte) error
+	// AddToSearchList puts the kept keychain name in the user's keychain
+	// search list, in the user's session, and says whether it added it.
+	AddToSearchList(ctx context.Context, a LocalAccount, name string) (bool, error)
+	// UnlockForUser unlocks the kept keychain name in the user's session.
+	UnlockForUser(ctx context.Context, a LocalAccount, name string, password []byte) error
 }
 
 // Moved says where a user's old keychain files were put aside.
@@ -197,6 +210,9 @@ type record struct {
 	// old "places", which held sentences, is ignored).
 	Places   map[string]Place `json:"places_v2"`
 	LastOpID string           `json:"last_op_id,omitempty"`
+	// PasswordOpID is the last change or sync (LastOpID may be a keychain
+	// recovery, which says nothing of where the password is).
+	PasswordOpID string `json:"password_op_id,omitempty"`
 	// PendingAck is a synced version the directory has not been told of.
 	PendingAck int64 `json:"pending_ack,omitempty"`
 	// UnknownUser: the directory said it has no such user.
@@ -208,6 +224,10 @@ type record struct {
 	NotLinked    bool   `json:"not_linked,omitempty"`
 	ExpiryNotice string `json:"expiry_notice,omitempty"` // date of the last expiry notice
 	FileVault    bool   `json:"filevault"`
+	// Recovered names the kept keychains a recovery put back; KeptCount
+	// is how many kept keychains were not, when last listed.
+	Recovered []string `json:"recovered_keychains,omitempty"`
+	KeptCount int      `json:"kept_keychains,omitempty"`
 }
 
 // Engine runs operations and keeps account state.
@@ -542,7 +562,7 @@ func (e *Engine) Accounts(names []string) []Account {
 // viewLocked derives what the user sees from a record.
 func (e *Engine) viewLocked(r *record) Account {
 	now := e.opt.Now()
-	a := Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault}
+	a := Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault, KeptKeychains: r.KeptCount}
 	if d := r.Dir; d != nil {
 		a.DisplayName, a.MFA, a.Temporary = d.DisplayName, d.MFA, d.MustChange
 		changed := d.PasswordChangedAt
@@ -661,4 +681,13 @@ func (e *Engine) PolicyFor(ctx context.Context, local string) *PolicyView {
 		resp.MFA = r.Dir.MFACodeNeeded()
 	}
 	return resp
+}
+
+// passwordOp is the id of r's last change or sync: records written before
+// PasswordOpID kept it in LastOpID.
+func (r *record) passwordOp() string {
+	if r.PasswordOpID != "" {
+		return r.PasswordOpID
+	}
+	return r.LastOpID
 }

@@ -20,6 +20,8 @@ const (
 	OpChange     = "change"
 	OpSync       = "sync"
 	OpSyncForgot = "sync_forgot_previous"
+	// OpKeychainRecover puts a kept keychain back (keychains.go).
+	OpKeychainRecover = "keychain_recover"
 )
 
 // Operation states.
@@ -28,6 +30,9 @@ const (
 	OpDone       = "done"
 	OpFailed     = "failed"      // nothing changed; safe to retry
 	OpSyncNeeded = "sync_needed" // stopped part-way; a sync resolves it
+	// OpIncomplete: a keychain recovery stopped part-way; running it again
+	// finishes it (the account's password is not involved).
+	OpIncomplete = "incomplete"
 )
 
 // Step names, in the order a change runs them.
@@ -40,6 +45,9 @@ const (
 	StepFileVault = "filevault"
 	StepPreboot   = "preboot"
 	StepAck       = "acknowledge"
+	// A keychain recovery's steps, after StepVerify.
+	StepKeptRekey  = "kept_keychain"
+	StepSearchList = "search_list"
 )
 
 // Step states.
@@ -99,6 +107,7 @@ const (
 	FieldTOTP     = "totp"
 	FieldPrevious = "previous"
 	FieldPassword = "password" // the directory password of a link
+	FieldOld      = "old"      // a kept keychain's old password
 )
 
 // Text is something the engine tells a person: a code (texts.go lists them
@@ -210,6 +219,9 @@ type Account struct {
 	// MFA reset with an enrolment period): the period's end. Until then a
 	// change needs no code.
 	MFAEnrollBy *time.Time
+	// KeptKeychains counts the old keychains kept aside on this Mac that
+	// were not put back yet, as last seen.
+	KeptKeychains int
 }
 
 // EnrollmentKey is a begun MFA enrolment's secret, for the user who asked
@@ -290,4 +302,22 @@ type PolicyView struct {
 	Rules         []protocol.Rule
 	MFA           bool
 	MacRules      []protocol.LocalRule
+}
+
+// KeptKeychain is an old login keychain kept aside (a forgotten-password
+// sync, or macOS itself, moved it).
+type KeptKeychain struct {
+	Name       string // its file name, which a recovery names it by
+	Path       string
+	KeptAt     time.Time
+	LocalItems []string
+	// Recovered: a recovery by Lockstep put it back.
+	Recovered bool
+}
+
+// RecoverRequest puts a kept keychain back: re-keyed from Old, the password
+// it was kept with, to Current, the Mac password now.
+type RecoverRequest struct {
+	Name         string
+	Old, Current protocol.Secret
 }

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +44,13 @@ type Mac struct {
 	Keychain map[string]string
 	// Moved lists the keychains moved aside, "path=password".
 	Moved []string
+	// Aside are the kept keychains (what MoveAside moved, and any a test
+	// puts there), with what opens each; SearchList is each user's keychain
+	// search list beyond the login keychain, and Unlocked what was unlocked
+	// in the user's session.
+	Aside      []Aside
+	SearchList map[string][]string
+	Unlocked   []string
 	// Token says who holds a SecureToken.
 	Token map[string]bool
 	// FileVaultOn and FileVaultUsers are FileVault's state.
@@ -212,6 +221,7 @@ func (m *Mac) MoveAside(_ context.Context, a engine.LocalAccount) (engine.Moved,
 	defer m.Unlock()
 	p := fmt.Sprintf("/Users/%s/Library/Keychains/login_renamed_%d.keychain-db", a.Name, len(m.Moved)+1)
 	m.Moved = append(m.Moved, p+"="+m.Keychain[a.Name])
+	m.Aside = append(m.Aside, Aside{User: a.Name, Path: p, Password: m.Keychain[a.Name], At: time.Now().UTC()})
 	m.Keychain[a.Name] = ""
 	return engine.Moved{Login: p}, nil
 }
@@ -222,6 +232,101 @@ func (m *Mac) Create(_ context.Context, a engine.LocalAccount, pw []byte) error 
 	m.Lock()
 	defer m.Unlock()
 	m.Keychain[a.Name] = string(pw)
+	return nil
+}
+
+// Aside is a kept keychain of the fake Mac.
+type Aside struct {
+	User, Path, Password string
+	At                   time.Time
+}
+
+func (m *Mac) aside(user, name string) *Aside {
+	for i := range m.Aside {
+		if a := &m.Aside[i]; a.User == user && filepath.Base(a.Path) == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Kept implements engine.Keychain: newest first.
+func (m *Mac) Kept(a engine.LocalAccount) ([]engine.KeptKeychain, error) {
+	m.Lock()
+	defer m.Unlock()
+	var out []engine.KeptKeychain
+	for i := len(m.Aside) - 1; i >= 0; i-- {
+		if x := m.Aside[i]; x.User == a.Name {
+			out = append(out, engine.KeptKeychain{Name: filepath.Base(x.Path), Path: x.Path, KeptAt: x.At})
+		}
+	}
+	return out, nil
+}
+
+// OpensKept implements engine.Keychain.
+func (m *Mac) OpensKept(_ context.Context, a engine.LocalAccount, name string, pw []byte) (bool, error) {
+	m.Lock()
+	defer m.Unlock()
+	x := m.aside(a.Name, name)
+	if x == nil {
+		return false, engine.ErrNoSuchUser
+	}
+	return x.Password == string(pw), nil
+}
+
+// RekeyKept implements engine.Keychain.
+func (m *Mac) RekeyKept(_ context.Context, a engine.LocalAccount, name string, old, new []byte) error {
+	m.before("rekey_kept")
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("rekey_kept"); err != nil {
+		return err
+	}
+	x := m.aside(a.Name, name)
+	switch {
+	case x == nil:
+		return fmt.Errorf("no kept keychain %s", name)
+	case x.Password != string(old):
+		return engine.ErrWrongPassword
+	}
+	x.Password = string(new)
+	return nil
+}
+
+// AddToSearchList implements engine.Keychain.
+func (m *Mac) AddToSearchList(_ context.Context, a engine.LocalAccount, name string) (bool, error) {
+	m.before("search_list")
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("search_list"); err != nil {
+		return false, err
+	}
+	x := m.aside(a.Name, name)
+	if x == nil {
+		return false, fmt.Errorf("no kept keychain %s", name)
+	}
+	if slices.Contains(m.SearchList[a.Name], x.Path) {
+		return false, nil
+	}
+	if m.SearchList == nil {
+		m.SearchList = map[string][]string{}
+	}
+	m.SearchList[a.Name] = append(m.SearchList[a.Name], x.Path)
+	return true, nil
+}
+
+// UnlockForUser implements engine.Keychain.
+func (m *Mac) UnlockForUser(_ context.Context, a engine.LocalAccount, name string, pw []byte) error {
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("unlock"); err != nil {
+		return err
+	}
+	x := m.aside(a.Name, name)
+	if x == nil || x.Password != string(pw) {
+		return fmt.Errorf("unlock %s: wrong password", name)
+	}
+	m.Unlocked = append(m.Unlocked, x.Path)
 	return nil
 }
 

@@ -114,8 +114,11 @@ func (c *CLI) status(ctx context.Context) int {
 
 // inOf is the window whose boxes an operation of kind has.
 func inOf(kind string) string {
-	if kind == localapi.OpChange {
+	switch kind {
+	case localapi.OpChange:
 		return text.InChange
+	case localapi.OpKeychainRecover:
+		return text.InRecover
 	}
 	return text.InSync
 }
@@ -154,11 +157,15 @@ func (c *CLI) finish(op *localapi.Operation, err error, in string, pol *localapi
 	}
 	switch op.State {
 	case localapi.OpDone:
-		if !c.json {
+		switch {
+		case c.json:
+		case op.Kind == localapi.OpKeychainRecover:
+			fmt.Fprintln(c.Out, "✓", text.CLIRecovered.S())
+		default:
 			fmt.Fprintln(c.Out, "✓", text.CLIDone.S())
 		}
 		return exitOK
-	case localapi.OpSyncNeeded:
+	case localapi.OpSyncNeeded, localapi.OpIncomplete:
 		c.report(op, err, in, pol)
 		return exitSyncNeeded
 	}
