@@ -19,6 +19,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
+	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
@@ -75,12 +76,18 @@ type Daemon struct {
 	eng     *engine.Engine
 	jrnl    *journal.Journal
 	api     *api.Server
+	// status keeps the status file for MDM; nil when StatusPlist is "".
+	status *statusplist.Writer
 
 	link    func() api.Connection
 	version string
 
 	saMu sync.Mutex
 	sa   engine.ServiceStatus
+
+	// statusErr is the last failure to write the status file, logged once.
+	statusMu  sync.Mutex
+	statusErr string
 
 	bindMu    sync.Mutex
 	binding   map[string]bool
@@ -154,7 +161,66 @@ func New(opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.api = api.New(d, api.Options{Version: opt.Version, Log: opt.Log.With("component", "localapi")})
+	if cfg.StatusPlist != "" {
+		d.status = statusplist.NewWriter(cfg.StatusPlist, d.statusDocument)
+		d.bus.onStatus = d.writeStatus
+	}
 	return d, nil
+}
+
+// statusDocument is what the status file shows: the engine's accounts and
+// the link, as the local API serves them to root.
+func (d *Daemon) statusDocument() statusplist.Document {
+	c := d.link()
+	return statusplist.Build(d.version,
+		statusplist.Connection{State: c.State, URL: c.URL, Since: c.Since, Problem: c.Problem, DeviceID: c.DeviceID},
+		d.eng.Accounts(nil))
+}
+
+// writeStatus rewrites the status file; a failure is logged when it first
+// happens and when it ends, not on every change.
+func (d *Daemon) writeStatus() {
+	err := d.status.Update()
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	switch {
+	case err != nil && err.Error() != d.statusErr:
+		d.statusErr = err.Error()
+		d.log.Error("status plist not written", "path", d.status.Path(), "err", err)
+	case err == nil && d.statusErr != "":
+		d.statusErr = ""
+		d.log.Info("status plist written again", "path", d.status.Path())
+	}
+}
+
+// followClock tells watchers, and so the status file, when an account's
+// state changes by the clock alone (a lock ends, a day passes while a
+// password expires): the engine publishes nothing then. It waits on one
+// timer, set again after every status event.
+func (d *Daemon) followClock(ctx context.Context) {
+	events, cancel := d.bus.subscribe()
+	defer cancel()
+	timer := time.NewTimer(time.Hour)
+	arm := func() {
+		timer.Stop()
+		if wait, ok := d.eng.NextChange(); ok {
+			timer.Reset(wait)
+		}
+	}
+	arm()
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case ev := <-events:
+			if ev.Type == engine.EventStatus {
+				arm()
+			}
+		case <-timer.C:
+			d.bus.publish(engine.Event{Type: engine.EventStatus})
+		}
+	}
 }
 
 // Run serves until ctx ends, then stops cleanly.
@@ -168,6 +234,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for local := range d.cfg.UserMap {
 		d.eng.Touch(local)
 	}
+	if d.status != nil {
+		// What a crash recovered, or the state as the last run left it.
+		d.writeStatus()
+		if ok, dir := statusplist.Readable(d.status.Path()); !ok {
+			d.log.Warn("status plist not readable by other users", "path", d.status.Path(), "directory", dir)
+		}
+	}
+	clockCtx, stopClock := context.WithCancel(ctx)
+	defer stopClock()
+	go d.followClock(clockCtx)
 	if err := d.jrnl.Prune(90*24*time.Hour, 5, time.Now()); err != nil {
 		d.log.Warn("journal prune failed", "err", err)
 	}
