@@ -600,12 +600,12 @@ func (e *Engine) viewLocked(r *record) Account {
 	return a
 }
 
-// NextChange says how long until an account's state changes by the clock
-// alone, with no push and no operation: a lock's announced end, or the next
-// local midnight while an account has an expiry date (its days left, and in
-// the warning window its state, change then). ok is false when no state
-// waits on the clock.
-func (e *Engine) NextChange() (wait time.Duration, ok bool) {
+// NextChange says when, by the engine's clock, an account's state next
+// changes by the clock alone, with no push and no operation: a lock's
+// announced end, or the next local midnight while an account has an expiry
+// date (its days left, and in the warning window its state, change then).
+// ok is false when no state waits on the clock.
+func (e *Engine) NextChange() (at time.Time, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.opt.Now()
@@ -628,10 +628,7 @@ func (e *Engine) NextChange() (wait time.Duration, ok bool) {
 			consider(time.Date(y, m, day+1, 0, 0, 0, 0, time.Local))
 		}
 	}
-	if !ok {
-		return 0, false
-	}
-	return next.Sub(now), true
+	return next, ok
 }
 
 // daysUntil counts calendar days, in local time, from now to t: an expiry

@@ -170,9 +170,9 @@ func TestNextChange(t *testing.T) {
 			h.now = func() time.Time { return now }
 			h.start()
 			tt.setup(t, h)
-			wait, ok := h.e.NextChange()
-			if ok != (tt.want != 0) || wait != tt.want {
-				t.Fatalf("NextChange = %v, %v; want %v", wait, ok, tt.want)
+			at, ok := h.e.NextChange()
+			if ok != (tt.want != 0) || (ok && at.Sub(now) != tt.want) {
+				t.Fatalf("NextChange = %v, %v; want now + %v", at, ok, tt.want)
 			}
 		})
 	}
