@@ -35,7 +35,7 @@ func TestBuild(t *testing.T) {
 	finished := t0.Add(time.Minute)
 	alice := engine.Account{LocalUser: "alice", DirectoryUser: "alice.smith", DisplayName: "Alice Smith", State: engine.StateInSync,
 		Reason: engine.T(codes.ReasonInSync), InSync: ptr(true), PasswordChangedAt: &t0, ExpiresAt: ptr(t0.Add(90 * 24 * time.Hour)),
-		Places: places(engine.PlaceOK, engine.PlaceOK, engine.PlaceOK),
+		Places:        places(engine.PlaceOK, engine.PlaceOK, engine.PlaceOK),
 		LastOperation: &engine.Operation{ID: "op1", Kind: engine.OpChange, State: engine.OpDone, StartedAt: t0, FinishedAt: &finished}}
 	bob := engine.Account{LocalUser: "bob", DirectoryUser: "bob", State: engine.StateSyncNeeded, InSync: ptr(false),
 		Reason: engine.T(codes.ReasonStopped, "error", codes.Platform), Places: places(engine.PlaceBehind, engine.PlaceBehind, engine.PlaceNotApplicable),
