@@ -144,6 +144,21 @@ func TestStatusFileFollowsEveryChange(t *testing.T) {
 	}
 	w.ExpireIn(5)
 	statusFile(t, w, c, "expiry announced")
+
+	// Started with the directory away, lockstepd writes the file before
+	// anything else changes: what it left (here a stale file) must not
+	// stand.
+	w.Disconnect(time.Now(), session.ProblemUnreachable, "")
+	w.Stop()
+	stale := statusplist.Build("0.9", statusplist.Connection{State: session.Connected}, nil)
+	b, _ := statusplist.Encode(stale)
+	if err := os.WriteFile(w.StatusPlist, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Restart()
+	if doc = statusFile(t, w, c, "restarted offline"); doc.Directory.State != session.Offline || doc.LockstepdVersion != "1.4.2" {
+		t.Fatalf("restarted offline: %+v", doc)
+	}
 }
 
 // A lock ends by the clock, with no push: the file (and every watcher)

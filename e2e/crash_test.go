@@ -8,6 +8,8 @@ import (
 
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
+	"github.com/lockstep-dev/lockstep/packaging/mdm"
+	"github.com/lockstep-dev/lockstep/packaging/mdm/mdmtest"
 )
 
 // point is a place in a flow where something goes wrong: the tool run that
@@ -97,8 +99,11 @@ func (w *crashWorld) adminReset() {
 // every flow, a failure, a crash of lockstepd right after the tool applied
 // its change, and a kill of lockstepd while the tool runs; each must end in
 // sync or in "sync needed" that the normal sync resolves, with every place
-// on one password, no keychain lost, and no failed local login. Each case is
-// its own subtest (flow/tool-verb/kind) on its own Mac.
+// on one password, no keychain lost, and no failed local login. The status
+// file for MDM follows every change of state on the way (the reset, the
+// operation under way, lockstepd dead, the recovery, the resolving sync),
+// and the Jamf extension attribute and the osquery query read it. Each case
+// is its own subtest (flow/tool-verb/kind) on its own Mac.
 func TestEveryStepFailureAndCrashEndsRecoverable(t *testing.T) {
 	t.Parallel()
 	for _, f := range flows {
@@ -133,6 +138,16 @@ func TestEveryStepFailureAndCrashEndsRecoverable(t *testing.T) {
 func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	t := w.t
 	f.prepare(w)
+	// The status file MDM reads follows each change of state: here the
+	// reset (sync, forgot) or nothing yet (change).
+	w.statusFileShows(name + ": before the operation")
+	wantEA := "false"
+	if f.name == "change" {
+		wantEA = "true"
+	}
+	if got := mdmtest.RunEA(t, w.statusPlist); got != wantEA {
+		t.Fatalf("%s: the Jamf extension attribute says %q before the operation, want %q", name, got, wantEA)
+	}
 	fault := macsim.Fault{Tool: p.tool, Verb: p.verb, Count: 1}
 	switch kind {
 	case "fail":
@@ -153,7 +168,11 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	go func() { done <- f.run(w) }()
 	var first cliResult
 	if kind == "kill" {
-		w.killDuringHang(name, len(before), done)
+		w.killDuringHang(name, len(before), done, func() {
+			// Half-way: busy, and no verdict while the operation runs.
+			w.statusFileShows(name + ": while the tool hangs")
+			w.statusFileBusy(name+": while the tool hangs", f)
+		})
 	}
 	select {
 	case first = <-done:
@@ -174,11 +193,15 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: lockstepd survived", name)
 		}
+		// Dead lockstepd: the file still says what it last knew, an
+		// operation running, so MDM reads "unknown", never a verdict.
+		w.statusFileBusy(name+": lockstepd dead", f)
 		w.restart()
 	} else if !w.alive() {
 		t.Fatalf("%s: lockstepd died on a plain failure", name)
 	}
 	w.waitSettled(name)
+	w.statusFileShows(name + ": after the fault")
 
 	a := w.account()
 	t.Logf("%s: exit %d, restarted %v, then %s", name, first.code, restarted, a.State)
@@ -193,6 +216,15 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 	if a := w.account(); a.State != localapi.StateInSync {
 		t.Fatalf("%s: not in sync after resolving: %s (%s)", name, a.State, a.Reason)
+	}
+	w.statusFileShows(name + ": in sync")
+	if got := mdmtest.RunEA(t, w.statusPlist); got != "true" {
+		t.Fatalf("%s: the Jamf extension attribute says %q in sync", name, got)
+	}
+	rows := mdmtest.Query(t, mdm.StatusQuery, w.statusPlist)
+	if len(rows) != 1 || rows[0]["local_user"] != "alice" || rows[0]["password_in_sync"] != "true" || rows[0]["state"] != localapi.StateInSync ||
+		rows[0]["last_sync_result"] != localapi.OpDone || rows[0]["keychain_place"] != localapi.PlaceOK || rows[0]["directory_state"] != localapi.ConnConnected {
+		t.Fatalf("%s: the osquery query says %v", name, rows)
 	}
 	// Every place holds one password, the one the directory has.
 	final := w.cur
@@ -220,9 +252,23 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 }
 
-// killDuringHang waits for the tool to hang, then kills lockstepd and the
-// hung tool, as a power cut or a crash would.
-func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult) {
+// statusFileBusy checks that the status file says f's operation is
+// running, with no verdict: what lockstepd writes when an operation begins.
+func (w *crashWorld) statusFileBusy(what string, f flow) {
+	w.t.Helper()
+	a := w.statusFile().Accounts["alice"]
+	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot}[f.name]
+	if a.State != localapi.StateBusy || a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
+		w.t.Fatalf("%s: the status file says %+v, last sync %+v; want %s running", what, a, a.LastSync, kind)
+	}
+	if got := mdmtest.RunEA(w.t, w.statusPlist); got != "unknown" {
+		w.t.Fatalf("%s: the Jamf extension attribute says %q while an operation runs", what, got)
+	}
+}
+
+// killDuringHang waits for the tool to hang, runs whileHung, then kills
+// lockstepd and the hung tool, as a power cut or a crash would.
+func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult, whileHung func()) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		invs, err := w.sim.Invocations()
@@ -231,6 +277,7 @@ func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult
 		}
 		for _, inv := range invs[skip:] {
 			if inv.Fault == "hang" && len(inv.HangPIDs) > 0 {
+				whileHung()
 				w.daemon.Process.Signal(syscall.SIGKILL)
 				syscall.Kill(-inv.PGID, syscall.SIGKILL)
 				return
