@@ -236,22 +236,23 @@ func (d *Daemon) followClock(ctx context.Context) {
 
 // Run serves until ctx ends, then stops cleanly.
 func (d *Daemon) Run(ctx context.Context) error {
+	for local := range d.cfg.UserMap {
+		d.eng.Touch(local)
+	}
+	if d.status != nil {
+		// What a crash recovered, or the state as the last run left it,
+		// is in the file before anyone can ask lockstepd.
+		d.writeStatus()
+		if ok, dir := statusplist.Readable(d.status.Path()); !ok {
+			d.log.Warn("status plist not readable by other users", "path", d.status.Path(), "directory", dir)
+		}
+	}
 	ln, err := api.Listen(d.cfg.Socket)
 	if err != nil {
 		return err
 	}
 	d.log.Info("lockstepd started", "version", d.version, "socket", d.cfg.Socket, "directory", d.cfg.DirectoryURL)
 	d.refreshServiceAccount(ctx)
-	for local := range d.cfg.UserMap {
-		d.eng.Touch(local)
-	}
-	if d.status != nil {
-		// What a crash recovered, or the state as the last run left it.
-		d.writeStatus()
-		if ok, dir := statusplist.Readable(d.status.Path()); !ok {
-			d.log.Warn("status plist not readable by other users", "path", d.status.Path(), "directory", dir)
-		}
-	}
 	clockCtx, stopClock := context.WithCancel(ctx)
 	defer stopClock()
 	go d.followClock(clockCtx)

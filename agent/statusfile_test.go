@@ -39,6 +39,23 @@ func statusFile(t *testing.T, w *agenttest.World, c *localapi.Client, when strin
 	return doc
 }
 
+// settledFile is statusFile after a start: lockstepd reads the account
+// from the directory in the background, and the file follows once it has.
+func settledFile(t *testing.T, w *agenttest.World, c *localapi.Client, when string) statusplist.Document {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.Status(context.Background())
+		if err == nil {
+			err = mdmtest.Matches(w.StatusPlist, st)
+		}
+		if err == nil || time.Now().After(deadline) {
+			return statusFile(t, w, c, when)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func inSync(doc statusplist.Document) string {
 	a, ok := doc.Accounts["alice"]
 	if !ok || a.PasswordInSync == nil {
@@ -52,15 +69,16 @@ func inSync(doc statusplist.Document) string {
 
 // The status file follows every kind of change lockstepd publishes: a
 // push, an operation's start and end, a failure part-way, the directory
-// going and coming back, a restart. Every step of this test is
+// going and coming back, a restart. Every step of this test but a start is
 // synchronous (a push is applied, an operation answered, before the call
-// returns), so the file must show the new state at once.
+// returns), so the file must show the new state at once; after a start
+// lockstepd reads the account from the directory in the background.
 func TestStatusFileFollowsEveryChange(t *testing.T) {
 	w := agenttest.Start(t, agenttest.Options{StatusPlist: true, Version: "1.4.2"})
 	c := localapi.NewClient(w.Socket)
 	ctx := context.Background()
 
-	doc := statusFile(t, w, c, "at start")
+	doc := settledFile(t, w, c, "at start")
 	if doc.Accounts["alice"].State != localapi.StateInSync || inSync(doc) != "true" || doc.LockstepdVersion != "1.4.2" || doc.Directory.State != session.Connected {
 		t.Fatalf("at start: %+v", doc)
 	}
@@ -136,10 +154,10 @@ func TestStatusFileFollowsEveryChange(t *testing.T) {
 		t.Fatal("the file holds the Go error's words")
 	}
 	w.Reconnect(time.Now())
-	statusFile(t, w, c, "back online")
+	settledFile(t, w, c, "back online")
 
 	w.Restart()
-	if doc = statusFile(t, w, c, "after a restart"); inSync(doc) != "false" {
+	if doc = settledFile(t, w, c, "after a restart"); inSync(doc) != "false" {
 		t.Fatalf("after a restart: %+v", doc.Accounts["alice"])
 	}
 	w.ExpireIn(5)
