@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"reflect"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/packaging/mdm"
@@ -148,6 +150,7 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	if got := mdmtest.RunEA(t, w.statusPlist); got != wantEA {
 		t.Fatalf("%s: the Jamf extension attribute says %q before the operation, want %q", name, got, wantEA)
 	}
+	pre := w.statusFile()
 	fault := macsim.Fault{Tool: p.tool, Verb: p.verb, Count: 1}
 	switch kind {
 	case "fail":
@@ -169,9 +172,11 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	var first cliResult
 	if kind == "kill" {
 		w.killDuringHang(name, len(before), done, func() {
-			// Half-way: busy, and no verdict while the operation runs.
+			// Half-way: busy, and no verdict while the operation runs
+			// (a tool that hangs while the request is checked, before
+			// the operation begins, leaves the state as it was).
 			w.statusFileShows(name + ": while the tool hangs")
-			w.statusFileBusy(name+": while the tool hangs", f)
+			w.statusFileAtStop(name+": while the tool hangs", f, pre, wantEA)
 		})
 	}
 	select {
@@ -195,7 +200,7 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 		}
 		// Dead lockstepd: the file still says what it last knew, an
 		// operation running, so MDM reads "unknown", never a verdict.
-		w.statusFileBusy(name+": lockstepd dead", f)
+		w.statusFileAtStop(name+": lockstepd dead", f, pre, wantEA)
 		w.restart()
 	} else if !w.alive() {
 		t.Fatalf("%s: lockstepd died on a plain failure", name)
@@ -221,10 +226,21 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	if got := mdmtest.RunEA(t, w.statusPlist); got != "true" {
 		t.Fatalf("%s: the Jamf extension attribute says %q in sync", name, got)
 	}
+	a = w.account()
+	keychain, lastKind, lastResult := "", "", ""
+	if op := a.LastOperation; op != nil {
+		lastKind, lastResult = op.Kind, op.State
+	}
+	for _, pl := range a.Places {
+		if pl.Name == localapi.PlaceKeychain {
+			keychain = pl.State
+		}
+	}
 	rows := mdmtest.Query(t, mdm.StatusQuery, w.statusPlist)
 	if len(rows) != 1 || rows[0]["local_user"] != "alice" || rows[0]["password_in_sync"] != "true" || rows[0]["state"] != localapi.StateInSync ||
-		rows[0]["last_sync_result"] != localapi.OpDone || rows[0]["keychain_place"] != localapi.PlaceOK || rows[0]["directory_state"] != localapi.ConnConnected {
-		t.Fatalf("%s: the osquery query says %v", name, rows)
+		rows[0]["last_sync_result"] != lastResult || rows[0]["last_sync_kind"] != lastKind ||
+		rows[0]["keychain_place"] != keychain || rows[0]["directory_state"] != localapi.ConnConnected {
+		t.Fatalf("%s: the osquery query says %v\nlockstepd says %+v", name, rows, a)
 	}
 	// Every place holds one password, the one the directory has.
 	final := w.cur
@@ -252,13 +268,26 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 }
 
-// statusFileBusy checks that the status file says f's operation is
-// running, with no verdict: what lockstepd writes when an operation begins.
-func (w *crashWorld) statusFileBusy(what string, f flow) {
+// statusFileAtStop checks the status file while lockstepd is held in a
+// tool or dead: it says f's operation is running, with no verdict (what
+// lockstepd writes when an operation begins), or, when the tool ran while
+// the request was checked, before the operation began, it is as it was
+// before (pre) and the extension attribute still says wantEA.
+func (w *crashWorld) statusFileAtStop(what string, f flow, pre statusplist.Document, wantEA string) {
 	w.t.Helper()
-	a := w.statusFile().Accounts["alice"]
+	doc := w.statusFile()
+	a := doc.Accounts["alice"]
+	if a.State != localapi.StateBusy {
+		if !reflect.DeepEqual(doc, pre) {
+			w.t.Fatalf("%s: no operation under way, yet the status file changed:\n%+v\nwas\n%+v", what, doc, pre)
+		}
+		if got := mdmtest.RunEA(w.t, w.statusPlist); got != wantEA {
+			w.t.Fatalf("%s: the Jamf extension attribute says %q, want %q", what, got, wantEA)
+		}
+		return
+	}
 	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot}[f.name]
-	if a.State != localapi.StateBusy || a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
+	if a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
 		w.t.Fatalf("%s: the status file says %+v, last sync %+v; want %s running", what, a, a.LastSync, kind)
 	}
 	if got := mdmtest.RunEA(w.t, w.statusPlist); got != "unknown" {
