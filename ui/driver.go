@@ -348,6 +348,10 @@ func labelsOf(o fyne.CanvasObject) []string {
 		if v.Visible() {
 			out = append(out, v.Text)
 		}
+	case *lineText:
+		if v.Visible() {
+			out = append(out, v.Text)
+		}
 	}
 	return out
 }

@@ -3,6 +3,8 @@
 package ui
 
 import (
+	"strings"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
@@ -279,21 +281,155 @@ func resWarning() fyne.Resource { return theme.NewWarningThemedResource(theme.Wa
 // windowWidth is the width every window opens at.
 const windowWidth float32 = 500
 
-// fit sizes w to its content at windowWidth. Wrapped labels only know
-// their height once they know their width, hence the layout pass first.
+// fit sizes w to its content at windowWidth. Wrapped texts only know
+// their height once they know their width, hence layout passes until the
+// height holds (a row that wraps grows the rows around it). Each pass lays
+// every container out again, even one whose size did not change, since a
+// child's height may have.
 func fit(w fyne.Window) {
 	c := w.Content()
 	inner := windowWidth - 2*theme.Padding()
-	c.Resize(fyne.NewSize(inner, c.MinSize().Height))
 	h := c.MinSize().Height
+	for range 4 {
+		c.Resize(fyne.NewSize(inner, h))
+		relayout(c)
+		next := c.MinSize().Height
+		if next == h {
+			break
+		}
+		h = next
+	}
 	w.Resize(fyne.NewSize(windowWidth, h+2*theme.Padding()))
+	relayout(c)
 }
 
-// lineRow is a one-line row (icon and unwrapped text), tighter than a
-// label, for checklists. Its colours are read when it is made, so lists of
-// them are rebuilt rather than updated.
-func lineRow(res fyne.Resource, text string) fyne.CanvasObject {
-	t := canvas.NewText(text, theme.Color(theme.ColorNameForeground))
-	t.TextSize = theme.TextSize()
-	return container.NewHBox(widget.NewIcon(res), t)
+// relayout lays out o's containers, outermost first.
+func relayout(o fyne.CanvasObject) {
+	if c, ok := o.(*fyne.Container); ok {
+		if c.Layout != nil {
+			c.Layout.Layout(c.Objects, c.Size())
+		}
+		for _, child := range c.Objects {
+			relayout(child)
+		}
+	}
 }
+
+// lineRow is a checklist row: an icon and a text, tighter than a label.
+// The text wraps at word boundaries when the row is too narrow for it (a
+// translated rule can be longer than the English one). Its colours are read
+// when it is made, so lists of them are rebuilt rather than updated.
+func lineRow(res fyne.Resource, text string) fyne.CanvasObject {
+	return container.NewBorder(nil, nil, widget.NewIcon(res), nil, newLineText(text))
+}
+
+// lineText is unpadded text that breaks its words into as many lines as
+// its width needs, each line a canvas.Text.
+type lineText struct {
+	widget.BaseWidget
+	Text  string
+	color fyne.ThemeColorName
+	size  float32
+}
+
+func newLineText(s string) *lineText {
+	t := &lineText{Text: s, color: theme.ColorNameForeground, size: theme.TextSize()}
+	t.ExtendBaseWidget(t)
+	return t
+}
+
+// lines breaks the text into lines no wider than width (a word wider than
+// that gets a line of its own).
+func (t *lineText) lines(width float32) []string {
+	words := strings.Fields(t.Text)
+	if width <= 0 || len(words) == 0 {
+		return []string{t.Text}
+	}
+	var out []string
+	line := words[0]
+	for _, w := range words[1:] {
+		if next := line + " " + w; fyne.MeasureText(next, t.size, fyne.TextStyle{}).Width <= width {
+			line = next
+			continue
+		}
+		out = append(out, line)
+		line = w
+	}
+	return append(out, line)
+}
+
+// Resize lays the text out again at a new width: its height, the number
+// of lines, depends on it (Fyne caches a widget's MinSize until Refresh).
+func (t *lineText) Resize(s fyne.Size) {
+	old := t.Size()
+	t.BaseWidget.Resize(s)
+	if old.Width != s.Width {
+		t.Refresh()
+	}
+}
+
+// CreateRenderer implements fyne.Widget.
+func (t *lineText) CreateRenderer() fyne.WidgetRenderer {
+	return &lineTextRenderer{t: t}
+}
+
+type lineTextRenderer struct {
+	t     *lineText
+	texts []fyne.CanvasObject
+	width float32
+}
+
+func (r *lineTextRenderer) build(width float32) {
+	r.width = width
+	r.texts = r.texts[:0]
+	for _, l := range r.t.lines(width) {
+		c := canvas.NewText(l, theme.Color(r.t.color))
+		c.TextSize = r.t.size
+		r.texts = append(r.texts, c)
+	}
+}
+
+func (r *lineTextRenderer) Layout(size fyne.Size) {
+	r.build(size.Width)
+	y := float32(0)
+	for _, o := range r.texts {
+		h := o.MinSize().Height
+		o.Move(fyne.NewPos(0, y))
+		o.Resize(fyne.NewSize(size.Width, h))
+		y += h
+	}
+}
+
+// MinSize is one line when the text has not been laid out yet, else as many
+// lines as its width takes; never wider than its widest word.
+func (r *lineTextRenderer) MinSize() fyne.Size {
+	width := r.t.Size().Width
+	if width <= 0 {
+		width = fyne.MeasureText(r.t.Text, r.t.size, fyne.TextStyle{}).Width
+	}
+	var w, h float32
+	for _, l := range r.t.lines(width) {
+		h += fyne.MeasureText(l, r.t.size, fyne.TextStyle{}).Height
+	}
+	for _, word := range strings.Fields(r.t.Text) {
+		w = max(w, fyne.MeasureText(word, r.t.size, fyne.TextStyle{}).Width)
+	}
+	return fyne.NewSize(w, h)
+}
+
+func (r *lineTextRenderer) Refresh() {
+	r.build(r.t.Size().Width)
+	r.Layout(r.t.Size())
+	for _, o := range r.texts {
+		o.Refresh()
+	}
+}
+
+func (r *lineTextRenderer) Objects() []fyne.CanvasObject {
+	if r.texts == nil {
+		r.build(r.t.Size().Width)
+	}
+	return r.texts
+}
+
+func (r *lineTextRenderer) Destroy() {}

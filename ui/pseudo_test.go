@@ -187,6 +187,8 @@ func (h *harness) walk(where string, o fyne.CanvasObject) {
 		h.checkString(where+" (label)", v.Text)
 	case *canvas.Text:
 		h.checkString(where+" (text)", v.Text)
+	case *lineText:
+		h.checkString(where+" (text)", v.Text)
 	case *button:
 		h.checkString(where+" (button)", v.Text)
 	case *widget.Button:
