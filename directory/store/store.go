@@ -101,6 +101,8 @@ type Tx interface {
 	// CreateSetting stores a named value once: ErrExists when the name is
 	// already set (by this process or, with a shared database, another).
 	CreateSetting(ctx context.Context, name string, value []byte) error
+	// PutSetting stores a named value, replacing the one before.
+	PutSetting(ctx context.Context, name string, value []byte) error
 
 	// SourceAccount returns what the hub recorded of a user's account in
 	// the source, or ErrNotFound; PutSourceAccount stores it.

@@ -311,7 +311,7 @@ func BenchmarkWatchIdle(b *testing.B) {
 		wctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		t0 := time.Now()
-		go func() { done <- s.Watch(wctx, func(source.Event) { events.Add(1) }) }()
+		go func() { done <- s.Watch(wctx, nil, func(source.Event) { events.Add(1) }) }()
 		for s.Stats().Notifications < 2 || events.Load() < users {
 			time.Sleep(20 * time.Millisecond)
 		}

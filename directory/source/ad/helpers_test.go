@@ -37,7 +37,7 @@ func watch(t *testing.T, s *Source, user string) <-chan source.Event {
 	ch := make(chan source.Event, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Watch(ctx, func(e source.Event) {
+		done <- s.Watch(ctx, nil, func(e source.Event) {
 			if e.User == user {
 				select {
 				case ch <- e:
