@@ -142,6 +142,9 @@ type Account struct {
 	MustChange bool
 	// Expired tells an expired password from a temporary one.
 	Expired bool
+	// GraceLogins is how many more logins an expired password allows
+	// (ppolicy's graceAuthNsRemaining); 0 when none.
+	GraceLogins int
 	// Locked is a lockout in force; LockedUntil its end, nil until an
 	// administrator unlocks it.
 	Locked      bool

@@ -544,6 +544,21 @@ func (s *Server) Entry(tb testing.TB, dn string, attrs ...string) *ldap.Entry {
 	return res.Entries[0]
 }
 
+// relax is the Relax Rules control (draft-zeilenga-ldap-relax), with which
+// the rootdn may write operational attributes such as pwdChangedTime.
+const relax = "1.3.6.1.4.1.4203.666.5.12"
+
+// SetChangedTime moves a user's pwdChangedTime (as the rootdn, with the
+// Relax Rules control), to age a password without waiting.
+func (s *Server) SetChangedTime(tb testing.TB, dn string, at time.Time) {
+	tb.Helper()
+	m := ldap.NewModifyRequest(dn, []ldap.Control{ldap.NewControlString(relax, true, "")})
+	m.Replace("pwdChangedTime", []string{at.UTC().Format("20060102150405Z")})
+	if err := s.Root(tb).Modify(m); err != nil {
+		tb.Fatalf("setting pwdChangedTime of %s: %v", dn, err)
+	}
+}
+
 // PasswordFile writes password to a 0600 file in the test's temporary
 // directory and returns its path.
 func PasswordFile(tb testing.TB, password string) string {
