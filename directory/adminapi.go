@@ -639,6 +639,10 @@ func (s *Server) adminPolicy(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor) {
+	if s.src.Info().ExtraRules {
+		s.setExtraRules(w, r, a)
+		return
+	}
 	if !s.src.Info().ManagesPolicy {
 		fail(w, protocol.Errorf(protocol.CodeUnsupported, "the password policy is %s's own (its domain policy and fine-grained "+
 			"password settings): change it there; Macs hear of it at once", s.src.Info().Name))
@@ -703,6 +707,16 @@ func (s *Server) reloadPolicy(ctx context.Context) error {
 // loadPolicyView re-reads the stored policy (after a failed set); the
 // caller holds policyMu.
 func (s *Server) loadPolicyView(ctx context.Context) error {
+	if !s.src.Info().ManagesPolicy {
+		// The source's own policy, with Lockstep's rules on top where it
+		// takes them (another replica may have changed those).
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(ctx, func(tx store.Tx) error { return s.loadExtraRules(ctx, tx) }); err != nil {
+				return err
+			}
+		}
+		return s.loadSourcePolicy(ctx)
+	}
 	return s.st.View(ctx, func(tx store.Tx) error {
 		p, err := tx.Policy(ctx)
 		if err == nil {

@@ -449,13 +449,13 @@ func (s *Server) notePolicy(acct source.Account) {
 // userPolicy is the rules a user's new password must meet.
 func (s *Server) userPolicy(acct source.Account) protocol.Policy {
 	if acct.Policy != nil {
-		return acct.Policy.Rules
+		return s.withOwnRules(acct.Policy.Rules)
 	}
 	s.upol.mu.Lock()
 	p, ok := s.upol.m[acct.User]
 	s.upol.mu.Unlock()
 	if ok {
-		return p.Rules
+		return s.withOwnRules(p.Rules)
 	}
 	return s.Policy()
 }
@@ -498,7 +498,7 @@ func (s *Server) devicePolicy(ctx context.Context, device string) protocol.Polic
 	}
 	s.upol.mu.Unlock()
 	if same && shared != nil {
-		base = shared.Rules
+		base = s.withOwnRules(shared.Rules)
 	}
 	if base.DisallowNameParts {
 		names, parts := make([]string, 0, len(users)), map[string][]string{}
@@ -518,7 +518,9 @@ func (s *Server) loadSourcePolicy(ctx context.Context) error {
 		return err
 	}
 	r := p.Rules
-	s.policy.Store(&r)
+	s.srcRules.Store(&r)
+	merged := s.withOwnRules(r)
+	s.policy.Store(&merged)
 	s.lockoutThreshold.Store(int64(p.LockoutThreshold))
 	return nil
 }

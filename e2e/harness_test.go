@@ -26,6 +26,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
+	"github.com/lockstep-dev/lockstep/internal/tools/slapdtest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
@@ -86,6 +87,7 @@ func run(m *testing.M) (int, error) {
 	}
 	defer shared.stop()
 	defer sambatest.Stop() // the AD tests' domain controller, if one started
+	defer slapdtest.Stop() // the LDAP tests' slapd, if one started
 	return m.Run(), nil
 }
 

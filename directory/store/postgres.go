@@ -994,6 +994,9 @@ func (t *pgTx) PutSetting(ctx context.Context, name string, value []byte) error 
 		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
 		return t.fail(err, "storing setting "+name)
 	}
+	if strings.HasPrefix(name, PolicySettingPrefix) {
+		t.policy = true // replicas reload their policy
+	}
 	return nil
 }
 

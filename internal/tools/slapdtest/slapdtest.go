@@ -102,10 +102,16 @@ var (
 // was started. Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the shared server, if one was started: for a TestMain
+// that does more than Main.
+func Stop() {
 	if shared != nil {
 		shared.Stop()
 	}
-	os.Exit(code)
 }
 
 // Need returns the shared server (with syncprov), starting it on first use;
