@@ -43,6 +43,13 @@ const resultSyncRefreshRequired = 4096
 // modifyTimestamp and pwdAccountLockedTime every PollInterval.
 func (s *Source) Watch(ctx context.Context, from []byte, fn func(source.Event)) error {
 	cookie := s.cookieFrom(from)
+	if s.caps.syncrepl {
+		if cookie != nil {
+			s.log.Info("syncrepl resuming from the stored sync cookie: only what changed since is replayed")
+		} else {
+			s.log.Info("syncrepl starting with a refresh of every user in scope")
+		}
+	}
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
