@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +138,36 @@ func TestLDAPCheckpointStored(t *testing.T) {
 	if !strings.Contains(string(read()), "csn=") {
 		t.Fatalf("the checkpoint holds no sync cookie: %q", read())
 	}
+}
+
+// A device not bound to the user cannot lock the user out in LDAP: its
+// wrong guesses stop reaching slapd (linking is blocked) two short of
+// pwdMaxFailure.
+func TestLDAPStrangersCannotLockTheUser(t *testing.T) {
+	f := newLDAPFixture(t)
+	e := newEnv(t, func(c *Config) { c.Source = f.source(t) })
+	u := f.srv.AddUser(t, f.ou, "strg", sourcetest.Password())
+	stranger := e.connect(e.enroll(), 0)
+	for i := range 8 {
+		stranger.fails(protocol.TypeVerifyPassword, "", verify(u.Name, e.secret(fmt.Sprintf("Wrong-Guess-%d-x!", i))), protocol.CodeWrongPassword)
+	}
+	if err := f.srv.Bind(u.DN, u.Password); err != nil {
+		t.Fatalf("a stranger's guesses locked the user in slapd: %v", err)
+	}
+	if n := len(f.srv.Entry(t, u.DN, "pwdFailureTime").GetAttributeValues("pwdFailureTime")); n > slapdtest.MaxFailure-2 {
+		t.Fatalf("%d of the stranger's guesses reached slapd", n)
+	}
+}
+
+// Replicas on one PostgreSQL, each with its own LDAP source: Lockstep's
+// own rules set through one are the policy of the other too.
+func TestReplicasShareLDAPOwnRules(t *testing.T) {
+	f := newLDAPFixture(t)
+	rs := replicas(t, 2, func(c *Config) { c.Source = f.source(t) })
+	want := rs[0].srv.Policy()
+	want.RequireDigit = true
+	if _, err := rs[0].adm.SetPolicy(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.WaitFor(t, "the other replica's policy", func() bool { return rs[1].srv.Policy().IsLockstep(protocol.RuleDigit) })
 }

@@ -75,6 +75,10 @@ type User struct {
 	Where    string `json:"where,omitempty"`
 	Disabled bool   `json:"disabled,omitempty"`
 	Policy   string `json:"policy,omitempty"`
+	// Expired is a password past its maximum age; GraceLogins how many
+	// more logins it allows (an LDAP directory's pwdGraceAuthNLimit).
+	Expired     bool `json:"expired,omitempty"`
+	GraceLogins int  `json:"grace_logins,omitempty"`
 }
 
 // Binding is one device a user is bound to, with what it has synced.

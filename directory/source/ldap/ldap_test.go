@@ -132,6 +132,10 @@ func TestPasswordPolicyControl(t *testing.T) {
 		if err != nil || !a.MustChange || !a.Expired || a.GraceLogins != left {
 			t.Fatalf("expired with %d grace logins left: %+v, %v", left, a, err)
 		}
+		// The entry says the same (pwdGraceUseTime), for user show.
+		if b, err := s.Account(ctx, exp.Name); err != nil || !b.Expired || b.GraceLogins != left {
+			t.Fatalf("Account with %d grace logins left: %+v, %v", left, b, err)
+		}
 	}
 	// No grace login left: the bind fails with passwordExpired, which is
 	// still the right password.
