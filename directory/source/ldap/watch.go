@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -167,6 +168,10 @@ func (s *Source) syncrepl(ctx context.Context, cookie []byte, fn func(source.Eve
 // syncError classifies a failed syncrepl search: a server without
 // syncprov on this database refuses the critical control.
 func syncError(err error) error {
+	if ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultSizeLimitExceeded) {
+		return fmt.Errorf("the LDAP server's size limit for Lockstep's bind account is below the number of users in scope "+
+			"(slapd's default is 500): raise it, e.g. limits dn.exact=\"BIND-DN\" size=unlimited: %w", err)
+	}
 	for _, code := range []uint16{ldapv3.LDAPResultUnavailableCriticalExtension, ldapv3.LDAPResultUnwillingToPerform,
 		ldapv3.LDAPResultProtocolError} {
 		if ldapv3.IsErrorWithCode(err, code) {

@@ -185,6 +185,9 @@ maxsize 268435456
 index objectClass eq
 index uid,cn eq
 index entryCSN,entryUUID eq
+# slapd's default size limit is 500 entries: Lockstep's account reads every
+# user in scope (as the README's set-up says).
+limits users size=unlimited
 {{if .Syncprov}}
 overlay syncprov
 syncprov-checkpoint 100 10
