@@ -93,6 +93,11 @@ type Daemon struct {
 	bindMu    sync.Mutex
 	binding   map[string]bool
 	bindTried map[string]time.Time
+
+	reports *reporter
+	// keptOnce counts each account's kept keychains once after start, so
+	// the menu offers Recover Old Keychain… for keychains kept before.
+	keptOnce sync.Once
 }
 
 // New builds a daemon; nothing runs until Run.
@@ -157,9 +162,10 @@ func New(opt Options) (*Daemon, error) {
 	for _, k := range cfg.Deprecated {
 		opt.Log.Warn("configuration key ignored", "key", k, "sources", cfg.Sources)
 	}
+	d.reports = newReporter(dir, opt.Log.With("component", "reports"))
 	d.eng, err = engine.New(engine.Options{
 		StateDir: cfg.StateDir, Mac: d.mac, Directory: dir, Journal: j, Log: opt.Log.With("component", "engine"),
-		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, Now: opt.Now,
+		Emit: d.bus.publish, DirectoryUser: cfg.DirectoryUser, Now: opt.Now, Report: d.reports.add,
 	})
 	if err != nil {
 		return nil, err
@@ -263,6 +269,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.api.Serve(ln) }()
 	sctx, stopSession := context.WithCancel(ctx)
+	reportsDone := make(chan struct{})
+	go func() { d.reports.run(sctx); close(reportsDone) }()
 	sessDone := make(chan struct{})
 	go func() {
 		if d.sess != nil {
@@ -283,6 +291,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopSession()
 	<-sessDone
+	<-reportsDone
 	d.log.Info("lockstepd stopped")
 	return err
 }
@@ -323,6 +332,15 @@ func (d *Daemon) bindAll() {
 			users[u] = true
 		}
 	}
+	// Before binding, so that an account shows its kept keychains as soon
+	// as it shows its state.
+	d.keptOnce.Do(func() {
+		for u := range users {
+			if _, err := d.eng.KeptKeychains(ctx, u); err != nil {
+				d.log.Warn("kept keychains not listed", "local_user", u, "err", err)
+			}
+		}
+	})
 	for u := range users {
 		if err := d.eng.Bind(ctx, u); err != nil {
 			d.log.Warn("account not refreshed", "local_user", u, "err", err)
@@ -403,9 +421,29 @@ func (d *Daemon) Sync(ctx context.Context, local string, req engine.SyncRequest,
 	return op, err
 }
 
+// KeptKeychains implements api.Backend.
+func (d *Daemon) KeptKeychains(ctx context.Context, local string) ([]engine.KeptKeychain, error) {
+	return d.eng.KeptKeychains(ctx, local)
+}
+
+// RecoverKeychain implements api.Backend.
+func (d *Daemon) RecoverKeychain(ctx context.Context, local string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error) {
+	return d.eng.RecoverKeychain(ctx, local, req, progress)
+}
+
 // Link implements api.Backend.
 func (d *Daemon) Link(ctx context.Context, local string, password protocol.Secret) (engine.Account, error) {
 	return d.eng.Link(ctx, local, password)
+}
+
+// BeginEnrollment implements api.Backend.
+func (d *Daemon) BeginEnrollment(ctx context.Context, local string) (engine.EnrollmentKey, error) {
+	return d.eng.BeginEnrollment(ctx, local)
+}
+
+// ConfirmEnrollment implements api.Backend.
+func (d *Daemon) ConfirmEnrollment(ctx context.Context, local, code string) (engine.Account, error) {
+	return d.eng.ConfirmEnrollment(ctx, local, code)
 }
 
 // Doctor runs the engine's checks.

@@ -40,6 +40,10 @@ type flow struct {
 	prepare func(w *crashWorld)
 	run     func(w *crashWorld) cliResult
 	resolve func(w *crashWorld) cliResult
+	// finish, when set, is what the user does next once the account is in
+	// sync (a keychain recovery never leaves it needing a sync: it is run
+	// again), and checks its outcome.
+	finish func(w *crashWorld)
 }
 
 // crashWorld tracks what the user knows: the password in force and every
@@ -49,6 +53,7 @@ type crashWorld struct {
 	cur, next string
 	known     []string
 	items     []string // the keychain's original items, which must never be lost
+	kept      string   // the kept keychain a recovery puts back
 }
 
 var flows = []flow{
@@ -87,6 +92,30 @@ var flows = []flow{
 		},
 		resolve: func(w *crashWorld) cliResult {
 			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		},
+	},
+	{
+		// The old keychain back: the current password checked on the login
+		// keychain, the kept keychain re-keyed, put in the search list in
+		// the user's session.
+		name:    "recover",
+		points:  []point{{"security", "unlock-keychain"}, {"security", "set-keychain-password"}, {"security", "list-keychains"}},
+		prepare: func(w *crashWorld) { w.kept = w.forgetPassword() },
+		run: func(w *crashWorld) cliResult {
+			return w.cli(lines("1", w.known[0], w.cur), "keychain", "recover", "--stdin", "--user", "alice")
+		},
+		resolve: func(w *crashWorld) cliResult {
+			return w.cli(lines(w.next), "sync", "--stdin", "--user", "alice")
+		},
+		finish: func(w *crashWorld) {
+			if a := w.account(); a.LastOperation != nil && a.LastOperation.State == localapi.OpDone && a.LastOperation.Kind == localapi.OpKeychainRecover {
+				w.recovered(w.kept)
+				return
+			}
+			if r := w.cli(lines("1", w.known[0], w.cur), "keychain", "recover", "--stdin", "--user", "alice"); r.code != 0 {
+				w.t.Fatalf("the recovery run again did not finish it: %s", r)
+			}
+			w.recovered(w.kept)
 		},
 	},
 }
@@ -262,6 +291,9 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 		if !slices.Contains(all, it) {
 			t.Fatalf("%s: keychain item %s lost (have %v)", name, it, all)
 		}
+	}
+	if f.finish != nil {
+		f.finish(w)
 	}
 	if t.Failed() {
 		t.Fatalf("%s: first run: %s\nlockstepd log:\n%s", name, first, tail(w.logText(), 3000))

@@ -536,14 +536,21 @@ func TestDoctorAndDiagnose(t *testing.T) {
 func rekeyKeychain(m *mac, path, old, new string) error {
 	cmd := exec.Command(filepath.Join(m.sim.ToolsDir(), "security"), "set-keychain-password", path)
 	cmd.Stdin = strings.NewReader(lines(old, new, new))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 502, Gid: 20}, Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 502, Gid: 20}
+	} else {
+		// Without root it cannot become alice; macsim takes a step that
+		// carries her USER and LOGNAME as hers (macsim's actAsNamedUser).
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "USER=alice", "LOGNAME=alice", "HOME=" + filepath.Dir(filepath.Dir(filepath.Dir(path)))}
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("security set-keychain-password: %v: %s", err, out)
 	}
 	return nil
 }
 
-func mustSnapshot(t *testing.T, m *mac) *macsim.Snapshot {
+func mustSnapshot(t testing.TB, m *mac) *macsim.Snapshot {
 	t.Helper()
 	snap, err := m.sim.Snapshot()
 	if err != nil {

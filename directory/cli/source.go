@@ -78,7 +78,7 @@ func (f *sourceFlags) open(ctx context.Context, fs *flag.FlagSet, stdin io.Reade
 	cctx, cancel := context.WithTimeout(ctx, 3**f.timeout)
 	defer cancel()
 	src, err := ad.New(cctx, ad.Config{URL: *f.url, CAFile: *f.ca, BaseDN: *f.baseDN, BindDN: *f.bindDN, BindPassword: pw,
-		UserFilter: *f.filter, Timeout: *f.timeout, PollInterval: *f.poll, Logger: log.With("source", "ad")})
+		UserFilter: *f.filter, Timeout: *f.timeout, PollInterval: *f.poll, Log: log.With("source", "ad")})
 	if err != nil {
 		clear(pw)
 		var ce *ad.ConfigError
