@@ -72,13 +72,20 @@ func (s *Server) update(ctx context.Context, fn func(store.Tx, *outbox) error) e
 
 // actor says who caused an event, for the audit log.
 type actor struct {
-	kind   string // "device", "admin", "system"
+	kind   string // "device", "admin", "user", "system"
 	device string
 	addr   string
+	// name is the acting admin's or user's name through the Go API (the
+	// web console, the portal); the audit log's actor is then "kind:name".
+	name string
 }
 
 func (a actor) audit(ctx context.Context, tx store.Tx, at time.Time, event, user string, detail map[string]string) error {
-	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: a.kind, User: user, Device: a.device, Source: a.addr, Detail: detail})
+	who := a.kind
+	if a.name != "" {
+		who += ":" + a.name
+	}
+	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: who, User: user, Device: a.device, Source: a.addr, Detail: detail})
 }
 
 // auditAsync records an event through the batcher.
@@ -96,7 +103,11 @@ func (s *Server) accountState(u store.User, sa store.SourceAccount) protocol.Acc
 		PasswordVersion:   u.PasswordVersion,
 		PasswordChangedAt: u.PasswordChangedAt,
 		MustChange:        u.MustChange,
-		MFA:               u.TOTPSecret != nil,
+		MFA:               u.TOTPSecret != nil || !u.MFAEnrollUntil.IsZero(),
+	}
+	if u.TOTPSecret == nil && !u.MFAEnrollUntil.IsZero() {
+		until := u.MFAEnrollUntil
+		st.MFAEnrollBy = &until
 	}
 	if exp, ok := s.expiry(u); ok && !u.MustChange {
 		st.ExpiresAt = &exp
@@ -504,6 +515,8 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 					return perr
 				}
 				step = st
+			} else if perr := s.enrolmentOver(a, u); perr != nil {
+				return perr
 			}
 			if external {
 				// Lockstep's local rules first (AD's own come when it is

@@ -50,7 +50,7 @@ func stamp(hash string) string {
 // account is the source's view of a user row.
 func (b builtin) account(u store.User) source.Account {
 	a := source.Account{User: u.Name, DisplayName: u.DisplayName, Stamp: stamp(u.PasswordHash), ChangedAt: u.PasswordChangedAt,
-		MustChange: u.MustChange}
+		MustChange: u.MustChange, Email: u.Email}
 	if exp, ok := b.s.expiry(u); ok {
 		a.ExpiresAt = &exp
 	}

@@ -116,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 	if err := checkPermissions(cfg); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
 	s.src = cfg.Source
 	if s.src == nil {
 		s.src = builtin{s}
@@ -221,7 +221,7 @@ func tlsConfigFor(cert tls.Certificate) *tls.Config {
 // SQLite file in the data directory.
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.PostgresOptions{Password: cfg.DatabasePassword, Logger: cfg.Logger})
+		st, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.PostgresOptions{Password: cfg.DatabasePassword, Log: cfg.Log})
 		if err != nil {
 			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
 		}

@@ -60,6 +60,9 @@ func (p *printer) user(u *admin.User) error {
 	}
 	fmt.Fprintf(p.w, "name:              %s\n", clean(u.Name))
 	fmt.Fprintf(p.w, "display name:      %s\n", clean(u.DisplayName))
+	if u.Email != "" {
+		fmt.Fprintf(p.w, "e-mail:            %s\n", clean(u.Email))
+	}
 	if u.Where != "" {
 		fmt.Fprintf(p.w, "in the directory:  %s\n", clean(u.Where))
 	}
@@ -76,7 +79,15 @@ func (p *printer) user(u *admin.User) error {
 	if u.Expired {
 		fmt.Fprintf(p.w, "expired:           yes, %d grace login(s) left\n", u.GraceLogins)
 	}
-	fmt.Fprintf(p.w, "MFA:               %s\n", onOff(u.MFA))
+	mfa := onOff(u.MFA)
+	if u.MFAEnrollBy != nil {
+		if u.MFAEnrollBy.After(time.Now()) {
+			mfa = "on, not enrolled yet: the user must enrol an authenticator by " + fmtTime(u.MFAEnrollBy)
+		} else {
+			mfa = "on, not enrolled: the enrolment period ended " + fmtTime(u.MFAEnrollBy) + " (reset MFA again)"
+		}
+	}
+	fmt.Fprintf(p.w, "MFA:               %s\n", mfa)
 	lock := "no"
 	switch {
 	case u.Locked && u.LockedUntil == nil:
@@ -101,6 +112,9 @@ func (p *printer) user(u *admin.User) error {
 			}
 		}
 		fmt.Fprintf(p.w, "  %s  %s  local name %s  %s  %s\n", clean(d.DeviceID), clean(d.Hostname), clean(d.LocalName), state, synced)
+		for _, pl := range d.Places {
+			fmt.Fprintf(p.w, "    %-10s %-15s %s\n", clean(pl.Place), clean(pl.State), pl.At.Local().Format(time.RFC3339))
+		}
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ var configFlags = map[string]string{
 	"MaxConns":             "max-conns",
 	"DiskReserveMiB":       "disk-reserve-mib",
 	"DataDir":              "data",
+	"ResetLinkTTL":         "reset-link-ttl",
 }
 
 // positiveFlags must be above zero: the directory takes a zero setting as
@@ -60,7 +61,7 @@ var configFlags = map[string]string{
 var positiveFlags = []string{"argon2-time", "argon2-memory-kib", "argon2-threads", "lockout-threshold", "lockout-window",
 	"lockout-duration", "account-rate-every", "account-rate-burst", "device-rate-every", "device-rate-burst",
 	"address-rate-every", "address-rate-burst", "ping-interval", "scan-interval", "shutdown-timeout", "request-timeout",
-	"audit-retention", "idempotency-retention", "max-conns-per-address"}
+	"audit-retention", "idempotency-retention", "max-conns-per-address", "reset-link-ttl"}
 
 func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -99,6 +100,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	dbPassFile := fs.String("database-password-file", "", "read the PostgreSQL password from `FILE` (mode 0600; - for the first line of stdin)")
 	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
 	srcFlags := registerSourceFlags(fs)
+	mailFl := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -153,6 +155,14 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return err
 	}
 	defer closeSource()
+	mailer, err := mailFl.open(ctx, fs, stdin, *dbURLFile == "-" || *dbPassFile == "-" || *srcFlags.passFile == "-", log)
+	if err != nil {
+		return err
+	}
+	var mailerCfg directory.Mailer
+	if mailer != nil {
+		mailerCfg = mailer
+	}
 	var extra []string
 	for _, s := range strings.Split(*hosts, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -160,7 +170,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	}
 	srv, err := directory.New(directory.Config{
-		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Logger: log,
+		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Log: log,
 		DatabaseURL: db.url, DatabasePassword: db.password, MasterKeyFile: *masterKey,
 		Argon2:               directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
 		HashMemoryKiB:        *hashMem,
@@ -177,6 +187,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		PingInterval:         *ping,
 		ScanInterval:         *scan,
 		Source:               src,
+		Mailer:               mailerCfg,
+		ResetLinkTTL:         *mailFl.linkTTL,
 	})
 	var ce *directory.ConfigError
 	if errors.As(err, &ce) && configFlags[ce.Field] != "" {

@@ -102,11 +102,11 @@ func (f *sourceFlags) open(ctx context.Context, fs *flag.FlagSet, stdin io.Reade
 	switch kind {
 	case "ad":
 		src, err = ad.New(cctx, ad.Config{URL: *f.url, CAFile: *f.ca, BaseDN: *f.baseDN, BindDN: *f.bindDN, BindPassword: pw,
-			UserFilter: *f.filter, Timeout: *f.timeout, PollInterval: *f.poll, Logger: log.With("source", "ad")})
+			UserFilter: *f.filter, Timeout: *f.timeout, PollInterval: *f.poll, Log: log.With("source", "ad")})
 	case "ldap":
 		src, err = ldap.New(cctx, ldap.Config{URL: *f.url, CAFile: *f.ca, BaseDN: *f.baseDN, BindDN: *f.bindDN, BindPassword: pw,
 			UserAttr: *f.userAttr, UserFilter: *f.filter, PolicyDN: *f.ppolicyDN, Timeout: *f.timeout, PollInterval: *f.poll,
-			Logger: log.With("source", "ldap")})
+			Log: log.With("source", "ldap")})
 	}
 	if err != nil {
 		clear(pw)

@@ -158,6 +158,18 @@ type Account struct {
 	// Where says where the account lives, for administrators (AD: its
 	// distinguished name).
 	Where string
+	// Email is where the user's password reset links go ("" for none;
+	// AD: mail).
+	Email string
+}
+
+// EmailFinder is a source that finds users by e-mail address itself (a
+// directory with its own index of addresses); the hub looks addresses up
+// in its own records for the rest.
+type EmailFinder interface {
+	// AccountsByEmail lists the users in scope with that address (case
+	// insensitive), by name.
+	AccountsByEmail(ctx context.Context, email string) ([]Account, error)
 }
 
 // Policy is a source's password policy.

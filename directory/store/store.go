@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -115,6 +116,31 @@ type Tx interface {
 	SourceAccount(ctx context.Context, user string) (SourceAccount, error)
 	PutSourceAccount(ctx context.Context, a SourceAccount) error
 
+	// UsersByEmail lists the users whose Email is email (normalized).
+	UsersByEmail(ctx context.Context, email string) ([]User, error)
+
+	// CreateResetToken stores a password reset token (its hash only).
+	CreateResetToken(ctx context.Context, t ResetToken) error
+	// ResetToken reads a token by hash; ErrNotFound when there is none.
+	ResetToken(ctx context.Context, hash []byte) (ResetToken, error)
+	// UseResetToken marks a token used; ErrNotFound when it is unknown or
+	// already used, so two redemptions racing cannot both succeed.
+	UseResetToken(ctx context.Context, hash []byte, at time.Time) error
+	// ExpireResetTokens ends every unused, unexpired token of user at at
+	// and says how many it ended.
+	ExpireResetTokens(ctx context.Context, user string, at time.Time) (int, error)
+	// PruneResetTokens deletes tokens that expired before before.
+	PruneResetTokens(ctx context.Context, before time.Time) (int, error)
+
+	// PutPlaceStates records what a device last reported of its user's
+	// places, replacing the earlier report of each place given. The
+	// binding must exist (ErrNotFound otherwise); unbinding or revoking
+	// deletes the reports with it.
+	PutPlaceStates(ctx context.Context, deviceID, user string, ps []PlaceState) error
+	// PlaceStates lists what every device bound to user reported, by
+	// device then place.
+	PlaceStates(ctx context.Context, user string) ([]PlaceState, error)
+
 	Audit(ctx context.Context, e AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes at most limit events older than before, oldest
@@ -173,7 +199,27 @@ type User struct {
 	// are replays.
 	TOTPLastStep int64
 	CreatedAt    time.Time
+	// Email is where password reset links go ("" for none), stored
+	// lower-case (see NormalizeEmail). With a directory behind Lockstep
+	// the source's address (AD: mail) wins; this is the built-in store's.
+	Email string
+	// MFAEnrollUntil, when set and TOTPSecret is nil, is the end of an
+	// enrolment period an administrator gave with an MFA reset: until
+	// then the user's password alone is enough and the user must enrol a
+	// new authenticator; after it a code is required and none can be
+	// given until an administrator resets MFA again.
+	MFAEnrollUntil time.Time
+	// TOTPPending is a sealed secret handed out to the user by an
+	// enrolment that began at TOTPPendingAt and has not been confirmed
+	// with a code yet; it never checks a code but the confirming one.
+	TOTPPending   []byte
+	TOTPPendingAt time.Time
 }
+
+// NormalizeEmail is how addresses are stored and compared: trimmed and
+// lower-cased (the local part is case-sensitive in theory, in no mail
+// system a directory sends to).
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // Device is an enrolled Mac.
 type Device struct {
@@ -244,6 +290,30 @@ type IdempotencyRecord struct {
 	// Outcome is the encoded result envelope.
 	Outcome   []byte
 	CreatedAt time.Time
+}
+
+// ResetToken is a single-use password reset link; only a SHA-256 hash of
+// the token is stored, so a copy of the database cannot be used to reset.
+type ResetToken struct {
+	Hash      []byte
+	User      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt is when it was redeemed (zero: not yet).
+	UsedAt time.Time
+}
+
+// PlaceState is one place's state as a device last reported it for a user
+// (the place and state names are protocol.Place*), never a secret.
+type PlaceState struct {
+	DeviceID string
+	User     string
+	Place    string
+	State    string
+	// At is when the device last established that state; ReportedAt when
+	// the directory received it.
+	At         time.Time
+	ReportedAt time.Time
 }
 
 // AuditEvent is one security event. Detail never holds a secret.

@@ -18,7 +18,7 @@ import (
 // userAttrs are what the source reads of a user.
 var userAttrs = []string{"sAMAccountName", "displayName", "pwdLastSet", "lockoutTime", "userAccountControl",
 	"msDS-User-Account-Control-Computed", "msDS-UserPasswordExpiryTimeComputed", "accountExpires",
-	"replPropertyMetaData", "uSNChanged", "msDS-ResultantPSO", "objectClass", "isDeleted"}
+	"replPropertyMetaData", "uSNChanged", "msDS-ResultantPSO", "objectClass", "isDeleted", "mail"}
 
 // userAccountControl and msDS-User-Account-Control-Computed bits.
 const (
@@ -112,12 +112,37 @@ func (s *Source) Accounts(ctx context.Context) ([]source.Account, error) {
 	return out, nil
 }
 
+// AccountsByEmail implements source.EmailFinder: users in scope whose mail
+// is email (AD compares mail without regard to case).
+func (s *Source) AccountsByEmail(ctx context.Context, email string) ([]source.Account, error) {
+	email = strings.TrimSpace(email)
+	if email == "" || len(email) > 256 {
+		return nil, nil
+	}
+	var es []*ldap.Entry
+	err := s.svc.Do(ctx, func(c *ldap.Conn) error {
+		var err error
+		es, err = s.d.Search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree,
+			"(&"+s.filter+")(sAMAccountName=*)(mail="+ldap.EscapeFilter(email)+"))", userAttrs)
+		return err
+	})
+	if err != nil {
+		return nil, ldapconn.Unavailable("looking up an address", err)
+	}
+	out := make([]source.Account, 0, len(es))
+	for _, e := range es {
+		out = append(out, s.account(ctx, e))
+	}
+	return out, nil
+}
+
 // account turns an entry into an Account.
 func (s *Source) account(ctx context.Context, e *ldap.Entry) source.Account {
 	now := s.now()
 	uac := attrInt(e, "userAccountControl")
 	computed := attrInt(e, "msDS-User-Account-Control-Computed")
-	a := source.Account{User: e.GetAttributeValue("sAMAccountName"), DisplayName: e.GetAttributeValue("displayName"), Where: e.DN}
+	a := source.Account{User: e.GetAttributeValue("sAMAccountName"), DisplayName: e.GetAttributeValue("displayName"), Where: e.DN,
+		Email: e.GetAttributeValue("mail")}
 	pwdLastSet := attrInt(e, "pwdLastSet")
 	if pwdLastSet == 0 {
 		a.MustChange = true

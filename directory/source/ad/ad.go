@@ -50,8 +50,8 @@ type Config struct {
 	// PollInterval is how often uSNChanged is polled when the DC refuses
 	// change notification (default 30 s).
 	PollInterval time.Duration
-	// Logger receives the source's log; nil discards it.
-	Logger *slog.Logger
+	// Log receives the source's log; nil discards it.
+	Log *slog.Logger
 	// Now is the clock (lockout ends, expiry); nil means time.Now.
 	Now func() time.Time
 }
@@ -79,7 +79,10 @@ type Source struct {
 	watcher *watcher
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source      = (*Source)(nil)
+	_ source.EmailFinder = (*Source)(nil)
+)
 
 // capabilities are what the DC said it supports, at start.
 type capabilities struct {
@@ -99,8 +102,8 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -116,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if _, err := ldap.ParseDN(cfg.BaseDN); err != nil {
 		return nil, &ConfigError{Field: "BaseDN", Problem: "is not a distinguished name", Err: err}
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger, now: cfg.Now, psos: map[string]source.Policy{}}
+	s := &Source{cfg: cfg, log: cfg.Log, now: cfg.Now, psos: map[string]source.Policy{}}
 	s.filter = "(&(objectCategory=person)(objectClass=user)"
 	if f := strings.TrimSpace(cfg.UserFilter); f != "" {
 		if !strings.HasPrefix(f, "(") {

@@ -188,7 +188,7 @@ func TestPollingFallback(t *testing.T) {
 	logs := &sourcetest.LogBuffer{}
 	s := e.source(t, func(c *Config) {
 		c.PollInterval = 300 * time.Millisecond
-		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		c.Log = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	u := e.dc.AddUser(t, e.ou, "poll", sourcetest.Password())
 	events := sourcetest.Events(t, s, nil, u.Name)

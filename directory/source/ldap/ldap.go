@@ -63,8 +63,8 @@ type Config struct {
 	// PollInterval is how often pwdChangedTime is polled when the server
 	// has no syncprov (default 30 s).
 	PollInterval time.Duration
-	// Logger receives the source's log; nil discards it.
-	Logger *slog.Logger
+	// Log receives the source's log; nil discards it.
+	Log *slog.Logger
 	// Now is the clock (lockout ends, expiry); nil means time.Now.
 	Now func() time.Time
 }
@@ -120,8 +120,8 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if !validAttr(cfg.UserAttr) {
 		return nil, &ConfigError{Field: "UserAttr", Problem: "is not an attribute name"}
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger, now: cfg.Now, policies: map[string]ppolicy{}}
+	s := &Source{cfg: cfg, log: cfg.Log, now: cfg.Now, policies: map[string]ppolicy{}}
 	s.filter = "(&(" + cfg.UserAttr + "=*)"
 	if f := strings.TrimSpace(cfg.UserFilter); f != "" {
 		if !strings.HasPrefix(f, "(") {

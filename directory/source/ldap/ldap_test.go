@@ -303,7 +303,7 @@ func TestPollingWithoutSyncprov(t *testing.T) {
 	svc := srv.ServiceAccount(t, ou, true)
 	logs := &sourcetest.LogBuffer{}
 	s, err := New(t.Context(), Config{URL: srv.URL, CAFile: srv.CAFile, BaseDN: ou, BindDN: svc.DN, BindPassword: []byte(svc.Password),
-		PolicyDN: slapdtest.PolicyDN, PollInterval: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		PolicyDN: slapdtest.PolicyDN, PollInterval: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
