@@ -80,7 +80,7 @@ type Account struct {
 	// PasswordInSync is the engine's verdict (engine.Account.InSync).
 	PasswordInSync *bool `plist:"passwordInSync,omitempty"`
 	// State is the engine's account state (in_sync, sync_needed, busy,
-	// locked, temporary, expiring, not_linked, unknown) and Reason the
+	// locked, temporary, mfa_enroll, expiring, not_linked, unknown) and Reason the
 	// code that says why.
 	State  string `plist:"state"`
 	Reason string `plist:"reason,omitempty"`
