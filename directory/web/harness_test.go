@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -399,4 +400,16 @@ func enrollStatus(t *testing.T, e *env, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// ack tells the directory the Mac holds the user's password version
+// everywhere, as lockstepd does after a sync.
+func (d *device) ack(t *testing.T, user string, version int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := fmt.Sprintf("ack-%s-%d-%d", user, version, time.Now().UnixNano())
+	if err := d.s.Request(ctx, protocol.TypeAckSync, key, protocol.AckSyncRequest{User: user, PasswordVersion: version}, nil, 5*time.Second); err != nil {
+		t.Fatalf("ack_sync: %v", err)
+	}
 }

@@ -276,7 +276,13 @@ func (p *Page) Go(url string) {
 func (p *Page) Type(selector, text string) {
 	p.t.Helper()
 	sel := chromedp.CSS(selector)
-	p.Do("typing into "+selector, chromedp.WaitVisible(sel), chromedp.Clear(sel), chromedp.SendKeys(sel, text))
+	// Empty the field as selecting its text and deleting it would (chromedp's
+	// Clear resets the value attribute, not what was typed).
+	clearJS := fmt.Sprintf(`(function(){const e=document.querySelector(%q); e.value=""; e.dispatchEvent(new Event("input",{bubbles:true})); return true})()`, selector)
+	p.Do("typing into "+selector, chromedp.WaitVisible(sel), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](clearJS)(ctx, t)
+		return err
+	}), chromedp.SendKeys(sel, text))
 }
 
 // Click clicks the element found by selector (a link, a submit button)
