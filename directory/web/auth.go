@@ -51,7 +51,7 @@ func (h *Handler) authRoutes(a area) {
 			http.Redirect(w, r, a.stagePath(s.rec.Stage), http.StatusSeeOther)
 			return
 		}
-		h.render(w, http.StatusOK, a.name+"-login", page{Title: "Sign in", Area: a.name, CSRF: h.csrf(w, r, nil)})
+		h.render(w, http.StatusOK, a.name+"-login", page{Title: "Sign in", Area: a.name, CSRF: h.csrf(w, r, nil), Notice: notice(r)})
 	})
 	h.mux.HandleFunc("POST "+a.prefix+"login", func(w http.ResponseWriter, r *http.Request) { h.signIn(w, r, a) })
 	h.mux.HandleFunc("GET "+a.prefix+"login/code", h.staged(a, store.StageTOTP, func(w http.ResponseWriter, r *http.Request, s *session, _ *form) {
@@ -114,6 +114,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a area) {
 	defer f.wipe()
 	if !sameOrigin(r) || !h.checkCSRF(r, f, nil) {
 		h.refuse(w, r, a, nil, "web_csrf_refused", "csrf")
+		return
+	}
+	if field := markup(r, f); field != "" {
+		h.refuseInput(w, r, a, nil, field)
 		return
 	}
 	name := f.get("name")
@@ -218,6 +222,10 @@ func (h *Handler) staged(a area, stage string, fn func(http.ResponseWriter, *htt
 				return
 			}
 		}
+		if field := markup(r, f); field != "" {
+			h.refuseInput(w, r, a, s, field)
+			return
+		}
 		fn(w, r, s, f)
 	}
 }
@@ -237,6 +245,21 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, a area, s *sess
 		msg = "Your session has ended. Sign in again."
 	}
 	h.render(w, http.StatusForbidden, "refused", page{Title: "Refused", Area: a.name, Error: msg, Data: map[string]string{"Login": a.prefix + "login"}})
+}
+
+// refuseInput answers a form or query with markup in field, and audits it.
+func (h *Handler) refuseInput(w http.ResponseWriter, r *http.Request, a area, s *session, field string) {
+	act := Actor{Addr: remoteAddr(r)}
+	if s != nil {
+		act = a.actor(s, r)
+	}
+	h.cfg.Auth.Refused(act, "web_input_refused", "markup", map[string]string{"path": r.URL.Path, "field": field})
+	p := page{Title: "Refused", Area: a.name, Error: "A field held < or >, which no name, note or search needs. Go back and remove them.",
+		Data: map[string]string{"Login": a.prefix}}
+	if s != nil {
+		p.Who, p.CSRF = &s.who, h.csrfFor("session", s.token)
+	}
+	h.render(w, http.StatusBadRequest, "refused", p)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

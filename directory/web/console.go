@@ -142,6 +142,10 @@ func (h *Handler) console(action string, fn func(http.ResponseWriter, *http.Requ
 			h.refuse(w, r, consoleArea, s, "web_forbidden", "role")
 			return
 		}
+		if field := markup(r, f); field != "" {
+			h.refuseInput(w, r, consoleArea, s, field)
+			return
+		}
 		fn(w, r, s, f)
 	}
 }
@@ -311,7 +315,7 @@ func (h *Handler) userMFA(w http.ResponseWriter, r *http.Request, s *session, f 
 
 func (h *Handler) userDelete(w http.ResponseWriter, r *http.Request, s *session, f *form) {
 	name := r.PathValue("name")
-	if f.get("confirm") != name {
+	if f.get("confirm_name") != name {
 		h.userAction(w, r, s, protocol.Errorf(protocol.CodeBadRequest, "Type the user's name to confirm the deletion."), nil)
 		return
 	}
@@ -561,7 +565,7 @@ func (h *Handler) adminReset(w http.ResponseWriter, r *http.Request, s *session,
 
 func (h *Handler) adminDelete(w http.ResponseWriter, r *http.Request, s *session, f *form) {
 	name := r.PathValue("name")
-	if f.get("confirm") != name {
+	if f.get("confirm_name") != name {
 		h.adminsRender(w, r, s, adminsData{}, protocol.Errorf(protocol.CodeBadRequest, "Type the administrator's name to confirm."))
 		return
 	}

@@ -90,6 +90,10 @@ func (h *Handler) portalStages(passwordStage bool, fn func(http.ResponseWriter, 
 				return
 			}
 		}
+		if field := markup(r, f); field != "" {
+			h.refuseInput(w, r, portalArea, s, field)
+			return
+		}
 		fn(w, r, s, f)
 	}
 }

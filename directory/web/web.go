@@ -436,3 +436,31 @@ func (f *form) wipe() {
 		clear(v)
 	}
 }
+
+// secretFields are the form fields that hold passwords: they are never
+// shown on a page, so any character may be in them.
+var secretFields = map[string]bool{"password": true, "confirm": true, "current": true, "new": true}
+
+// markup names the first field (or query parameter) that holds markup
+// characters, or "". No name, note, search or filter needs < or >, and one
+// that holds them is someone trying script: it is refused and audited,
+// although every page escapes what it shows (and the CSP runs no inline
+// script) anyway.
+func markup(r *http.Request, f *form) string {
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if strings.ContainsAny(k+v, "<>") {
+				return k
+			}
+		}
+	}
+	if f == nil {
+		return ""
+	}
+	for k, v := range f.v {
+		if !secretFields[k] && (strings.ContainsAny(k, "<>") || bytes.ContainsAny(v, "<>")) {
+			return k
+		}
+	}
+	return ""
+}
