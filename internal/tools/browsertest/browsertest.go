@@ -416,16 +416,7 @@ type AxeViolation struct {
 // it returns all findings.
 func (p *Page) Axe(what string) []AxeViolation {
 	p.t.Helper()
-	p.Do("injecting axe-core into "+what, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](axeSource + ";true")(ctx, t)
-		return err
-	}))
-	res := run(p, "running axe-core on "+what, chromedp.Evaluate[string](
-		`axe.run(document, {resultTypes: ["violations"]}).then(r => JSON.stringify(r.violations))`, chromedp.EvalAwaitPromise))
-	var vs []AxeViolation
-	if err := json.Unmarshal([]byte(res), &vs); err != nil {
-		p.t.Fatalf("axe-core on %s: decoding its answer: %v", what, err)
-	}
+	vs := p.AxeAll(what)
 	for _, v := range vs {
 		if v.Impact == "serious" || v.Impact == "critical" {
 			var where []string
@@ -434,6 +425,23 @@ func (p *Page) Axe(what string) []AxeViolation {
 			}
 			p.t.Errorf("axe-core on %s: %s (%s): %s; at %v", what, v.ID, v.Impact, v.Help, where)
 		}
+	}
+	return vs
+}
+
+// AxeAll runs axe-core as Axe does and returns every finding, failing
+// nothing.
+func (p *Page) AxeAll(what string) []AxeViolation {
+	p.t.Helper()
+	p.Do("injecting axe-core into "+what, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](axeSource+";true")(ctx, t)
+		return err
+	}))
+	res := run(p, "running axe-core on "+what, chromedp.Evaluate[string](
+		`axe.run(document, {resultTypes: ["violations"]}).then(r => JSON.stringify(r.violations))`, chromedp.EvalAwaitPromise))
+	var vs []AxeViolation
+	if err := json.Unmarshal([]byte(res), &vs); err != nil {
+		p.t.Fatalf("axe-core on %s: decoding its answer: %v", what, err)
 	}
 	return vs
 }
