@@ -25,6 +25,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/browsertest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
@@ -85,7 +86,8 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer shared.stop()
-	defer sambatest.Stop() // the AD tests' domain controller, if one started
+	defer sambatest.Stop()   // the AD tests' domain controller, if one started
+	defer browsertest.Stop() // the web tests' Chromium, if one started
 	return m.Run(), nil
 }
 
