@@ -60,3 +60,19 @@ func (d *directory) GetAccount(ctx context.Context, user, local string) (protoco
 func (d *directory) AckSync(ctx context.Context, key, user string, version int64) error {
 	return d.s.Request(ctx, protocol.TypeAckSync, key, protocol.AckSyncRequest{User: user, PasswordVersion: version}, nil, requestWait)
 }
+
+func (d *directory) BeginMFAEnrollment(ctx context.Context, user string) (protocol.MFAEnrollmentKey, error) {
+	var k protocol.MFAEnrollmentKey
+	err := d.s.Request(ctx, protocol.TypeBeginMFAEnrollment, "", protocol.MFAEnrollmentRequest{User: user}, &k, requestWait)
+	return k, err
+}
+
+func (d *directory) ConfirmMFAEnrollment(ctx context.Context, key, user, code string) (protocol.AccountState, error) {
+	var st protocol.AccountState
+	err := d.s.Request(ctx, protocol.TypeConfirmMFAEnrollment, key, protocol.ConfirmMFAEnrollmentRequest{User: user, Code: code}, &st, requestWait)
+	return st, err
+}
+
+func (d *directory) ReportPlaces(ctx context.Context, user string, places []protocol.PlaceReport) error {
+	return d.s.Request(ctx, protocol.TypeReportPlaces, "", protocol.ReportPlacesRequest{User: user, Places: places}, nil, requestWait)
+}

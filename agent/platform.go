@@ -22,7 +22,7 @@ import (
 func newPlatform(cfg *config.Config, log *slog.Logger) (*engine.Mac, *secretStore, func(context.Context) (string, error), error) {
 	r := platform.NewRunner(platform.Config{
 		ToolsDir: cfg.ToolsDir,
-		Logger:   log.With("component", "platform"),
+		Log:      log.With("component", "platform"),
 		// Only a simulated Mac run by a non-root developer may skip the
 		// switch to the keychain owner's uid; the real daemon is root.
 		RunUserStepsAsSelf: cfg.ToolsDir != "" && os.Geteuid() != 0,
@@ -107,13 +107,25 @@ func (m *mac) Lookup(ctx context.Context, name string) (engine.LocalAccount, err
 		OriginalNodeName: a.OriginalNodeName, NetworkHome: a.NetworkHome, PasswordLastSet: a.PasswordLastSet}, nil
 }
 
+// unknownUIDRefresh bounds how often a uid missing from the account list
+// refreshes it.
+const unknownUIDRefresh = 10 * time.Second
+
 // LookupUID maps a uid to its short name, from a list refreshed at most
-// once a minute (and at once for an unknown uid).
+// once a minute, and for a uid the list lacks at most every
+// unknownUIDRefresh: an account made a moment ago is found soon, and a
+// caller without an account (a daemon's uid, nobody) cannot make lockstepd
+// run dscl as root on each request.
 func (m *mac) LookupUID(ctx context.Context, uid int) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if name, ok := m.uids[uid]; ok && time.Since(m.uidsAt) < time.Minute {
+	age := time.Since(m.uidsAt)
+	name, ok := m.uids[uid]
+	switch {
+	case ok && age < time.Minute:
 		return name, nil
+	case !ok && m.uids != nil && age < unknownUIDRefresh:
+		return "", fmt.Errorf("uid %d: %w", uid, engine.ErrNoSuchUser)
 	}
 	list, err := m.accounts.List(ctx)
 	if err != nil {
@@ -176,6 +188,36 @@ func (m *mac) MoveAside(ctx context.Context, a engine.LocalAccount) (engine.Move
 func (m *mac) Create(ctx context.Context, a engine.LocalAccount, pw []byte) error {
 	_, err := m.keychain.Create(ctx, account(a), pw)
 	return mapErr(err)
+}
+
+func (m *mac) Kept(a engine.LocalAccount) ([]engine.KeptKeychain, error) {
+	ks, err := m.keychain.Kept(account(a))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]engine.KeptKeychain, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, engine.KeptKeychain{Name: k.Name, Path: k.Path, KeptAt: k.KeptAt, LocalItems: k.LocalItems})
+	}
+	return out, nil
+}
+
+func (m *mac) OpensKept(ctx context.Context, a engine.LocalAccount, name string, pw []byte) (bool, error) {
+	ok, err := m.keychain.OpensKept(ctx, account(a), name, pw)
+	return ok, mapErr(err)
+}
+
+func (m *mac) RekeyKept(ctx context.Context, a engine.LocalAccount, name string, old, new []byte) error {
+	return mapErr(m.keychain.RekeyKept(ctx, account(a), name, old, new))
+}
+
+func (m *mac) AddToSearchList(ctx context.Context, a engine.LocalAccount, name string) (bool, error) {
+	added, err := m.keychain.AddToSearchList(ctx, account(a), name)
+	return added, mapErr(err)
+}
+
+func (m *mac) UnlockForUser(ctx context.Context, a engine.LocalAccount, name string, pw []byte) error {
+	return mapErr(m.keychain.UnlockForUser(ctx, account(a), name, pw))
 }
 
 func (m *mac) Active(ctx context.Context) (bool, error) {

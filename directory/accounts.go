@@ -72,30 +72,30 @@ func (s *Server) update(ctx context.Context, fn func(store.Tx, *outbox) error) e
 
 // actor says who caused an event, for the audit log.
 type actor struct {
-	kind   string // "device", "admin", "system", "portal"
+	kind   string // "device", "admin", "user", "system", "console" (a sign-in)
 	device string
 	addr   string
-	// admin names the console administrator acting ("" for the admin
-	// token).
-	admin string
+	// name is the acting admin's or user's name through the Go API (the
+	// web console, the portal); the audit log's actor is then "kind:name".
+	name string
 	// verified is a portal session that has passed its second factor.
 	verified bool
 }
 
-// name is the actor as the audit log records it: "admin:alice" for a
-// console administrator.
-func (a actor) name() string {
-	if a.admin != "" {
-		return "admin:" + a.admin
+// who is the actor as the audit log records it: "admin:alice" for a
+// console administrator, "user:bob" for a portal user.
+func (a actor) who() string {
+	if a.name != "" {
+		return a.kind + ":" + a.name
 	}
 	return a.kind
 }
 
-// portal reports a user acting through the web portal.
-func (a actor) portal() bool { return a.kind == "portal" }
+// portal reports a user acting for themselves through the web portal.
+func (a actor) portal() bool { return a.kind == "user" }
 
 func (a actor) audit(ctx context.Context, tx store.Tx, at time.Time, event, user string, detail map[string]string) error {
-	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: a.name(), User: user, Device: a.device, Source: a.addr, Detail: detail})
+	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: a.who(), User: user, Device: a.device, Source: a.addr, Detail: detail})
 }
 
 // auditAsync records an event through the batcher.
@@ -113,7 +113,11 @@ func (s *Server) accountState(u store.User, sa store.SourceAccount) protocol.Acc
 		PasswordVersion:   u.PasswordVersion,
 		PasswordChangedAt: u.PasswordChangedAt,
 		MustChange:        u.MustChange,
-		MFA:               u.TOTPSecret != nil,
+		MFA:               u.TOTPSecret != nil || !u.MFAEnrollUntil.IsZero(),
+	}
+	if u.TOTPSecret == nil && !u.MFAEnrollUntil.IsZero() {
+		until := u.MFAEnrollUntil
+		st.MFAEnrollBy = &until
 	}
 	if exp, ok := s.expiry(u); ok && !u.MustChange {
 		st.ExpiresAt = &exp
@@ -529,6 +533,8 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 					return perr
 				}
 				step = st
+			} else if perr := s.enrolmentOver(a, u); perr != nil {
+				return perr
 			}
 			if external {
 				// Lockstep's local rules first (AD's own come when it is

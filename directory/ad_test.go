@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/source/ad"
 	"github.com/lockstep-dev/lockstep/directory/source/sourcetest"
@@ -157,5 +158,56 @@ func TestADStrangersCannotLockTheUser(t *testing.T) {
 	}
 	if err := f.dc.Bind(u.DN, u.Password); err != nil {
 		t.Fatalf("a stranger's guesses locked the user in AD: %v", err)
+	}
+}
+
+// TestADMFAEnrolmentAndResetLink (issue 14/15): Lockstep's TOTP for an AD
+// user, reset with an enrolment period: the Mac is told, a change in AD
+// goes through without a code, the enrolment makes codes required; a reset
+// link found by the user's AD mail sets the password in AD.
+func TestADMFAEnrolmentAndResetLink(t *testing.T) {
+	f := newADFixture(t, sambatest.RightReset, sambatest.RightPwdLastSet)
+	e := newEnv(t, func(c *Config) { c.Source = f.source(t) })
+	pw := sourcetest.Password()
+	u := f.dc.AddUser(t, f.ou, "enr", pw)
+	addr := u.Name + "@mail.example.com"
+	mod := ldap.NewModifyRequest(u.DN, nil)
+	mod.Replace("mail", []string{strings.ToUpper(addr[:1]) + addr[1:]})
+	if err := f.dc.Admin(t).Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	a := e.connect(e.enroll(u.Name), 0)
+	ctx := t.Context()
+	if _, err := e.adm.SetMFAWith(ctx, u.Name, admin.MFARequest{Action: admin.MFAEnable, EnrollDays: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.push(); p.Type != protocol.TypeMFAEnrollment {
+		t.Fatalf("push %s", p.Type)
+	}
+	next := sourcetest.Password()
+	a.ok(protocol.TypeChangePassword, "ad-c1", change(u.Name, e.secret(pw), e.secret(next), ""), nil)
+	var key protocol.MFAEnrollmentKey
+	a.ok(protocol.TypeBeginMFAEnrollment, "", protocol.MFAEnrollmentRequest{User: u.Name}, &key)
+	e.secret(string(key.Secret))
+	a.ok(protocol.TypeConfirmMFAEnrollment, "ad-e1", protocol.ConfirmMFAEnrollmentRequest{User: u.Name,
+		Code: oathtool(t, string(key.Secret), e.clock.Now())}, nil)
+	a.fails(protocol.TypeChangePassword, "ad-c2", change(u.Name, next, e.secret(sourcetest.Password()), ""), protocol.CodeMFARequired)
+
+	shown, err := e.srv.ShowUser(ctx, u.Name)
+	if err != nil || !strings.EqualFold(shown.Email, addr) {
+		t.Fatalf("show: %+v %v", shown, err)
+	}
+	link, err := e.srv.CreateResetLink(ctx, portal, strings.ToUpper(addr))
+	if err != nil || link.User != u.Name {
+		t.Fatalf("link by AD mail: %+v %v", link, err)
+	}
+	e.secret(string(link.Token))
+	e.clock.Advance(30 * time.Second) // a fresh code
+	reset := sourcetest.Password()
+	if _, err := e.srv.RedeemResetLink(ctx, portal, link.Token, []byte(e.secret(reset)), oathtool(t, string(key.Secret), e.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.dc.Bind(u.DN, reset); err != nil {
+		t.Fatalf("AD does not take the password set by the link: %v", err)
 	}
 }

@@ -27,6 +27,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	h("GET "+admin.PathUsers, s.adminListUsers)
 	h("GET "+admin.PathUsers+"/{name}", s.adminShowUser)
 	h("DELETE "+admin.PathUsers+"/{name}", s.adminDeleteUser)
+	h("PATCH "+admin.PathUsers+"/{name}", s.adminEditUser)
 	h("POST "+admin.PathUsers+"/{name}/reset", s.adminReset)
 	h("POST "+admin.PathUsers+"/{name}/unlock", s.adminUnlock)
 	h("POST "+admin.PathUsers+"/{name}/mfa", s.adminMFA)
@@ -138,11 +139,15 @@ func (s *Server) adminUser(ctx context.Context, tx store.Tx, u store.User, withD
 	out := admin.User{Name: u.Name, DisplayName: u.DisplayName, PasswordVersion: u.PasswordVersion,
 		PasswordChangedAt: u.PasswordChangedAt, ExpiresAt: st.ExpiresAt, MustChange: u.MustChange, MFA: st.MFA,
 		Locked: st.Locked, LockedUntil: st.LockedUntil, FailedAttempts: u.FailedCount, CreatedAt: u.CreatedAt,
-		Devices: []admin.Binding{}, Source: s.src.Info().Kind}
+		Devices: []admin.Binding{}, Source: s.src.Info().Kind, Email: u.Email, MFAEnrollBy: st.MFAEnrollBy}
 	if !withDevices {
 		return out, nil
 	}
 	bs, err := tx.UserBindings(ctx, u.Name)
+	if err != nil {
+		return out, err
+	}
+	ps, err := tx.PlaceStates(ctx, u.Name)
 	if err != nil {
 		return out, err
 	}
@@ -151,9 +156,15 @@ func (s *Server) adminUser(ctx context.Context, tx store.Tx, u store.User, withD
 		if err != nil {
 			return out, err
 		}
-		out.Devices = append(out.Devices, admin.Binding{DeviceID: b.DeviceID, Hostname: d.Hostname, LocalName: b.LocalName,
+		ab := admin.Binding{DeviceID: b.DeviceID, Hostname: d.Hostname, LocalName: b.LocalName,
 			SyncedVersion: b.SyncedVersion, SyncedAt: timePtr(b.SyncedAt), LastSeenAt: timePtr(d.LastSeenAt),
-			Connected: s.hub.connected(b.DeviceID)})
+			Connected: s.hub.connected(b.DeviceID)}
+		for _, p := range ps {
+			if p.DeviceID == b.DeviceID {
+				ab.Places = append(ab.Places, admin.Place{Place: p.Place, State: p.State, At: p.At, ReportedAt: p.ReportedAt})
+			}
+		}
+		out.Devices = append(out.Devices, ab)
 	}
 	return out, nil
 }
@@ -195,19 +206,9 @@ func (s *Server) userError(what, name string, err error) *protocol.Error {
 // errSourceOwnsUsers refuses creating or deleting users a directory behind
 // Lockstep owns.
 func (s *Server) errSourceOwnsUsers(what string) *protocol.Error {
+	info := s.src.Info()
 	return protocol.Errorf(protocol.CodeUnsupported, "%s owns the users: %s them there (Lockstep finds users in scope by "+
-		"sAMAccountName); TOTP, devices and resets are still managed here", sourceName(s.src.Info().Kind), what)
-}
-
-// sourceName names a source kind for people.
-func sourceName(kind string) string {
-	switch kind {
-	case "ad":
-		return "Active Directory"
-	case "builtin":
-		return "Lockstep's own store"
-	}
-	return kind
+		"%s); TOTP, devices and resets are still managed here", info.Name, what, info.UserAttr)
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
@@ -231,6 +232,11 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 	}
 	if req.Password.Empty() {
 		fail(w, protocol.Errorf(protocol.CodeBadRequest, "an initial password is required"))
+		return
+	}
+	email, e := checkEmail(req.Email)
+	if e != nil {
+		fail(w, e)
 		return
 	}
 	if vs := s.Policy().Check(req.Name, req.Password); len(vs) > 0 {
@@ -261,7 +267,7 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
 	var exists bool
 	err = s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
 		u := store.User{Name: req.Name, DisplayName: req.DisplayName, PasswordHash: hash, PasswordVersion: 1,
-			PasswordChangedAt: ob.now, MustChange: req.Temporary, TOTPSecret: sealed, CreatedAt: ob.now}
+			PasswordChangedAt: ob.now, MustChange: req.Temporary, TOTPSecret: sealed, CreatedAt: ob.now, Email: email}
 		err := tx.CreateUser(r.Context(), u)
 		if errors.Is(err, store.ErrExists) {
 			exists = true
@@ -459,8 +465,9 @@ func (s *Server) adminSourceError(r *http.Request, what, name string, err error)
 		return policyError(pol.Violations)
 	case errors.As(err, &np):
 		s.log.Warn("directory refused an action to lockstep's account", "user", name, "action", np.Action)
+		name := s.src.Info().Name
 		return protocol.Errorf(admin.CodeNotPermitted, "%s refused: Lockstep's bind account may not %s. Grant it %s (see the README's "+
-			"Active Directory set-up), or do it in %s's own tools.", sourceName(s.src.Info().Kind), np.Action, np.Need, sourceName(s.src.Info().Kind))
+			"%s set-up), or do it in %s's own tools.", name, np.Action, np.Need, name, name)
 	}
 	return s.internalError(what, err, "method", r.Method, "path", r.URL.Path, "user", name)
 }
@@ -511,72 +518,17 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, a actor) {
 }
 
 func (s *Server) adminMFA(w http.ResponseWriter, r *http.Request, a actor) {
-	name := r.PathValue("name")
 	var req admin.MFARequest
 	if e := decodeBody(r, &req); e != nil {
 		fail(w, e)
 		return
 	}
-	if e := s.ensureName(r.Context(), name); e != nil {
+	res, e := s.setMFA(r.Context(), a, r.PathValue("name"), req)
+	if e != nil {
 		fail(w, e)
 		return
 	}
-	var sealed []byte
-	var mfa *admin.TOTPEnrollment
-	switch req.Action {
-	case admin.MFAEnable, admin.MFAReset:
-		secret, uri, err := newTOTPKey(s.cfg.Issuer, name)
-		if err != nil {
-			fail(w, s.adminFailed(r, err))
-			return
-		}
-		if sealed, err = s.keys.seal(name, secret); err != nil {
-			fail(w, s.adminFailed(r, err))
-			return
-		}
-		mfa = &admin.TOTPEnrollment{URI: protocol.Secret(uri), Secret: protocol.Secret(b32.EncodeToString(secret))}
-		clear(secret)
-	case admin.MFADisable:
-	default:
-		fail(w, protocol.Errorf(protocol.CodeBadRequest, "action must be enable, disable or reset"))
-		return
-	}
-	var out admin.User
-	var perr *protocol.Error
-	err := s.update(r.Context(), func(tx store.Tx, ob *outbox) error {
-		perr = nil
-		u, err := tx.User(r.Context(), name)
-		if err != nil {
-			return err
-		}
-		switch {
-		case req.Action == admin.MFAEnable && u.TOTPSecret != nil:
-			perr = protocol.Errorf(admin.CodeExists, "MFA is already enabled for %q; use reset to replace the secret", name)
-			return nil
-		case req.Action == admin.MFAReset && u.TOTPSecret == nil:
-			perr = protocol.Errorf(protocol.CodeBadRequest, "MFA is not enabled for %q; use enable", name)
-			return nil
-		}
-		u.TOTPSecret, u.TOTPLastStep = sealed, 0
-		if err := tx.UpdateUser(r.Context(), u); err != nil {
-			return err
-		}
-		if err := a.audit(r.Context(), tx, ob.now, "mfa_"+req.Action, name, nil); err != nil {
-			return err
-		}
-		out, err = s.adminUser(r.Context(), tx, u, true)
-		return err
-	})
-	if err != nil {
-		fail(w, s.userError("mfa not changed", name, err))
-		return
-	}
-	if perr != nil {
-		fail(w, perr)
-		return
-	}
-	s.log.Info("mfa changed", "user", name, "action", req.Action)
-	writeJSON(w, http.StatusOK, admin.UserResponse{User: out, MFA: mfa})
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) adminEnrollToken(w http.ResponseWriter, r *http.Request, a actor) {
@@ -648,9 +600,13 @@ func (s *Server) adminPolicy(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor) {
+	if s.src.Info().ExtraRules {
+		s.setExtraRules(w, r, a)
+		return
+	}
 	if !s.src.Info().ManagesPolicy {
 		fail(w, protocol.Errorf(protocol.CodeUnsupported, "the password policy is %s's own (its domain policy and fine-grained "+
-			"password settings): change it there; Macs hear of it at once", sourceName(s.src.Info().Kind)))
+			"password settings): change it there; Macs hear of it at once", s.src.Info().Name))
 		return
 	}
 	var p protocol.Policy
@@ -712,6 +668,16 @@ func (s *Server) reloadPolicy(ctx context.Context) error {
 // loadPolicyView re-reads the stored policy (after a failed set); the
 // caller holds policyMu.
 func (s *Server) loadPolicyView(ctx context.Context) error {
+	if !s.src.Info().ManagesPolicy {
+		// The source's own policy, with Lockstep's rules on top where it
+		// takes them (another replica may have changed those).
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(ctx, func(tx store.Tx) error { return s.loadExtraRules(ctx, tx) }); err != nil {
+				return err
+			}
+		}
+		return s.loadSourcePolicy(ctx)
+	}
 	return s.st.View(ctx, func(tx store.Tx) error {
 		p, err := tx.Policy(ctx)
 		if err == nil {

@@ -141,7 +141,7 @@ func (s *Server) adminListAdmins(w http.ResponseWriter, r *http.Request, _ actor
 
 func (s *Server) adminDeleteAdmin(w http.ResponseWriter, r *http.Request, a actor) {
 	name := r.PathValue("name")
-	if a.admin == name {
+	if a.kind == "admin" && a.name == name {
 		fail(w, protocol.Errorf(protocol.CodeBadRequest, "you cannot delete yourself; ask another administrator"))
 		return
 	}
@@ -169,7 +169,7 @@ func (s *Server) adminDeleteAdmin(w http.ResponseWriter, r *http.Request, a acto
 // token from --data, and another administrator's reset from the console.
 func (s *Server) adminRecoverAdmin(w http.ResponseWriter, r *http.Request, a actor) {
 	name := r.PathValue("name")
-	if a.admin == name {
+	if a.kind == "admin" && a.name == name {
 		fail(w, protocol.Errorf(protocol.CodeBadRequest, "you cannot reset yourself from the console; ask another administrator, or use admin recover on the server"))
 		return
 	}
@@ -185,7 +185,7 @@ func (s *Server) adminRecoverAdmin(w http.ResponseWriter, r *http.Request, a act
 		return
 	}
 	event := "console_admin_recovered"
-	if a.admin != "" {
+	if a.name != "" {
 		event = "console_admin_reset"
 	}
 	var out store.Admin
@@ -214,7 +214,7 @@ func (s *Server) adminRecoverAdmin(w http.ResponseWriter, r *http.Request, a act
 		fail(w, s.adminFailed(r, err))
 		return
 	}
-	s.log.Warn("console administrator given a one-time password", "admin", name, "by", a.name(), "sessions_ended", ended)
+	s.log.Warn("console administrator given a one-time password", "admin", name, "by", a.who(), "sessions_ended", ended)
 	writeJSON(w, http.StatusOK, admin.AdminResponse{Admin: s.adminView(out), Password: protocol.Secret(pw)})
 }
 

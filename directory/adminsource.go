@@ -30,6 +30,10 @@ func (s *Server) sourceUser(ctx context.Context, tx store.Tx, acct source.Accoun
 			Source: s.src.Info().Kind, PasswordChangedAt: acct.ChangedAt, ExpiresAt: acct.ExpiresAt}
 	}
 	out.Where, out.Disabled = acct.Where, acct.Disabled
+	if acct.Email != "" {
+		out.Email = acct.Email
+	}
+	out.Expired, out.GraceLogins = acct.Expired, acct.GraceLogins
 	out.MustChange = acct.MustChange
 	if acct.Locked {
 		out.Locked, out.LockedUntil = true, acct.LockedUntil

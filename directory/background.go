@@ -155,6 +155,11 @@ func (s *Server) prune(ctx context.Context) {
 		s.log.Error("web sessions not pruned", "err", err)
 	}
 	if err := s.st.Update(ctx, func(tx store.Tx) error {
+		// A reset link is kept a day past its end, so that using it late
+		// is answered (and audited) as an expired link, not an unknown one.
+		if _, err := tx.PruneResetTokens(ctx, now.Add(-24*time.Hour)); err != nil {
+			return err
+		}
 		return tx.PruneIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention))
 	}); err != nil {
 		s.log.Error("idempotency records not pruned", "err", err)

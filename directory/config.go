@@ -38,8 +38,8 @@ type Config struct {
 	// certificate (localhost, 127.0.0.1, ::1 and the hostname are always in).
 	Hosts []string
 
-	// Logger receives the service log; nil discards it.
-	Logger *slog.Logger
+	// Log receives the service log; nil discards it.
+	Log *slog.Logger
 	// Now is the clock for TOTP, lockout, rate limits and expiry; nil means
 	// time.Now. Tests inject a fake one.
 	Now func() time.Time
@@ -102,6 +102,14 @@ type Config struct {
 	EnrollTokenTTL time.Duration
 	// Issuer names the service in TOTP enrollment URIs (default "Lockstep").
 	Issuer string
+
+	// Mailer sends the directory's mail (password reset links): package
+	// mail's, configured by serve's --smtp-* flags. nil: no mail is sent
+	// (SendResetLink answers CodeUnsupported).
+	Mailer Mailer
+	// ResetLinkTTL is how long a password reset link works (default 1 h,
+	// at most 24 h).
+	ResetLinkTTL time.Duration
 
 	// WebIdleTimeout ends a console or portal session after this long
 	// without a request (default 15 min); WebMaxAge ends any session
@@ -170,8 +178,8 @@ func (c *Config) setDefaults() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("config: CertFile and KeyFile go together")
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -212,6 +220,7 @@ func (c *Config) setDefaults() error {
 		{"IdempotencyRetention", &c.IdempotencyRetention, 7 * 24 * time.Hour},
 		{"WebIdleTimeout", &c.WebIdleTimeout, 15 * time.Minute},
 		{"WebMaxAge", &c.WebMaxAge, 12 * time.Hour},
+		{"ResetLinkTTL", &c.ResetLinkTTL, time.Hour},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -219,6 +228,9 @@ func (c *Config) setDefaults() error {
 		if *d.v < 0 {
 			return badConfig(d.field, "must be positive, not %v", *d.v)
 		}
+	}
+	if c.ResetLinkTTL > 24*time.Hour {
+		return badConfig("ResetLinkTTL", "must be at most 24h, not %v", c.ResetLinkTTL)
 	}
 	if c.PingInterval < minPingInterval {
 		return badConfig("PingInterval", "must be at least %v, not %v", minPingInterval, c.PingInterval)

@@ -25,9 +25,9 @@ import (
 
 func (s *Server) webActor(a web.Actor) actor {
 	if a.User != "" {
-		return actor{kind: "portal", addr: a.Addr, verified: true}
+		return actor{kind: "user", name: a.User, addr: a.Addr, verified: true}
 	}
-	return actor{kind: "admin", admin: a.Admin, addr: a.Addr}
+	return actor{kind: "admin", name: a.Admin, addr: a.Addr}
 }
 
 // recorder is the response of an in-process admin API call.
@@ -96,7 +96,7 @@ type webConsole struct{ s *Server }
 
 func (c webConsole) Source() web.Source {
 	i := c.s.src.Info()
-	return web.Source{Kind: i.Kind, Name: sourceName(i.Kind), ManagesUsers: i.ManagesUsers, ManagesPolicy: i.ManagesPolicy}
+	return web.Source{Kind: i.Kind, Name: i.Name, ManagesUsers: i.ManagesUsers, ManagesPolicy: i.ManagesPolicy}
 }
 
 func (c webConsole) Users(ctx context.Context) ([]admin.User, error) {
@@ -378,7 +378,7 @@ func (s *Server) portalSignIn(ctx context.Context, addr, name string, pw []byte)
 	if e := s.signInLimit(store.SessionUser, addr, name); e != nil {
 		return web.Principal{}, e
 	}
-	a := actor{kind: "portal", addr: addr}
+	a := actor{kind: "user", name: name, addr: addr}
 	if checkName(name) != nil {
 		if err := s.hash.VerifyDummy(ctx, pw); err != nil {
 			return web.Principal{}, s.internalError("password not verified", err)
@@ -415,7 +415,7 @@ func (w webAuth) CheckCode(ctx context.Context, kind, addr, name, code string) e
 		}
 		return s.adminCode(ctx, actor{kind: "console", addr: addr}, name, code)
 	}
-	a := actor{kind: "portal", addr: addr}
+	a := actor{kind: "user", name: name, addr: addr}
 	u, perr := s.loadUser(ctx, name)
 	if perr != nil {
 		return perr
@@ -581,7 +581,7 @@ func (w webAuth) FinishEnrol(ctx context.Context, kind string, wa web.Actor, nam
 		return nil
 	}
 	if !ok {
-		return s.recordFailure(ctx, actor{kind: "portal", addr: wa.Addr}, name, wrongCode)
+		return s.recordFailure(ctx, actor{kind: "user", name: name, addr: wa.Addr}, name, wrongCode)
 	}
 	final, err := s.keys.seal(name, secret)
 	if err != nil {

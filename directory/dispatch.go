@@ -68,6 +68,42 @@ func (s *Server) dispatch(ctx context.Context, sess session, data []byte) *proto
 			return s.ackSync(ctx, a, &req, commit)
 		})
 
+	case protocol.TypeBeginMFAEnrollment:
+		var req protocol.MFAEnrollmentRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		if perr := s.deviceEnrolment(ctx, a, req.User); perr != nil {
+			return reply(env, nil, perr)
+		}
+		key, perr := s.beginEnrolment(ctx, a, req.User)
+		if perr != nil && perr.Code == protocol.CodeUnknownUser {
+			perr = errNotBound // deleted meanwhile
+		}
+		res := reply(env, key, perr)
+		key.Secret.Wipe()
+		key.URI.Wipe()
+		return res
+
+	case protocol.TypeConfirmMFAEnrollment:
+		var req protocol.ConfirmMFAEnrollmentRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		if perr := s.deviceEnrolment(ctx, a, req.User); perr != nil {
+			return reply(env, nil, perr)
+		}
+		return s.idempotent(ctx, sess, env, &req, func(commit commitFunc) (any, *protocol.Error) {
+			return s.confirmEnrolment(ctx, a, req.User, req.Code, commit)
+		})
+
+	case protocol.TypeReportPlaces:
+		var req protocol.ReportPlacesRequest
+		if err := env.Decode(&req); err != nil {
+			return reply(env, nil, asProtoError(err))
+		}
+		return reply(env, nil, s.reportPlaces(ctx, a, &req))
+
 	case protocol.TypeAckPush:
 		var req protocol.AckPush
 		if err := env.Decode(&req); err != nil {
@@ -224,6 +260,8 @@ func fingerprintParts(req any) [][]byte {
 		return [][]byte{[]byte(r.User), r.Current, r.New, []byte(r.TOTP)}
 	case *protocol.AckSyncRequest:
 		return [][]byte{[]byte(r.User), []byte(fmt.Sprint(r.PasswordVersion))}
+	case *protocol.ConfirmMFAEnrollmentRequest:
+		return [][]byte{[]byte(r.User), []byte(r.Code)}
 	}
 	panic(fmt.Sprintf("no fingerprint for %T", req))
 }

@@ -34,7 +34,7 @@ func FuzzDispatch(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	dir := f.TempDir()
-	srv, err := New(Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler), Argon2: testArgon2,
+	srv, err := New(Config{DataDir: dir, Log: slog.New(slog.DiscardHandler), Argon2: testArgon2,
 		AccountRate: Rate{Every: time.Millisecond, Burst: 1 << 20}, AddressRate: Rate{Every: time.Millisecond, Burst: 1 << 20},
 		Lockout: Lockout{Threshold: 1 << 30}})
 	if err != nil {

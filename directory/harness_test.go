@@ -98,7 +98,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	e := &testEnv{t: t, dir: t.TempDir(), logs: &syncBuffer{}, clock: &fakeClock{t: time.Now().UTC().Truncate(time.Second)}}
 	cfg := Config{
 		DataDir:      e.dir,
-		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:          slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          e.clock.Now,
 		Argon2:       testArgon2,
 		PingInterval: 5 * time.Second,

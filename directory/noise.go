@@ -104,10 +104,10 @@ func (s *Server) noise(a actor, event, user string, detail map[string]string) {
 	switch {
 	case a.device != "":
 		source = a.device
-	case a.admin != "":
+	case a.name != "":
 		// A signed-in administrator's refusals are theirs, not their
 		// address's (several may share one).
-		source = a.name() + "@" + a.addr
+		source = a.who() + "@" + a.addr
 	}
 	if !s.noiseGate.allow(event, source, s.now(), s.lowDisk()) {
 		return

@@ -42,6 +42,10 @@ type hasher struct {
 	since   time.Time
 	waiting atomic.Int32
 	kick    chan struct{}
+	// checks counts argon2id computations by their parameters, so a test
+	// can see that an unknown user costs what a real one does without
+	// timing them.
+	checks sync.Map // Argon2Params → *atomic.Int64
 }
 
 // checkOverheadKiB is a password check's memory beyond argon2's blocks
@@ -88,8 +92,18 @@ func (h *hasher) compute(ctx context.Context, pw, salt []byte, p Argon2Params) (
 		}
 	}
 	key := argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
+	n, _ := h.checks.LoadOrStore(p, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
 	h.retire(w)
 	return key, nil
+}
+
+// checksWith reports how many argon2id computations used p.
+func (h *hasher) checksWith(p Argon2Params) int64 {
+	if n, ok := h.checks.Load(p); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // retire hands a finished check's weight to the collector loop.

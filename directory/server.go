@@ -64,6 +64,9 @@ type Server struct {
 	sourceEvents atomic.Int64
 
 	policy atomic.Pointer[protocol.Policy]
+	// srcRules is a remote source's own default rules; extraRules are
+	// Lockstep's own on top of them (source.Info's ExtraRules).
+	srcRules, extraRules atomic.Pointer[protocol.Policy]
 	// policyMu orders the publications of the policy: a set through the
 	// admin API and a reload on another replica's word, so that a reload
 	// that read an older snapshot cannot overwrite a newer set.
@@ -114,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 	if err := checkPermissions(cfg); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, stopScan: make(chan struct{}), serveErr: make(chan error, 1)}
 	s.src = cfg.Source
 	if s.src == nil {
 		s.src = builtin{s}
@@ -157,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	s.adminRoutes(mux)
 	s.consoleAdminRoutes(mux)
 	pages, err := web.New(web.Config{Auth: webAuth{s}, Console: webConsole{s}, Portal: webPortal{s}, Key: s.keys.webKey, Now: s.now,
-		IdleTimeout: cfg.WebIdleTimeout, MaxAge: cfg.WebMaxAge, Logger: s.log, Title: cfg.Issuer})
+		IdleTimeout: cfg.WebIdleTimeout, MaxAge: cfg.WebMaxAge, Log: s.log, Title: cfg.Issuer})
 	if err != nil {
 		st.Close()
 		s.cancel()
@@ -197,8 +200,14 @@ func (s *Server) prepare() error {
 		s.caFile, _ = filepath.Abs(filepath.Join(s.cfg.DataDir, CAFile))
 	}
 	if !s.src.Info().ManagesPolicy {
-		// The policy is the source's own (AD's domain policy).
+		// The policy is the source's own (AD's domain policy), with
+		// Lockstep's own rules on top where the source takes them.
 		s.tlsConfig = tlsConfigFor(cert)
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(s.ctx, func(tx store.Tx) error { return s.loadExtraRules(s.ctx, tx) }); err != nil {
+				return fmt.Errorf("reading Lockstep's own password rules: %w", err)
+			}
+		}
 		if err := s.loadSourcePolicy(s.ctx); err != nil {
 			return fmt.Errorf("reading the directory's password policy: %w", err)
 		}
@@ -222,7 +231,7 @@ func tlsConfigFor(cert tls.Certificate) *tls.Config {
 // SQLite file in the data directory.
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.PostgresOptions{Password: cfg.DatabasePassword, Logger: cfg.Logger})
+		st, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.PostgresOptions{Password: cfg.DatabasePassword, Log: cfg.Log})
 		if err != nil {
 			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
 		}

@@ -24,6 +24,12 @@ var runBudget = map[string]int{
 	"change": 13,
 	"sync":   11,
 	"forgot": 11,
+	// recover: the current password on the login keychain (1), the kept
+	// keychain observed (1), re-keyed and checked (2), the search list read,
+	// set and read back and the keychain unlocked in the user's session (4
+	// runs of launchctl, sudo and security each), two account reads (the
+	// list the CLI shows, the recovery).
+	"recover": 18,
 }
 
 // invocationsSince returns the tool runs recorded after the first n.
@@ -93,6 +99,7 @@ func TestFlowsMakeNoFailedLoginAndStayInBudget(t *testing.T) {
 		t.Fatalf("service account: %s", r)
 	}
 	prev := u.password
+	var forgotten string // the password the kept keychain opens with
 	for _, f := range []struct {
 		name string
 		run  func(next string) cliResult
@@ -105,12 +112,21 @@ func TestFlowsMakeNoFailedLoginAndStayInBudget(t *testing.T) {
 			return m.cli(lines(prev, next), "sync", "--stdin", "--user", "alice")
 		}},
 		{"forgot", func(next string) cliResult {
+			forgotten = prev
 			m.adminReset(next)
 			return m.cli(lines(next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		}},
+		// The old keychain back: the password does not move, so "next" is
+		// the current one.
+		{"recover", func(string) cliResult {
+			return m.cli(lines("1", forgotten, prev), "keychain", "recover", "--stdin", "--user", "alice")
 		}},
 	} {
 		m.unlockEverywhere(prev)
 		next := newPassword()
+		if f.name == "recover" {
+			next = prev
+		}
 		n := m.invocationCount()
 		r := f.run(next)
 		if r.code != 0 {

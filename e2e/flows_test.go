@@ -443,6 +443,16 @@ func assertNoSecrets(t *testing.T, m *mac, u *user, passwords ...string) {
 		t.Error("no secret went over stdin or a terminal: was anything checked?")
 	}
 	logs := m.logText() + m.dir.log.String()
+	// The status file MDM reads, which every local user can read.
+	if b, err := os.ReadFile(m.statusPlist); err == nil {
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("a secret is in the status file %s", m.statusPlist)
+			}
+		}
+	} else {
+		t.Errorf("no status file: %v", err)
+	}
 	filepath.WalkDir(m.stateDir, func(p string, de os.DirEntry, err error) error {
 		if err != nil || de.IsDir() {
 			if de != nil && de.IsDir() && de.Name() == "secrets" {
@@ -526,14 +536,21 @@ func TestDoctorAndDiagnose(t *testing.T) {
 func rekeyKeychain(m *mac, path, old, new string) error {
 	cmd := exec.Command(filepath.Join(m.sim.ToolsDir(), "security"), "set-keychain-password", path)
 	cmd.Stdin = strings.NewReader(lines(old, new, new))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 502, Gid: 20}, Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 502, Gid: 20}
+	} else {
+		// Without root it cannot become alice; macsim takes a step that
+		// carries her USER and LOGNAME as hers (macsim's actAsNamedUser).
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "USER=alice", "LOGNAME=alice", "HOME=" + filepath.Dir(filepath.Dir(filepath.Dir(path)))}
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("security set-keychain-password: %v: %s", err, out)
 	}
 	return nil
 }
 
-func mustSnapshot(t *testing.T, m *mac) *macsim.Snapshot {
+func mustSnapshot(t testing.TB, m *mac) *macsim.Snapshot {
 	t.Helper()
 	snap, err := m.sim.Snapshot()
 	if err != nil {

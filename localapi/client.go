@@ -100,6 +100,26 @@ func (c *Client) Link(ctx context.Context, req LinkRequest) (*Account, error) {
 	return &a, nil
 }
 
+// BeginMFAEnrollment asks for the secret of a new authenticator; the
+// caller shows it (QR code and text) and wipes it.
+func (c *Client) BeginMFAEnrollment(ctx context.Context, req MFAEnrollRequest) (*MFAEnrollment, error) {
+	var m MFAEnrollment
+	if err := c.do(ctx, http.MethodPost, PathMFAEnrollBegin, req, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ConfirmMFAEnrollment confirms the enrolment with a code; codes are
+// required from then on. It returns the account as it then stands.
+func (c *Client) ConfirmMFAEnrollment(ctx context.Context, req MFAConfirmRequest) (*Account, error) {
+	var a Account
+	if err := c.do(ctx, http.MethodPost, PathMFAEnrollConfirm, req, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
 // Doctor checks every place of an account and says what is out of step.
 func (c *Client) Doctor(ctx context.Context, req DoctorRequest) (*DoctorReport, error) {
 	var r DoctorReport

@@ -36,6 +36,10 @@ const (
 	PathServiceAccount = "/v0/service-account"
 	PathDoctor         = "/v0/doctor"
 	PathLink           = "/v0/link"
+	// PathMFAEnrollBegin and PathMFAEnrollConfirm set up an authenticator
+	// during an enrolment period (an administrator's MFA reset).
+	PathMFAEnrollBegin   = "/v0/mfa/enroll/begin"
+	PathMFAEnrollConfirm = "/v0/mfa/enroll/confirm"
 )
 
 // Connection states of the directory session.
@@ -62,6 +66,7 @@ const (
 	StateLocked     = "locked"      // the directory locked the account
 	StateSyncNeeded = "sync_needed" // the Mac is behind the directory
 	StateTemporary  = "temporary"   // synced, but a permanent password must be chosen
+	StateMFAEnroll  = "mfa_enroll"  // an authenticator must be set up by MFAEnrollBy
 	StateExpiring   = "expiring"    // in sync, expiry within the warning window
 	StateInSync     = "in_sync"     // every place holds the directory password
 	StateUnknown    = "unknown"     // not checked yet (for example offline since start)
@@ -130,7 +135,13 @@ type Account struct {
 	DisplayName   string `json:"display_name,omitempty"`
 	State         string `json:"state"`
 	// Reason says why the state is what it is (a reason.* code).
-	Reason            Text       `json:"reason"`
+	Reason Text `json:"reason"`
+	// PasswordInSync says whether every place holds the directory's
+	// password: false while a sync is needed (even when the state shown is
+	// locked), absent while an operation runs, while lockstepd has no word
+	// from the directory and while the directory does not link this Mac to
+	// the user. The status file for MDM carries the same.
+	PasswordInSync    *bool      `json:"password_in_sync,omitempty"`
 	MFA               bool       `json:"mfa"`
 	Temporary         bool       `json:"temporary"`
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
@@ -142,12 +153,22 @@ type Account struct {
 	FileVault     bool       `json:"filevault"`
 	Places        []Place    `json:"places"`
 	LastOperation *Operation `json:"last_operation,omitempty"`
+	// MFAEnrollBy is set while an authenticator must be set up (an
+	// administrator reset MFA with an enrolment period): its end. Until
+	// then a change needs no code.
+	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
+	// KeptKeychains counts the old keychains kept aside that were not put
+	// back yet (Recover Old Keychain… shows while there are any).
+	KeptKeychains int `json:"kept_keychains,omitempty"`
 }
+
+// MustEnrol reports whether the user must set up an authenticator now.
+func (a Account) MustEnrol() bool { return a.MFAEnrollBy != nil }
 
 // Attention reports whether the account needs the user to act.
 func (a Account) Attention() bool {
 	switch a.State {
-	case StateSyncNeeded, StateTemporary, StateExpiring, StateLocked, StateNotLinked:
+	case StateSyncNeeded, StateTemporary, StateExpiring, StateLocked, StateNotLinked, StateMFAEnroll:
 		return true
 	}
 	return false
@@ -255,6 +276,27 @@ type LinkRequest struct {
 	Password protocol.Secret `json:"password"`
 }
 
+// MFAEnrollRequest begins an enrolment (root may name the account).
+type MFAEnrollRequest struct {
+	User string `json:"user,omitempty"`
+}
+
+// MFAEnrollment is a begun enrolment: the secret (base32) and its
+// otpauth:// URI, for the caller alone (lockstepd neither keeps nor logs
+// them), and when the period ends.
+type MFAEnrollment struct {
+	Secret protocol.Secret `json:"secret"`
+	URI    protocol.Secret `json:"uri"`
+	Until  time.Time       `json:"until"`
+}
+
+// MFAConfirmRequest confirms the enrolment with a code from the new
+// authenticator.
+type MFAConfirmRequest struct {
+	User string `json:"user,omitempty"`
+	Code string `json:"code"`
+}
+
 // ServiceAccountRequest sets up the service account with a SecureToken
 // admin's credentials.
 type ServiceAccountRequest struct {
@@ -297,6 +339,8 @@ const (
 	NoticeExpiry   = "expiry"   // expiry is approaching; params: days
 	NoticeLocked   = "locked"   // the account was locked; params: until
 	NoticeUnlocked = "unlocked" // the account was unlocked
+	// NoticeMFAEnroll: set up an authenticator; params: until.
+	NoticeMFAEnroll = "mfa_enroll"
 )
 
 // Notice is a user notification: its kind and the values its words need.

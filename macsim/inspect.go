@@ -157,6 +157,9 @@ type UserSnapshot struct {
 	// (set with security login-keychain/default-keychain -s); empty: default.
 	LoginKeychain   string `json:"login_keychain,omitempty"`
 	DefaultKeychain string `json:"default_keychain,omitempty"`
+	// SearchList is the user's keychain search list (list-keychains -d user)
+	// as the user's own session sees it.
+	SearchList []string `json:"search_list,omitempty"`
 }
 
 // KeychainSnapshot is one file in ~/Library/Keychains.
@@ -184,7 +187,16 @@ func (s *Sim) Snapshot() (*Snapshot, error) {
 				Hidden: r.first("IsHidden") == "1", Disabled: r.disabled(), CryptoUser: st.crypto(r.first("GeneratedUID")) != nil,
 			}
 			u.Keychains = keychainFiles(u.Home)
-			u.LoginKeychain, u.DefaultKeychain = st.KeychainPrefs[u.UID].Login, st.KeychainPrefs[u.UID].Default
+			p := st.KeychainPrefs[u.UID]
+			u.LoginKeychain, u.DefaultKeychain = p.Login, p.Default
+			switch {
+			case p.SearchListSet:
+				u.SearchList = slices.Clone(p.SearchList)
+			case p.Login != "":
+				u.SearchList = []string{p.Login}
+			default:
+				u.SearchList = []string{filepath.Join(u.Home, "Library", "Keychains", "login.keychain-db")}
+			}
 			snap.Users = append(snap.Users, u)
 		}
 		for _, c := range st.Crypto {

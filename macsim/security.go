@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -129,12 +130,7 @@ func (in *inv) securityCommand(args []string) int {
 	case "login-keychain", "default-keychain":
 		return in.secPref(cmd, rest)
 	case "list-keychains":
-		def, st := in.defaultKeychain(false)
-		if st.code == 0 {
-			fmt.Fprintf(in.stdout, "    %q\n", def)
-		}
-		fmt.Fprintf(in.stdout, "    %q\n", "/Library/Keychains/System.keychain")
-		return 0
+		return in.secList(rest)
 	}
 	fmt.Fprintf(in.stderr, "security: unknown command \"%s\"\n", args[0])
 	return 1
@@ -205,9 +201,12 @@ func (in *inv) securityFaulted(cmd string, argv []string) int {
 	case !f.CrashCaller:
 		return in.fail(f)
 	}
+	// The caller dies once this run has recorded itself (runTool delivers
+	// the kill after finish), so a test that sees the caller gone also sees
+	// the step that killed it. The rest of what the caller wrote to stdin
+	// still runs, as it would in a real security -i whose parent died.
 	status := in.securityCommand(argv)
 	in.crashCaller()
-	in.deliverCrash()
 	return status
 }
 
@@ -582,4 +581,110 @@ func (in *inv) secPref(cmd string, args []string) int {
 	}
 	fmt.Fprintf(in.stdout, "    %q\n", path)
 	return 0
+}
+
+// systemKeychain is the system domain's search list.
+const systemKeychain = "/Library/Keychains/System.keychain"
+
+// secList is list-keychains [-d user|system|common|dynamic] [-s [keychain...]]
+// (keychain_list.c; facts K1, K2): without -s it prints the search list, each
+// path quoted and indented by four spaces; with -s it replaces the list with
+// the keychains given (nothing is added to what was there). -d names the
+// preference domain; without it the list is the user's followed by the
+// system's.
+//
+// The user domain lives in the user's session (facts K2, §5.4): a process
+// that is not in a session of its own uid (lockstepd's children, even as
+// the user) sees only the system keychain, and what it sets does not reach
+// the user (assumed: it exits 0 all the same, so only reading the list back
+// in the user's session shows it). Domains other than user and system are
+// not modelled.
+func (in *inv) secList(args []string) int {
+	const usage = "[-h] [-d user|system|common|dynamic] [-s [keychain...]]"
+	opts, rest, ok := getopt(args, "d", "s")
+	if !ok {
+		return in.secUsage("list-keychains", usage)
+	}
+	domain, useDomain := "user", false
+	if d, ok := opts['d']; ok {
+		useDomain = true
+		domain = ""
+		for _, name := range []string{"user", "system", "common", "dynamic"} {
+			if d != "" && strings.HasPrefix(name, d) {
+				domain = name
+				break
+			}
+		}
+		if domain == "" {
+			fmt.Fprintf(in.stderr, "security: Invalid domain: %s\n", d)
+			return 2
+		}
+	}
+	if domain != "user" && domain != "system" {
+		fmt.Fprintf(in.stderr, "security: SecKeychainCopyDomainSearchList %s: %s\n", domain, errSecNoSuchKeychain.msg)
+		return 1
+	}
+	reach := in.userDomainReachable()
+	if _, set := opts['s']; set {
+		if domain != "user" {
+			fmt.Fprintf(in.stderr, "security: SecKeychainSetDomainSearchList %s: %s\n", domain, errUnixPermission.msg)
+			return 1
+		}
+		if !reach {
+			return 0
+		}
+		list := make([]string, 0, len(rest))
+		for _, kc := range rest {
+			if !filepath.IsAbs(kc) {
+				rec := in.st.userByUID(in.euid)
+				if rec == nil {
+					continue
+				}
+				kc = filepath.Join(rec.first("NFSHomeDirectory"), "Library", "Keychains", kc)
+			}
+			list = append(list, kc)
+		}
+		p := in.st.KeychainPrefs[in.euid]
+		p.SearchList, p.SearchListSet = list, true
+		if in.st.KeychainPrefs == nil {
+			in.st.KeychainPrefs = map[int]KeychainPrefs{}
+		}
+		in.st.KeychainPrefs[in.euid] = p
+		in.dirty = true
+		return 0
+	}
+	if len(rest) > 0 {
+		return in.secUsage("list-keychains", usage)
+	}
+	var list []string
+	if domain == "user" && reach {
+		list = in.userSearchList()
+	}
+	if !useDomain || domain == "system" {
+		list = append(list, systemKeychain)
+	}
+	for _, kc := range list {
+		fmt.Fprintf(in.stdout, "    \"%s\"\n", kc)
+	}
+	return 0
+}
+
+// userDomainReachable reports whether the caller is in a security session
+// of its own uid, where its user preference domain (the search list) is.
+func (in *inv) userDomainReachable() bool {
+	s := in.callerSession()
+	return s.ID != SystemSession && s.UID == in.euid
+}
+
+// userSearchList is the caller's user domain search list: as set, or the
+// login keychain.
+func (in *inv) userSearchList() []string {
+	p := in.st.KeychainPrefs[in.euid]
+	if p.SearchListSet {
+		return slices.Clone(p.SearchList)
+	}
+	if def, st := in.defaultKeychain(true); st.code == 0 {
+		return []string{def}
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // Tools are the macOS commands the simulator answers to, by argv[0] basename.
-var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil", "launchctl", "pwpolicy"}
+var Tools = []string{"dscl", "sysadminctl", "fdesetup", "security", "diskutil", "scutil", "launchctl", "pwpolicy", "sudo"}
 
 // Invocation is one line of D/state/invocations.jsonl: what a tool was asked
 // to do and by whom. Secrets read from stdin or the terminal are never
@@ -127,6 +127,9 @@ func runTool(tool string, args []string) int {
 		return 70
 	}
 	in := &inv{dir: dir, st: st, args: args, stdout: os.Stdout, stderr: os.Stderr, euid: os.Geteuid(), tool: tool}
+	if uid, ok := st.actingUID(os.Getpid()); ok {
+		in.euid = uid // a simulated sudo became this user without root
+	}
 	in.rec = Invocation{
 		Time: time.Now().UTC(), Tool: tool, Verb: toolVerb(tool, args), Argv: append([]string{tool}, args...),
 		UID: os.Getuid(), EUID: in.euid, GID: os.Getgid(), PID: os.Getpid(), PPID: os.Getppid(), Env: map[string]string{},
@@ -139,6 +142,7 @@ func runTool(tool string, args []string) int {
 		k, v, _ := strings.Cut(kv, "=")
 		in.rec.Env[k] = v
 	}
+	in.actAsNamedUser()
 	defer func() {
 		if in.tty != nil {
 			in.tty.Close()
@@ -244,6 +248,27 @@ func (in *inv) deliverCrash() {
 	}
 }
 
+// actAsNamedUser gives a step that an unprivileged test run could not
+// switch to its user the identity it would have on a Mac. Root-only steps
+// run as the simulated superuser (RootUID); a step meant for a user (the
+// platform's keychain and "change as the user" steps) gets that user's HOME,
+// USER and LOGNAME but, without root, still the same uid. On a Mac it would
+// run as the user, so it is that user here: a user's dscl -passwd needs the
+// old password, and a user's keychain search list is theirs, not root's.
+func (in *inv) actAsNamedUser() {
+	if in.st.RootUID == 0 || in.euid != in.st.RootUID {
+		return
+	}
+	name := in.rec.Env["USER"]
+	if name == "" || in.rec.Env["LOGNAME"] != name {
+		return
+	}
+	if rec := in.st.user(name); rec != nil {
+		in.euid = rec.uid()
+		in.rec.EUID = in.euid
+	}
+}
+
 // isRoot reports whether the caller is the simulated superuser: uid 0, or
 // the unprivileged uid that built this Mac.
 func (in *inv) isRoot() bool { return in.euid == 0 || in.euid == in.st.RootUID }
@@ -266,6 +291,8 @@ func (in *inv) dispatch() int {
 		return in.launchctl()
 	case "pwpolicy":
 		return in.pwpolicy()
+	case "sudo":
+		return in.sudo()
 	}
 	return 70
 }
@@ -277,6 +304,7 @@ func (in *inv) finish() {
 	}
 	if in.dirty {
 		in.st.pruneSessions()
+		in.st.pruneActing()
 		if err := saveState(in.dir, in.st); err != nil {
 			fmt.Fprintf(os.Stderr, "macsim: save state: %v\n", err)
 		}
@@ -347,6 +375,16 @@ func toolVerb(tool string, args []string) string {
 	case "launchctl":
 		if len(args) > 0 {
 			return args[0]
+		}
+	case "sudo":
+		// The program sudo runs, by name.
+		for i := 0; i < len(args); i++ {
+			switch {
+			case args[i] == "-u":
+				i++
+			case !strings.HasPrefix(args[i], "-"):
+				return filepath.Base(args[i])
+			}
 		}
 	case "pwpolicy":
 		for _, a := range args {

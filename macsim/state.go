@@ -182,10 +182,14 @@ const (
 )
 
 // KeychainPrefs is a user's security preference domain (login and default
-// keychain), kept per uid.
+// keychain, keychain search list), kept per uid.
 type KeychainPrefs struct {
 	Login   string `json:"login,omitempty"`
 	Default string `json:"default,omitempty"`
+	// SearchList is the user domain's keychain search list once set
+	// (list-keychains -d user -s); unset, it is the login keychain.
+	SearchList    []string `json:"search_list,omitempty"`
+	SearchListSet bool     `json:"search_list_set,omitempty"`
 }
 
 // State is everything the simulated Mac knows. It is saved as JSON in
@@ -219,6 +223,9 @@ type State struct {
 	// Sessions are the security sessions and the keychains unlocked in each
 	// (session.go).
 	Sessions []*Session `json:"sessions,omitempty"`
+	// Acting are processes a simulated sudo made act as another uid
+	// without root (sudo.go).
+	Acting []ActingAs `json:"acting,omitempty"`
 	// Quirks switch on behaviours of other macOS versions or assumed texts
 	// (quirks.go).
 	Quirks Quirks `json:"quirks,omitzero"`

@@ -12,7 +12,7 @@ fuzz-directory:
 TEST_EXTRA += directory-pg
 
 directory-pg:
-	LOCKSTEP_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 5m ./directory/
+	LOCKSTEP_TEST_STORE=postgres $(GO) test $(RACE) -count=1 -timeout 5m ./directory/
 
 ## bench-directory-replicas: two replicas on PostgreSQL, reset push latency across them
 .PHONY: bench-directory-replicas

@@ -13,7 +13,7 @@ TEST_EXTRA += ui-tray-test
 SOCKET ?= /var/run/lockstepd.sock
 
 ui-test:
-	$(GO) test -race -count=1 ./ui/...
+	$(GO) test $(RACE) -count=1 ./ui/...
 
 # Behind a build tag so `go test ./...` does not build and run the GUI twice.
 # Without Xvfb or dbus-daemon it skips, except with CI=true, where it fails.

@@ -2,7 +2,6 @@ package platform
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -147,10 +146,8 @@ func TestChangePassword(t *testing.T) {
 			if c.user == "alice" && !u.SecureToken {
 				t.Error("lost the SecureToken")
 			}
-			// A change with the old password moves FileVault along. Without
-			// root the "user" step runs as the simulated superuser, for whom
-			// dscl resets a user without a token: that case needs root.
-			if u.CryptoUser && (u.SecureToken || os.Geteuid() == 0) {
+			// A change with the old password moves FileVault along.
+			if u.CryptoUser {
 				m.wantFileVault(t, c.user, c.new, c.applied)
 			}
 			if u.CryptoUser || c.user == "alice" {
@@ -158,14 +155,11 @@ func TestChangePassword(t *testing.T) {
 			}
 			invs := m.noSecrets(t, c.old, c.new, pw)
 			if c.applied {
+				// As the user, so dscl asks for the old password too.
 				p := invocationsOf(invs, "dscl", "passwd")
 				u := m.user(t, c.user)
-				prompts, read := 2, len(c.new)+len(c.old)+2
-				if os.Geteuid() != 0 && !u.SecureToken {
-					prompts, read = 1, len(c.new)+1 // the simulated superuser resets (see above)
-				}
-				if len(p) != 1 || p[0].StdinBytes != read || len(p[0].Prompts) != prompts ||
-					os.Geteuid() == 0 && (p[0].EUID != u.UID || p[0].Env["HOME"] != u.Home) {
+				if len(p) != 1 || p[0].StdinBytes != len(c.new)+len(c.old)+2 || len(p[0].Prompts) != 2 ||
+					p[0].EUID != u.UID || p[0].Env["HOME"] != u.Home {
 					t.Errorf("passwd invocations = %+v", p)
 				}
 			}

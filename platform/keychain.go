@@ -41,10 +41,11 @@ const LoginKeychainName = "login.keychain-db"
 //     session keeps the keychain unlocked and saved passwords keep working
 //     without a prompt.
 //   - §9's advice to do keychain work in the user's session is about the
-//     keychain search list, which is per session (§5.4). Lockstep changes no
-//     search list here; Create sets the user's login and default keychain
-//     preferences, which security(1) run as the user writes to the user's
-//     own preferences.
+//     keychain search list, which is per session (§5.4). Only putting a kept
+//     keychain back (recover.go) changes the search list, and it does so in
+//     the user's session (`launchctl asuser`, then `sudo -u`); Create sets
+//     the user's login and default keychain preferences, which security(1)
+//     run as the user writes to the user's own preferences.
 //
 // Every verdict comes from one `security -i` run (commands on stdin, so no
 // password reaches argv) that locks the keychain, unlocks it with the
@@ -98,6 +99,11 @@ func securityFailure(verb string, res *Result) error {
 // keychain is ErrKeychainMissing; a check that a certainly wrong password
 // passed is ErrCannotVerify.
 func (k *Keychains) Opens(ctx context.Context, a Account, pw []byte) (bool, error) {
+	return k.opensPath(ctx, a, loginKeychainPath(a), pw)
+}
+
+// opensPath is Opens for the keychain file at path.
+func (k *Keychains) opensPath(ctx context.Context, a Account, path string, pw []byte) (bool, error) {
 	if err := checkSecret("keychain password", pw); err != nil {
 		return false, err
 	}
@@ -108,7 +114,7 @@ func (k *Keychains) Opens(ctx context.Context, a Account, pw []byte) (bool, erro
 	defer wipe(control)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	v, err := k.check(ctx, a, loginKeychainPath(a), pw, control)
+	v, err := k.check(ctx, a, path, pw, control)
 	if err != nil {
 		return false, err
 	}
@@ -235,13 +241,17 @@ func appendSecurityArg(dst, b []byte) []byte {
 // locks the keychain first, so a wrong old password is refused
 // (ErrKeychainWrongPassword) even when the keychain was unlocked.
 func (k *Keychains) Rekey(ctx context.Context, a Account, oldPW, newPW []byte) error {
+	return k.rekeyPath(ctx, a, loginKeychainPath(a), oldPW, newPW)
+}
+
+// rekeyPath is Rekey for the keychain file at path.
+func (k *Keychains) rekeyPath(ctx context.Context, a Account, path string, oldPW, newPW []byte) error {
 	if err := checkSecret("old keychain password", oldPW); err != nil {
 		return err
 	}
 	if err := checkSecret("new keychain password", newPW); err != nil {
 		return err
 	}
-	path := loginKeychainPath(a)
 	in := lines(oldPW, newPW, newPW)
 	defer wipe(in)
 	k.mu.Lock()

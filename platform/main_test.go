@@ -107,7 +107,7 @@ func newMac(t *testing.T, spec macsim.Spec) *mac {
 	log := &syncBuffer{}
 	r := NewRunner(Config{
 		ToolsDir:           sim.ToolsDir(),
-		Logger:             slog.New(slog.NewJSONHandler(log, nil)),
+		Log:                slog.New(slog.NewJSONHandler(log, nil)),
 		RunUserStepsAsSelf: os.Geteuid() != 0,
 	})
 	return &mac{sim: sim, r: r, log: log}

@@ -30,6 +30,11 @@ const (
 	Diskutil    Tool = "diskutil"
 	Scutil      Tool = "scutil"
 	Pwpolicy    Tool = "pwpolicy"
+	// Launchctl and Sudo reach a user's own security session from the
+	// daemon (`launchctl asuser UID sudo -u USER security ...`, facts
+	// K3, K4): only for the keychain search list.
+	Launchctl Tool = "launchctl"
+	Sudo      Tool = "sudo"
 )
 
 // toolPaths are the absolute paths of the allow-listed tools on macOS.
@@ -41,6 +46,8 @@ var toolPaths = map[Tool]string{
 	Diskutil:    "/usr/sbin/diskutil",
 	Scutil:      "/usr/sbin/scutil",
 	Pwpolicy:    "/usr/bin/pwpolicy",
+	Launchctl:   "/bin/launchctl",
+	Sudo:        "/usr/bin/sudo",
 }
 
 // childPATH is the only PATH a child sees.
@@ -57,9 +64,9 @@ type Config struct {
 	ToolsDir string
 	// Timeout for one tool run (default DefaultTimeout).
 	Timeout time.Duration
-	// Logger receives one line per run (tool, verb, exit, duration); never a
+	// Log receives one line per run (tool, verb, exit, duration); never a
 	// secret, never stdin. Default slog.Default().
-	Logger *slog.Logger
+	Log *slog.Logger
 	// RunUserStepsAsSelf runs steps meant for a target user (keychain work)
 	// as the current process's user instead of switching uid/gid, keeping
 	// HOME and USER of the target. Only for tests and demos run without root;
@@ -128,7 +135,7 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	log := cfg.Logger
+	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
 	}

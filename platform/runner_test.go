@@ -116,7 +116,7 @@ func TestRunnerTimeoutKillsProcessGroup(t *testing.T) {
 	if err := m.sim.AddFault(macsim.Fault{Tool: "dscl", Verb: "authonly", Hang: true}); err != nil {
 		t.Fatal(err)
 	}
-	r := NewRunner(Config{ToolsDir: m.sim.ToolsDir(), Timeout: 500 * time.Millisecond, Logger: m.r.log})
+	r := NewRunner(Config{ToolsDir: m.sim.ToolsDir(), Timeout: 500 * time.Millisecond, Log: m.r.log})
 	err := NewAccounts(r).VerifyPassword(t.Context(), "alice", []byte(alicePW))
 	var te *ToolError
 	if !errors.Is(err, ErrTimeout) || !errors.As(err, &te) || te.Tool != Dscl {

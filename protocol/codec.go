@@ -33,6 +33,11 @@ var kinds = map[string]struct {
 	TypeAccountLocked:     {push: true},
 	TypeAccountUnlocked:   {push: true},
 	TypeExpiryApproaching: {push: true},
+
+	TypeBeginMFAEnrollment:   {request: true},
+	TypeConfirmMFAEnrollment: {request: true, mutating: true},
+	TypeReportPlaces:         {request: true},
+	TypeMFAEnrollment:        {push: true},
 }
 
 // IsRequest reports whether typ is a request that expects a result.

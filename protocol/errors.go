@@ -33,6 +33,15 @@ const (
 	// CodeDisabled: the directory account cannot sign in (disabled, or
 	// past its account expiry); only IT can change that.
 	CodeDisabled = "disabled"
+
+	// CodeMFAEnrollmentExpired: the account's enrolment period ended with
+	// no authenticator enrolled, so no code can be given; an administrator
+	// must reset MFA again.
+	CodeMFAEnrollmentExpired = "mfa_enrollment_expired"
+	// CodeMFANotEnrolling: an enrolment step for an account that is not
+	// in an enrolment period, or a confirmation with no enrolment begun
+	// (or one begun too long ago): begin again.
+	CodeMFANotEnrolling = "mfa_not_enrolling"
 )
 
 // Error is a failed request's outcome. Message is a human sentence; Code is

@@ -203,7 +203,16 @@ type AccountState struct {
 	MFA         bool       `json:"mfa"`
 	Locked      bool       `json:"locked"`
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// MFAEnrollBy, when set, says the account's MFA was reset with an
+	// enrolment period ending then and no authenticator is enrolled yet:
+	// until then no code is asked for and the user must enrol (MFA is
+	// true); after it codes are required and cannot be given until an
+	// administrator resets MFA again (CodeMFAEnrollmentExpired).
+	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
 }
+
+// MFACodeNeeded says whether a change must carry a TOTP code now.
+func (a AccountState) MFACodeNeeded() bool { return a.MFA && a.MFAEnrollBy == nil }
 
 // PasswordReset is pushed when a password was set by someone other than the
 // device: an administrator reset (temporary or not) or a change elsewhere.

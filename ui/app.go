@@ -59,6 +59,8 @@ type App struct {
 	change    *changeWindow
 	syncW     *syncWindow
 	linkW     *linkWindow
+	enrollW   *enrollWindow
+	recoverW  *recoverWindow
 	statusW   *statusWindow
 	about     *aboutWindow
 }
@@ -182,6 +184,12 @@ func (a *App) refreshWindows() {
 	if a.linkW != nil {
 		a.linkW.statusChanged()
 	}
+	if a.enrollW != nil {
+		a.enrollW.statusChanged()
+	}
+	if a.recoverW != nil {
+		a.recoverW.statusChanged()
+	}
 	if a.about != nil {
 		a.about.refresh()
 	}
@@ -199,6 +207,12 @@ func (a *App) themeChanged() {
 	}
 	if l := a.linkW; l != nil && l.w != nil {
 		l.banner.recolor()
+	}
+	if e := a.enrollW; e != nil && e.w != nil {
+		e.banner.recolor()
+	}
+	if r := a.recoverW; r != nil && r.w != nil {
+		r.banner.recolor()
 	}
 	if s := a.statusW; s != nil && s.w != nil {
 		s.banner.recolor()
@@ -254,6 +268,26 @@ func (a *App) ShowLink() {
 		a.linkW = newLinkWindow(a)
 	}
 	a.linkW.open()
+}
+
+// ShowEnroll opens the Set Up Authenticator window.
+func (a *App) ShowEnroll() { a.showEnroll(false) }
+
+// showEnroll opens it; afterChange says it follows a change of password
+// made during the enrolment period.
+func (a *App) showEnroll(afterChange bool) {
+	if a.enrollW == nil {
+		a.enrollW = newEnrollWindow(a)
+	}
+	a.enrollW.open(afterChange)
+}
+
+// ShowRecover opens the Recover Old Keychain window.
+func (a *App) ShowRecover() {
+	if a.recoverW == nil {
+		a.recoverW = newRecoverWindow(a)
+	}
+	a.recoverW.open()
 }
 
 // ShowStatus opens the Status window.

@@ -134,7 +134,8 @@ func (c *changeWindow) mfa() bool {
 		return true
 	}
 	acct := c.a.account()
-	return acct != nil && acct.MFA
+	// During an enrolment period the password alone is enough.
+	return acct != nil && acct.MFA && !acct.MustEnrol()
 }
 
 // statusChanged follows the account: its name and whether it has MFA.
@@ -309,6 +310,12 @@ func (c *changeWindow) finish(op *localapi.Operation, err error) {
 	c.running = false
 	if err == nil && op != nil && op.State == localapi.OpDone {
 		c.succeeded(op, text.ChangeDone.S(), text.ChangeDoneIntro.S())
+		if acct := c.a.account(); acct != nil && acct.MustEnrol() {
+			// A change during an enrolment period needed no code; the
+			// enrolment follows at once.
+			c.a.log.Info("changed during the enrolment period, opening enrolment", "op_id", op.ID)
+			c.a.showEnroll(true)
+		}
 		return
 	}
 	p := explain(op, err, text.InChange, c.policy)

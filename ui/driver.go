@@ -47,6 +47,7 @@ const (
 	WindowStatus = "status"
 	WindowAbout  = "about"
 	WindowLink   = "link"
+	WindowEnroll = "enroll"
 )
 
 // Driver works the app the way a user does: it clicks tray items, types
@@ -135,6 +136,10 @@ func (d *Driver) field(window, box string) (*field, fyne.Window, error) {
 		if l := d.a.linkW; l != nil && l.w != nil && box == BoxPassword {
 			return l.password, l.w, nil
 		}
+	case WindowEnroll:
+		if e := d.a.enrollW; e != nil && e.w != nil && box == BoxCode {
+			return e.code, e.w, nil
+		}
 	}
 	return nil, nil, fmt.Errorf("no box %q in an open %s window", box, window)
 }
@@ -176,6 +181,10 @@ func (d *Driver) window(name string) fyne.Window {
 	case WindowLink:
 		if d.a.linkW != nil {
 			return d.a.linkW.w
+		}
+	case WindowEnroll:
+		if d.a.enrollW != nil {
+			return d.a.enrollW.w
 		}
 	}
 	return nil
@@ -233,6 +242,12 @@ type WindowView struct {
 	// Steps are the progress lines; Result the success screen's lines.
 	Steps  []string
 	Result []string
+	// Key is the key the Set Up Authenticator window shows as text (what a
+	// person types into an authenticator app); QR its QR code (PNG); Until
+	// the line that says when the period ends.
+	Key   string
+	QR    []byte
+	Until string
 }
 
 // View reads the Change, Sync or Link window.
@@ -282,6 +297,21 @@ func (d *Driver) View(window string) WindowView {
 		boxes(map[string]*field{BoxPassword: l.password})
 		v.Banner = shown(l.banner.message)
 		v.Result = labelsOf(l.result)
+	case WindowEnroll:
+		e := d.a.enrollW
+		if e == nil || e.w == nil {
+			return v
+		}
+		v.Open, v.Running, v.Done, v.CanSubmit = true, e.starting || e.running, e.done, !e.save.Disabled()
+		boxes(map[string]*field{BoxCode: e.code})
+		v.Banner = shown(e.banner.message)
+		v.Result = labelsOf(e.result)
+		if e.key.Visible() {
+			v.Key, v.Until = e.keyText.Text, e.by.Text
+			if e.qr.Resource != nil {
+				v.QR = e.qr.Resource.Content()
+			}
+		}
 	}
 	return v
 }

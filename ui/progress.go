@@ -76,7 +76,8 @@ func updatedPlaces(op *localapi.Operation) *fyne.Container {
 	box := container.NewVBox()
 	for _, st := range op.Steps {
 		switch st.Name {
-		case localapi.StepDirectory, localapi.StepLocal, localapi.StepKeychain, localapi.StepFileVault:
+		case localapi.StepDirectory, localapi.StepLocal, localapi.StepKeychain, localapi.StepFileVault,
+			localapi.StepKeptRekey, localapi.StepSearchList:
 		default:
 			continue
 		}

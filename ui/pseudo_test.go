@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/lockstep-dev/lockstep/agent/enginetest"
 	"github.com/lockstep-dev/lockstep/ui/text"
 )
 
@@ -49,12 +51,16 @@ func TestPseudoLocale(t *testing.T) {
 		{"SyncForgotUnavailableWithoutServiceAccount", TestSyncForgotUnavailableWithoutServiceAccount},
 		{"LinkFromTheTray", TestLinkFromTheTray},
 		{"LinkOffline", TestLinkOffline},
+		{"EnrollFromTheTray", TestEnrollFromTheTray},
+		{"ChangeDuringEnrolmentThenEnroll", TestChangeDuringEnrolmentThenEnroll},
+		{"EnrollAfterThePeriod", TestEnrollAfterThePeriod},
 		{"StatusWindow", TestStatusWindow},
 		{"AboutWindow", TestAboutWindow},
 		{"TrayMenuForEachState", TestTrayMenuForEachState},
 		{"TrayReconnectsAndDoesNotRepeatNotifications", TestTrayReconnectsAndDoesNotRepeatNotifications},
 		{"Notifications", TestNotifications},
 		{"TemporaryResetWithMFAEndToEnd", TestTemporaryResetWithMFAEndToEnd},
+		{"RecoverOldKeychain", TestRecoverOldKeychain},
 	} {
 		t.Run(tt.name, tt.fn)
 	}
@@ -97,7 +103,8 @@ var times = regexp.MustCompile(`\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|O
 // own words, longest first: names, versions, paths, the Mac's rules.
 func (h *harness) data() []string {
 	o := h.world.Options()
-	d := []string{o.LocalUser, o.DirectoryUser, o.DisplayName, o.Version, appVersion()}
+	// The directory's enrolment key is data too (shown in groups of four).
+	d := []string{o.LocalUser, o.DirectoryUser, o.DisplayName, o.Version, appVersion(), text.KeyGroups(enginetest.EnrollSecret)}
 	for _, r := range o.MacRules {
 		for _, s := range r.Descriptions {
 			d = append(d, s)
@@ -107,6 +114,9 @@ func (h *harness) data() []string {
 	for _, m := range h.world.Mac.Moved {
 		path, _, _ := strings.Cut(m, "=")
 		d = append(d, path)
+	}
+	for _, a := range h.world.Mac.Aside {
+		d = append(d, a.Path, filepath.Base(a.Path))
 	}
 	h.world.Mac.Unlock()
 	slices.SortFunc(d, func(a, b string) int { return len(b) - len(a) })

@@ -25,6 +25,10 @@ type Service interface {
 	Change(ctx context.Context, req localapi.ChangeRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
 	Sync(ctx context.Context, req localapi.SyncRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
 	Link(ctx context.Context, req localapi.LinkRequest) (*localapi.Account, error)
+	BeginMFAEnrollment(ctx context.Context, req localapi.MFAEnrollRequest) (*localapi.MFAEnrollment, error)
+	ConfirmMFAEnrollment(ctx context.Context, req localapi.MFAConfirmRequest) (*localapi.Account, error)
+	KeptKeychains(ctx context.Context, user string) (*localapi.KeptKeychains, error)
+	RecoverKeychain(ctx context.Context, req localapi.RecoverRequest, onStep func(localapi.Step)) (*localapi.Operation, error)
 	Watch(ctx context.Context, fn func(localapi.Event) error) error
 }
 

@@ -15,8 +15,10 @@ type trayView struct {
 	icon  iconKind
 	lines []string // status lines at the top of the menu
 	// canChange enables Change Password…; canSync adds Sync Password…;
-	// canLink adds Link to Directory….
-	canChange, canSync, canLink bool
+	// canLink adds Link to Directory…; canEnroll adds Set up your
+	// authenticator…; canRecover adds Recover Old Keychain… (a recovery
+	// needs no directory).
+	canChange, canSync, canLink, canEnroll, canRecover bool
 }
 
 // viewOf decides the tray's icon and status lines from the last status and
@@ -51,6 +53,7 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		return v
 	}
 	v.icon = iconInSync
+	v.canRecover = acct.KeptKeychains > 0 && acct.State != localapi.StateBusy
 	switch acct.State {
 	case localapi.StateBusy:
 		v.icon = iconBusy
@@ -78,6 +81,10 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 		v.icon = iconAttention
 		v.canChange = true
 		v.lines = append(v.lines, text.LineTemporary.S())
+	case localapi.StateMFAEnroll:
+		v.icon = iconAttention
+		v.canChange = true
+		v.lines = append(v.lines, text.LineEnroll.S(map[string]any{"Until": text.Clock(*acct.MFAEnrollBy)}))
 	case localapi.StateExpiring:
 		v.icon = iconAttention
 		v.canChange = true
@@ -101,7 +108,9 @@ func (a *App) viewOf(st *localapi.Status, connected bool) trayView {
 			v.icon = iconError
 		}
 	}
-	// Changing and syncing both need the directory.
+	v.canEnroll = acct.MustEnrol() && acct.State != localapi.StateBusy
+	// Changing, syncing and enrolling all need the directory.
+	v.canEnroll = v.canEnroll && dirUp
 	v.canChange = v.canChange && dirUp
 	v.canSync = v.canSync && dirUp
 	v.canLink = v.canLink && dirUp
@@ -143,6 +152,12 @@ func (a *App) menu(v trayView) *fyne.Menu {
 	}
 	if v.canLink {
 		items = append(items, fyne.NewMenuItem(text.TrayLink.S(), a.ShowLink))
+	}
+	if v.canEnroll {
+		items = append(items, fyne.NewMenuItem(text.TrayEnroll.S(), a.ShowEnroll))
+	}
+	if v.canRecover {
+		items = append(items, fyne.NewMenuItem(text.TrayRecover.S(), a.ShowRecover))
 	}
 	change := fyne.NewMenuItem(text.TrayChange.S(), func() { a.ShowChange() })
 	change.Disabled = !v.canChange

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/lockstep-dev/lockstep/agent"
 	"github.com/lockstep-dev/lockstep/agent/api"
 	"github.com/lockstep-dev/lockstep/agent/config"
@@ -49,12 +51,18 @@ type Options struct {
 	// NotLinked starts the account not linked: the directory says nothing
 	// about the user until the password is given.
 	NotLinked bool
+	// Kept are old login keychains kept aside (as a forgotten-password
+	// sync leaves them), each opening with its Password.
+	Kept []enginetest.Aside
 	// Now is the clock of the daemon and the directory (default time.Now).
 	Now func() time.Time
 	// Version is lockstepd's (default "1.0.0").
 	Version string
 	// Log receives the daemon's log (default: discarded).
 	Log *slog.Logger
+	// StatusPlist makes lockstepd keep its status file for MDM, at
+	// World.StatusPlist.
+	StatusPlist bool
 }
 
 // World is a running lockstepd over a fake Mac and directory.
@@ -65,7 +73,9 @@ type World struct {
 	Dir    *enginetest.Directory
 	link   *link
 	Socket string
-	state  string
+	// StatusPlist is the status file's path when Options.StatusPlist.
+	StatusPlist string
+	state       string
 
 	mu     sync.Mutex
 	ops    []string
@@ -109,6 +119,12 @@ func Start(t testing.TB, o Options) *World {
 	mac.ServiceUsable = o.ServiceAccount
 	mac.LastSet = map[string]float64{o.LocalUser: 1}
 	mac.Rules = o.MacRules
+	for _, k := range o.Kept {
+		if k.User == "" {
+			k.User = o.LocalUser
+		}
+		mac.Aside = append(mac.Aside, k)
+	}
 	// The test process is the caller: its uid (and root's, for a test
 	// run as root) is the account's.
 	mac.UIDs = map[int]string{os.Getuid(): o.LocalUser, 0: o.LocalUser}
@@ -143,6 +159,9 @@ func Start(t testing.TB, o Options) *World {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	w := &World{t: t, o: o, Mac: mac, Dir: dir, Socket: filepath.Join(base, "lockstepd.sock"), state: filepath.Join(base, "state"),
 		link: &link{Directory: dir, state: session.Connected, since: now.Add(-time.Hour), url: "wss://directory.example.com"}}
+	if o.StatusPlist {
+		w.StatusPlist = filepath.Join(base, "status.plist")
+	}
 	w.start()
 	t.Cleanup(w.Stop)
 	return w
@@ -168,7 +187,7 @@ func (l *link) Connection() api.Connection {
 // start runs a daemon on the world's state, as launchd starts lockstepd.
 func (w *World) start() {
 	w.t.Helper()
-	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket,
+	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket, StatusPlist: w.StatusPlist,
 		UserMap: map[string]string{w.o.LocalUser: w.o.DirectoryUser}}
 	platform := w.Mac.Platform()
 	d, err := agent.New(agent.Options{Config: cfg, Log: w.o.Log, Mac: &platform, Keys: keys{},
@@ -277,6 +296,27 @@ func (w *World) Lock(until time.Time) {
 	w.push(protocol.TypeAccountLocked, w.Dir.LockUser(w.o.DirectoryUser, until))
 }
 
+// ResetMFA is an administrator's MFA reset with an enrolment period of days,
+// pushed to the Mac; the directory's enrolment key is then
+// enginetest.EnrollSecret and EnrollCode gives its codes.
+func (w *World) ResetMFA(days int) time.Time {
+	w.t.Helper()
+	until := w.o.Now().Add(time.Duration(days) * 24 * time.Hour).UTC()
+	w.push(protocol.TypeMFAEnrollment, w.Dir.ResetMFA(w.o.DirectoryUser, until))
+	return until
+}
+
+// EnrollCode is the code an authenticator set up with the enrolment key
+// shows now (the directory's clock), as a phone would.
+func (w *World) EnrollCode() string {
+	w.t.Helper()
+	code, err := totp.GenerateCode(enginetest.EnrollSecret, w.o.Now())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return code
+}
+
 // ExpireIn makes the directory password expire days from now and pushes
 // the warning the directory's expiry scanner sends.
 func (w *World) ExpireIn(days int) {
@@ -362,6 +402,18 @@ func (w *World) MacPassword() string {
 		return l
 	}
 	return l + "|" + k
+}
+
+// Kept reports what opens each kept keychain, by path, and the user's
+// keychain search list beyond the login keychain.
+func (w *World) Kept() (opens map[string]string, searchList []string) {
+	w.Mac.Lock()
+	defer w.Mac.Unlock()
+	opens = map[string]string{}
+	for _, a := range w.Mac.Aside {
+		opens[a.Path] = a.Password
+	}
+	return opens, slices.Clone(w.Mac.SearchList[w.o.LocalUser])
 }
 
 // DirectoryPassword is what the directory holds.

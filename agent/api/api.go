@@ -75,6 +75,14 @@ type Backend interface {
 	SetupServiceAccount(ctx context.Context, adminUser string, adminPassword protocol.Secret) (engine.ServiceStatus, error)
 	RotateServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
 	RemoveServiceAccount(ctx context.Context) (engine.ServiceStatus, error)
+	// BeginEnrollment and ConfirmEnrollment set up an authenticator during
+	// an enrolment period; the key goes to the caller alone.
+	BeginEnrollment(ctx context.Context, localUser string) (engine.EnrollmentKey, error)
+	ConfirmEnrollment(ctx context.Context, localUser, code string) (engine.Account, error)
+	// KeptKeychains lists localUser's kept keychains; RecoverKeychain puts
+	// one back, as Change and Sync run theirs.
+	KeptKeychains(ctx context.Context, localUser string) ([]engine.KeptKeychain, error)
+	RecoverKeychain(ctx context.Context, localUser string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error)
 }
 
 // Connection is the directory session's state as the backend reports it.
@@ -104,18 +112,18 @@ const heartbeat = 30 * time.Second
 
 // Server is the local API.
 type Server struct {
-	b       Backend
-	admin   func(uid int) bool
+	b     Backend
+	admin func(uid int) bool
 	// stopping is closed by Shutdown: watch streams end at once rather
 	// than hold the shutdown until they time out.
 	stopping chan struct{}
 	stopOnce sync.Once
-	version string
-	log     *slog.Logger
-	mux     *http.ServeMux
-	srv     *http.Server
-	conns   *quota
-	watches *quota
+	version  string
+	log      *slog.Logger
+	mux      *http.ServeMux
+	srv      *http.Server
+	conns    *quota
+	watches  *quota
 }
 
 type (
@@ -158,6 +166,10 @@ func New(b Backend, o Options) *Server {
 	s.mux.HandleFunc("GET "+localapi.PathDiagnostics, s.diagnostics)
 	s.mux.HandleFunc("POST "+localapi.PathDoctor, s.doctor)
 	s.mux.HandleFunc("POST "+localapi.PathLink, s.link)
+	s.mux.HandleFunc("POST "+localapi.PathMFAEnrollBegin, s.enrollBegin)
+	s.mux.HandleFunc("POST "+localapi.PathMFAEnrollConfirm, s.enrollConfirm)
+	s.mux.HandleFunc("GET "+localapi.PathKeychains, s.keptKeychains)
+	s.mux.HandleFunc("POST "+localapi.PathKeychainRecover, s.recoverKeychain)
 	s.mux.HandleFunc("GET "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("POST "+localapi.PathServiceAccount, s.serviceAccount)
 	s.mux.HandleFunc("PUT "+localapi.PathServiceAccount, s.serviceAccount)
@@ -448,6 +460,48 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.b.Link(context.WithoutCancel(r.Context()), user, req.Password)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, account(a))
+}
+
+// enrollBegin hands the caller a new authenticator's secret. It is the
+// one answer of the local API that holds a secret the caller did not send:
+// it is written to this caller's connection only, never logged, and the
+// copy here is wiped.
+func (s *Server) enrollBegin(w http.ResponseWriter, r *http.Request) {
+	var req localapi.MFAEnrollRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	k, err := s.b.BeginEnrollment(context.WithoutCancel(r.Context()), user)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer k.Secret.Wipe()
+	defer k.URI.Wipe()
+	writeJSON(w, http.StatusOK, &localapi.MFAEnrollment{Secret: k.Secret, URI: k.URI, Until: k.Until})
+}
+
+func (s *Server) enrollConfirm(w http.ResponseWriter, r *http.Request) {
+	var req localapi.MFAConfirmRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	user, e := target(callerOf(r), req.User)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	a, err := s.b.ConfirmEnrollment(context.WithoutCancel(r.Context()), user, req.Code)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -120,8 +120,32 @@ func (f *fakeBackend) RotateServiceAccount(context.Context) (engine.ServiceStatu
 	return engine.ServiceStatus{Present: true}, nil
 }
 
+func (f *fakeBackend) BeginEnrollment(_ context.Context, u string) (engine.EnrollmentKey, error) {
+	return engine.EnrollmentKey{Secret: protocol.Secret("SECRET" + u), URI: protocol.Secret("otpauth://totp/x?secret=SECRET" + u)}, nil
+}
+
+func (f *fakeBackend) ConfirmEnrollment(_ context.Context, u, _ string) (engine.Account, error) {
+	return engine.Account{LocalUser: u}, nil
+}
+
 func (f *fakeBackend) RemoveServiceAccount(context.Context) (engine.ServiceStatus, error) {
 	return engine.ServiceStatus{}, nil
+}
+
+func (f *fakeBackend) KeptKeychains(_ context.Context, u string) ([]engine.KeptKeychain, error) {
+	return []engine.KeptKeychain{{Name: "login_renamed_20260304T093000Z.keychain-db", Path: "/Users/" + u + "/Library/Keychains/login_renamed_20260304T093000Z.keychain-db",
+		KeptAt: time.Date(2026, 3, 4, 9, 30, 0, 0, time.UTC)}}, nil
+}
+
+func (f *fakeBackend) RecoverKeychain(_ context.Context, u string, req engine.RecoverRequest, progress func(engine.Step)) (*engine.Operation, error) {
+	if req.Name == "" {
+		return nil, &engine.Error{Code: codes.NoKeptKeychain, Params: map[string]string{"name": req.Name}}
+	}
+	progress(engine.Step{Name: engine.StepKeptRekey, State: engine.StepDone})
+	f.mu.Lock()
+	f.changed = append(f.changed, u+":recover:"+req.Name+":"+string(req.Old)+">"+string(req.Current))
+	f.mu.Unlock()
+	return &engine.Operation{ID: "op3", Kind: engine.OpKeychainRecover, LocalUser: u, State: engine.OpDone}, nil
 }
 
 // start serves a fake backend on a real socket in a directory every user
@@ -241,6 +265,41 @@ func TestChangeStreamsStepsAndResult(t *testing.T) {
 	}
 	if strings.Join(steps, ",") != "directory=running,directory=done" {
 		t.Fatalf("steps = %v", steps)
+	}
+}
+
+// The kept keychains of the caller's own account, and a recovery streamed
+// like a change; a refused one is an error answer.
+func TestKeptKeychainsAndRecover(t *testing.T) {
+	f := newFake()
+	sock := start(t, f)
+	c := localapi.NewClient(sock)
+	user, want := "", "me"
+	if os.Getuid() == 0 {
+		user, want = "alice", "alice"
+	}
+	kept, err := c.KeptKeychains(t.Context(), user)
+	if err != nil || kept.LocalUser != want || len(kept.Keychains) != 1 || !kept.Keychains[0].KeptAt.Equal(time.Date(2026, 3, 4, 9, 30, 0, 0, time.UTC)) {
+		t.Fatalf("KeptKeychains = %+v %v", kept, err)
+	}
+	var steps []string
+	op, err := c.RecoverKeychain(t.Context(), localapi.RecoverRequest{User: user, Name: kept.Keychains[0].Name, Old: protocol.Secret("o"), Current: protocol.Secret("c")},
+		func(s localapi.Step) { steps = append(steps, s.Name+"="+s.State) })
+	if err != nil || op.State != localapi.OpDone || op.Kind != localapi.OpKeychainRecover || strings.Join(steps, ",") != "kept_keychain=done" {
+		t.Fatalf("RecoverKeychain = %+v %v (%v)", op, err, steps)
+	}
+	if got := f.changed; len(got) != 1 || got[0] != want+":recover:"+kept.Keychains[0].Name+":o>c" {
+		t.Errorf("backend got %q", got)
+	}
+	_, err = c.RecoverKeychain(t.Context(), localapi.RecoverRequest{User: user, Old: protocol.Secret("o"), Current: protocol.Secret("c")}, nil)
+	var e *localapi.Error
+	if !errors.As(err, &e) || e.Code != localapi.CodeNoKeptKeychain {
+		t.Errorf("recovering nothing = %v", err)
+	}
+	if os.Getuid() == 0 {
+		if _, err := c.KeptKeychains(t.Context(), ""); !errors.As(err, &e) || e.Code != localapi.CodeNameAccount {
+			t.Errorf("root without --user = %v", err)
+		}
 	}
 }
 
@@ -403,6 +462,11 @@ func TestOtherUserRefused(t *testing.T) {
 	if got := run(1001, "change-bob"); got != "forbidden" {
 		t.Fatalf("alice changing bob = %q", got)
 	}
+	for _, what := range []string{"recover-bob", "kept-bob"} {
+		if got := run(1001, what); got != "forbidden" {
+			t.Fatalf("alice: %s = %q", what, got)
+		}
+	}
 	if got := run(1001, "service-account-setup"); got != "forbidden" {
 		t.Fatalf("alice setting up the service account = %q", got)
 	}
@@ -435,6 +499,10 @@ func TestHelperClient(t *testing.T) {
 			fmt.Println("RESULT " + watchLine(ev))
 			return nil
 		})
+	case "recover-bob":
+		_, err = c.RecoverKeychain(context.Background(), localapi.RecoverRequest{User: "bob", Name: "k", Old: protocol.Secret("x"), Current: protocol.Secret("y")}, nil)
+	case "kept-bob":
+		_, err = c.KeptKeychains(context.Background(), "bob")
 	case "change-bob":
 		_, err = c.Change(context.Background(), localapi.ChangeRequest{User: "bob", Current: protocol.Secret("x"), New: protocol.Secret("y")}, nil)
 	case "service-account-setup":

@@ -66,6 +66,11 @@ func TestEngineSpeaksTheContract(t *testing.T) {
 		{engine.EventStep, localapi.EventStep},
 		{engine.EventResult, localapi.EventResult},
 		{engine.EventNotice, localapi.EventNotice},
+		{engine.OpKeychainRecover, localapi.OpKeychainRecover},
+		{engine.OpIncomplete, localapi.OpIncomplete},
+		{engine.StepKeptRekey, localapi.StepKeptRekey},
+		{engine.StepSearchList, localapi.StepSearchList},
+		{engine.FieldOld, localapi.FieldOld},
 	}
 	for _, p := range pairs {
 		if p[0] != p[1] {

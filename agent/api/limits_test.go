@@ -101,23 +101,40 @@ func TestWatchStreamsAndConnectionsAreBoundedPerUID(t *testing.T) {
 // left is refused too. (Root and the daemon's own uid are exempt, so this
 // runs as neither only when the test is not root.)
 func TestQuotaTotal(t *testing.T) {
+	// Three callers that are neither root nor this process (CI runs the
+	// suite as root and as an ordinary user whose uid could be any of them).
+	var a, b, c int
+	for uid, n := 1001, 0; n < 3; uid++ {
+		if exempt(uid) {
+			continue
+		}
+		switch n {
+		case 0:
+			a = uid
+		case 1:
+			b = uid
+		case 2:
+			c = uid
+		}
+		n++
+	}
 	q := newQuota("watch streams", 2, 3, discardLog())
-	for _, uid := range []int{1001, 1001, 1002} {
+	for _, uid := range []int{a, a, b} {
 		if !q.acquire(uid) {
 			t.Fatalf("uid %d refused under the limits", uid)
 		}
 	}
-	if q.acquire(1001) {
-		t.Fatal("uid 1001 got past its share")
+	if q.acquire(a) {
+		t.Fatalf("uid %d got past its share", a)
 	}
-	if q.acquire(1003) {
-		t.Fatal("uid 1003 got past the total")
+	if q.acquire(c) {
+		t.Fatalf("uid %d got past the total", c)
 	}
 	if !q.acquire(0) || !q.acquire(0) || q.acquire(0) {
 		t.Fatal("root: its own share, outside the total")
 	}
-	q.release(1002)
-	if !q.acquire(1003) {
+	q.release(b)
+	if !q.acquire(c) {
 		t.Fatal("no room after a release")
 	}
 }

@@ -100,6 +100,19 @@ type Keychain interface {
 	MoveAside(ctx context.Context, a LocalAccount) (Moved, error)
 	// Create makes a new login keychain that opens with password.
 	Create(ctx context.Context, a LocalAccount, password []byte) error
+
+	// Kept lists the old login keychains kept aside, newest first.
+	Kept(a LocalAccount) ([]KeptKeychain, error)
+	// OpensKept reports whether password opens the kept keychain name.
+	OpensKept(ctx context.Context, a LocalAccount, name string, password []byte) (bool, error)
+	// RekeyKept re-keys the kept keychain name from old to new and
+	// verifies it; a wrong old password changes nothing.
+	RekeyKept(ctx context.Context, a LocalAccount, name string, old, new []byte) error
+	// AddToSearchList puts the kept keychain name in the user's keychain
+	// search list, in the user's session, and says whether it added it.
+	AddToSearchList(ctx context.Context, a LocalAccount, name string) (bool, error)
+	// UnlockForUser unlocks the kept keychain name in the user's session.
+	UnlockForUser(ctx context.Context, a LocalAccount, name string, password []byte) error
 }
 
 // Moved says where a user's old keychain files were put aside.
@@ -145,6 +158,12 @@ type Directory interface {
 	ChangePassword(ctx context.Context, idemKey string, req protocol.ChangePasswordRequest) (protocol.AccountState, error)
 	GetAccount(ctx context.Context, user, localName string) (protocol.AccountState, error)
 	AckSync(ctx context.Context, idemKey, user string, version int64) error
+	// BeginMFAEnrollment asks for a fresh TOTP secret for a user in an
+	// enrolment period; ConfirmMFAEnrollment confirms it with a code.
+	BeginMFAEnrollment(ctx context.Context, user string) (protocol.MFAEnrollmentKey, error)
+	ConfirmMFAEnrollment(ctx context.Context, idemKey, user, code string) (protocol.AccountState, error)
+	// ReportPlaces tells the directory each place's state (no secret).
+	ReportPlaces(ctx context.Context, user string, places []protocol.PlaceReport) error
 }
 
 // Options configure an Engine.
@@ -162,6 +181,10 @@ type Options struct {
 	// Throttle limits the engine's own failed password attempts against the
 	// directory per user, so that it never causes a lockout.
 	Throttle ThrottleConfig
+	// Report receives each account's places after every operation and
+	// binding, to tell the directory (Directory.ReportPlaces) off the
+	// engine's path; nil: not reported. It must not block.
+	Report func(dirUser string, places []protocol.PlaceReport)
 }
 
 // record is the persisted state of one bound account.
@@ -187,6 +210,9 @@ type record struct {
 	// old "places", which held sentences, is ignored).
 	Places   map[string]Place `json:"places_v2"`
 	LastOpID string           `json:"last_op_id,omitempty"`
+	// PasswordOpID is the last change or sync (LastOpID may be a keychain
+	// recovery, which says nothing of where the password is).
+	PasswordOpID string `json:"password_op_id,omitempty"`
 	// PendingAck is a synced version the directory has not been told of.
 	PendingAck int64 `json:"pending_ack,omitempty"`
 	// UnknownUser: the directory said it has no such user.
@@ -198,6 +224,10 @@ type record struct {
 	NotLinked    bool   `json:"not_linked,omitempty"`
 	ExpiryNotice string `json:"expiry_notice,omitempty"` // date of the last expiry notice
 	FileVault    bool   `json:"filevault"`
+	// Recovered names the kept keychains a recovery put back; KeptCount
+	// is how many kept keychains were not, when last listed.
+	Recovered []string `json:"recovered_keychains,omitempty"`
+	KeptCount int      `json:"kept_keychains,omitempty"`
 }
 
 // Engine runs operations and keeps account state.
@@ -344,12 +374,16 @@ func (e *Engine) Bound() []string {
 // Touch makes local a known account without asking the directory yet.
 func (e *Engine) Touch(local string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.accounts[local]; !ok {
+	_, known := e.accounts[local]
+	if !known {
 		e.recordLocked(local)
 		if err := e.saveLocked(); err != nil {
 			e.log.Error("account state not saved", "err", err)
 		}
+	}
+	e.mu.Unlock()
+	if !known {
+		e.opt.Emit(Event{Type: EventStatus})
 	}
 }
 
@@ -445,6 +479,12 @@ func (e *Engine) Bind(ctx context.Context, local string) error {
 	if behind {
 		e.send(&Notice{Kind: NoticeReset, ID: resetID(st.PasswordVersion), LocalUser: local})
 	}
+	if a := e.Accounts([]string{local}); len(a) == 1 && a[0].State == StateMFAEnroll {
+		n := mfaEnrollNotice(*a[0].MFAEnrollBy)
+		n.LocalUser = local
+		e.send(n)
+	}
+	e.report(local)
 	if pending > 0 {
 		if aerr := e.opt.Directory.AckSync(ctx, ackKey(local, pending), dirUser, pending); aerr == nil {
 			_ = e.update(local, func(r *record) {
@@ -526,7 +566,7 @@ func (e *Engine) Accounts(names []string) []Account {
 // viewLocked derives what the user sees from a record.
 func (e *Engine) viewLocked(r *record) Account {
 	now := e.opt.Now()
-	a := Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault}
+	a := Account{LocalUser: r.LocalUser, DirectoryUser: r.DirectoryUser, FileVault: r.FileVault, KeptKeychains: r.KeptCount}
 	if d := r.Dir; d != nil {
 		a.DisplayName, a.MFA, a.Temporary = d.DisplayName, d.MFA, d.MustChange
 		changed := d.PasswordChangedAt
@@ -538,6 +578,10 @@ func (e *Engine) viewLocked(r *record) Account {
 		}
 		if d.Locked && (d.LockedUntil == nil || d.LockedUntil.After(now)) {
 			a.LockedUntil = lockEnd(d.LockedUntil)
+		}
+		if d.MFAEnrollBy != nil && d.MFAEnrollBy.After(now) {
+			until := *d.MFAEnrollBy
+			a.MFAEnrollBy = &until
 		}
 	}
 	for _, name := range []string{PlaceDirectory, PlaceLocal, PlaceFileVault, PlaceKeychain} {
@@ -562,6 +606,10 @@ func (e *Engine) viewLocked(r *record) Account {
 			a.LastOperation = opFromJournal(ent)
 		}
 	}
+	if e.running[r.LocalUser] == nil && r.Dir != nil && !r.NotLinked {
+		inSync := !r.SyncNeeded
+		a.InSync = &inSync
+	}
 	switch {
 	case e.running[r.LocalUser] != nil:
 		a.State, a.Reason = StateBusy, T(codes.ReasonBusy)
@@ -584,12 +632,45 @@ func (e *Engine) viewLocked(r *record) Account {
 		}
 	case r.Dir.MustChange:
 		a.State, a.Reason = StateTemporary, T(codes.ReasonTemporary)
+	case a.MFAEnrollBy != nil:
+		a.State, a.Reason = StateMFAEnroll, T(codes.ReasonMFAEnroll, "until", a.MFAEnrollBy.UTC().Format(time.RFC3339))
 	case a.DaysLeft != nil && *a.DaysLeft <= e.policy.ExpiryWarningDays:
 		a.State, a.Reason = StateExpiring, T(codes.ReasonExpires, "days", strconv.Itoa(*a.DaysLeft))
 	default:
 		a.State, a.Reason = StateInSync, T(codes.ReasonInSync)
 	}
 	return a
+}
+
+// NextChange says when, by the engine's clock, an account's state next
+// changes by the clock alone, with no push and no operation: a lock's
+// announced end, or the next local midnight while an account has an expiry
+// date (its days left, and in the warning window its state, change then).
+// ok is false when no state waits on the clock.
+func (e *Engine) NextChange() (at time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opt.Now()
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (!ok || t.Before(next)) {
+			next, ok = t, true
+		}
+	}
+	for _, r := range e.accounts {
+		d := r.Dir
+		if d == nil {
+			continue
+		}
+		if end := lockEnd(d.LockedUntil); d.Locked && end != nil {
+			consider(*end)
+		}
+		if d.ExpiresAt != nil {
+			y, m, day := now.Local().Date()
+			consider(time.Date(y, m, day+1, 0, 0, 0, 0, time.Local))
+		}
+	}
+	return next, ok
 }
 
 // daysUntil counts calendar days, in local time, from now to t: an expiry
@@ -636,7 +717,16 @@ func (e *Engine) PolicyFor(ctx context.Context, local string) *PolicyView {
 	r := e.recordLocked(local)
 	resp := &PolicyView{DirectoryUser: r.DirectoryUser, Policy: p, Rules: p.Rules(), MacRules: mac}
 	if r.Dir != nil {
-		resp.MFA = r.Dir.MFA
+		resp.MFA = r.Dir.MFACodeNeeded()
 	}
 	return resp
+}
+
+// passwordOp is the id of r's last change or sync: records written before
+// PasswordOpID kept it in LastOpID.
+func (r *record) passwordOp() string {
+	if r.PasswordOpID != "" {
+		return r.PasswordOpID
+	}
+	return r.LastOpID
 }

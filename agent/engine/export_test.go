@@ -10,7 +10,7 @@ var (
 // SetLastOpID records id as local's last operation, as a crash between the
 // journal's write and the account state's would leave it.
 func (e *Engine) SetLastOpID(local, id string) error {
-	return e.update(local, func(r *record) { r.LastOpID = id })
+	return e.update(local, func(r *record) { r.LastOpID, r.PasswordOpID = id, id })
 }
 
 // DefaultThrottle is the throttle an engine uses when not told otherwise.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -275,6 +276,16 @@ func (e *Engine) stepLocal(ctx context.Context, m *macRun) (Text, error) {
 // old keychain and its Local Items moved aside (never deleted) and a new one
 // made.
 func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
+	t, err := e.stepLoginKeychain(ctx, m)
+	var sk skip
+	if !m.forgot && (err == nil || (errors.As(err, &sk) && sk.reason == reasonDone)) {
+		// Keychains a recovery put back carry the login password too.
+		e.rekeyRecovered(ctx, m)
+	}
+	return t, err
+}
+
+func (e *Engine) stepLoginKeychain(ctx context.Context, m *macRun) (Text, error) {
 	kc := e.opt.Mac.Keychain
 	if m.keychainDone {
 		return Text{}, skip{reasonDone, T(codes.StepKeychainDone)}
@@ -311,10 +322,47 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 		where = append(where, "local_items", strings.Join(moved.LocalItems, ","))
 	}
 	m.note(T(codes.NoteKeychainKept, where...))
+	// The tray offers to get it back from now on.
+	if _, err := e.listKept(m.acct); err != nil {
+		e.log.Warn("kept keychains not listed", "local_user", m.acct.Name, "err", err)
+	}
 	if err := kc.Create(ctx, m.acct, m.new); err != nil {
 		return Text{}, fmt.Errorf("creating a new keychain (the old one is safe at %s): %w", moved.Login, err)
 	}
 	return T(codes.StepKeychainMoved, where...), nil
+}
+
+// rekeyRecovered moves the kept keychains a recovery put back in the search
+// list along with the login keychain, from the old password to the new one,
+// so they keep opening without a prompt. One that opens with neither is
+// left as it is; a failure is logged and stops nothing: the login keychain,
+// the place the operation is about, is verified on its own.
+func (e *Engine) rekeyRecovered(ctx context.Context, m *macRun) {
+	e.mu.Lock()
+	names := slices.Clone(e.recordLocked(m.acct.Name).Recovered)
+	e.mu.Unlock()
+	if len(names) == 0 || m.old.Empty() {
+		return
+	}
+	kc := e.opt.Mac.Keychain
+	kept, err := kc.Kept(m.acct)
+	if err != nil {
+		e.log.Warn("recovered keychains not listed", "local_user", m.acct.Name, "err", err)
+		return
+	}
+	for _, k := range kept {
+		if !slices.Contains(names, k.Name) {
+			continue
+		}
+		if opens, err := kc.OpensKept(ctx, m.acct, k.Name, m.new); err == nil && opens {
+			continue
+		}
+		if err := kc.RekeyKept(ctx, m.acct, k.Name, m.old, m.new); err != nil {
+			e.log.Warn("recovered keychain not re-keyed", "local_user", m.acct.Name, "keychain", k.Name, "err", err)
+			continue
+		}
+		e.log.Info("recovered keychain re-keyed", "local_user", m.acct.Name, "keychain", k.Name)
+	}
 }
 
 // stepFileVault checks that FileVault follows the new password: the

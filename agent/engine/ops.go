@@ -149,7 +149,13 @@ func (e *Engine) begin(local, kind string, steps []string, progress func(Step)) 
 		return nil, &Error{Code: codes.Platform, Detail: "the operation journal could not be written: " + err.Error()}
 	}
 	e.running[local] = ent
+	if kind == OpKeychainRecover && r.PasswordOpID == "" {
+		r.PasswordOpID = r.LastOpID
+	}
 	r.LastOpID = ent.ID
+	if kind != OpKeychainRecover {
+		r.PasswordOpID = ent.ID
+	}
 	if err := e.saveLocked(); err != nil {
 		e.log.Error("account state not saved", "err", err)
 	}
@@ -224,8 +230,14 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 		if onDone != nil {
 			onDone(r)
 		}
-	case !o.mutated:
+	case !o.mutated || ent.Kind == OpKeychainRecover:
+		// A keychain recovery never touches the account's password:
+		// stopped part-way it is incomplete, and running it again finishes
+		// it; the account is as in step as it was.
 		ent.State = OpFailed
+		if o.mutated {
+			ent.State = OpIncomplete
+		}
 		ent.Error = toJournalError(e.apiError(err, ""))
 		for i := range ent.Steps {
 			if ent.Steps[i].State == StepPending {
@@ -252,7 +264,8 @@ func (o *run) finish(err error, onDone func(r *record)) *Operation {
 	e.log.Info("operation finished", "op_id", op.ID, "state", op.State)
 	e.opt.Emit(Event{Type: EventResult, Operation: op})
 	e.opt.Emit(Event{Type: EventStatus})
-	if op.State == OpDone {
+	e.report(op.LocalUser)
+	if op.State == OpDone && op.Kind != OpKeychainRecover {
 		e.send(&Notice{Kind: NoticeSynced, ID: "synced-" + op.ID, LocalUser: op.LocalUser})
 	}
 	return op
@@ -333,7 +346,7 @@ func (e *Engine) Change(ctx context.Context, local string, req ChangeRequest, pr
 		} else if len(unmet) > 0 {
 			return Text{}, localPolicyError(unmet, "new")
 		}
-		if rec.Dir.MFA && req.TOTP == "" {
+		if rec.Dir.MFACodeNeeded() && req.TOTP == "" {
 			return Text{}, fieldError(protocol.CodeMFARequired, FieldTOTP)
 		}
 		if req.TOTP != "" && !protocol.ValidTOTPCode(req.TOTP) {
@@ -450,7 +463,7 @@ func (e *Engine) Sync(ctx context.Context, local string, req SyncRequest, progre
 	if req.ForgotPrevious {
 		kind = OpSyncForgot
 	}
-	prior := e.priorFor(rec.LastOpID)
+	prior := e.priorFor(rec.passwordOp())
 	o, err := e.begin(local, kind, syncSteps, progress)
 	if err != nil {
 		return nil, err

@@ -83,6 +83,22 @@ func (e *Engine) HandlePush(_ context.Context, env *protocol.Envelope) error {
 			r.ExpiryNotice = today
 			return expiryNotice(today, daysUntil(e.opt.Now(), exp))
 		})
+	case protocol.TypeMFAEnrollment:
+		var p protocol.MFAEnrollment
+		if err := env.Decode(&p); err != nil {
+			return err
+		}
+		return e.forUser(p.User, func(r *record) *Notice {
+			d := e.dirState(r)
+			d.MFA = p.MFA
+			if !p.Required || p.Until == nil {
+				d.MFAEnrollBy = nil
+				return nil
+			}
+			until := p.Until.UTC()
+			d.MFAEnrollBy = &until
+			return mfaEnrollNotice(until)
+		})
 	}
 	e.log.Warn("push type not handled", "type", env.Type)
 	return nil
@@ -135,6 +151,13 @@ func lockedNotice(until time.Time) *Notice {
 	return n
 }
 
+// mfaEnrollNotice asks the user to set up an authenticator by until; it
+// carries no secret (none exists until the user begins the enrolment).
+func mfaEnrollNotice(until time.Time) *Notice {
+	u := until.UTC().Format(time.RFC3339)
+	return &Notice{Kind: NoticeMFAEnroll, ID: "mfa-enroll-" + u, Params: map[string]string{"until": u}}
+}
+
 func expiryNotice(day string, days int) *Notice {
 	return &Notice{Kind: NoticeExpiry, ID: "expiry-" + day, Params: map[string]string{"days": strconv.Itoa(days)}}
 }
@@ -166,6 +189,8 @@ func (e *Engine) Standing(local string) []Notice {
 		}
 	case StateExpiring:
 		n = expiryNotice(e.opt.Now().Local().Format("2006-01-02"), *a.DaysLeft)
+	case StateMFAEnroll:
+		n = mfaEnrollNotice(*a.MFAEnrollBy)
 	}
 	if n == nil {
 		return nil

@@ -11,7 +11,10 @@ import (
 // the journal, whether anything may have changed:
 //   - no place was touched: the operation failed and the account is as it was;
 //   - a place may have changed: the account needs a sync, which the normal
-//     sync flow resolves, observing first what is already done.
+//     sync flow resolves, observing first what is already done;
+//   - a keychain recovery never changes a place: it ended failed, or, once
+//     it may have re-keyed the kept keychain or changed the search list,
+//     incomplete, which the same recovery run again finishes.
 //
 // When only the directory step of a change was under way, the engine cannot
 // know whether the directory applied it; the record's CheckVersion lets the
@@ -34,7 +37,7 @@ func (e *Engine) recover() error {
 			switch st.Name {
 			case StepDirectory:
 				mutating = mutating || ent.Kind == OpChange
-			case StepLocal, StepKeychain:
+			case StepLocal, StepKeychain, StepKeptRekey, StepSearchList:
 				mutating = true
 			}
 		}
@@ -46,12 +49,19 @@ func (e *Engine) recover() error {
 		}
 		ent.FinishedAt = &now
 		r := e.recordLocked(ent.LocalUser)
-		if mutating {
+		switch {
+		case ent.Kind == OpKeychainRecover && mutating:
+			// Only a kept keychain may have changed (re-keyed, or put in
+			// the list): running the recovery again finishes it.
+			ent.State = OpIncomplete
+		case ent.Kind == OpKeychainRecover:
+			ent.State = OpFailed
+		case mutating:
 			ent.State = OpSyncNeeded
 			r.SyncNeeded = true
 			r.Reason = T(codes.ReasonInterrupted)
 			e.markBehind(r, now)
-		} else {
+		default:
 			ent.State = OpFailed
 		}
 		ent.Error = toJournalError(&Error{Code: codes.Interrupted})

@@ -20,6 +20,8 @@ const (
 	OpChange     = "change"
 	OpSync       = "sync"
 	OpSyncForgot = "sync_forgot_previous"
+	// OpKeychainRecover puts a kept keychain back (keychains.go).
+	OpKeychainRecover = "keychain_recover"
 )
 
 // Operation states.
@@ -28,6 +30,9 @@ const (
 	OpDone       = "done"
 	OpFailed     = "failed"      // nothing changed; safe to retry
 	OpSyncNeeded = "sync_needed" // stopped part-way; a sync resolves it
+	// OpIncomplete: a keychain recovery stopped part-way; running it again
+	// finishes it (the account's password is not involved).
+	OpIncomplete = "incomplete"
 )
 
 // Step names, in the order a change runs them.
@@ -40,6 +45,9 @@ const (
 	StepFileVault = "filevault"
 	StepPreboot   = "preboot"
 	StepAck       = "acknowledge"
+	// A keychain recovery's steps, after StepVerify.
+	StepKeptRekey  = "kept_keychain"
+	StepSearchList = "search_list"
 )
 
 // Step states.
@@ -58,6 +66,7 @@ const (
 	StateLocked     = "locked"
 	StateSyncNeeded = "sync_needed"
 	StateTemporary  = "temporary"
+	StateMFAEnroll  = "mfa_enroll" // an authenticator must be set up (Account.MFAEnrollBy)
 	StateExpiring   = "expiring"
 	StateInSync     = "in_sync"
 	StateUnknown    = "unknown"
@@ -87,6 +96,8 @@ const (
 	NoticeExpiry   = "expiry"   // params: days
 	NoticeLocked   = "locked"   // params: until (RFC 3339)
 	NoticeUnlocked = "unlocked" // the directory unlocked the account
+	// NoticeMFAEnroll: set up an authenticator; params: until (RFC 3339).
+	NoticeMFAEnroll = "mfa_enroll"
 )
 
 // Fields an error can point at.
@@ -96,6 +107,7 @@ const (
 	FieldTOTP     = "totp"
 	FieldPrevious = "previous"
 	FieldPassword = "password" // the directory password of a link
+	FieldOld      = "old"      // a kept keychain's old password
 )
 
 // Text is something the engine tells a person: a code (texts.go lists them
@@ -189,11 +201,17 @@ type Place struct {
 
 // Account is what the user sees of one account.
 type Account struct {
-	LocalUser         string
-	DirectoryUser     string
-	DisplayName       string
-	State             string
-	Reason            Text
+	LocalUser     string
+	DirectoryUser string
+	DisplayName   string
+	State         string
+	Reason        Text
+	// InSync says whether every place holds the directory's password, as
+	// far as the engine knows: false while a sync is needed, whatever else
+	// applies (a lock, an expiry); nil while an operation runs (its outcome
+	// decides), and while the engine has no word from the directory or the
+	// directory does not link this Mac to the user.
+	InSync            *bool
 	MFA               bool
 	Temporary         bool
 	PasswordChangedAt *time.Time
@@ -203,6 +221,21 @@ type Account struct {
 	FileVault         bool
 	Places            []Place
 	LastOperation     *Operation
+	// MFAEnrollBy is set while the user must set up an authenticator (an
+	// MFA reset with an enrolment period): the period's end. Until then a
+	// change needs no code.
+	MFAEnrollBy *time.Time
+	// KeptKeychains counts the old keychains kept aside on this Mac that
+	// were not put back yet, as last seen.
+	KeptKeychains int
+}
+
+// EnrollmentKey is a begun MFA enrolment's secret, for the user who asked
+// alone: never journalled, logged or sent in a notice.
+type EnrollmentKey struct {
+	Secret protocol.Secret // base32
+	URI    protocol.Secret // otpauth://
+	Until  time.Time
 }
 
 // Notice is a notification for the user.
@@ -275,4 +308,22 @@ type PolicyView struct {
 	Rules         []protocol.Rule
 	MFA           bool
 	MacRules      []protocol.LocalRule
+}
+
+// KeptKeychain is an old login keychain kept aside (a forgotten-password
+// sync, or macOS itself, moved it).
+type KeptKeychain struct {
+	Name       string // its file name, which a recovery names it by
+	Path       string
+	KeptAt     time.Time
+	LocalItems []string
+	// Recovered: a recovery by Lockstep put it back.
+	Recovered bool
+}
+
+// RecoverRequest puts a kept keychain back: re-keyed from Old, the password
+// it was kept with, to Current, the Mac password now.
+type RecoverRequest struct {
+	Name         string
+	Old, Current protocol.Secret
 }

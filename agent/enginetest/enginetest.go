@@ -13,8 +13,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -38,6 +44,13 @@ type Mac struct {
 	Keychain map[string]string
 	// Moved lists the keychains moved aside, "path=password".
 	Moved []string
+	// Aside are the kept keychains (what MoveAside moved, and any a test
+	// puts there), with what opens each; SearchList is each user's keychain
+	// search list beyond the login keychain, and Unlocked what was unlocked
+	// in the user's session.
+	Aside      []Aside
+	SearchList map[string][]string
+	Unlocked   []string
 	// Token says who holds a SecureToken.
 	Token map[string]bool
 	// FileVaultOn and FileVaultUsers are FileVault's state.
@@ -208,6 +221,7 @@ func (m *Mac) MoveAside(_ context.Context, a engine.LocalAccount) (engine.Moved,
 	defer m.Unlock()
 	p := fmt.Sprintf("/Users/%s/Library/Keychains/login_renamed_%d.keychain-db", a.Name, len(m.Moved)+1)
 	m.Moved = append(m.Moved, p+"="+m.Keychain[a.Name])
+	m.Aside = append(m.Aside, Aside{User: a.Name, Path: p, Password: m.Keychain[a.Name], At: time.Now().UTC()})
 	m.Keychain[a.Name] = ""
 	return engine.Moved{Login: p}, nil
 }
@@ -218,6 +232,101 @@ func (m *Mac) Create(_ context.Context, a engine.LocalAccount, pw []byte) error 
 	m.Lock()
 	defer m.Unlock()
 	m.Keychain[a.Name] = string(pw)
+	return nil
+}
+
+// Aside is a kept keychain of the fake Mac.
+type Aside struct {
+	User, Path, Password string
+	At                   time.Time
+}
+
+func (m *Mac) aside(user, name string) *Aside {
+	for i := range m.Aside {
+		if a := &m.Aside[i]; a.User == user && filepath.Base(a.Path) == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Kept implements engine.Keychain: newest first.
+func (m *Mac) Kept(a engine.LocalAccount) ([]engine.KeptKeychain, error) {
+	m.Lock()
+	defer m.Unlock()
+	var out []engine.KeptKeychain
+	for i := len(m.Aside) - 1; i >= 0; i-- {
+		if x := m.Aside[i]; x.User == a.Name {
+			out = append(out, engine.KeptKeychain{Name: filepath.Base(x.Path), Path: x.Path, KeptAt: x.At})
+		}
+	}
+	return out, nil
+}
+
+// OpensKept implements engine.Keychain.
+func (m *Mac) OpensKept(_ context.Context, a engine.LocalAccount, name string, pw []byte) (bool, error) {
+	m.Lock()
+	defer m.Unlock()
+	x := m.aside(a.Name, name)
+	if x == nil {
+		return false, engine.ErrNoSuchUser
+	}
+	return x.Password == string(pw), nil
+}
+
+// RekeyKept implements engine.Keychain.
+func (m *Mac) RekeyKept(_ context.Context, a engine.LocalAccount, name string, old, new []byte) error {
+	m.before("rekey_kept")
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("rekey_kept"); err != nil {
+		return err
+	}
+	x := m.aside(a.Name, name)
+	switch {
+	case x == nil:
+		return fmt.Errorf("no kept keychain %s", name)
+	case x.Password != string(old):
+		return engine.ErrWrongPassword
+	}
+	x.Password = string(new)
+	return nil
+}
+
+// AddToSearchList implements engine.Keychain.
+func (m *Mac) AddToSearchList(_ context.Context, a engine.LocalAccount, name string) (bool, error) {
+	m.before("search_list")
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("search_list"); err != nil {
+		return false, err
+	}
+	x := m.aside(a.Name, name)
+	if x == nil {
+		return false, fmt.Errorf("no kept keychain %s", name)
+	}
+	if slices.Contains(m.SearchList[a.Name], x.Path) {
+		return false, nil
+	}
+	if m.SearchList == nil {
+		m.SearchList = map[string][]string{}
+	}
+	m.SearchList[a.Name] = append(m.SearchList[a.Name], x.Path)
+	return true, nil
+}
+
+// UnlockForUser implements engine.Keychain.
+func (m *Mac) UnlockForUser(_ context.Context, a engine.LocalAccount, name string, pw []byte) error {
+	m.Lock()
+	defer m.Unlock()
+	if err := m.failing("unlock"); err != nil {
+		return err
+	}
+	x := m.aside(a.Name, name)
+	if x == nil || x.Password != string(pw) {
+		return fmt.Errorf("unlock %s: wrong password", name)
+	}
+	m.Unlocked = append(m.Unlocked, x.Path)
 	return nil
 }
 
@@ -320,9 +429,22 @@ type Directory struct {
 	// Now is the directory's clock (default time.Now).
 	Now func() time.Time
 
+	// EnrollSecret is the base32 TOTP secret an enrolment begun hands out
+	// (default EnrollSecret, fixed so that screenshots of the QR code are
+	// stable); Enrolled is a user's secret once confirmed.
+	EnrollSecret string
+	Enrolled     map[string]string
+	// Places are the place reports received, by user, newest last.
+	Places map[string][][]protocol.PlaceReport
+
 	results map[string]protocol.AccountState // idempotency
 	used    map[string]bool
+	pending map[string]string // begun enrolments' secrets
 }
+
+// EnrollSecret is the test directory's enrolment secret (RFC 4226's
+// example key, "12345678901234567890", in base32).
+const EnrollSecret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 // NewDirectory returns a directory that knows alice, with OldPassword,
 // password version 1, MFA on and the default policy.
@@ -330,7 +452,104 @@ func NewDirectory() *Directory {
 	return &Directory{Online: true, Passwords: map[string]string{"alice": OldPassword},
 		States:   map[string]protocol.AccountState{"alice": {User: "alice", PasswordVersion: 1, MFA: true}},
 		PolicyOf: protocol.DefaultPolicy(), Codes: map[string]bool{Code: true},
-		results: map[string]protocol.AccountState{}, used: map[string]bool{}, Bound: map[string]bool{}}
+		results: map[string]protocol.AccountState{}, used: map[string]bool{}, Bound: map[string]bool{},
+		Enrolled: map[string]string{}, Places: map[string][][]protocol.PlaceReport{}, pending: map[string]string{}}
+}
+
+// totpOK checks code against u's enrolled secret at the directory's time.
+func (d *Directory) totpOK(u, code string) bool {
+	secret, ok := d.Enrolled[u]
+	if !ok {
+		return false
+	}
+	ok, _ = totp.ValidateCustom(code, secret, d.now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	return ok
+}
+
+// ResetMFA is an administrator's MFA reset with an enrolment period ending
+// at until; it returns the push the directory sends.
+func (d *Directory) ResetMFA(u string, until time.Time) protocol.MFAEnrollment {
+	d.Lock()
+	defer d.Unlock()
+	st := d.States[u]
+	st.MFA = true
+	until = until.UTC()
+	st.MFAEnrollBy = &until
+	d.States[u] = st
+	delete(d.Enrolled, u)
+	return protocol.MFAEnrollment{User: u, Required: true, Until: &until, MFA: true}
+}
+
+// BeginMFAEnrollment implements engine.Directory.
+func (d *Directory) BeginMFAEnrollment(_ context.Context, u string) (protocol.MFAEnrollmentKey, error) {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return protocol.MFAEnrollmentKey{}, errOffline
+	}
+	st := d.States[u]
+	if st.MFAEnrollBy == nil {
+		return protocol.MFAEnrollmentKey{}, protocol.Errorf(protocol.CodeMFANotEnrolling, "not enrolling")
+	}
+	if !d.now().Before(*st.MFAEnrollBy) {
+		return protocol.MFAEnrollmentKey{}, protocol.Errorf(protocol.CodeMFAEnrollmentExpired, "period over")
+	}
+	secret := d.EnrollSecret
+	if secret == "" {
+		secret = EnrollSecret
+	}
+	d.pending[u] = secret
+	q := url.Values{"secret": {secret}, "issuer": {"Lockstep"}, "period": {"30"}, "digits": {"6"}, "algorithm": {"SHA1"}}
+	uri := "otpauth://totp/Lockstep:" + url.PathEscape(u) + "?" + q.Encode()
+	return protocol.MFAEnrollmentKey{Secret: protocol.Secret(secret), URI: protocol.Secret(uri), Until: *st.MFAEnrollBy}, nil
+}
+
+// ConfirmMFAEnrollment implements engine.Directory.
+func (d *Directory) ConfirmMFAEnrollment(_ context.Context, key, u, code string) (protocol.AccountState, error) {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return protocol.AccountState{}, errOffline
+	}
+	if st, ok := d.results[key]; ok {
+		return st, nil
+	}
+	secret, ok := d.pending[u]
+	if !ok {
+		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFANotEnrolling, "not begun")
+	}
+	if ok, _ := totp.ValidateCustom(code, secret, d.now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}); !ok || d.used[code] {
+		return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
+	}
+	d.used[code] = true
+	delete(d.pending, u)
+	d.Enrolled[u] = secret
+	st := d.States[u]
+	st.MFA, st.MFAEnrollBy = true, nil
+	d.States[u] = st
+	d.results[key] = st
+	return st, nil
+}
+
+// ReportPlaces implements engine.Directory.
+func (d *Directory) ReportPlaces(_ context.Context, u string, ps []protocol.PlaceReport) error {
+	d.Lock()
+	defer d.Unlock()
+	if !d.Online {
+		return errOffline
+	}
+	d.Places[u] = append(d.Places[u], ps)
+	return nil
+}
+
+// LastPlaces is the newest place report for u (nil before the first).
+func (d *Directory) LastPlaces(u string) []protocol.PlaceReport {
+	d.Lock()
+	defer d.Unlock()
+	if n := len(d.Places[u]); n > 0 {
+		return d.Places[u][n-1]
+	}
+	return nil
 }
 
 func (d *Directory) now() time.Time {
@@ -388,13 +607,13 @@ func (d *Directory) ChangePassword(_ context.Context, key string, r protocol.Cha
 	if d.Passwords[r.User] != string(r.Current) {
 		return protocol.AccountState{}, protocol.Errorf(protocol.CodeWrongPassword, "wrong")
 	}
-	if st.MFA {
+	if st.MFACodeNeeded() {
 		switch {
 		case r.TOTP == "":
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFARequired, "code required")
 		case d.used[r.TOTP]:
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAReplayed, "code used")
-		case !d.Codes[r.TOTP]:
+		case !d.Codes[r.TOTP] && !d.totpOK(r.User, r.TOTP):
 			return protocol.AccountState{}, protocol.Errorf(protocol.CodeMFAInvalid, "bad code")
 		}
 		d.used[r.TOTP] = true

@@ -52,6 +52,8 @@ type Entry struct {
 	// local step changed it: after a crash, a different value says the
 	// change landed, without trying a password.
 	LocalBefore float64 `json:"local_before,omitempty"`
+	// Keychain is the kept keychain a recovery puts back (its file name).
+	Keychain string `json:"keychain,omitempty"`
 }
 
 // Step is one step of an operation.

@@ -188,8 +188,19 @@ func (c *Client) Unlock(ctx context.Context, name string) (*User, error) {
 // SetMFA enables, disables or resets TOTP (MFAEnable, MFADisable, MFAReset).
 // Enable and reset return the new secret in UserResponse.MFA.
 func (c *Client) SetMFA(ctx context.Context, name, action string) (*UserResponse, error) {
+	return c.SetMFAWith(ctx, name, MFARequest{Action: action})
+}
+
+// SetMFAWith is SetMFA with every option, such as an enrolment period.
+func (c *Client) SetMFAWith(ctx context.Context, name string, req MFARequest) (*UserResponse, error) {
 	var out UserResponse
-	return &out, c.do(ctx, http.MethodPost, userPath(name, "/mfa"), nil, MFARequest{Action: action}, &out)
+	return &out, c.do(ctx, http.MethodPost, userPath(name, "/mfa"), nil, req, &out)
+}
+
+// EditUser changes a built-in user's display name or e-mail address.
+func (c *Client) EditUser(ctx context.Context, name string, req EditUserRequest) (*User, error) {
+	var out User
+	return &out, c.do(ctx, http.MethodPatch, userPath(name, ""), nil, req, &out)
 }
 
 // DeleteUser deletes a user and its bindings.

@@ -32,6 +32,9 @@ const (
 	// refused an action its bind account has no right to take; the message
 	// names the right.
 	CodeNotPermitted = "not_permitted"
+	// CodeResetLinkInvalid: a password reset link that was used, expired
+	// or never made (one answer for all three).
+	CodeResetLinkInvalid = "reset_link_invalid"
 )
 
 // MFA actions for SetMFA.
@@ -75,6 +78,17 @@ type User struct {
 	Where    string `json:"where,omitempty"`
 	Disabled bool   `json:"disabled,omitempty"`
 	Policy   string `json:"policy,omitempty"`
+	// Email is where password reset links go (AD: the account's mail).
+	Email string `json:"email,omitempty"`
+	// MFAEnrollBy is set while the user's MFA was reset with an enrolment
+	// period and no authenticator is enrolled yet: the period's end
+	// (MFA is then true; after it codes are required and none can be
+	// given until MFA is reset again).
+	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
+	// Expired is a password past its maximum age; GraceLogins how many
+	// more logins it allows (an LDAP directory's pwdGraceAuthNLimit).
+	Expired     bool `json:"expired,omitempty"`
+	GraceLogins int  `json:"grace_logins,omitempty"`
 }
 
 // Binding is one device a user is bound to, with what it has synced.
@@ -88,6 +102,21 @@ type Binding struct {
 	SyncedAt      *time.Time `json:"synced_at,omitempty"`
 	LastSeenAt    *time.Time `json:"last_seen_at,omitempty"`
 	Connected     bool       `json:"connected"`
+	// Places are the device's last report of each place where the
+	// password lives (none before its first report).
+	Places []Place `json:"places,omitempty"`
+}
+
+// Place is one place's state as a device last reported it: Place is
+// protocol.PlaceDirectory, PlaceLocal (the Mac account), PlaceFileVault or
+// PlaceKeychain; State protocol.PlaceOK, PlaceBehind, PlaceUnknown or
+// PlaceNotApplicable; At when the Mac established it, ReportedAt when the
+// directory heard of it.
+type Place struct {
+	Place      string    `json:"place"`
+	State      string    `json:"state"`
+	At         time.Time `json:"at"`
+	ReportedAt time.Time `json:"reported_at"`
 }
 
 // AddUserRequest creates a user with an initial password, which must meet
@@ -100,6 +129,15 @@ type AddUserRequest struct {
 	MFA bool `json:"mfa,omitempty"`
 	// Temporary makes the initial password one the user must change.
 	Temporary bool `json:"temporary,omitempty"`
+	// Email is where the user's password reset links go.
+	Email string `json:"email,omitempty"`
+}
+
+// EditUserRequest changes what is given of a user of the built-in store
+// (nil: unchanged; "" clears).
+type EditUserRequest struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	Email       *string `json:"email,omitempty"`
 }
 
 // UserResponse is the result of the user commands; MFA is set only when a
@@ -126,9 +164,14 @@ type ResetRequest struct {
 	Temporary bool            `json:"temporary"`
 }
 
-// MFARequest enables, disables or resets a user's TOTP.
+// MFARequest enables, disables or resets a user's TOTP. With EnrollDays
+// (protocol.MinEnrollDays to MaxEnrollDays; enable and reset only) no
+// secret is made here: the user has that many days in which the password
+// alone is enough and must enrol an authenticator themselves (from the Mac
+// or the portal); the user's Macs are told at once.
 type MFARequest struct {
-	Action string `json:"action"`
+	Action     string `json:"action"`
+	EnrollDays int    `json:"enroll_days,omitempty"`
 }
 
 // EnrollTokenRequest creates a one-time enrollment token.

@@ -92,6 +92,7 @@ var adminCommands = map[string]adminCmd{
 	"user reset":          userReset,
 	"user unlock":         userUnlock,
 	"user mfa":            userMFA,
+	"user edit":           userEdit,
 	"user delete":         userDelete,
 	"enroll-token create": enrollTokenCreate,
 	"enroll-token list":   enrollTokenList,
@@ -133,6 +134,7 @@ func userAdd(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) 
 	display := fs.String("display-name", "", "display name")
 	mfa := fs.Bool("mfa", false, "enable TOTP and print its otpauth URI once")
 	temp := fs.Bool("temporary", false, "the user must change the initial password")
+	email := fs.String("email", "", "the user's e-mail address, where password reset links go")
 	name, cl, err := oneName(fs, args, &e.conn)
 	if err != nil {
 		return err
@@ -142,7 +144,7 @@ func userAdd(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer pw.Wipe()
-	res, err := cl.AddUser(ctx, admin.AddUserRequest{Name: name, DisplayName: *display, Password: pw, MFA: *mfa, Temporary: *temp})
+	res, err := cl.AddUser(ctx, admin.AddUserRequest{Name: name, DisplayName: *display, Password: pw, MFA: *mfa, Temporary: *temp, Email: *email})
 	if err != nil {
 		return err
 	}
@@ -224,6 +226,8 @@ func userMFA(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) 
 	enable := fs.Bool("enable", false, "enable TOTP (prints the otpauth URI once)")
 	disable := fs.Bool("disable", false, "disable TOTP")
 	reset := fs.Bool("reset", false, "replace the TOTP secret (prints the new URI once)")
+	days := fs.Int("enroll-days", 0, fmt.Sprintf("with --reset or --enable: make no secret; the user has `N` days (%d to %d) to enrol an authenticator from the Mac or the portal, with the password alone meanwhile",
+		protocol.MinEnrollDays, protocol.MaxEnrollDays))
 	name, cl, err := oneName(fs, args, &e.conn)
 	if err != nil {
 		return err
@@ -239,11 +243,56 @@ func userMFA(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) 
 	if n != 1 {
 		return usageError("user mfa needs exactly one of --enable, --disable, --reset")
 	}
-	res, err := cl.SetMFA(ctx, name, action)
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "enroll-days" })
+	if set {
+		switch {
+		case *disable:
+			return usageError("--enroll-days goes with --reset or --enable, not --disable")
+		case *days < protocol.MinEnrollDays || *days > protocol.MaxEnrollDays:
+			return usageError("--enroll-days must be %d to %d days, not %d", protocol.MinEnrollDays, protocol.MaxEnrollDays, *days)
+		}
+	}
+	res, err := cl.SetMFAWith(ctx, name, admin.MFARequest{Action: action, EnrollDays: *days})
 	if err != nil {
 		return err
 	}
-	return e.out.userResponse(res, fmt.Sprintf("MFA %sd for %s", action, name))
+	msg := fmt.Sprintf("MFA %sd for %s", action, name)
+	if res.User.MFAEnrollBy != nil {
+		msg += fmt.Sprintf("; %s must enrol an authenticator by %s (the password alone works until then)", name,
+			res.User.MFAEnrollBy.Local().Format("2006-01-02 15:04 MST"))
+	}
+	return e.out.userResponse(res, msg)
+}
+
+func userEdit(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {
+	display := fs.String("display-name", "", "new display name")
+	email := fs.String("email", "", "new e-mail address (\"\" removes it)")
+	name, cl, err := oneName(fs, args, &e.conn)
+	if err != nil {
+		return err
+	}
+	var req admin.EditUserRequest
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "display-name":
+			req.DisplayName = display
+		case "email":
+			req.Email = email
+		}
+	})
+	if req.DisplayName == nil && req.Email == nil {
+		return usageError("user edit needs --display-name or --email")
+	}
+	u, err := cl.EditUser(ctx, name, req)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.out.encode(u)
+	}
+	_, err = fmt.Fprintf(e.stdout, "edited %s\n", clean(name))
+	return err
 }
 
 func userDelete(ctx context.Context, e *adminEnv, fs *flag.FlagSet, args []string) error {

@@ -60,6 +60,9 @@ func (p *printer) user(u *admin.User) error {
 	}
 	fmt.Fprintf(p.w, "name:              %s\n", clean(u.Name))
 	fmt.Fprintf(p.w, "display name:      %s\n", clean(u.DisplayName))
+	if u.Email != "" {
+		fmt.Fprintf(p.w, "e-mail:            %s\n", clean(u.Email))
+	}
 	if u.Where != "" {
 		fmt.Fprintf(p.w, "in the directory:  %s\n", clean(u.Where))
 	}
@@ -73,7 +76,18 @@ func (p *printer) user(u *admin.User) error {
 	fmt.Fprintf(p.w, "password changed:  %s\n", u.PasswordChangedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(p.w, "expires:           %s\n", fmtTime(u.ExpiresAt))
 	fmt.Fprintf(p.w, "must change:       %s\n", yesNo(u.MustChange))
-	fmt.Fprintf(p.w, "MFA:               %s\n", onOff(u.MFA))
+	if u.Expired {
+		fmt.Fprintf(p.w, "expired:           yes, %d grace login(s) left\n", u.GraceLogins)
+	}
+	mfa := onOff(u.MFA)
+	if u.MFAEnrollBy != nil {
+		if u.MFAEnrollBy.After(time.Now()) {
+			mfa = "on, not enrolled yet: the user must enrol an authenticator by " + fmtTime(u.MFAEnrollBy)
+		} else {
+			mfa = "on, not enrolled: the enrolment period ended " + fmtTime(u.MFAEnrollBy) + " (reset MFA again)"
+		}
+	}
+	fmt.Fprintf(p.w, "MFA:               %s\n", mfa)
 	lock := "no"
 	switch {
 	case u.Locked && u.LockedUntil == nil:
@@ -98,6 +112,9 @@ func (p *printer) user(u *admin.User) error {
 			}
 		}
 		fmt.Fprintf(p.w, "  %s  %s  local name %s  %s  %s\n", clean(d.DeviceID), clean(d.Hostname), clean(d.LocalName), state, synced)
+		for _, pl := range d.Places {
+			fmt.Fprintf(p.w, "    %-10s %-15s %s\n", clean(pl.Place), clean(pl.State), pl.At.Local().Format(time.RFC3339))
+		}
 	}
 	return nil
 }
@@ -107,7 +124,11 @@ func (p *printer) policy(pol protocol.Policy) error {
 		return p.encode(pol)
 	}
 	for _, r := range pol.Rules() {
-		fmt.Fprintf(p.w, "- %s (%s)\n", r.Message, r.Code)
+		mark := ""
+		if r.Lockstep {
+			mark = ", Lockstep's rule on top of the directory's"
+		}
+		fmt.Fprintf(p.w, "- %s (%s%s)\n", r.Message, r.Code, mark)
 	}
 	if pol.MaxAgeDays > 0 {
 		fmt.Fprintf(p.w, "passwords expire after %d days; agents warn %d days before\n", pol.MaxAgeDays, pol.ExpiryWarningDays)

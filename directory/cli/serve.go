@@ -52,6 +52,7 @@ var configFlags = map[string]string{
 	"MaxConns":             "max-conns",
 	"DiskReserveMiB":       "disk-reserve-mib",
 	"DataDir":              "data",
+	"ResetLinkTTL":         "reset-link-ttl",
 	"WebIdleTimeout":       "web-idle-timeout",
 }
 
@@ -61,7 +62,7 @@ var configFlags = map[string]string{
 var positiveFlags = []string{"argon2-time", "argon2-memory-kib", "argon2-threads", "lockout-threshold", "lockout-window",
 	"lockout-duration", "account-rate-every", "account-rate-burst", "device-rate-every", "device-rate-burst",
 	"address-rate-every", "address-rate-burst", "ping-interval", "scan-interval", "shutdown-timeout", "request-timeout",
-	"audit-retention", "idempotency-retention", "max-conns-per-address", "web-idle-timeout"}
+	"audit-retention", "idempotency-retention", "max-conns-per-address", "reset-link-ttl", "web-idle-timeout"}
 
 func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -101,6 +102,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	webIdle := fs.Duration("web-idle-timeout", 15*time.Minute, "web console and portal sessions end after this long without a request")
 	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
 	srcFlags := registerSourceFlags(fs)
+	mailFl := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -155,6 +157,14 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return err
 	}
 	defer closeSource()
+	mailer, err := mailFl.open(ctx, fs, stdin, *dbURLFile == "-" || *dbPassFile == "-" || *srcFlags.passFile == "-", log)
+	if err != nil {
+		return err
+	}
+	var mailerCfg directory.Mailer
+	if mailer != nil {
+		mailerCfg = mailer
+	}
 	var extra []string
 	for _, s := range strings.Split(*hosts, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -162,7 +172,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	}
 	srv, err := directory.New(directory.Config{
-		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Logger: log,
+		DataDir: *data, CertFile: *cert, KeyFile: *key, Hosts: extra, Log: log,
 		DatabaseURL: db.url, DatabasePassword: db.password, MasterKeyFile: *masterKey,
 		Argon2:               directory.Argon2Params{Time: uint32(*a2time), MemoryKiB: uint32(*a2mem), Threads: uint8(*a2threads)},
 		HashMemoryKiB:        *hashMem,
@@ -180,6 +190,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		ScanInterval:         *scan,
 		WebIdleTimeout:       *webIdle,
 		Source:               src,
+		Mailer:               mailerCfg,
+		ResetLinkTTL:         *mailFl.linkTTL,
 	})
 	var ce *directory.ConfigError
 	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
@@ -204,7 +216,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "storage: SQLite in %s\n", *data)
 	}
 	if src != nil {
-		fmt.Fprintf(stdout, "passwords: Active Directory at %s, users under %s\n", *srcFlags.url, *srcFlags.baseDN)
+		fmt.Fprintf(stdout, "passwords: %s at %s, users under %s\n", src.Info().Name, *srcFlags.url, *srcFlags.baseDN)
 	}
 	if ca := srv.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "CA certificate for agents to trust: %s\n", ca)

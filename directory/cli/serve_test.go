@@ -44,6 +44,11 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"idempotency-retention", "0s"},
 		{"disk-reserve-mib", "-1"},
 		{"shutdown-timeout", "0s"},
+		{"reset-link-ttl", "0s"},
+		{"reset-link-ttl", "25h"},
+		{"smtp-from", "lockstep@example.com"}, // without --smtp-url
+		{"smtp-url", "http://mail.example.com"},
+		{"smtp-password-file", "/nonexistent"}, // without --smtp-url
 	}
 	for _, tt := range tests {
 		t.Run(tt.flag+"="+tt.value, func(t *testing.T) {

@@ -49,8 +49,8 @@ type PostgresOptions struct {
 	// Password, when set, replaces any password in the connection string,
 	// so that the string itself can be shown (it is never logged anyway).
 	Password []byte
-	// Logger receives the change feed's connection events; nil discards.
-	Logger *slog.Logger
+	// Log receives the change feed's connection events; nil discards.
+	Log *slog.Logger
 	// MaxConns bounds the pool (default 16 unless the connection string
 	// says pool_max_conns).
 	MaxConns int32
@@ -91,7 +91,7 @@ func OpenPostgres(ctx context.Context, connString string, opt PostgresOptions) (
 	}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = ListenAppName
-	log := opt.Logger
+	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -305,6 +305,7 @@ ALTER TABLE bindings ADD COLUMN bound_by text NOT NULL DEFAULT 'legacy';
 ALTER TABLE enroll_tokens ADD COLUMN users text[] NOT NULL DEFAULT '{}';
 CREATE INDEX idempotency_device ON idempotency (device_id, created_at);`,
 	pgSchemaV3,
+	pgSchemaV4,
 	pgSchemaConsoleV1,
 }
 
@@ -549,16 +550,19 @@ func fromPG(t pgtype.Timestamptz) time.Time {
 
 const pgUserCols = `name, display_name, password_hash, password_version, password_changed_at, must_change,
 	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at,
-	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until`
+	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until,
+	email, mfa_enroll_until, totp_pending, totp_pending_at`
 
 func scanPGUser(r pgx.Row) (User, error) {
 	var u User
-	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked pgtype.Timestamptz
+	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked, enrollUntil, pendingAt pgtype.Timestamptz
 	err := r.Scan(&u.Name, &u.DisplayName, &u.PasswordHash, &u.PasswordVersion, &changed, &u.MustChange,
 		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created,
-		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked)
+		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked,
+		&u.Email, &enrollUntil, &u.TOTPPending, &pendingAt)
 	u.PasswordChangedAt, u.FailedWindowStart, u.LockedUntil, u.CreatedAt = fromPG(changed), fromPG(window), fromPG(locked), fromPG(created)
 	u.MFAFailedWindowStart, u.LinkFailedWindowStart, u.LinkLockedUntil = fromPG(mfaWindow), fromPG(linkWindow), fromPG(linkLocked)
+	u.MFAEnrollUntil, u.TOTPPendingAt = fromPG(enrollUntil), fromPG(pendingAt)
 	return u, err
 }
 
@@ -599,11 +603,12 @@ func (t *pgTx) UsersChangedBefore(ctx context.Context, before time.Time) ([]User
 }
 
 func (t *pgTx) CreateUser(ctx context.Context, u User) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO users (`+pgUserCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-		ON CONFLICT (name) DO NOTHING`,
+	tag, err := t.tx.Exec(ctx, `INSERT INTO users (`+pgUserCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,
+		$18,$19,$20,$21) ON CONFLICT (name) DO NOTHING`,
 		u.Name, u.DisplayName, u.PasswordHash, u.PasswordVersion, pgTime(u.PasswordChangedAt), u.MustChange,
 		u.FailedCount, pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, pgTime(u.CreatedAt),
-		u.MFAFailedCount, pgNullTime(u.MFAFailedWindowStart), u.LinkFailedCount, pgNullTime(u.LinkFailedWindowStart), pgNullTime(u.LinkLockedUntil))
+		u.MFAFailedCount, pgNullTime(u.MFAFailedWindowStart), u.LinkFailedCount, pgNullTime(u.LinkFailedWindowStart), pgNullTime(u.LinkLockedUntil),
+		NormalizeEmail(u.Email), pgNullTime(u.MFAEnrollUntil), u.TOTPPending, pgNullTime(u.TOTPPendingAt))
 	if err != nil {
 		return t.fail(err, "creating user "+u.Name)
 	}
@@ -617,11 +622,12 @@ func (t *pgTx) UpdateUser(ctx context.Context, u User) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE users SET display_name=$1, password_hash=$2, password_version=$3,
 		password_changed_at=$4, must_change=$5, failed_count=$6, failed_window_start=$7, locked_until=$8,
 		totp_secret=$9, totp_last_step=$10, mfa_failed_count=$11, mfa_failed_window_start=$12,
-		link_failed_count=$13, link_failed_window_start=$14, link_locked_until=$15 WHERE name=$16`,
+		link_failed_count=$13, link_failed_window_start=$14, link_locked_until=$15,
+		email=$16, mfa_enroll_until=$17, totp_pending=$18, totp_pending_at=$19 WHERE name=$20`,
 		u.DisplayName, u.PasswordHash, u.PasswordVersion, pgTime(u.PasswordChangedAt), u.MustChange, u.FailedCount,
 		pgNullTime(u.FailedWindowStart), pgNullTime(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep,
 		u.MFAFailedCount, pgNullTime(u.MFAFailedWindowStart), u.LinkFailedCount, pgNullTime(u.LinkFailedWindowStart),
-		pgNullTime(u.LinkLockedUntil), u.Name)
+		pgNullTime(u.LinkLockedUntil), NormalizeEmail(u.Email), pgNullTime(u.MFAEnrollUntil), u.TOTPPending, pgNullTime(u.TOTPPendingAt), u.Name)
 	return t.pgAffected(tag, err, "updating user "+u.Name)
 }
 
@@ -985,6 +991,20 @@ func (t *pgTx) Setting(ctx context.Context, name string) ([]byte, error) {
 		return nil, t.pgNotFound(err, "setting "+name)
 	}
 	return b, nil
+}
+
+func (t *pgTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return t.fail(err, "storing setting "+name)
+	}
+	if strings.HasPrefix(name, PolicySettingPrefix) {
+		t.policy = true // replicas reload their policy
+	}
+	return nil
 }
 
 func (t *pgTx) CreateSetting(ctx context.Context, name string, value []byte) error {

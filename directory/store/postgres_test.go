@@ -146,7 +146,7 @@ func TestPostgresListen(t *testing.T) {
 	var logs bytes.Buffer
 	var lmu sync.Mutex
 	a := openPG(t, url)
-	b, err := OpenPostgres(t.Context(), url, PostgresOptions{Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &lmu}, nil))})
+	b, err := OpenPostgres(t.Context(), url, PostgresOptions{Log: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &lmu}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

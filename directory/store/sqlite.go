@@ -149,7 +149,7 @@ func constraint(err error) bool {
 // user_version. Entries are never edited once released: a change is a new
 // entry. The first is idempotent, so a database made before versions were
 // recorded (user_version 0) passes through it unchanged.
-var sqliteMigrations = []string{schemaV1, schemaV2, schemaV3, schemaConsoleV1}
+var sqliteMigrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaConsoleV1}
 
 const schemaV1 = `
 CREATE TABLE IF NOT EXISTS users (
@@ -314,18 +314,21 @@ func notFound(err error, what string) error {
 
 const userCols = `name, display_name, password_hash, password_version, password_changed_at, must_change,
 	failed_count, failed_window_start, locked_until, totp_secret, totp_last_step, created_at,
-	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until`
+	mfa_failed_count, mfa_failed_window_start, link_failed_count, link_failed_window_start, link_locked_until,
+	email, mfa_enroll_until, totp_pending, totp_pending_at`
 
 type scanner interface{ Scan(...any) error }
 
 func scanUser(r scanner) (User, error) {
 	var u User
-	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked int64
+	var changed, window, locked, created, mfaWindow, linkWindow, linkLocked, enrollUntil, pendingAt int64
 	err := r.Scan(&u.Name, &u.DisplayName, &u.PasswordHash, &u.PasswordVersion, &changed, &u.MustChange,
 		&u.FailedCount, &window, &locked, &u.TOTPSecret, &u.TOTPLastStep, &created,
-		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked)
+		&u.MFAFailedCount, &mfaWindow, &u.LinkFailedCount, &linkWindow, &linkLocked,
+		&u.Email, &enrollUntil, &u.TOTPPending, &pendingAt)
 	u.PasswordChangedAt, u.FailedWindowStart, u.LockedUntil, u.CreatedAt = fromTS(changed), fromTS(window), fromTS(locked), fromTS(created)
 	u.MFAFailedWindowStart, u.LinkFailedWindowStart, u.LinkLockedUntil = fromTS(mfaWindow), fromTS(linkWindow), fromTS(linkLocked)
+	u.MFAEnrollUntil, u.TOTPPendingAt = fromTS(enrollUntil), fromTS(pendingAt)
 	return u, err
 }
 
@@ -363,10 +366,11 @@ func (t *sqliteTx) UsersChangedBefore(ctx context.Context, before time.Time) ([]
 }
 
 func (t *sqliteTx) CreateUser(ctx context.Context, u User) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		u.Name, u.DisplayName, u.PasswordHash, u.PasswordVersion, ts(u.PasswordChangedAt), u.MustChange,
 		u.FailedCount, ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, ts(u.CreatedAt),
-		u.MFAFailedCount, ts(u.MFAFailedWindowStart), u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil))
+		u.MFAFailedCount, ts(u.MFAFailedWindowStart), u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil),
+		NormalizeEmail(u.Email), ts(u.MFAEnrollUntil), u.TOTPPending, ts(u.TOTPPendingAt))
 	if constraint(err) {
 		return fmt.Errorf("user %s: %w", u.Name, ErrExists)
 	}
@@ -380,10 +384,12 @@ func (t *sqliteTx) UpdateUser(ctx context.Context, u User) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE users SET display_name=?, password_hash=?, password_version=?,
 		password_changed_at=?, must_change=?, failed_count=?, failed_window_start=?, locked_until=?,
 		totp_secret=?, totp_last_step=?, mfa_failed_count=?, mfa_failed_window_start=?,
-		link_failed_count=?, link_failed_window_start=?, link_locked_until=? WHERE name=?`,
+		link_failed_count=?, link_failed_window_start=?, link_locked_until=?,
+		email=?, mfa_enroll_until=?, totp_pending=?, totp_pending_at=? WHERE name=?`,
 		u.DisplayName, u.PasswordHash, u.PasswordVersion, ts(u.PasswordChangedAt), u.MustChange, u.FailedCount,
 		ts(u.FailedWindowStart), ts(u.LockedUntil), u.TOTPSecret, u.TOTPLastStep, u.MFAFailedCount, ts(u.MFAFailedWindowStart),
-		u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil), u.Name)
+		u.LinkFailedCount, ts(u.LinkFailedWindowStart), ts(u.LinkLockedUntil),
+		NormalizeEmail(u.Email), ts(u.MFAEnrollUntil), u.TOTPPending, ts(u.TOTPPendingAt), u.Name)
 	return affected(res, err, "updating user "+u.Name)
 }
 
@@ -759,6 +765,17 @@ func (t *sqliteTx) Setting(ctx context.Context, name string) ([]byte, error) {
 		return nil, notFound(err, "setting "+name)
 	}
 	return b, nil
+}
+
+func (t *sqliteTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	return nil
 }
 
 func (t *sqliteTx) CreateSetting(ctx context.Context, name string, value []byte) error {

@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/lockstep-dev/lockstep/protocol"
@@ -21,6 +22,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
 )
+
+// PolicySettingPrefix starts the names of settings that are part of the
+// password policy (PutSetting).
+const PolicySettingPrefix = "policy."
 
 // Store opens transactions. Update runs fn in a read-write transaction that
 // commits when fn returns nil and rolls back otherwise; View runs a read-only
@@ -101,11 +106,40 @@ type Tx interface {
 	// CreateSetting stores a named value once: ErrExists when the name is
 	// already set (by this process or, with a shared database, another).
 	CreateSetting(ctx context.Context, name string, value []byte) error
+	// PutSetting stores a named value, replacing the one before; a name
+	// that starts with PolicySettingPrefix is part of the policy (other
+	// replicas reload theirs, as after SetPolicy).
+	PutSetting(ctx context.Context, name string, value []byte) error
 
 	// SourceAccount returns what the hub recorded of a user's account in
 	// the source, or ErrNotFound; PutSourceAccount stores it.
 	SourceAccount(ctx context.Context, user string) (SourceAccount, error)
 	PutSourceAccount(ctx context.Context, a SourceAccount) error
+
+	// UsersByEmail lists the users whose Email is email (normalized).
+	UsersByEmail(ctx context.Context, email string) ([]User, error)
+
+	// CreateResetToken stores a password reset token (its hash only).
+	CreateResetToken(ctx context.Context, t ResetToken) error
+	// ResetToken reads a token by hash; ErrNotFound when there is none.
+	ResetToken(ctx context.Context, hash []byte) (ResetToken, error)
+	// UseResetToken marks a token used; ErrNotFound when it is unknown or
+	// already used, so two redemptions racing cannot both succeed.
+	UseResetToken(ctx context.Context, hash []byte, at time.Time) error
+	// ExpireResetTokens ends every unused, unexpired token of user at at
+	// and says how many it ended.
+	ExpireResetTokens(ctx context.Context, user string, at time.Time) (int, error)
+	// PruneResetTokens deletes tokens that expired before before.
+	PruneResetTokens(ctx context.Context, before time.Time) (int, error)
+
+	// PutPlaceStates records what a device last reported of its user's
+	// places, replacing the earlier report of each place given. The
+	// binding must exist (ErrNotFound otherwise); unbinding or revoking
+	// deletes the reports with it.
+	PutPlaceStates(ctx context.Context, deviceID, user string, ps []PlaceState) error
+	// PlaceStates lists what every device bound to user reported, by
+	// device then place.
+	PlaceStates(ctx context.Context, user string) ([]PlaceState, error)
 
 	Audit(ctx context.Context, e AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
@@ -167,7 +201,27 @@ type User struct {
 	// are replays.
 	TOTPLastStep int64
 	CreatedAt    time.Time
+	// Email is where password reset links go ("" for none), stored
+	// lower-case (see NormalizeEmail). With a directory behind Lockstep
+	// the source's address (AD: mail) wins; this is the built-in store's.
+	Email string
+	// MFAEnrollUntil, when set and TOTPSecret is nil, is the end of an
+	// enrolment period an administrator gave with an MFA reset: until
+	// then the user's password alone is enough and the user must enrol a
+	// new authenticator; after it a code is required and none can be
+	// given until an administrator resets MFA again.
+	MFAEnrollUntil time.Time
+	// TOTPPending is a sealed secret handed out to the user by an
+	// enrolment that began at TOTPPendingAt and has not been confirmed
+	// with a code yet; it never checks a code but the confirming one.
+	TOTPPending   []byte
+	TOTPPendingAt time.Time
 }
+
+// NormalizeEmail is how addresses are stored and compared: trimmed and
+// lower-cased (the local part is case-sensitive in theory, in no mail
+// system a directory sends to).
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // Device is an enrolled Mac.
 type Device struct {
@@ -241,6 +295,30 @@ type IdempotencyRecord struct {
 	// Outcome is the encoded result envelope.
 	Outcome   []byte
 	CreatedAt time.Time
+}
+
+// ResetToken is a single-use password reset link; only a SHA-256 hash of
+// the token is stored, so a copy of the database cannot be used to reset.
+type ResetToken struct {
+	Hash      []byte
+	User      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt is when it was redeemed (zero: not yet).
+	UsedAt time.Time
+}
+
+// PlaceState is one place's state as a device last reported it for a user
+// (the place and state names are protocol.Place*), never a secret.
+type PlaceState struct {
+	DeviceID string
+	User     string
+	Place    string
+	State    string
+	// At is when the device last established that state; ReportedAt when
+	// the directory received it.
+	At         time.Time
+	ReportedAt time.Time
 }
 
 // AuditEvent is one security event. Detail never holds a secret.

@@ -263,7 +263,7 @@ func (h *Handler) refuseInput(w http.ResponseWriter, r *http.Request, a area, s 
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	h.cfg.Logger.Error("web request failed", "path", r.URL.Path, "err", err)
+	h.cfg.Log.Error("web request failed", "path", r.URL.Path, "err", err)
 	h.render(w, http.StatusInternalServerError, "refused", page{Title: "Error", Error: "Something went wrong; try again."})
 }
 

@@ -114,7 +114,7 @@ func newEnv(t *testing.T, store string, opts ...func(*directory.Config)) *env {
 	e := &env{t: t, store: store, clock: &clock{t: start}, dir: t.TempDir(), log: &logBuffer{}, b: b}
 	cfg := directory.Config{
 		DataDir: e.dir, CertFile: certFile, KeyFile: keyFile, Now: e.clock.Now,
-		Logger: slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:    slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Argon2: directory.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1},
 		// Generous, unless a test tightens them.
 		AccountRate: directory.Rate{Every: time.Millisecond, Burst: 1000},

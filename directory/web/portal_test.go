@@ -56,7 +56,7 @@ func TestPortalChangePassword(t *testing.T) {
 			t.Errorf("the password version is %d, want 2", u.PasswordVersion)
 		}
 		ev := e.wantAudit(admin.AuditQuery{User: "alice", Event: "password_changed"}, nil, "password_changed")
-		if ev.Actor != "portal" {
+		if ev.Actor != "user:alice" {
 			t.Errorf("the change's audit event is %+v", ev)
 		}
 		// History: the old password is refused, with the directory's reason.

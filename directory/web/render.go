@@ -91,7 +91,7 @@ func (h *Handler) parse() error {
 func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
 	t := h.pages[name]
 	if t == nil {
-		h.cfg.Logger.Error("web page template missing", "page", name)
+		h.cfg.Log.Error("web page template missing", "page", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -100,7 +100,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p page)
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, p); err != nil {
-		h.cfg.Logger.Error("web page not rendered", "page", name, "err", err)
+		h.cfg.Log.Error("web page not rendered", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -58,7 +58,7 @@ type Config struct {
 	// IdleTimeout ends a session without requests (default 15 min);
 	// MaxAge ends any session (default 12 h).
 	IdleTimeout, MaxAge time.Duration
-	Logger              *slog.Logger
+	Log                 *slog.Logger
 	// Title names the service in page titles (default "Lockstep").
 	Title string
 }
@@ -100,8 +100,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = 12 * time.Hour
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Title == "" {
 		cfg.Title = "Lockstep"

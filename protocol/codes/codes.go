@@ -25,6 +25,9 @@ const (
 	ReasonTemporary        = "reason.temporary"
 	ReasonExpires          = "reason.expires" // days (0 today, negative expired)
 	ReasonInSync           = "reason.in_sync"
+	// ReasonMFAEnroll: an administrator reset the account's MFA with an
+	// enrolment period; the user must set up an authenticator by until.
+	ReasonMFAEnroll = "reason.mfa_enroll" // until
 
 	// A place's state (Place.Text); a place an operation verified carries
 	// that step's text.
@@ -147,6 +150,7 @@ var Texts = map[string][]string{
 	ReasonBusy: nil, ReasonNotLinked: nil, ReasonWaiting: nil, ReasonUnknownUser: {"user"},
 	ReasonLocked: {"until"}, ReasonResetTemporary: nil, ReasonReset: nil, ReasonChangedElsewhere: nil,
 	ReasonInterrupted: nil, ReasonStopped: {"error"}, ReasonTemporary: nil, ReasonExpires: {"days"}, ReasonInSync: nil,
+	ReasonMFAEnroll: {"until"},
 
 	PlaceNotVerified: nil, PlaceStillOld: nil, PlaceDirVersion: {"version", "set_at"}, PlaceNoFileVault: nil,
 
@@ -184,5 +188,5 @@ var Errors = map[string][]string{
 	protocol.CodeMFAReplayed: nil, protocol.CodePolicyViolation: nil, protocol.CodeLocked: nil,
 	protocol.CodeRateLimited: nil, protocol.CodeUnknownUser: nil, protocol.CodeInternal: nil,
 	protocol.CodeUnsupported: nil, protocol.CodeUnauthorized: nil, protocol.CodeIdempotencyReuse: nil,
-	protocol.CodeDisabled: nil,
+	protocol.CodeDisabled: nil, protocol.CodeMFAEnrollmentExpired: nil, protocol.CodeMFANotEnrolling: nil,
 }

@@ -90,8 +90,9 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 	out := fs.String("out", "", text.FlagOut.S())
 	admin := fs.String("admin", "", text.FlagAdmin.S())
 	withPassword := fs.Bool("password", false, text.FlagPassword.S())
+	keychain := fs.String("keychain", "", text.FlagKeychain.S())
 	sub := ""
-	if cmd == "service-account" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+	if (cmd == "service-account" || cmd == "keychain" || cmd == "mfa") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		sub, rest = rest[0], rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
@@ -124,6 +125,14 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		return c.diagnose(ctx, *out)
 	case "service-account":
 		return c.serviceAccount(ctx, sub, *admin)
+	case "mfa":
+		if sub != "enroll" {
+			fmt.Fprintln(c.Err, text.CLIEnrollAction.S(map[string]any{"Action": sub}))
+			return exitUsage
+		}
+		return c.enroll(ctx, *user)
+	case "keychain":
+		return c.keychain(ctx, sub, *user, *keychain)
 	case "version":
 		fmt.Fprintln(c.Out, "lockstep", version.Version)
 		return exitOK

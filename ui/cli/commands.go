@@ -114,8 +114,11 @@ func (c *CLI) status(ctx context.Context) int {
 
 // inOf is the window whose boxes an operation of kind has.
 func inOf(kind string) string {
-	if kind == localapi.OpChange {
+	switch kind {
+	case localapi.OpChange:
 		return text.InChange
+	case localapi.OpKeychainRecover:
+		return text.InRecover
 	}
 	return text.InSync
 }
@@ -154,11 +157,15 @@ func (c *CLI) finish(op *localapi.Operation, err error, in string, pol *localapi
 	}
 	switch op.State {
 	case localapi.OpDone:
-		if !c.json {
+		switch {
+		case c.json:
+		case op.Kind == localapi.OpKeychainRecover:
+			fmt.Fprintln(c.Out, "✓", text.CLIRecovered.S())
+		default:
 			fmt.Fprintln(c.Out, "✓", text.CLIDone.S())
 		}
 		return exitOK
-	case localapi.OpSyncNeeded:
+	case localapi.OpSyncNeeded, localapi.OpIncomplete:
 		c.report(op, err, in, pol)
 		return exitSyncNeeded
 	}
@@ -235,7 +242,21 @@ func (c *CLI) changeWith(ctx context.Context, user string, pol *localapi.PolicyR
 		fmt.Fprintln(c.Out, text.ChangeRunning.S())
 	}
 	op, err := c.client.Change(ctx, localapi.ChangeRequest{User: user, Current: current, New: newPW, TOTP: totp}, c.progress(localapi.OpChange))
-	return c.finish(op, err, text.InChange, pol)
+	code := c.finish(op, err, text.InChange, pol)
+	if code != exitOK || c.json {
+		return code
+	}
+	// A change during an enrolment period needed no code; the enrolment
+	// follows at once.
+	if acct, err := c.accountFor(ctx, user); err != nil || !acct.MustEnrol() {
+		return code
+	}
+	if c.lines != nil && !c.moreInput() {
+		fmt.Fprintln(c.Err, "→", text.CLIEnrollLater.S())
+		return exitOK
+	}
+	fmt.Fprintln(c.Err, text.EnrollAfterChange.S())
+	return c.enroll(ctx, user)
 }
 
 func (c *CLI) sync(ctx context.Context, user string, forgot bool) int {

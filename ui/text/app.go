@@ -66,7 +66,7 @@ var (
 	LabelPrevious       = M("sync.previous", "Previous Mac password")
 	LabelDirNew         = M("sync.new", "New directory password")
 	CheckForgot         = M("sync.forgot", "I don't remember my previous password")
-	ForgotWarning       = M("sync.forgot_warning", "Without your previous password your login keychain cannot be opened. Lockstep will set your Mac account and FileVault to the new password, move your old login keychain aside (it is never deleted) and make a new, empty one. Passwords saved in the old keychain stay in it, and you can open it later if you remember the previous password.")
+	ForgotWarning       = M("sync.forgot_warning", "Without your previous password your login keychain cannot be opened. Lockstep will set your Mac account and FileVault to the new password, move your old login keychain aside (it is never deleted) and make a new, empty one. Passwords saved in the old keychain stay in it; if you remember the previous password later, Recover Old Keychain… in the Lockstep menu brings them back.")
 	ForgotUnavailable   = M("sync.forgot_unavailable", "This Mac cannot be reset without your previous password. Contact your IT department for help.")
 	SyncRunning         = M("sync.running", "Syncing your password…")
 	SyncDone            = M("sync.done", "Your password is in sync")

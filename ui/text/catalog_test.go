@@ -85,7 +85,7 @@ var (
 var variants = map[string][]string{
 	"days":        {"-3", "0", "1", "12"},
 	"kind":        {"mobile", "disabled", "network_home"},
-	"which":       {"current", "previous", "neither"},
+	"which":       {"current", "previous", "neither", "old"},
 	"source":      {"new", "directory", "refused"},
 	"when":        {"before", "unconfirmed"},
 	"step":        {"setup", "rotate", "remove"},
@@ -99,7 +99,7 @@ var variants = map[string][]string{
 var data = map[string]string{
 	"user": "alice", "path": "/Users/alice/Library/Keychains/login_renamed_1.keychain-db", "version": "7",
 	"set_at": later, "synced": "6", "uid": "501", "home": "/Users/alice", "detail": "dscl: eDSRecordNotFound",
-	"text": "an old journal's sentence",
+	"text": "an old journal's sentence", "name": "login_renamed_20260310T104200Z.keychain-db",
 }
 
 // shows is what a data parameter's sample looks like once rendered.
@@ -215,7 +215,7 @@ func TestEveryErrorRenders(t *testing.T) {
 	n := 0
 	for _, code := range slices.Sorted(maps.Keys(codes.Errors)) {
 		for _, p := range sets(t, code, codes.Errors[code]) {
-			for _, in := range []string{InChange, InSync, InLink} {
+			for _, in := range []string{InChange, InSync, InLink, InRecover} {
 				e := &localapi.Error{Code: code, Params: p, Detail: "detail for IT", RetryAfter: 30}
 				if code == localapi.CodeMissing {
 					e.Field = localapi.FieldNew

@@ -12,6 +12,8 @@ Usage:
   lockstep sync [--forgot-previous] [--stdin] [--user NAME]
                                             sync the Mac after a reset in the directory
   lockstep link [--stdin] [--user NAME]     link this Mac to your directory account (asks your directory password)
+  lockstep mfa enroll [--stdin] [--user NAME]
+                                            set up your authenticator app when your administrator asked you to
   lockstep policy [--json]                  the password rules
   lockstep watch [--json]                   follow state changes
   lockstep doctor [--password] [--json] [--user NAME]
@@ -19,6 +21,10 @@ Usage:
   lockstep diagnose --out FILE              write a redacted support bundle
   lockstep service-account setup|status|rotate|remove [--admin NAME] [--stdin]
                                             (root) the account that resets forgotten passwords
+  lockstep keychain list [--json] [--user NAME]
+                                            the old keychains kept aside by a forgotten-password sync
+  lockstep keychain recover [--keychain NAME] [--stdin] [--user NAME]
+                                            get one back with its old password (asks which)
   lockstep version
 
 Every command takes --socket PATH (default $LOCKSTEP_SOCKET or {{.Socket}}).
@@ -26,6 +32,8 @@ With --stdin, secrets are read one per line instead of prompted for:
   change: current, new, then the MFA code if the account has MFA
   sync:   previous, new (only new with --forgot-previous)
   link:   the directory password
+  mfa enroll: the code from the authenticator app
+  keychain recover: the keychain's number (unless --keychain names it), its old password, the current Mac password
 `)
 	CLIUnexpectedArg  = M("cli.unexpected_argument", "lockstep {{.Cmd}}: unexpected argument “{{.Arg}}”")
 	CLIUnknownCommand = M("cli.unknown_command", "lockstep: unknown command “{{.Cmd}}”")
@@ -40,6 +48,7 @@ With --stdin, secrets are read one per line instead of prompted for:
 	FlagOut           = M("cli.flag_out", "output file")
 	FlagAdmin         = M("cli.flag_admin", "a SecureToken admin's short name")
 	FlagPassword      = M("cli.flag_password", "also check that your password opens each place")
+	FlagKeychain      = M("cli.flag_keychain", "the kept keychain to recover, by its file name (lockstep keychain list)")
 	FlagTheme         = M("menu.flag_theme", "appearance: system, light or dark")
 	FlagVersion       = M("menu.flag_version", "print the version and exit")
 

@@ -71,8 +71,8 @@ var (
 
 // Notes after an operation.
 var (
-	NoteKeychainKept   = M("note.keychain_kept", "Your old login keychain was kept at {{.path}}. It still opens with your previous password if you remember it later.")
-	NoteKeychainKeptLI = M("note.keychain_kept_local_items", "Your old login keychain was kept at {{.path}}, and its Local Items at {{.local_items}}. They still open with your previous password if you remember it later.")
+	NoteKeychainKept   = M("note.keychain_kept", "Your old login keychain was kept at {{.path}}. It still opens with your previous password: if you remember it later, choose Recover Old Keychain… in the Lockstep menu.")
+	NoteKeychainKeptLI = M("note.keychain_kept_local_items", "Your old login keychain was kept at {{.path}}, and its Local Items at {{.local_items}}. They still open with your previous password: if you remember it later, choose Recover Old Keychain… in the Lockstep menu.")
 	NoteTemporary      = M("note.temporary", "Your new password is temporary: choose a permanent one now.")
 )
 
@@ -169,6 +169,11 @@ func Render(t localapi.Text) string {
 			d["local_items"] = strings.ReplaceAll(p["local_items"], ",", ", ")
 			return NoteKeychainKeptLI.S(d)
 		}
+	case codes.NoteKeychainRecovered:
+		if p["local_items"] != "" {
+			d["local_items"] = strings.ReplaceAll(p["local_items"], ",", ", ")
+			return NoteRecoveredLI.S(d)
+		}
 	case codes.DoctorSyncNeeded:
 		d["reason"] = Render(localapi.Text{Code: p["reason"]})
 	case codes.DoctorServiceBroken:
@@ -212,6 +217,7 @@ var byCode = map[string]Message{
 	codes.ReasonUnknownUser: ReasonUnknownUser, codes.ReasonResetTemporary: ReasonResetTemporary,
 	codes.ReasonReset: ReasonReset, codes.ReasonChangedElsewhere: ReasonChangedElsewhere,
 	codes.ReasonInterrupted: ReasonInterrupted, codes.ReasonTemporary: ReasonTemporary, codes.ReasonInSync: ReasonInSync,
+	codes.ReasonMFAEnroll:  ReasonEnroll,
 	codes.PlaceNotVerified: PlaceNotVerified, codes.PlaceStillOld: PlaceStillOld, codes.PlaceDirVersion: PlaceDirVersion,
 	codes.PlaceNoFileVault: PlaceNoFileVault,
 	codes.StepValidated:    StepValidated, codes.StepCurrentOK: StepCurrentOK, codes.StepPreviousOK: StepPreviousOK,
@@ -239,8 +245,17 @@ var byCode = map[string]Message{
 	codes.ServiceUncheckable: ServiceUncheckable, codes.ServiceNotUsable: ServiceNotUsable,
 }
 
-// RuleText says a password rule of the directory's policy p.
+// RuleText says a password rule of the directory's policy p, marked as
+// Lockstep's when it is Lockstep's own on top of the directory's.
 func RuleText(code string, p protocol.Policy) string {
+	said := ruleText(code, p)
+	if p.IsLockstep(code) {
+		return RuleLockstep.S(map[string]any{"Rule": said})
+	}
+	return said
+}
+
+func ruleText(code string, p protocol.Policy) string {
 	switch code {
 	case protocol.RuleMinLength:
 		return RuleMinLength.N(p.MinLength)
@@ -297,4 +312,7 @@ var (
 	RuleCategories   = PM("rule.categories", "Characters of {{.N}} kind: uppercase, lowercase, number, symbol, other letter", "Characters of {{.N}} kinds: uppercase, lowercase, number, symbol, other letter")
 	RuleNotNameParts = M("rule.not_name_parts", "Does not contain a part of your name")
 	RuleMinAge       = PM("rule.min_age", "At least {{.N}} day since the last change", "At least {{.N}} days since the last change")
+	// RuleLockstep marks a rule Lockstep adds on top of the directory's
+	// own policy (an OpenLDAP directory has no character classes).
+	RuleLockstep = M("rule.lockstep", "{{.Rule}} — Lockstep's rule, on top of the directory's")
 )

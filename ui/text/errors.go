@@ -28,7 +28,7 @@ type Trouble struct {
 }
 
 // Problem says what went wrong in err (a *localapi.Error or the client's
-// own failure), for the window in (InChange, InSync, InLink). This is the
+// own failure), for the window in (InChange, InSync, InLink, InRecover). This is the
 // only place that decides which box a code belongs to and how it is said,
 // for the app and the CLI alike.
 func Problem(err error, in string) Trouble {
@@ -45,6 +45,9 @@ func Problem(err error, in string) Trouble {
 	t := Trouble{Field: e.Field, Violations: e.Violations}
 	if t.Field == "" {
 		t.Field = fieldFor(e.Code, in)
+	}
+	if recoverProblem(e, in, &t) {
+		return t
 	}
 	p := e.Params
 	with := map[string]any{"detail": e.Detail}
@@ -170,6 +173,10 @@ func Problem(err error, in string) Trouble {
 		t.Text, t.Hint = ErrUnknownDirUser.S(), HintUserMap.S()
 	case protocol.CodeDisabled:
 		t.Text, t.Hint = ErrDirDisabled.S(), FixAskEnable.S()
+	case protocol.CodeMFAEnrollmentExpired:
+		t.Text = ErrEnrollExpired.S()
+	case protocol.CodeMFANotEnrolling:
+		t.Text = ErrNotEnrolling.S()
 	case localapi.CodePlatform:
 		t.Text = ErrPlatform.S(with)
 	default:
@@ -183,9 +190,13 @@ func Problem(err error, in string) Trouble {
 // have changed), that it did and how to finish, for the whole window.
 func Failed(op *localapi.Operation, err error, in string) Trouble {
 	t := Problem(err, in)
-	if op != nil && op.State == localapi.OpSyncNeeded {
+	switch {
+	case op != nil && op.State == localapi.OpSyncNeeded:
 		t.Field = ""
 		t.Text = ErrPartWay.S() + "\n" + t.Text
+	case op != nil && op.State == localapi.OpIncomplete:
+		t.Field = ""
+		t.Text = ErrRecoverPartWay.S() + "\n" + t.Text
 	}
 	return t
 }
@@ -226,6 +237,8 @@ func missing(field string) string {
 		return ErrMissingPassword.S()
 	case localapi.FieldTOTP:
 		return ErrMFAMissing.S()
+	case localapi.FieldOld:
+		return ErrMissingOld.S()
 	}
 	return ErrMissingAdmin.S()
 }

@@ -15,10 +15,14 @@ func StepName(name, kind string) string {
 	case localapi.StepValidate:
 		return StepValidate.S()
 	case localapi.StepVerify:
-		if kind != localapi.OpChange {
+		if kind != localapi.OpChange && kind != localapi.OpKeychainRecover {
 			return StepVerifyOld.S()
 		}
 		return StepVerify.S()
+	case localapi.StepKeptRekey:
+		return StepKeptRekey.S()
+	case localapi.StepSearchList:
+		return StepSearchList.S()
 	case localapi.StepDirectory:
 		return StepDirectory.S()
 	case localapi.StepLocal:
@@ -103,6 +107,8 @@ func AccountState(state string) string {
 		return StateSyncNeeded.S()
 	case localapi.StateTemporary:
 		return StateTemporary.S()
+	case localapi.StateMFAEnroll:
+		return StateEnroll.S()
 	case localapi.StateExpiring:
 		return StateExpiring.S()
 	case localapi.StateInSync:
@@ -120,6 +126,8 @@ func OpKind(kind string) string {
 		return OpSync.S()
 	case localapi.OpSyncForgot:
 		return OpSyncForgot.S()
+	case localapi.OpKeychainRecover:
+		return OpKeychainRecover.S()
 	}
 	return Unknown.S(map[string]any{"code": kind})
 }
@@ -135,6 +143,8 @@ func OpState(state string) string {
 		return OpFailed.S()
 	case localapi.OpSyncNeeded:
 		return OpSyncNeeded.S()
+	case localapi.OpIncomplete:
+		return OpIncomplete.S()
 	}
 	return Unknown.S(map[string]any{"code": state})
 }

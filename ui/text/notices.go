@@ -47,6 +47,11 @@ func Notice(n localapi.Notice) (title, body string) {
 		return NoteLockedTitle.S(), NoteLockedBodyNo.S()
 	case localapi.NoticeUnlocked:
 		return NoteUnlockedTitle.S(), NoteUnlockedBody.S()
+	case localapi.NoticeMFAEnroll:
+		if at, err := time.Parse(time.RFC3339, n.Params["until"]); err == nil {
+			return NoteEnrollTitle.S(), NoteEnrollBody.S(map[string]any{"Until": Clock(at)})
+		}
+		return NoteEnrollTitle.S(), NoteEnrollBodyPlain.S()
 	}
 	return TrayTitle.S(), Unknown.S(map[string]any{"code": n.Kind})
 }
