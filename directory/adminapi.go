@@ -689,14 +689,19 @@ func (s *Server) loadPolicyView(ctx context.Context) error {
 
 func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ actor) {
 	q := r.URL.Query()
-	f := store.AuditFilter{User: q.Get("user")}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			fail(w, protocol.Errorf(protocol.CodeBadRequest, "since must be an RFC 3339 time"))
-			return
+	f := store.AuditFilter{User: q.Get("user"), Actor: q.Get("actor"), Event: q.Get("event")}
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				fail(w, protocol.Errorf(protocol.CodeBadRequest, "%s must be an RFC 3339 time", b.name))
+				return
+			}
+			*b.dst = t
 		}
-		f.Since = t
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

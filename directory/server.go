@@ -42,6 +42,7 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/directory/web"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -157,6 +158,15 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET "+protocol.AgentPath, s.handleAgent)
 	mux.HandleFunc("POST "+protocol.EnrollPath, s.withDeadlines(s.handleEnroll))
 	s.adminRoutes(mux)
+	s.consoleAdminRoutes(mux)
+	pages, err := web.New(web.Config{Auth: webAuth{s}, Console: webConsole{s}, Portal: webPortal{s}, Key: s.keys.webKey, Now: s.now,
+		IdleTimeout: cfg.WebIdleTimeout, MaxAge: cfg.WebMaxAge, Log: s.log, Title: cfg.Issuer})
+	if err != nil {
+		st.Close()
+		s.cancel()
+		return nil, err
+	}
+	mux.Handle("/", s.withDeadlines(pages.ServeHTTP))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

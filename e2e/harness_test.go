@@ -27,6 +27,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/browsertest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
 	"github.com/lockstep-dev/lockstep/internal/tools/slapdtest"
 	"github.com/lockstep-dev/lockstep/localapi"
@@ -92,6 +93,7 @@ func run(m *testing.M) (int, error) {
 	defer sambatest.Stop() // the AD tests' domain controller, if one started
 	defer slapdtest.Stop() // the LDAP tests' slapd, if one started
 	defer stopSourceDirectories()
+	defer browsertest.Stop() // the web tests' Chromium, if one started
 	return m.Run(), nil
 }
 

@@ -219,8 +219,14 @@ type EnrollToken struct {
 
 // AuditQuery filters the audit log; zero fields match everything.
 type AuditQuery struct {
-	User  string
+	User string
+	// Actor is who acted exactly ("admin:alice" for a console
+	// administrator, "admin" for the admin token); Event an event name.
+	Actor string
+	Event string
 	Since time.Time
+	// Until is exclusive; zero means now.
+	Until time.Time
 	Limit int
 }
 

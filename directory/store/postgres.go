@@ -306,6 +306,7 @@ ALTER TABLE enroll_tokens ADD COLUMN users text[] NOT NULL DEFAULT '{}';
 CREATE INDEX idempotency_device ON idempotency (device_id, created_at);`,
 	pgSchemaV3,
 	pgSchemaV4,
+	pgSchemaConsoleV1,
 }
 
 // migrateLock is the advisory lock key held while migrating ("lockstep").
@@ -1055,9 +1056,16 @@ func (t *pgTx) PruneAudit(ctx context.Context, before time.Time, limit int) (int
 func (t *pgTx) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	q := `SELECT id, at, event, actor, user_name, device, source, detail::text FROM audit WHERE at >= $1`
 	args := []any{pgTime(f.Since)}
-	if f.User != "" {
-		q += ` AND user_name = $2`
-		args = append(args, f.User)
+	for _, c := range []struct {
+		col string
+		v   any
+		set bool
+	}{{"user_name =", f.User, f.User != ""}, {"actor =", f.Actor, f.Actor != ""}, {"event =", f.Event, f.Event != ""},
+		{"at <", pgTime(f.Until), !f.Until.IsZero()}} {
+		if c.set {
+			args = append(args, c.v)
+			q += fmt.Sprintf(` AND %s $%d`, c.col, len(args))
+		}
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -146,6 +146,8 @@ type Tx interface {
 	// PruneAudit deletes at most limit events older than before, oldest
 	// first, and says how many it deleted.
 	PruneAudit(ctx context.Context, before time.Time, limit int) (int, error)
+
+	ConsoleTx
 }
 
 // Change is what other directory replicas committed to a shared database
@@ -279,6 +281,9 @@ type EnrollToken struct {
 	DeviceID  string
 	// Users are bound to the device that enrolls with the token.
 	Users []string
+	// RevokedAt is when an administrator revoked the unused token (zero:
+	// not revoked); it then expired at once.
+	RevokedAt time.Time
 }
 
 // IdempotencyRecord remembers the first outcome of a mutating request.
@@ -330,7 +335,13 @@ type AuditEvent struct {
 
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
-	User  string
+	User string
+	// Actor matches the actor exactly ("admin:alice" for a console
+	// administrator); Event the event's name.
+	Actor string
+	Event string
+	// Since and Until bound the time (Until exclusive; zero: now).
 	Since time.Time
+	Until time.Time
 	Limit int
 }
