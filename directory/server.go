@@ -63,6 +63,9 @@ type Server struct {
 	sourceEvents atomic.Int64
 
 	policy atomic.Pointer[protocol.Policy]
+	// srcRules is a remote source's own default rules; extraRules are
+	// Lockstep's own on top of them (source.Info's ExtraRules).
+	srcRules, extraRules atomic.Pointer[protocol.Policy]
 	// policyMu orders the publications of the policy: a set through the
 	// admin API and a reload on another replica's word, so that a reload
 	// that read an older snapshot cannot overwrite a newer set.
@@ -187,8 +190,14 @@ func (s *Server) prepare() error {
 		s.caFile, _ = filepath.Abs(filepath.Join(s.cfg.DataDir, CAFile))
 	}
 	if !s.src.Info().ManagesPolicy {
-		// The policy is the source's own (AD's domain policy).
+		// The policy is the source's own (AD's domain policy), with
+		// Lockstep's own rules on top where the source takes them.
 		s.tlsConfig = tlsConfigFor(cert)
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(s.ctx, func(tx store.Tx) error { return s.loadExtraRules(s.ctx, tx) }); err != nil {
+				return fmt.Errorf("reading Lockstep's own password rules: %w", err)
+			}
+		}
 		if err := s.loadSourcePolicy(s.ctx); err != nil {
 			return fmt.Errorf("reading the directory's password policy: %w", err)
 		}

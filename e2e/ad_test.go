@@ -46,6 +46,16 @@ var adOnce struct {
 	d *adDir
 }
 
+// adShared is the shared AD directory's process, nil before any AD test.
+func adShared() *dirProc {
+	adOnce.Lock()
+	defer adOnce.Unlock()
+	if adOnce.d == nil {
+		return nil
+	}
+	return adOnce.d.dirProc
+}
+
 // sharedAD starts (once) the directory every AD test of this package uses.
 func sharedAD(t testing.TB) *adDir {
 	t.Helper()

@@ -324,8 +324,7 @@ func (w *crashWorld) statusFileAtStop(what string, f flow, pre statusplist.Docum
 		}
 		return
 	}
-	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot,
-		"recover": localapi.OpKeychainRecover}[f.name]
+	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot, "recover": localapi.OpKeychainRecover}[f.name]
 	if a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
 		w.t.Fatalf("%s: the status file says %+v, last sync %+v; want %s running", what, a, a.LastSync, kind)
 	}

@@ -85,6 +85,10 @@ type User struct {
 	// (MFA is then true; after it codes are required and none can be
 	// given until MFA is reset again).
 	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
+	// Expired is a password past its maximum age; GraceLogins how many
+	// more logins it allows (an LDAP directory's pwdGraceAuthNLimit).
+	Expired     bool `json:"expired,omitempty"`
+	GraceLogins int  `json:"grace_logins,omitempty"`
 }
 
 // Binding is one device a user is bound to, with what it has synced.

@@ -213,7 +213,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "storage: SQLite in %s\n", *data)
 	}
 	if src != nil {
-		fmt.Fprintf(stdout, "passwords: Active Directory at %s, users under %s\n", *srcFlags.url, *srcFlags.baseDN)
+		fmt.Fprintf(stdout, "passwords: %s at %s, users under %s\n", src.Info().Name, *srcFlags.url, *srcFlags.baseDN)
 	}
 	if ca := srv.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "CA certificate for agents to trust: %s\n", ca)

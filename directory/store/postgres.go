@@ -992,6 +992,20 @@ func (t *pgTx) Setting(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
+func (t *pgTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return t.fail(err, "storing setting "+name)
+	}
+	if strings.HasPrefix(name, PolicySettingPrefix) {
+		t.policy = true // replicas reload their policy
+	}
+	return nil
+}
+
 func (t *pgTx) CreateSetting(ctx context.Context, name string, value []byte) error {
 	if value == nil {
 		value = []byte{}

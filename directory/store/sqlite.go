@@ -767,6 +767,17 @@ func (t *sqliteTx) Setting(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
+func (t *sqliteTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	return nil
+}
+
 func (t *sqliteTx) CreateSetting(ctx context.Context, name string, value []byte) error {
 	if value == nil {
 		value = []byte{}

@@ -23,6 +23,10 @@ var (
 	ErrExists   = errors.New("already exists")
 )
 
+// PolicySettingPrefix starts the names of settings that are part of the
+// password policy (PutSetting).
+const PolicySettingPrefix = "policy."
+
 // Store opens transactions. Update runs fn in a read-write transaction that
 // commits when fn returns nil and rolls back otherwise; View runs a read-only
 // one. fn may be called again when the backend asks for a retry, so it must
@@ -102,6 +106,10 @@ type Tx interface {
 	// CreateSetting stores a named value once: ErrExists when the name is
 	// already set (by this process or, with a shared database, another).
 	CreateSetting(ctx context.Context, name string, value []byte) error
+	// PutSetting stores a named value, replacing the one before; a name
+	// that starts with PolicySettingPrefix is part of the policy (other
+	// replicas reload theirs, as after SetPolicy).
+	PutSetting(ctx context.Context, name string, value []byte) error
 
 	// SourceAccount returns what the hub recorded of a user's account in
 	// the source, or ErrNotFound; PutSourceAccount stores it.
