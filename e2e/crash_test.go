@@ -84,15 +84,32 @@ var flows = []flow{
 		},
 	},
 	{
+		// Alice had taken her login keychain out of her search list: the
+		// new one goes back in, in her session, also when the sync is
+		// run again after an interruption.
 		name: "forgot",
-		points: []point{{"sysadminctl", "resetPasswordFor"}, {"security", "create-keychain"}, {"security", "login-keychain"},
+		points: []point{{"sysadminctl", "resetPasswordFor"}, {"security", "create-keychain"}, {"security", "list-keychains"},
 			{"sysadminctl", "secureTokenStatus"}, {"diskutil", "updatePreboot"}},
-		prepare: func(w *crashWorld) { w.adminReset() },
+		prepare: func(w *crashWorld) {
+			if err := setSearchList(w.mac); err != nil {
+				w.t.Fatal(err)
+			}
+			w.adminReset()
+		},
 		run: func(w *crashWorld) cliResult {
 			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
 		},
 		resolve: func(w *crashWorld) cliResult {
 			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		},
+		finish: func(w *crashWorld) {
+			login, err := w.sim.LoginKeychainPath("alice")
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			if got := searchList(w.t, w.mac); !slices.Equal(got, []string{login}) {
+				w.t.Errorf("alice's search list = %q, want her new login keychain", got)
+			}
 		},
 	},
 	{
