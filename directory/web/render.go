@@ -110,6 +110,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p page)
 	clear(buf.Bytes()) // a page may show a secret once
 }
 
+func asProto(err error, pe **protocol.Error) bool { return errors.As(err, pe) }
+
 // problem is the sentence a page shows for a refusal, and its status.
 func problem(err error) (string, []protocol.Violation, int) {
 	var pe *protocol.Error
