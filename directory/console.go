@@ -698,7 +698,12 @@ func (w webAuth) Principal(ctx context.Context, kind, name string) (web.Principa
 	if perr != nil {
 		return web.Principal{}, perr
 	}
-	return web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: u.MustChange}, nil
+	who := web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: u.MustChange}
+	if enrolling(u) {
+		until := u.MFAEnrollUntil
+		who.Enrol, who.EnrolUntil = true, &until
+	}
+	return who, nil
 }
 
 func (w webAuth) Session(ctx context.Context, id []byte) (store.Session, error) {

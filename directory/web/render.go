@@ -58,6 +58,17 @@ var funcs = template.FuncMap{
 		// the one place it goes.
 		return string(s.Bytes())
 	},
+	"placeName": func(p string) string {
+		return map[string]string{protocol.PlaceDirectory: "directory", protocol.PlaceLocal: "Mac account",
+			protocol.PlaceFileVault: "FileVault", protocol.PlaceKeychain: "login keychain"}[p]
+	},
+	"stateName": func(s string) string {
+		return map[string]string{protocol.PlaceOK: "in step", protocol.PlaceBehind: "behind", protocol.PlaceUnknown: "not checked",
+			protocol.PlaceNotApplicable: "not used"}[s]
+	},
+	"stateClass": func(s string) string {
+		return map[string]string{protocol.PlaceOK: "ok", protocol.PlaceBehind: "bad", protocol.PlaceUnknown: "warn"}[s]
+	},
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
