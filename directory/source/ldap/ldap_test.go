@@ -172,6 +172,11 @@ func TestPasswordPolicyControl(t *testing.T) {
 	if !errors.As(err, &le) || le.Account.LockedUntil == nil || le.Account.LockedUntil.Sub(time.Now()) > slapdtest.LockoutDuration {
 		t.Fatalf("accountLocked: %v", err)
 	}
+	// An administrator's reset ends the lock too (ppolicy removes
+	// pwdAccountLockedTime with the new password).
+	if a, err := s.Reset(ctx, lock.Name, []byte(sourcetest.Password()), false, source.Hooks{}); err != nil || a.Locked {
+		t.Fatalf("a reset of a locked account: %+v, %v", a, err)
+	}
 }
 
 // The policy: --ppolicy-dn's entry, else the one under the base DN; a
