@@ -111,6 +111,10 @@ type Config struct {
 	// at most 24 h).
 	ResetLinkTTL time.Duration
 
+	// PublicURL is the address people reach the portal at
+	// (https://lockstep.example.com), for the links in reset mail; default
+	// the listener's address. Never a request's Host header.
+	PublicURL string
 	// WebIdleTimeout ends a console or portal session after this long
 	// without a request (default 15 min); WebMaxAge ends any session
 	// (default 12 h).

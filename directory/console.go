@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/lockstep-dev/lockstep/directory/admin"
@@ -262,6 +263,32 @@ func (p webPortal) ChangePassword(ctx context.Context, wa web.Actor, current, ne
 	return asErr(perr)
 }
 
+func (p webPortal) SendResetLink(ctx context.Context, wa web.Actor, who string, link func(string) string) error {
+	err := p.s.SendResetLink(ctx, Actor{Kind: ActorUser, Addr: wa.Addr}, who, link)
+	var pe *protocol.Error
+	if errors.As(err, &pe) && (pe.Code == protocol.CodeUnknownUser || pe.Code == protocol.CodeBadRequest) {
+		return nil // the page says the same whoever was named
+	}
+	return err
+}
+
+func (p webPortal) CheckResetLink(ctx context.Context, wa web.Actor, token []byte) (web.ResetInfo, error) {
+	i, err := p.s.CheckResetLink(ctx, Actor{Kind: ActorUser, Addr: wa.Addr}, token)
+	return web.ResetInfo{User: i.User, ExpiresAt: i.ExpiresAt, NeedsCode: i.NeedsCode}, err
+}
+
+func (p webPortal) RedeemResetLink(ctx context.Context, wa web.Actor, token, next []byte, code string) error {
+	_, err := p.s.RedeemResetLink(ctx, Actor{Kind: ActorUser, Name: wa.User, Addr: wa.Addr}, token, next, code)
+	return err
+}
+
+func (p webPortal) BaseURL() string {
+	if p.s.cfg.PublicURL != "" {
+		return strings.TrimRight(p.s.cfg.PublicURL, "/")
+	}
+	return p.s.listenURL()
+}
+
 // webAuth is web.Auth.
 type webAuth struct{ s *Server }
 
@@ -404,7 +431,18 @@ func (s *Server) portalSignIn(ctx context.Context, addr, name string, pw []byte)
 		return web.Principal{}, lockedError(u)
 	}
 	s.notePolicy(acct)
-	return web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: acct.MustChange}, nil
+	who := web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: acct.MustChange}
+	if enrolling(u) {
+		// An MFA reset with an enrolment period: the password alone is
+		// enough until its end, and the user enrols first.
+		if !s.now().Before(u.MFAEnrollUntil) {
+			return web.Principal{}, protocol.Errorf(protocol.CodeMFAEnrollmentExpired,
+				"The time to set up your authenticator has ended. Ask IT to reset your MFA again.")
+		}
+		until := u.MFAEnrollUntil
+		who.Enrol, who.EnrolUntil = true, &until
+	}
+	return who, nil
 }
 
 func (w webAuth) CheckCode(ctx context.Context, kind, addr, name, code string) error {
@@ -501,8 +539,36 @@ func (s *Server) adminCode(ctx context.Context, a actor, name, code string) erro
 	return asErr(perr)
 }
 
+// enrolling is a user in an MFA enrolment period.
+func enrolling(u store.User) bool { return u.TOTPSecret == nil && !u.MFAEnrollUntil.IsZero() }
+
 func (w webAuth) BeginEnrol(ctx context.Context, kind, name string) (web.Enrolment, error) {
 	s := w.s
+	if kind == store.SessionUser {
+		u, perr := s.loadUser(ctx, name)
+		if perr != nil {
+			return web.Enrolment{}, perr
+		}
+		if enrolling(u) {
+			// The directory's own enrolment (the one the Mac uses too):
+			// its secret is kept sealed in the session to show again.
+			k, err := s.BeginMFAEnrollment(ctx, Actor{Kind: ActorUser, Name: name}, name)
+			if err != nil {
+				return web.Enrolment{}, err
+			}
+			defer k.Secret.Wipe()
+			raw, err := b32.DecodeString(string(k.Secret.Bytes()))
+			if err != nil {
+				return web.Enrolment{}, s.internalError("totp key not decoded", err)
+			}
+			defer clear(raw)
+			sealed, err := s.keys.seal(pendingLabel(kind, name), raw)
+			if err != nil {
+				return web.Enrolment{}, s.internalError("totp key not sealed", err)
+			}
+			return web.Enrolment{URI: k.URI, Secret: protocol.Secret(bytes.Clone(k.Secret.Bytes())), Sealed: sealed}, nil
+		}
+	}
 	issuer := s.cfg.Issuer
 	if kind == store.SessionAdmin {
 		issuer += " console"
@@ -580,6 +646,10 @@ func (w webAuth) FinishEnrol(ctx context.Context, kind string, wa web.Actor, nam
 		}
 		return nil
 	}
+	if u, perr := s.loadUser(ctx, name); perr == nil && enrolling(u) {
+		_, err := s.ConfirmMFAEnrollment(ctx, Actor{Kind: ActorUser, Name: name, Addr: wa.Addr}, name, code)
+		return err
+	}
 	if !ok {
 		return s.recordFailure(ctx, actor{kind: "user", name: name, addr: wa.Addr}, name, wrongCode)
 	}
@@ -628,7 +698,12 @@ func (w webAuth) Principal(ctx context.Context, kind, name string) (web.Principa
 	if perr != nil {
 		return web.Principal{}, perr
 	}
-	return web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: u.MustChange}, nil
+	who := web.Principal{Name: u.Name, TOTP: u.TOTPSecret != nil, MustChange: u.MustChange}
+	if enrolling(u) {
+		until := u.MFAEnrollUntil
+		who.Enrol, who.EnrolUntil = true, &until
+	}
+	return who, nil
 }
 
 func (w webAuth) Session(ctx context.Context, id []byte) (store.Session, error) {

@@ -103,6 +103,15 @@ type Server struct {
 	serveErr chan error
 	mu       sync.Mutex
 	started  bool
+	// url is the listener's https URL, once started.
+	url string
+}
+
+// listenURL is the URL the server listens at ("" before Start).
+func (s *Server) listenURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
 }
 
 // New opens the data directory (creating the database, keys and
@@ -351,6 +360,7 @@ func (s *Server) Start(ln net.Listener) error {
 		return errors.New("directory: already started")
 	}
 	s.started = true
+	s.url = URL(ln.Addr())
 	if err := s.writeAdminInfo(ln.Addr()); err != nil {
 		return err
 	}

@@ -111,9 +111,12 @@ func TestWebResetReachesMac(t *testing.T) {
 		t.Fatalf("sync after the console's reset: %s", r)
 	}
 	m.places(perm, old, temp)
-	m.eventually("the console to show the Mac in step", 10*time.Second, func() bool {
+	// In step, with each place as the Mac reported it.
+	m.eventually("the console to show the Mac and each place in step", 10*time.Second, func() bool {
 		p.Go(url + "/admin/users/" + u.name)
-		return strings.Contains(p.Text("#macs tbody"), "In step")
+		row := p.Text("#macs tbody")
+		return strings.Contains(row, "In step") && strings.Contains(row, "Mac account: in step") &&
+			strings.Contains(row, "login keychain: in step") && strings.Contains(row, "FileVault: in step")
 	})
 
 	// A change in the portal reaches the Mac at once, too.

@@ -99,6 +99,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	dbURL := fs.String("database", "", "PostgreSQL connection string `URL` without a password (default: SQLite in --data)")
 	dbURLFile := fs.String("database-url-file", "", "read the PostgreSQL connection string, which may hold a password, from `FILE` (mode 0600; - for the first line of stdin)")
 	dbPassFile := fs.String("database-password-file", "", "read the PostgreSQL password from `FILE` (mode 0600; - for the first line of stdin)")
+	publicURL := fs.String("public-url", "", "the `URL` people reach the portal at, for the links in reset mail (default: the listener's address)")
 	webIdle := fs.Duration("web-idle-timeout", 15*time.Minute, "web console and portal sessions end after this long without a request")
 	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
 	srcFlags := registerSourceFlags(fs)
@@ -108,6 +109,9 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	if *data == "" {
 		return usageError("serve needs --data DIR")
+	}
+	if *publicURL != "" && (!strings.HasPrefix(*publicURL, "https://") || len(*publicURL) <= len("https://")) {
+		return usageError("--public-url must be an https:// URL, not %q", *publicURL)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
@@ -189,6 +193,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		PingInterval:         *ping,
 		ScanInterval:         *scan,
 		WebIdleTimeout:       *webIdle,
+		PublicURL:            *publicURL,
 		Source:               src,
 		Mailer:               mailerCfg,
 		ResetLinkTTL:         *mailFl.linkTTL,

@@ -285,7 +285,7 @@ var notices = map[string]string{
 	"reset_sent":     "If that address belongs to an account, a reset link is on its way. It works once, for a short time.",
 	"reset_done":     "Your password is reset. Sign in with it; your Macs ask you to sync.",
 	"session_ended":  "Your session has ended. Sign in again.",
-	"mfa_enroll_set": "The user's MFA is reset: they set up their authenticator at their next sign-in.",
+	"mfa_enroll_set": "MFA is reset with an enrolment period: the user sets up their authenticator from their Mac or the account page.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("notice")] }

@@ -120,4 +120,24 @@ type Portal interface {
 	// ChangePassword changes the password as the user, through the source
 	// (its policy and history apply); the user's Macs are told at once.
 	ChangePassword(ctx context.Context, a Actor, current, next []byte, code string) error
+
+	// SendResetLink mails a single-use reset link to the address of the
+	// user who names (a user name or an e-mail address); link makes the
+	// URL from the token. Whatever it answers, the page says the same.
+	SendResetLink(ctx context.Context, a Actor, who string, link func(token string) string) error
+	// CheckResetLink says whom a token resets, without spending it.
+	CheckResetLink(ctx context.Context, a Actor, token []byte) (ResetInfo, error)
+	// RedeemResetLink sets a new password with a token (and the TOTP code
+	// for a user with MFA), once.
+	RedeemResetLink(ctx context.Context, a Actor, token, next []byte, code string) error
+	// BaseURL is the portal's public address, for the links in mail: never
+	// taken from a request's Host header, which anyone can set.
+	BaseURL() string
+}
+
+// ResetInfo is what a reset link resets.
+type ResetInfo struct {
+	User      string
+	ExpiresAt time.Time
+	NeedsCode bool
 }

@@ -298,13 +298,26 @@ func (h *Handler) userMFA(w http.ResponseWriter, r *http.Request, s *session, f 
 		return
 	}
 	req := admin.MFARequest{Action: action}
+	if v := strings.TrimSpace(f.get("enroll_days")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < protocol.MinEnrollDays || n > protocol.MaxEnrollDays {
+			h.userAction(w, r, s, protocol.Errorf(protocol.CodeBadRequest, "The enrolment period is %d to %d days.",
+				protocol.MinEnrollDays, protocol.MaxEnrollDays), nil)
+			return
+		}
+		req.EnrollDays = n
+	}
 	res, err := h.cfg.Console.SetMFA(r.Context(), consoleArea.actor(s, r), name, req)
 	if err != nil {
 		h.userAction(w, r, s, err, nil)
 		return
 	}
 	if res.MFA == nil {
-		http.Redirect(w, r, withNotice("/admin/users/"+url.PathEscape(name), "mfa_"+action), http.StatusSeeOther)
+		done := "mfa_" + action
+		if req.EnrollDays > 0 {
+			done = "mfa_enroll_set"
+		}
+		http.Redirect(w, r, withNotice("/admin/users/"+url.PathEscape(name), done), http.StatusSeeOther)
 		return
 	}
 	defer res.MFA.URI.Wipe()

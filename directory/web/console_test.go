@@ -139,7 +139,7 @@ func TestConsoleMFA(t *testing.T) {
 		p := e.page()
 		e.consoleSignIn(p, "root", pw, secret)
 		p.Go(e.url + "/admin/users/alice")
-		p.Click("#mfa-action-h ~ form button")
+		p.Click("#mfa-action-h ~ form button.secondary")
 		key := e.secret(strings.ReplaceAll(p.Text("#mfa-secret"), " ", ""))
 		if len(key) < 16 || !p.Has("svg.qr title") {
 			t.Fatalf("enabling MFA shows key %q, QR %v", key, p.Has("svg.qr"))
@@ -391,4 +391,61 @@ func adminFirstSignIn(t *testing.T, e *env, p *browsertest.Page, name, once stri
 	if h := p.Text("h1"); h != "Users" {
 		t.Fatalf("after choosing a password the console shows %q (%s)", h, errorText(p))
 	}
+}
+
+// An MFA reset with an enrolment period (here by the helpdesk): the old
+// authenticator stops at once, the user signs in to the portal with the
+// password alone and must enrol first; from then on codes are required.
+func TestConsoleMFAEnrolmentPeriod(t *testing.T) {
+	eachStore(t, func(t *testing.T, store string) {
+		e := newEnv(t, store)
+		e.addAdmin("root", "admin")
+		hpw, hsecret := e.addAdmin("helen", "helpdesk")
+		old := e.addUser("alice", "Alice Liddell", "Wonderland-Pass-1", true)
+		_ = old
+		p := e.page()
+		e.consoleSignIn(p, "helen", hpw, hsecret)
+		p.Go(e.url + "/admin/users/alice")
+		p.Type("#enroll-days", "400")
+		p.Click("#mfa-action-h + form button")
+		if got := errorText(p); !strings.Contains(got, "1 to 365 days") {
+			t.Errorf("a 400-day period reads %q", got)
+		}
+		p.Type("#enroll-days", "3")
+		p.Click("#mfa-action-h + form button")
+		if got := p.Text(".banner.notice"); !strings.Contains(got, "enrolment period") {
+			t.Fatalf("the reset says %q (%s)", got, errorText(p))
+		}
+		if got := p.Text("#user-mfa"); !strings.Contains(got, "not set up yet") || !strings.Contains(got, "2026-03-05") {
+			t.Errorf("alice's MFA reads %q", got)
+		}
+		ev := e.wantAudit(admin.AuditQuery{User: "alice", Event: "mfa_reset", Actor: "admin:helen"}, nil, "mfa_reset by helen")
+		if ev.Detail["enroll_days"] != "3" {
+			t.Errorf("the reset's audit event is %+v", ev)
+		}
+
+		u := e.page()
+		u.Go(e.url + "/")
+		u.Type("#name", "alice")
+		u.Type("#password", "Wonderland-Pass-1")
+		u.Click("main button[type=submit]")
+		if h := u.Text("h1"); h != "Set up your authenticator" {
+			t.Fatalf("signing in during the period shows %q (%s)", h, errorText(u))
+		}
+		if got := u.Text(".card > p"); !strings.Contains(got, "2026-03-05") {
+			t.Errorf("the enrolment page says %q, want the period's end", got)
+		}
+		u.Go(e.url + "/")
+		if h := u.Text("h1"); h != "Set up your authenticator" {
+			t.Errorf("the account page is reachable before enrolling: %q", h)
+		}
+		key := e.secret(strings.ReplaceAll(u.Text("#secret"), " ", ""))
+		u.Type("#code", e.code(key))
+		u.Click("main form button[type=submit]")
+		if h := u.Text("h1"); h != "Your account" {
+			t.Fatalf("after enrolling the portal shows %q (%s)", h, errorText(u))
+		}
+		e.portalSignIn(e.page(), "alice", "Wonderland-Pass-1", key)
+		e.wantAudit(admin.AuditQuery{User: "alice", Event: "mfa_enrolled"}, nil, "mfa_enrolled")
+	})
 }

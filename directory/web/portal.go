@@ -12,6 +12,7 @@ import (
 
 func (h *Handler) portalRoutes() {
 	h.authRoutes(portalArea)
+	h.resetRoutes()
 	h.mux.HandleFunc("GET /{$}", h.portal(h.homePage))
 	h.mux.HandleFunc("GET /password", h.portalOrStage(h.passwordPage))
 	h.mux.HandleFunc("POST /password", h.portalOrStage(h.passwordChange))
@@ -183,8 +184,13 @@ func (h *Handler) passwordCheck(w http.ResponseWriter, r *http.Request, s *sessi
 		http.Error(w, "policy unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	writeChecklist(w, pol, s.who.Name, f.secret("new"))
+}
+
+// writeChecklist answers the live checklist for user's candidate.
+func writeChecklist(w http.ResponseWriter, pol protocol.Policy, user string, candidate []byte) {
 	unmet := map[string]bool{}
-	for _, v := range pol.Check(s.who.Name, f.secret("new")) {
+	for _, v := range pol.Check(user, candidate) {
 		unmet[v.Code] = true
 	}
 	var out []ruleState

@@ -58,6 +58,17 @@ var funcs = template.FuncMap{
 		// the one place it goes.
 		return string(s.Bytes())
 	},
+	"placeName": func(p string) string {
+		return map[string]string{protocol.PlaceDirectory: "directory", protocol.PlaceLocal: "Mac account",
+			protocol.PlaceFileVault: "FileVault", protocol.PlaceKeychain: "login keychain"}[p]
+	},
+	"stateName": func(s string) string {
+		return map[string]string{protocol.PlaceOK: "in step", protocol.PlaceBehind: "behind", protocol.PlaceUnknown: "not checked",
+			protocol.PlaceNotApplicable: "not used"}[s]
+	},
+	"stateClass": func(s string) string {
+		return map[string]string{protocol.PlaceOK: "ok", protocol.PlaceBehind: "bad", protocol.PlaceUnknown: "warn"}[s]
+	},
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -109,6 +120,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p page)
 	_, _ = w.Write(buf.Bytes())
 	clear(buf.Bytes()) // a page may show a secret once
 }
+
+func asProto(err error, pe **protocol.Error) bool { return errors.As(err, pe) }
 
 // problem is the sentence a page shows for a refusal, and its status.
 func problem(err error) (string, []protocol.Violation, int) {

@@ -20,10 +20,16 @@
     const mine = ++seq;
     let states;
     try {
-      const res = await fetch("/password/check", {
+      const form = input.form;
+      const fields = { new: input.value };
+      const token = form && form.querySelector('input[name="token"]');
+      if (token) {
+        fields.token = token.value;
+      }
+      const res = await fetch((form && form.dataset.check) || "/password/check", {
         method: "POST",
         headers: { "X-CSRF-Token": meta.content },
-        body: new URLSearchParams({ new: input.value }),
+        body: new URLSearchParams(fields),
         credentials: "same-origin",
       });
       if (!res.ok) {
