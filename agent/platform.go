@@ -190,6 +190,11 @@ func (m *mac) Create(ctx context.Context, a engine.LocalAccount, pw []byte) erro
 	return mapErr(err)
 }
 
+func (m *mac) LoginInSearchList(ctx context.Context, a engine.LocalAccount) (bool, error) {
+	added, err := m.keychain.LoginInSearchList(ctx, account(a))
+	return added, mapErr(err)
+}
+
 func (m *mac) Kept(a engine.LocalAccount) ([]engine.KeptKeychain, error) {
 	ks, err := m.keychain.Kept(account(a))
 	if err != nil {

@@ -23,7 +23,11 @@ import (
 var runBudget = map[string]int{
 	"change": 13,
 	"sync":   11,
-	"forgot": 11,
+	// forgot: no login-keychain or default-keychain run any more (one sets
+	// nothing on a Mac, the other is not needed: platform Keychains.Create),
+	// and the new login keychain's place in the search list read in the
+	// user's session (one run of launchctl, sudo and security): 11 - 2 + 3.
+	"forgot": 12,
 	// recover: the current password on the login keychain (1), the kept
 	// keychain observed (1), re-keyed and checked (2), the search list read,
 	// set and read back and the keychain unlocked in the user's session (4

@@ -3,6 +3,7 @@ package e2e
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -83,15 +84,32 @@ var flows = []flow{
 		},
 	},
 	{
+		// Alice had taken her login keychain out of her search list: the
+		// new one goes back in, in her session, also when the sync is
+		// run again after an interruption.
 		name: "forgot",
-		points: []point{{"sysadminctl", "resetPasswordFor"}, {"security", "create-keychain"}, {"security", "login-keychain"},
+		points: []point{{"sysadminctl", "resetPasswordFor"}, {"security", "create-keychain"}, {"security", "list-keychains"},
 			{"sysadminctl", "secureTokenStatus"}, {"diskutil", "updatePreboot"}},
-		prepare: func(w *crashWorld) { w.adminReset() },
+		prepare: func(w *crashWorld) {
+			if err := setSearchList(w.mac); err != nil {
+				w.t.Fatal(err)
+			}
+			w.adminReset()
+		},
 		run: func(w *crashWorld) cliResult {
 			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
 		},
 		resolve: func(w *crashWorld) cliResult {
 			return w.cli(lines(w.next), "sync", "--forgot-previous", "--stdin", "--user", "alice")
+		},
+		finish: func(w *crashWorld) {
+			login, err := w.sim.LoginKeychainPath("alice")
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			if got := searchList(w.t, w.mac); !slices.Equal(got, []string{login}) {
+				w.t.Errorf("alice's search list = %q, want her new login keychain", got)
+			}
 		},
 	},
 	{
@@ -170,12 +188,15 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	t := w.t
 	f.prepare(w)
 	// The status file MDM reads follows each change of state: here the
-	// reset (sync, forgot) or nothing yet (change; a recovery starts from a
-	// Mac in step).
+	// reset (sync, forgot), the forgotten-password sync that kept a
+	// keychain (recover), or nothing yet (change).
 	w.statusFileShows(name + ": before the operation")
-	wantEA := "false"
-	if f.name == "change" || f.name == "recover" {
-		wantEA = "true"
+	wantEA := "unknown"
+	if v := w.account().PasswordInSync; v != nil {
+		wantEA = strconv.FormatBool(*v)
+	}
+	if want := map[bool]string{true: "false", false: "true"}[f.name == "sync" || f.name == "forgot"]; wantEA != want {
+		t.Fatalf("%s: before the operation lockstepd says in sync %s, want %s", name, wantEA, want)
 	}
 	if got := mdmtest.RunEA(t, w.statusPlist); got != wantEA {
 		t.Fatalf("%s: the Jamf extension attribute says %q before the operation, want %q", name, got, wantEA)
@@ -295,6 +316,7 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 	if f.finish != nil {
 		f.finish(w)
+		w.statusFileShows(name + ": finished")
 	}
 	if t.Failed() {
 		t.Fatalf("%s: first run: %s\nlockstepd log:\n%s", name, first, tail(w.logText(), 3000))
@@ -319,7 +341,8 @@ func (w *crashWorld) statusFileAtStop(what string, f flow, pre statusplist.Docum
 		}
 		return
 	}
-	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot, "recover": localapi.OpKeychainRecover}[f.name]
+	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot,
+		"recover": localapi.OpKeychainRecover}[f.name]
 	if a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
 		w.t.Fatalf("%s: the status file says %+v, last sync %+v; want %s running", what, a, a.LastSync, kind)
 	}

@@ -181,11 +181,30 @@ func TestForgotPreviousPassword(t *testing.T) {
 	if st := m.status(); !st.ServiceAccount.Usable {
 		t.Fatalf("service account status %+v", st.ServiceAccount)
 	}
+	// Alice had taken her login keychain out of her search list.
+	if err := setSearchList(m); err != nil {
+		t.Fatal(err)
+	}
 	r = m.cli(lines(nw), "sync", "--forgot-previous", "--stdin", "--user", "alice")
 	if r.code != 0 {
 		t.Fatalf("forgot-previous sync: %s", r)
 	}
 	m.places(nw, old)
+	// The new login keychain is in her search list, as her session sees
+	// it; no keychain preference was set (login-keychain -s sets nothing
+	// on a Mac, and the default is the login keychain by its path).
+	login, err := m.sim.LoginKeychainPath("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := searchList(t, m); !slices.Equal(got, []string{login}) {
+		t.Errorf("alice's search list after the sync = %q, want her new login keychain", got)
+	}
+	for _, su := range mustSnapshot(t, m).Users {
+		if su.Name == "alice" && su.DefaultKeychain != "" {
+			t.Errorf("default keychain preference set to %q", su.DefaultKeychain)
+		}
+	}
 	// The old keychain is still there under its new name, with its items,
 	// and still opens with the old password; the user was told where.
 	items := m.keychainItems([]string{old})
@@ -547,6 +566,32 @@ func rekeyKeychain(m *mac, path, old, new string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("security set-keychain-password: %v: %s", err, out)
 	}
+	return nil
+}
+
+// setSearchList sets alice's keychain search list in her own session, as
+// she would with Keychain Access: `launchctl asuser 502 sudo -u alice
+// security list-keychains -d user -s PATH...` (facts K1-K4).
+func setSearchList(m *mac, paths ...string) error {
+	tools := m.sim.ToolsDir()
+	args := append([]string{"asuser", "502", filepath.Join(tools, "sudo"), "-u", "alice", filepath.Join(tools, "security"), "list-keychains", "-d", "user", "-s"}, paths...)
+	cmd := exec.Command(filepath.Join(tools, "launchctl"), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("set alice's search list: %v: %s", err, out)
+	}
+	return nil
+}
+
+// searchList is alice's keychain search list as her session sees it.
+func searchList(t testing.TB, m *mac) []string {
+	t.Helper()
+	for _, u := range mustSnapshot(t, m).Users {
+		if u.Name == "alice" {
+			return u.SearchList
+		}
+	}
+	t.Fatal("no alice on the simulated Mac")
 	return nil
 }
 

@@ -27,7 +27,9 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/session"
 	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/browsertest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
+	"github.com/lockstep-dev/lockstep/internal/tools/slapdtest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
@@ -89,7 +91,21 @@ func run(m *testing.M) (int, error) {
 	}
 	defer shared.stop()
 	defer sambatest.Stop() // the AD tests' domain controller, if one started
+	defer slapdtest.Stop() // the LDAP tests' slapd, if one started
+	defer stopSourceDirectories()
+	defer browsertest.Stop() // the web tests' Chromium, if one started
 	return m.Run(), nil
+}
+
+// stopSourceDirectories stops the directories the AD and LDAP tests share,
+// before their servers stop.
+func stopSourceDirectories() {
+	for _, d := range []*dirProc{adShared(), ldapShared()} {
+		if d != nil {
+			d.stop()
+			_ = os.RemoveAll(d.data)
+		}
+	}
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -113,6 +129,7 @@ func (s *syncBuffer) String() string {
 // dirProc is a running lockstep-directory process.
 type dirProc struct {
 	data, addr, ca string
+	extra          []string // serve's flags beyond directoryArgs (a source's)
 	cmd            *exec.Cmd
 	log            *syncBuffer
 	admin          *admin.Client
@@ -125,7 +142,7 @@ var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192"
 	"--ping-interval", "5s"}
 
 func startDirectory(data, addr string, extra ...string) (*dirProc, error) {
-	d := &dirProc{data: data, log: &syncBuffer{}}
+	d := &dirProc{data: data, log: &syncBuffer{}, extra: extra}
 	args := append(append([]string{"serve", "--data", data, "--listen", addr}, directoryArgs...), extra...)
 	d.cmd = exec.Command(bin.directory, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -165,14 +182,15 @@ func (d *dirProc) stop() {
 	}
 }
 
-// restart stops the directory and starts it again on the same address.
+// restart stops the directory and starts it again on the same address,
+// with the same flags.
 func (d *dirProc) restart(t testing.TB) {
 	t.Helper()
 	d.stop()
 	var nd *dirProc
 	var err error
 	for i := 0; i < 50; i++ {
-		if nd, err = startDirectory(d.data, d.addr); err == nil {
+		if nd, err = startDirectory(d.data, d.addr, d.extra...); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -153,9 +153,8 @@ type UserSnapshot struct {
 	Disabled     bool               `json:"disabled"`
 	CryptoUser   bool               `json:"crypto_user"`
 	Keychains    []KeychainSnapshot `json:"keychains"`
-	// LoginKeychain and DefaultKeychain are the user's security preferences
-	// (set with security login-keychain/default-keychain -s); empty: default.
-	LoginKeychain   string `json:"login_keychain,omitempty"`
+	// DefaultKeychain is the user's default keychain preference (set with
+	// security default-keychain -s); empty: the login keychain.
 	DefaultKeychain string `json:"default_keychain,omitempty"`
 	// SearchList is the user's keychain search list (list-keychains -d user)
 	// as the user's own session sees it.
@@ -188,12 +187,10 @@ func (s *Sim) Snapshot() (*Snapshot, error) {
 			}
 			u.Keychains = keychainFiles(u.Home)
 			p := st.KeychainPrefs[u.UID]
-			u.LoginKeychain, u.DefaultKeychain = p.Login, p.Default
+			u.DefaultKeychain = p.Default
 			switch {
 			case p.SearchListSet:
 				u.SearchList = slices.Clone(p.SearchList)
-			case p.Login != "":
-				u.SearchList = []string{p.Login}
 			default:
 				u.SearchList = []string{filepath.Join(u.Home, "Library", "Keychains", "login.keychain-db")}
 			}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -282,6 +283,53 @@ func TestSecurityCommands(t *testing.T) {
 	r = tool(t, sim, nil, "", "security", "unlock", "-p", "kc-pass-1", kc) // commands match by prefix
 	if r.exit != 0 {
 		t.Errorf("abbreviated command: %+v", r)
+	}
+}
+
+// login-keychain can show the login keychain but never set it: Apple's
+// keychain_login compiles out -s, and -d, as "#if 0 ... #else result = 1;
+// #endif" (SecurityTool/keychain_list.c): exit 1, nothing printed, nothing
+// set; in -i mode security.c reports "returned 1". Other usage errors are 2.
+func TestLoginKeychainCannotBeSet(t *testing.T) {
+	t.Parallel()
+	sim := macsimtest.New(t, bin, spec())
+	login, _ := sim.LoginKeychainPath("alice")
+	other := filepath.Join(filepath.Dir(login), "other.keychain-db")
+	before, _ := sim.Snapshot()
+	for _, c := range []struct {
+		args   []string
+		exit   int
+		stderr string // "" means nothing at all
+	}{
+		{[]string{"-d", "user", "-s", other}, 1, ""},
+		{[]string{"-s", other}, 1, ""},
+		{[]string{"-s"}, 1, ""},
+		{[]string{"-d", "user"}, 1, ""},
+		{[]string{"-d", "sys"}, 1, ""},
+		{[]string{"-d", "nowhere", "-s", other}, 2, "security: Invalid domain: nowhere\n"},
+		{[]string{"-s", other, login}, 2, "Usage: login-keychain"},
+		{[]string{"-x"}, 2, "Usage: login-keychain"},
+	} {
+		r := tool(t, sim, asAlice(), "", "security", append([]string{"login-keychain"}, c.args...)...)
+		if r.exit != c.exit || r.stdout != "" || (c.stderr == "" && r.stderr != "") || !strings.HasPrefix(r.stderr, c.stderr) {
+			t.Errorf("login-keychain %q = %+v, want exit %d, stderr %q", c.args, r, c.exit, c.stderr)
+		}
+	}
+	r := tool(t, sim, asAlice(), "login-keychain -d user -s \""+other+"\"\n", "security", "-i")
+	if r.exit != 1 || r.stdout != "" || r.stderr != "login-keychain: returned 1\n" {
+		t.Errorf("login-keychain -s in security -i = %+v", r)
+	}
+	after, _ := sim.Snapshot()
+	for i := range before.Users {
+		if b, a := before.Users[i], after.Users[i]; a.DefaultKeychain != b.DefaultKeychain || !slices.Equal(a.SearchList, b.SearchList) {
+			t.Errorf("%s: preferences changed from %q %q to %q %q", a.Name, b.DefaultKeychain, b.SearchList, a.DefaultKeychain, a.SearchList)
+		}
+	}
+	if os.Geteuid() == 0 {
+		// Shown as the user whose login keychain it is.
+		if r := tool(t, sim, asAlice(), "", "security", "login-keychain"); r.exit != 0 || r.stdout != "    \""+login+"\"\n" {
+			t.Errorf("login-keychain = %+v", r)
+		}
 	}
 }
 

@@ -255,14 +255,13 @@ func (in *inv) secUsage(cmd, usage string) int {
 	return 2
 }
 
-// defaultKeychain is the caller's login (or default) keychain: its
-// preference, or ~/Library/Keychains/login.keychain-db of the account whose
-// uid is the caller's effective uid.
+// defaultKeychain is the caller's login (or default) keychain:
+// ~/Library/Keychains/login.keychain-db of the account whose uid is the
+// caller's effective uid, or for the default keychain its preference when
+// set. The login keychain has no preference to set: login-keychain -s is
+// compiled out (secPref).
 func (in *inv) defaultKeychain(login bool) (string, osStatus) {
 	p := in.st.KeychainPrefs[in.euid]
-	if login && p.Login != "" {
-		return p.Login, osStatus{}
-	}
 	if !login && p.Default != "" {
 		return p.Default, osStatus{}
 	}
@@ -546,11 +545,32 @@ func (in *inv) secShowInfo(args []string) int {
 	return 0
 }
 
-// secPref shows or sets (-s) the caller's login or default keychain.
+// secPref shows or sets (-s) the caller's default keychain, and shows its
+// login keychain.
 func (in *inv) secPref(cmd string, args []string) int {
 	opts, rest, ok := getopt(args, "d", "s")
 	if !ok || len(rest) > 1 {
 		return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
+	}
+	login := cmd == "login-keychain"
+	_, set := opts['s']
+	_, useDomain := opts['d']
+	if login && (set || useDomain) {
+		// keychain_login in SecurityTool/keychain_list.c compiles out
+		// both the setting (SecKeychainSetLogin, SecKeychainSetDomainLogin)
+		// and, with -d, the showing (SecKeychainCopyDomainLogin):
+		// "#if 0 ... #else result = 1; #endif". So -s and -d return 1,
+		// print nothing and set nothing; security.c's execute_command
+		// prints a usage only for 2, and in -i mode main adds
+		// "login-keychain: returned 1" (apple-open-source/macos
+		// SecurityTool/keychain_list.c, security.c; facts issue 15 K1). A
+		// bad domain still fails first, in getopt, with parse_domain's
+		// "Invalid domain" (2).
+		if d, ok := opts['d']; ok && !validDomain(d) {
+			fmt.Fprintf(in.stderr, "security: Invalid domain: %s\n", d)
+			return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
+		}
+		return 1
 	}
 	if d, ok := opts['d']; ok && d != "user" {
 		if d == "system" && cmd == "default-keychain" {
@@ -559,17 +579,15 @@ func (in *inv) secPref(cmd string, args []string) int {
 		}
 		return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
 	}
-	login := cmd == "login-keychain"
-	if _, set := opts['s']; set {
+	if set {
 		if len(rest) != 1 {
 			return in.secUsage(cmd, "[-d user|system|common|dynamic] [-s [keychain]]")
 		}
-		p := in.st.KeychainPrefs[in.euid]
-		if login {
-			p.Login = rest[0]
-		} else {
-			p.Default = rest[0]
+		if in.st.KeychainPrefs == nil {
+			in.st.KeychainPrefs = map[int]KeychainPrefs{}
 		}
+		p := in.st.KeychainPrefs[in.euid]
+		p.Default = rest[0]
 		in.st.KeychainPrefs[in.euid] = p
 		in.dirty = true
 		return 0
@@ -581,6 +599,17 @@ func (in *inv) secPref(cmd string, args []string) int {
 	}
 	fmt.Fprintf(in.stdout, "    %q\n", path)
 	return 0
+}
+
+// validDomain reports whether d names a preference domain as parse_domain
+// matches it: a prefix of user, system, common or dynamic (keychain_list.c).
+func validDomain(d string) bool {
+	for _, name := range []string{"user", "system", "common", "dynamic"} {
+		if strings.HasPrefix(name, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // systemKeychain is the system domain's search list.

@@ -181,10 +181,10 @@ const (
 	RecoveryUserUUID = "EBC6C064-0000-11AA-AA11-00306543ECAC"
 )
 
-// KeychainPrefs is a user's security preference domain (login and default
-// keychain, keychain search list), kept per uid.
+// KeychainPrefs is a user's security preference domain (default keychain,
+// keychain search list), kept per uid. There is no login keychain
+// preference: login-keychain -s sets nothing (security.go, secPref).
 type KeychainPrefs struct {
-	Login   string `json:"login,omitempty"`
 	Default string `json:"default,omitempty"`
 	// SearchList is the user domain's keychain search list once set
 	// (list-keychains -d user -s); unset, it is the login keychain.

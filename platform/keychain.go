@@ -41,11 +41,11 @@ const LoginKeychainName = "login.keychain-db"
 //     session keeps the keychain unlocked and saved passwords keep working
 //     without a prompt.
 //   - §9's advice to do keychain work in the user's session is about the
-//     keychain search list, which is per session (§5.4). Only putting a kept
-//     keychain back (recover.go) changes the search list, and it does so in
-//     the user's session (`launchctl asuser`, then `sudo -u`); Create sets
-//     the user's login and default keychain preferences, which security(1)
-//     run as the user writes to the user's own preferences.
+//     keychain search list, which is per session (§5.4). Putting a kept
+//     keychain back (recover.go) and making sure a new login keychain is
+//     listed (Create) are what touch the search list, and they do so in
+//     the user's session (`launchctl asuser`, then `sudo -u`). No keychain
+//     preference is set from lockstepd's session (see Create).
 //
 // Every verdict comes from one `security -i` run (commands on stdin, so no
 // password reaches argv) that locks the keychain, unlocks it with the
@@ -371,10 +371,44 @@ func dirNames(fd int) ([]string, error) {
 }
 
 // Create makes a new login keychain with password pw for a
-// (`security create-keychain PATH` answering its two prompts on stdin), makes
-// it the user's login and default keychain, and checks that pw opens it. It
-// refuses to replace an existing file (ErrKeychainExists): move it aside
-// first.
+// (`security create-keychain PATH` answering its two prompts on stdin),
+// checks that pw opens it, and makes sure it is in a's keychain search list
+// as a's own session sees it (LoginInSearchList). It refuses to replace an
+// existing file (ErrKeychainExists): move it aside first.
+//
+// It sets no login or default keychain preference, and why:
+//
+//   - The login keychain is found by its standard path,
+//     ~/Library/Keychains/login.keychain-db (§5.5): without a LoginKeychain
+//     preference Security takes ~/Library/Keychains/login.keychain
+//     (DLDbListCFPref::LoginDLDbIdentifier) and opens login.keychain-db in
+//     its place (StorageManager::mungeDLDbIdentifier), and the new keychain
+//     is made at that path. `security login-keychain -s` could not set it
+//     anyway: keychain_login compiles it out ("#if 0 ... #else result = 1;
+//     #endif", so it exits 1 and sets nothing; apple-open-source/macos
+//     SecurityTool/keychain_list.c; facts issue 15 K1).
+//   - The default keychain preference names a keychain by its path (the
+//     DbName of a DLDbIdentifier), and with none set the default is the
+//     login keychain when its file exists (DLDbListCFPref::
+//     defaultDLDbIdentifier; save() even drops the key when it is the login
+//     keychain). MoveAside renames the file under the preference, and the
+//     new keychain takes the old path, so a default that was the login
+//     keychain is the new one without a `default-keychain -s`; a default
+//     the user chose elsewhere stays theirs. At each login macOS resets a
+//     default that is not in the search list to the login keychain
+//     (StorageManager::login: "make sure that the default keychain is in
+//     the search list; if not, reset the default to login.keychain").
+//     Sources: apple-open-source/macos
+//     Security/OSX/libsecurity_keychain/lib/DLDBListCFPref.cpp and
+//     StorageManager.cpp. Run from lockstepd's session it would not even
+//     reach the user: in the root session Security uses the system
+//     preference domain (StorageManager's defaultPreferenceDomain; K1, K2).
+//   - The search list names keychains by path too, so it still lists the
+//     login keychain unless the user took it out; macOS adds it back at the
+//     next login (StorageManager::login: "make sure that login.keychain is
+//     in the search list"). Create does it now, for the session the user is
+//     in, the way a kept keychain is put back (recover.go: read, set with it
+//     appended, read back, in the user's session).
 func (k *Keychains) Create(ctx context.Context, a Account, pw []byte) (string, error) {
 	if err := checkSecret("keychain password", pw); err != nil {
 		return "", err
@@ -388,42 +422,53 @@ func (k *Keychains) Create(ctx context.Context, a Account, pw []byte) (string, e
 	if _, err := os.Lstat(path); err == nil {
 		return "", fmt.Errorf("%s: %w", path, ErrKeychainExists)
 	}
+	if err := k.create(ctx, a, path, pw); err != nil {
+		return path, err
+	}
+	if _, err := k.LoginInSearchList(ctx, a); err != nil {
+		return path, fmt.Errorf("the new keychain in the search list: %w", err)
+	}
+	return path, nil
+}
+
+// create runs create-keychain for path and checks that pw opens the new
+// keychain.
+func (k *Keychains) create(ctx context.Context, a Account, path string, pw []byte) error {
 	in := lines(pw, pw)
 	defer wipe(in)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	res, err := k.r.Run(ctx, Cmd{Tool: Security, Args: []string{"create-keychain", path}, Stdin: in, As: a.Credential()})
 	if err != nil {
-		return "", err
+		return err
 	}
 	if res.Exit != 0 {
-		return "", securityFailure("create-keychain", res)
-	}
-	for _, verb := range []string{"login-keychain", "default-keychain"} {
-		res, err := k.r.Run(ctx, Cmd{Tool: Security, Args: []string{verb, "-d", "user", "-s", path}, As: a.Credential()})
-		if err != nil {
-			return path, err
-		}
-		if res.Exit != 0 {
-			return path, securityFailure(verb, res)
-		}
+		return securityFailure("create-keychain", res)
 	}
 	control, err := randomPassword()
 	if err != nil {
-		return path, err
+		return err
 	}
 	defer wipe(control)
 	v, err := k.check(ctx, a, path, pw, control)
 	if err != nil {
-		return path, err
+		return err
 	}
 	if v.controlOpens {
-		return path, errUntrusted("create-keychain")
+		return errUntrusted("create-keychain")
 	}
 	if !v.opens {
-		return path, &ToolError{Tool: Security, Verb: "create-keychain", Message: "the password does not open the new keychain", Err: ErrNotApplied}
+		return &ToolError{Tool: Security, Verb: "create-keychain", Message: "the password does not open the new keychain", Err: ErrNotApplied}
 	}
-	return path, nil
+	return nil
+}
+
+// LoginInSearchList makes sure a's login keychain is in a's keychain search
+// list, in a's own session, and reads the list back there (AddToSearchList's
+// way); it reports whether it added it. A login keychain already listed,
+// the usual case, costs one read.
+func (k *Keychains) LoginInSearchList(ctx context.Context, a Account) (bool, error) {
+	return k.addToSearchList(ctx, a, loginKeychainPath(a))
 }
 
 // owner is the uid a user's keychain directories must belong to.

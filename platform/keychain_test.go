@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,9 +127,22 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 		t.Errorf("new keychain has items %+v", got)
 	}
 	u := m.user(t, "alice")
-	// Preferences are per uid: only with root do the steps run as alice.
-	if os.Geteuid() == 0 && (u.LoginKeychain != orig || u.DefaultKeychain != orig) {
-		t.Errorf("login/default keychain = %q %q", u.LoginKeychain, u.DefaultKeychain)
+	// No keychain preference is set: the login keychain is found by its
+	// path, and the default (none set) is the login keychain (Create).
+	if u.DefaultKeychain != "" {
+		t.Errorf("default keychain preference = %q, want none", u.DefaultKeychain)
+	}
+	if !slices.Contains(u.SearchList, orig) {
+		t.Errorf("alice's search list = %q, want the new login keychain in it", u.SearchList)
+	}
+	invs := m.invocations(t)
+	for _, inv := range invocationsOf(invs, "security", "") {
+		if inv.Verb == "login-keychain" || inv.Verb == "default-keychain" {
+			t.Errorf("Create ran security %s", inv.Verb)
+		}
+	}
+	if lists := invocationsOf(invs, "security", "list-keychains"); len(lists) != 1 || lists[0].Session != macsim.GUISession(502) {
+		t.Errorf("search list runs = %+v, want one read in alice's session", lists)
 	}
 	names := map[string]bool{}
 	for _, k := range u.Keychains {
@@ -144,6 +158,44 @@ func TestKeychainMoveAsideAndCreate(t *testing.T) {
 		t.Errorf("Create over an existing keychain = %v", err)
 	}
 	m.noSecrets(t, alicePW, "Alice-reset-9")
+}
+
+// A user whose search list lost the login keychain gets the new one back
+// in it, after what is there, in her own session; Create reads it back.
+func TestKeychainCreateListsTheLoginKeychain(t *testing.T) {
+	t.Parallel()
+	m := newMac(t, testSpec())
+	kc := NewKeychains(m.r)
+	ctx := t.Context()
+	a := m.account(t, "alice")
+	login, _ := m.sim.LoginKeychainPath("alice")
+	other := filepath.Join(filepath.Dir(login), "work.keychain-db")
+	if res, err := kc.inUserSession(ctx, a, "list-keychains", nil, "list-keychains", "-d", "user", "-s", other); err != nil || res.Exit != 0 {
+		t.Fatalf("set alice's list: %+v %v", res, err)
+	}
+	if _, err := kc.MoveAside(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	start := len(m.invocations(t))
+	if _, err := kc.Create(ctx, a, []byte("Alice-reset-9")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got := m.user(t, "alice").SearchList; !slices.Equal(got, []string{other, login}) {
+		t.Errorf("alice's search list = %q, want %q", got, []string{other, login})
+	}
+	lists := invocationsOf(m.invocations(t)[start:], "security", "list-keychains")
+	if list, err := kc.SearchList(ctx, a); err != nil || !slices.Equal(list, []string{other, login}) {
+		t.Errorf("her session sees %q %v", list, err)
+	}
+	if len(lists) != 3 {
+		t.Errorf("Create ran list-keychains %d times, want read, set, read back", len(lists))
+	}
+	for _, inv := range lists {
+		if inv.Session != macsim.GUISession(502) || (os.Geteuid() == 0 && inv.EUID != 502) {
+			t.Errorf("list-keychains ran in %q as %d, want alice's session as alice", inv.Session, inv.EUID)
+		}
+	}
+	m.noSecrets(t, "Alice-reset-9")
 }
 
 func TestKeychainCreateMakesDirectory(t *testing.T) {

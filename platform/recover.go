@@ -225,14 +225,21 @@ func (k *Keychains) AddToSearchList(ctx context.Context, a Account, name string)
 	if err != nil {
 		return false, err
 	}
+	return k.addToSearchList(ctx, a, kk.Path)
+}
+
+// addToSearchList puts the keychain at path at the end of a's search list
+// in a's own session unless it is there already, and reads the list back
+// there; it reports whether it added it.
+func (k *Keychains) addToSearchList(ctx context.Context, a Account, path string) (bool, error) {
 	list, err := k.SearchList(ctx, a)
 	if err != nil {
 		return false, err
 	}
-	if slices.Contains(cleanPaths(list), filepath.Clean(kk.Path)) {
+	if slices.Contains(cleanPaths(list), filepath.Clean(path)) {
 		return false, nil
 	}
-	want := append(slices.Clone(list), kk.Path)
+	want := append(slices.Clone(list), path)
 	res, err := k.inUserSession(ctx, a, "list-keychains", nil, append([]string{"list-keychains", "-d", "user", "-s"}, want...)...)
 	if err != nil {
 		return true, err

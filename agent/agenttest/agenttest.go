@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -216,7 +217,10 @@ func (w *World) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(w.Socket); err == nil {
+		// The socket answers, not merely exists: its file appears when it
+		// is bound, a moment before it listens.
+		if c, err := net.Dial("unix", w.Socket); err == nil {
+			c.Close()
 			break
 		}
 		select {

@@ -98,8 +98,13 @@ type Keychain interface {
 	// MoveAside renames the keychain, and the Local Items folders sealed by
 	// the same password, to timestamped names and says where they went.
 	MoveAside(ctx context.Context, a LocalAccount) (Moved, error)
-	// Create makes a new login keychain that opens with password.
+	// Create makes a new login keychain that opens with password, and
+	// makes sure it is in the user's keychain search list.
 	Create(ctx context.Context, a LocalAccount, password []byte) error
+	// LoginInSearchList makes sure the login keychain is in the user's
+	// keychain search list, in the user's session, and says whether it
+	// added it: Create's last part, for a run that finds the keychain made.
+	LoginInSearchList(ctx context.Context, a LocalAccount) (bool, error)
 
 	// Kept lists the old login keychains kept aside, newest first.
 	Kept(a LocalAccount) ([]KeptKeychain, error)

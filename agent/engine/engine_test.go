@@ -271,6 +271,37 @@ func TestForgotPreviousMovesKeychainAside(t *testing.T) {
 	}
 }
 
+// A forgotten-password sync stopped after the new keychain was made but
+// before it was listed in the user's search list lists it when run again,
+// and moves nothing else aside.
+func TestForgotRunAgainListsTheNewKeychain(t *testing.T) {
+	h := newHarness(t)
+	h.mac.Unlisted = map[string]bool{"alice": true}
+	h.mac.Fail["login_search_list"] = errors.New("list-keychains: boom")
+	h.d.Reset("alice", newPW, false)
+	op, err := h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil)
+	if err == nil && op.State == engine.OpDone {
+		t.Fatalf("sync with the listing failing = %+v", op)
+	}
+	if !h.mac.Unlisted["alice"] {
+		t.Fatal("the failing listing listed the keychain")
+	}
+	op, err = h.e.Sync(t.Context(), "alice", engine.SyncRequest{New: protocol.Secret(newPW), ForgotPrevious: true}, nil)
+	if err != nil || op.State != engine.OpDone {
+		t.Fatalf("sync run again = %+v, %v", op, err)
+	}
+	h.places(newPW, newPW)
+	if h.mac.Unlisted["alice"] {
+		t.Error("the new login keychain is still not in alice's search list")
+	}
+	if len(h.mac.Moved) != 1 || !strings.HasSuffix(h.mac.Moved[0], "="+oldPW) {
+		t.Errorf("moved = %v, want only the old keychain", h.mac.Moved)
+	}
+	if h.mac.FailedLogins != 0 {
+		t.Errorf("%d failed logins", h.mac.FailedLogins)
+	}
+}
+
 func TestRecoveryAfterCrash(t *testing.T) {
 	tests := []struct {
 		name      string

@@ -288,6 +288,15 @@ func (e *Engine) stepKeychain(ctx context.Context, m *macRun) (Text, error) {
 func (e *Engine) stepLoginKeychain(ctx context.Context, m *macRun) (Text, error) {
 	kc := e.opt.Mac.Keychain
 	if m.keychainDone {
+		if m.forgot {
+			// A forgotten-password sync run again finds the new keychain
+			// made, which an interruption may have left out of the
+			// search list (Create lists it after making it).
+			m.mutated = true
+			if _, err := kc.LoginInSearchList(ctx, m.acct); err != nil {
+				return Text{}, fmt.Errorf("putting the new keychain in the search list: %w", err)
+			}
+		}
 		return Text{}, skip{reasonDone, T(codes.StepKeychainDone)}
 	}
 	exists, err := kc.Exists(m.acct)

@@ -51,6 +51,9 @@ type Mac struct {
 	Aside      []Aside
 	SearchList map[string][]string
 	Unlocked   []string
+	// Unlisted are the users whose search list lacks the login keychain;
+	// Create and LoginInSearchList put it back.
+	Unlisted map[string]bool
 	// Token says who holds a SecureToken.
 	Token map[string]bool
 	// FileVaultOn and FileVaultUsers are FileVault's state.
@@ -226,13 +229,32 @@ func (m *Mac) MoveAside(_ context.Context, a engine.LocalAccount) (engine.Moved,
 	return engine.Moved{Login: p}, nil
 }
 
-// Create implements engine.Keychain.
+// Create implements engine.Keychain: the keychain is made, then listed;
+// Fail["login_search_list"] fails the listing.
 func (m *Mac) Create(_ context.Context, a engine.LocalAccount, pw []byte) error {
 	m.before("create")
 	m.Lock()
 	defer m.Unlock()
 	m.Keychain[a.Name] = string(pw)
-	return nil
+	_, err := m.listLogin(a)
+	return err
+}
+
+// LoginInSearchList implements engine.Keychain.
+func (m *Mac) LoginInSearchList(_ context.Context, a engine.LocalAccount) (bool, error) {
+	m.before("login_search_list")
+	m.Lock()
+	defer m.Unlock()
+	return m.listLogin(a)
+}
+
+func (m *Mac) listLogin(a engine.LocalAccount) (bool, error) {
+	if err := m.failing("login_search_list"); err != nil {
+		return false, err
+	}
+	was := m.Unlisted[a.Name]
+	delete(m.Unlisted, a.Name)
+	return was, nil
 }
 
 // Aside is a kept keychain of the fake Mac.

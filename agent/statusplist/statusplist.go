@@ -80,7 +80,7 @@ type Account struct {
 	// PasswordInSync is the engine's verdict (engine.Account.InSync).
 	PasswordInSync *bool `plist:"passwordInSync,omitempty"`
 	// State is the engine's account state (in_sync, sync_needed, busy,
-	// locked, temporary, expiring, not_linked, unknown) and Reason the
+	// locked, temporary, mfa_enroll, expiring, not_linked, unknown) and Reason the
 	// code that says why.
 	State  string `plist:"state"`
 	Reason string `plist:"reason,omitempty"`
@@ -94,12 +94,14 @@ type Account struct {
 	LastSync          *LastSync         `plist:"lastSync,omitempty"`
 }
 
-// LastSync is the account's last operation: a change or a sync.
+// LastSync is the account's last operation: a change, a sync or a
+// recovery of a kept keychain.
 type LastSync struct {
-	// Kind is change, sync or sync_forgot_previous.
+	// Kind is change, sync, sync_forgot_previous or keychain_recover.
 	Kind string `plist:"kind"`
-	// Result is running, done, failed (nothing changed) or sync_needed
-	// (stopped part-way).
+	// Result is running, done, failed (nothing changed), sync_needed
+	// (stopped part-way) or, for a keychain recovery, incomplete (run it
+	// again).
 	Result     string     `plist:"result"`
 	StartedAt  time.Time  `plist:"startedAt"`
 	FinishedAt *time.Time `plist:"finishedAt,omitempty"`

@@ -4,9 +4,10 @@
 -- If the StatusPlist key of lockstepd's configuration moves the file,
 -- change the path below to match.
 --   password_in_sync: true, false (a sync is needed) or unknown
---   state: in_sync, sync_needed, busy, locked, temporary, expiring,
+--   state: in_sync, sync_needed, busy, locked, temporary, mfa_enroll, expiring,
 --          not_linked or unknown; *_place: ok, behind, unknown, not_applicable
---   last_sync_result: done, failed (nothing changed), sync_needed, running
+--   last_sync_result: done, failed (nothing changed), sync_needed, running,
+--          incomplete (a keychain recovery to run again)
 --   dates: seconds since 1970 (osquery shows plist dates so)
 WITH status AS (
   SELECT key, subkey, value FROM plist
