@@ -10,6 +10,12 @@ import (
 // engine: a watcher that falls behind loses events, except that a pending
 // status event is kept, so it always catches up with the latest state.
 type bus struct {
+	// onStatus, when set, runs before a status event reaches any watcher,
+	// in the publisher's goroutine: the status file is rewritten there,
+	// so whoever hears of a change finds the file already showing it. It
+	// is set before the daemon runs and never changed.
+	onStatus func()
+
 	mu   sync.Mutex
 	subs map[chan engine.Event]struct{}
 }
@@ -17,6 +23,9 @@ type bus struct {
 func newBus() *bus { return &bus{subs: map[chan engine.Event]struct{}{}} }
 
 func (b *bus) publish(ev engine.Event) {
+	if ev.Type == engine.EventStatus && b.onStatus != nil {
+		b.onStatus()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {

@@ -19,6 +19,7 @@ import (
 	"github.com/lockstep-dev/lockstep/agent/engine"
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
+	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/protocol"
 	"github.com/lockstep-dev/lockstep/protocol/codes"
 )
@@ -75,12 +76,19 @@ type Daemon struct {
 	eng     *engine.Engine
 	jrnl    *journal.Journal
 	api     *api.Server
+	// status keeps the status file for MDM; nil when StatusPlist is "".
+	status *statusplist.Writer
 
 	link    func() api.Connection
 	version string
+	now     func() time.Time
 
 	saMu sync.Mutex
 	sa   engine.ServiceStatus
+
+	// statusErr is the last failure to write the status file, logged once.
+	statusMu  sync.Mutex
+	statusErr string
 
 	bindMu    sync.Mutex
 	binding   map[string]bool
@@ -116,7 +124,10 @@ func New(opt Options) (*Daemon, error) {
 			opt.ConsoleUser = console
 		}
 	}
-	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser, version: opt.Version,
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	d := &Daemon{cfg: cfg, log: opt.Log, ring: opt.Ring, mac: *opt.Mac, console: opt.ConsoleUser, version: opt.Version, now: opt.Now,
 		bus: newBus(), binding: map[string]bool{}, bindTried: map[string]time.Time{}}
 	j, err := journal.Open(filepath.Join(cfg.StateDir, "operations"))
 	if err != nil {
@@ -160,20 +171,97 @@ func New(opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.api = api.New(d, api.Options{Version: opt.Version, Log: opt.Log.With("component", "localapi")})
+	if cfg.StatusPlist != "" {
+		d.status = statusplist.NewWriter(cfg.StatusPlist, d.statusDocument)
+		d.bus.onStatus = d.writeStatus
+	}
 	return d, nil
+}
+
+// statusDocument is what the status file shows: the engine's accounts and
+// the link, as the local API serves them to root.
+func (d *Daemon) statusDocument() statusplist.Document {
+	c := d.link()
+	return statusplist.Build(d.version,
+		statusplist.Connection{State: c.State, URL: c.URL, Since: c.Since, Problem: c.Problem, DeviceID: c.DeviceID},
+		d.eng.Accounts(nil))
+}
+
+// writeStatus rewrites the status file; a failure is logged when it first
+// happens and when it ends, not on every change.
+func (d *Daemon) writeStatus() {
+	err := d.status.Update()
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	switch {
+	case err != nil && err.Error() != d.statusErr:
+		d.statusErr = err.Error()
+		d.log.Error("status plist not written", "path", d.status.Path(), "err", err)
+	case err == nil && d.statusErr != "":
+		d.statusErr = ""
+		d.log.Info("status plist written again", "path", d.status.Path())
+	}
+}
+
+// followClock tells watchers, and so the status file, when an account's
+// state changes by the clock alone (a lock ends, a day passes while a
+// password expires): the engine publishes nothing then. It waits on one
+// timer, set again after every status event.
+func (d *Daemon) followClock(ctx context.Context) {
+	events, cancel := d.bus.subscribe()
+	defer cancel()
+	timer := time.NewTimer(time.Hour)
+	var armedAt time.Time
+	arm := func() {
+		timer.Stop()
+		if at, ok := d.eng.NextChange(); ok {
+			armedAt = d.now()
+			timer.Reset(at.Sub(armedAt))
+		}
+	}
+	arm()
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case ev := <-events:
+			if ev.Type == engine.EventStatus {
+				arm()
+			}
+		case <-timer.C:
+			if d.now().Equal(armedAt) {
+				// A stopped clock (tests pin one): the change never
+				// comes, and publishing would only set the timer again.
+				continue
+			}
+			d.bus.publish(engine.Event{Type: engine.EventStatus})
+		}
+	}
 }
 
 // Run serves until ctx ends, then stops cleanly.
 func (d *Daemon) Run(ctx context.Context) error {
+	for local := range d.cfg.UserMap {
+		d.eng.Touch(local)
+	}
+	if d.status != nil {
+		// What a crash recovered, or the state as the last run left it,
+		// is in the file before anyone can ask lockstepd.
+		d.writeStatus()
+		if ok, dir := statusplist.Readable(d.status.Path()); !ok {
+			d.log.Warn("status plist not readable by other users", "path", d.status.Path(), "directory", dir)
+		}
+	}
 	ln, err := api.Listen(d.cfg.Socket)
 	if err != nil {
 		return err
 	}
 	d.log.Info("lockstepd started", "version", d.version, "socket", d.cfg.Socket, "directory", d.cfg.DirectoryURL)
 	d.refreshServiceAccount(ctx)
-	for local := range d.cfg.UserMap {
-		d.eng.Touch(local)
-	}
+	clockCtx, stopClock := context.WithCancel(ctx)
+	defer stopClock()
+	go d.followClock(clockCtx)
 	if err := d.jrnl.Prune(90*24*time.Hour, 5, time.Now()); err != nil {
 		d.log.Warn("journal prune failed", "err", err)
 	}

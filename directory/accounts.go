@@ -72,20 +72,30 @@ func (s *Server) update(ctx context.Context, fn func(store.Tx, *outbox) error) e
 
 // actor says who caused an event, for the audit log.
 type actor struct {
-	kind   string // "device", "admin", "user", "system"
+	kind   string // "device", "admin", "user", "system", "console" (a sign-in)
 	device string
 	addr   string
 	// name is the acting admin's or user's name through the Go API (the
 	// web console, the portal); the audit log's actor is then "kind:name".
 	name string
+	// verified is a portal session that has passed its second factor.
+	verified bool
 }
 
-func (a actor) audit(ctx context.Context, tx store.Tx, at time.Time, event, user string, detail map[string]string) error {
-	who := a.kind
+// who is the actor as the audit log records it: "admin:alice" for a
+// console administrator, "user:bob" for a portal user.
+func (a actor) who() string {
 	if a.name != "" {
-		who += ":" + a.name
+		return a.kind + ":" + a.name
 	}
-	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: who, User: user, Device: a.device, Source: a.addr, Detail: detail})
+	return a.kind
+}
+
+// portal reports a user acting for themselves through the web portal.
+func (a actor) portal() bool { return a.kind == "user" }
+
+func (a actor) audit(ctx context.Context, tx store.Tx, at time.Time, event, user string, detail map[string]string) error {
+	return tx.Audit(ctx, store.AuditEvent{At: at, Event: event, Actor: a.who(), User: user, Device: a.device, Source: a.addr, Detail: detail})
 }
 
 // auditAsync records an event through the batcher.
@@ -212,17 +222,25 @@ type pre struct {
 // only "wrong password", after the work of a check), and the hub's own
 // lock (wrong second factors) in front of a remote source.
 func (s *Server) precheck(ctx context.Context, a actor, name string, pw []byte) (pre, *protocol.Error) {
-	_, bound, err := s.bound(ctx, a.device, name)
-	if err != nil {
-		return pre{}, s.internalError("binding not read", err, "user", name, "device_id", a.device)
+	bound, limitKey, own := true, "web:"+a.addr, false
+	if !a.portal() {
+		// A portal user proves themselves with the password (and their
+		// failures count towards the user's lockout, as from their own
+		// Macs), but anyone can reach the portal: it takes from the
+		// bucket of other parties, per address.
+		var err error
+		if _, bound, err = s.bound(ctx, a.device, name); err != nil {
+			return pre{}, s.internalError("binding not read", err, "user", name, "device_id", a.device)
+		}
+		limitKey, own = a.device, bound
 	}
-	if ok, wait := s.limits.allowCheck(a.device, name, bound, s.now()); !ok {
+	if ok, wait := s.limits.allowCheck(limitKey, name, own, s.now()); !ok {
 		s.noise(a, "rate_limited", name, nil)
 		return pre{}, &protocol.Error{Code: protocol.CodeRateLimited,
 			Message: "Too many attempts; wait before trying again.", RetryAfter: retrySeconds(wait)}
 	}
 	p := pre{bound: bound}
-	err = s.st.View(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		p.u, err = tx.User(ctx, name)
 		return err
@@ -509,7 +527,7 @@ func (s *Server) changePassword(ctx context.Context, a actor, req *protocol.Chan
 			if perr != nil {
 				return perr
 			}
-			if u.TOTPSecret != nil {
+			if u.TOTPSecret != nil && !a.verified {
 				st, perr := s.checkTOTP(ctx, a, u, req.TOTP)
 				if perr != nil {
 					return perr

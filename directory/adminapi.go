@@ -206,19 +206,9 @@ func (s *Server) userError(what, name string, err error) *protocol.Error {
 // errSourceOwnsUsers refuses creating or deleting users a directory behind
 // Lockstep owns.
 func (s *Server) errSourceOwnsUsers(what string) *protocol.Error {
+	info := s.src.Info()
 	return protocol.Errorf(protocol.CodeUnsupported, "%s owns the users: %s them there (Lockstep finds users in scope by "+
-		"sAMAccountName); TOTP, devices and resets are still managed here", sourceName(s.src.Info().Kind), what)
-}
-
-// sourceName names a source kind for people.
-func sourceName(kind string) string {
-	switch kind {
-	case "ad":
-		return "Active Directory"
-	case "builtin":
-		return "Lockstep's own store"
-	}
-	return kind
+		"%s); TOTP, devices and resets are still managed here", info.Name, what, info.UserAttr)
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request, a actor) {
@@ -475,8 +465,9 @@ func (s *Server) adminSourceError(r *http.Request, what, name string, err error)
 		return policyError(pol.Violations)
 	case errors.As(err, &np):
 		s.log.Warn("directory refused an action to lockstep's account", "user", name, "action", np.Action)
+		name := s.src.Info().Name
 		return protocol.Errorf(admin.CodeNotPermitted, "%s refused: Lockstep's bind account may not %s. Grant it %s (see the README's "+
-			"Active Directory set-up), or do it in %s's own tools.", sourceName(s.src.Info().Kind), np.Action, np.Need, sourceName(s.src.Info().Kind))
+			"%s set-up), or do it in %s's own tools.", name, np.Action, np.Need, name, name)
 	}
 	return s.internalError(what, err, "method", r.Method, "path", r.URL.Path, "user", name)
 }
@@ -609,9 +600,13 @@ func (s *Server) adminPolicy(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, a actor) {
+	if s.src.Info().ExtraRules {
+		s.setExtraRules(w, r, a)
+		return
+	}
 	if !s.src.Info().ManagesPolicy {
 		fail(w, protocol.Errorf(protocol.CodeUnsupported, "the password policy is %s's own (its domain policy and fine-grained "+
-			"password settings): change it there; Macs hear of it at once", sourceName(s.src.Info().Kind)))
+			"password settings): change it there; Macs hear of it at once", s.src.Info().Name))
 		return
 	}
 	var p protocol.Policy
@@ -673,6 +668,16 @@ func (s *Server) reloadPolicy(ctx context.Context) error {
 // loadPolicyView re-reads the stored policy (after a failed set); the
 // caller holds policyMu.
 func (s *Server) loadPolicyView(ctx context.Context) error {
+	if !s.src.Info().ManagesPolicy {
+		// The source's own policy, with Lockstep's rules on top where it
+		// takes them (another replica may have changed those).
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(ctx, func(tx store.Tx) error { return s.loadExtraRules(ctx, tx) }); err != nil {
+				return err
+			}
+		}
+		return s.loadSourcePolicy(ctx)
+	}
 	return s.st.View(ctx, func(tx store.Tx) error {
 		p, err := tx.Policy(ctx)
 		if err == nil {
@@ -684,14 +689,19 @@ func (s *Server) loadPolicyView(ctx context.Context) error {
 
 func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ actor) {
 	q := r.URL.Query()
-	f := store.AuditFilter{User: q.Get("user")}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			fail(w, protocol.Errorf(protocol.CodeBadRequest, "since must be an RFC 3339 time"))
-			return
+	f := store.AuditFilter{User: q.Get("user"), Actor: q.Get("actor"), Event: q.Get("event")}
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				fail(w, protocol.Errorf(protocol.CodeBadRequest, "%s must be an RFC 3339 time", b.name))
+				return
+			}
+			*b.dst = t
 		}
-		f.Since = t
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -33,6 +33,7 @@ func (s *Server) sourceUser(ctx context.Context, tx store.Tx, acct source.Accoun
 	if acct.Email != "" {
 		out.Email = acct.Email
 	}
+	out.Expired, out.GraceLogins = acct.Expired, acct.GraceLogins
 	out.MustChange = acct.MustChange
 	if acct.Locked {
 		out.Locked, out.LockedUntil = true, acct.LockedUntil

@@ -149,6 +149,12 @@ const pruneBatch = 5000
 func (s *Server) prune(ctx context.Context) {
 	now := s.now()
 	if err := s.st.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.PruneSessions(ctx, now.Add(-s.cfg.WebIdleTimeout), now.Add(-s.cfg.WebMaxAge))
+		return err
+	}); err != nil {
+		s.log.Error("web sessions not pruned", "err", err)
+	}
+	if err := s.st.Update(ctx, func(tx store.Tx) error {
 		// A reset link is kept a day past its end, so that using it late
 		// is answered (and audited) as an expired link, not an unknown one.
 		if _, err := tx.PruneResetTokens(ctx, now.Add(-24*time.Hour)); err != nil {

@@ -25,7 +25,7 @@ var _ source.Source = builtin{}
 
 // Info implements source.Source.
 func (b builtin) Info() source.Info {
-	return source.Info{Kind: "builtin", ManagesUsers: true, External: false, ManagesPolicy: true}
+	return source.Info{Kind: "builtin", Name: "Lockstep's own store", UserAttr: "name", ManagesUsers: true, External: false, ManagesPolicy: true}
 }
 
 // txKey carries the transaction a built-in write runs in to the hub's
@@ -367,7 +367,7 @@ func (b builtin) Policy(context.Context) (source.Policy, error) {
 // Watch implements source.Source: nobody but this directory writes to its
 // store (replicas sharing PostgreSQL announce their pushes through the
 // change feed), so there is nothing to report.
-func (b builtin) Watch(ctx context.Context, _ func(source.Event)) error {
+func (b builtin) Watch(ctx context.Context, _ []byte, _ func(source.Event)) error {
 	<-ctx.Done()
 	return ctx.Err()
 }

@@ -111,6 +111,15 @@ type Config struct {
 	// at most 24 h).
 	ResetLinkTTL time.Duration
 
+	// PublicURL is the address people reach the portal at
+	// (https://lockstep.example.com), for the links in reset mail; default
+	// the listener's address. Never a request's Host header.
+	PublicURL string
+	// WebIdleTimeout ends a console or portal session after this long
+	// without a request (default 15 min); WebMaxAge ends any session
+	// (default 12 h).
+	WebIdleTimeout, WebMaxAge time.Duration
+
 	// Source holds the passwords when they are not the directory's own:
 	// Active Directory (package source/ad). nil means the built-in store.
 	// The caller closes it after Shutdown.
@@ -213,6 +222,8 @@ func (c *Config) setDefaults() error {
 		{"RequestTimeout", &c.RequestTimeout, 10 * time.Second},
 		{"AuditRetention", &c.AuditRetention, 365 * 24 * time.Hour},
 		{"IdempotencyRetention", &c.IdempotencyRetention, 7 * 24 * time.Hour},
+		{"WebIdleTimeout", &c.WebIdleTimeout, 15 * time.Minute},
+		{"WebMaxAge", &c.WebMaxAge, 12 * time.Hour},
 		{"ResetLinkTTL", &c.ResetLinkTTL, time.Hour},
 	} {
 		if *d.v == 0 {

@@ -330,7 +330,7 @@ func (s *Server) adminEditUser(w http.ResponseWriter, r *http.Request, a actor) 
 func (s *Server) editUser(ctx context.Context, a actor, name string, req admin.EditUserRequest) (admin.User, *protocol.Error) {
 	if !s.src.Info().ManagesUsers {
 		return admin.User{}, protocol.Errorf(protocol.CodeUnsupported, "%s owns the users' names and addresses: change them there",
-			sourceName(s.src.Info().Kind))
+			s.src.Info().Name)
 	}
 	var email string
 	if req.Email != nil {

@@ -101,8 +101,13 @@ func (g *noiseGate) take(now time.Time) ([]*suppressed, int) {
 // noise records a noisy audit event through the gate and the batcher.
 func (s *Server) noise(a actor, event, user string, detail map[string]string) {
 	source := a.addr
-	if a.device != "" {
+	switch {
+	case a.device != "":
 		source = a.device
+	case a.name != "":
+		// A signed-in administrator's refusals are theirs, not their
+		// address's (several may share one).
+		source = a.who() + "@" + a.addr
 	}
 	if !s.noiseGate.allow(event, source, s.now(), s.lowDisk()) {
 		return

@@ -347,6 +347,16 @@ func (s *Server) stateNow(ctx context.Context, user string) (protocol.AccountSta
 // onSourceEvent acts on a source's report.
 func (s *Server) onSourceEvent(ev source.Event) {
 	ctx := s.ctx
+	if ev.Checkpoint != nil {
+		// Every event before it was handled (fn runs in order): the next
+		// watch may start from here.
+		if err := s.st.Update(ctx, func(tx store.Tx) error {
+			return tx.PutSetting(ctx, s.checkpointSetting(), ev.Checkpoint)
+		}); err != nil && ctx.Err() == nil {
+			s.log.Warn("directory watch checkpoint not stored", "err", err)
+		}
+		return
+	}
 	if ev.Policy {
 		s.sourcePolicyChanged(ctx)
 		return
@@ -386,9 +396,26 @@ func (s *Server) recheckAt(user string, at time.Time) {
 	})
 }
 
-// watchSource runs the source's watcher until the server stops.
+// checkpointSetting names the setting that keeps where a source's watch
+// can resume (OpenLDAP's sync cookie).
+func (s *Server) checkpointSetting() string { return "source_checkpoint:" + s.src.Info().Kind }
+
+// watchSource runs the source's watcher until the server stops, from the
+// checkpoint it last reported.
 func (s *Server) watchSource(ctx context.Context) {
-	err := s.src.Watch(ctx, s.onSourceEvent)
+	var from []byte
+	if err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		from, err = tx.Setting(ctx, s.checkpointSetting())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		s.log.Warn("directory watch checkpoint not read; starting from the beginning", "err", err)
+		from = nil
+	}
+	err := s.src.Watch(ctx, from, s.onSourceEvent)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("directory watcher stopped", "err", err)
 	}
@@ -422,13 +449,13 @@ func (s *Server) notePolicy(acct source.Account) {
 // userPolicy is the rules a user's new password must meet.
 func (s *Server) userPolicy(acct source.Account) protocol.Policy {
 	if acct.Policy != nil {
-		return acct.Policy.Rules
+		return s.withOwnRules(acct.Policy.Rules)
 	}
 	s.upol.mu.Lock()
 	p, ok := s.upol.m[acct.User]
 	s.upol.mu.Unlock()
 	if ok {
-		return p.Rules
+		return s.withOwnRules(p.Rules)
 	}
 	return s.Policy()
 }
@@ -471,7 +498,7 @@ func (s *Server) devicePolicy(ctx context.Context, device string) protocol.Polic
 	}
 	s.upol.mu.Unlock()
 	if same && shared != nil {
-		base = shared.Rules
+		base = s.withOwnRules(shared.Rules)
 	}
 	if base.DisallowNameParts {
 		names, parts := make([]string, 0, len(users)), map[string][]string{}
@@ -491,7 +518,9 @@ func (s *Server) loadSourcePolicy(ctx context.Context) error {
 		return err
 	}
 	r := p.Rules
-	s.policy.Store(&r)
+	s.srcRules.Store(&r)
+	merged := s.withOwnRules(r)
+	s.policy.Store(&merged)
 	s.lockoutThreshold.Store(int64(p.LockoutThreshold))
 	return nil
 }

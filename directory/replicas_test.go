@@ -17,15 +17,18 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/store"
 	"github.com/lockstep-dev/lockstep/internal/tools/pgtest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
+	"github.com/lockstep-dev/lockstep/internal/tools/slapdtest"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
 // The whole suite runs on PostgreSQL too with LOCKSTEP_TEST_STORE=postgres
 // (make directory-pg); the tests in this file always need it. The Active
-// Directory tests (ad_test.go) start a Samba DC, stopped here too.
+// Directory tests (ad_test.go) start a Samba DC and the LDAP ones
+// (ldap_test.go) a slapd, stopped here too.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	sambatest.Stop()
+	slapdtest.Stop()
 	pgtest.Stop()
 	os.Exit(code)
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/admin"
 	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/store"
+	"github.com/lockstep-dev/lockstep/directory/web"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -63,6 +64,9 @@ type Server struct {
 	sourceEvents atomic.Int64
 
 	policy atomic.Pointer[protocol.Policy]
+	// srcRules is a remote source's own default rules; extraRules are
+	// Lockstep's own on top of them (source.Info's ExtraRules).
+	srcRules, extraRules atomic.Pointer[protocol.Policy]
 	// policyMu orders the publications of the policy: a set through the
 	// admin API and a reload on another replica's word, so that a reload
 	// that read an older snapshot cannot overwrite a newer set.
@@ -99,6 +103,15 @@ type Server struct {
 	serveErr chan error
 	mu       sync.Mutex
 	started  bool
+	// url is the listener's https URL, once started.
+	url string
+}
+
+// listenURL is the URL the server listens at ("" before Start).
+func (s *Server) listenURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
 }
 
 // New opens the data directory (creating the database, keys and
@@ -154,6 +167,15 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET "+protocol.AgentPath, s.handleAgent)
 	mux.HandleFunc("POST "+protocol.EnrollPath, s.withDeadlines(s.handleEnroll))
 	s.adminRoutes(mux)
+	s.consoleAdminRoutes(mux)
+	pages, err := web.New(web.Config{Auth: webAuth{s}, Console: webConsole{s}, Portal: webPortal{s}, Key: s.keys.webKey, Now: s.now,
+		IdleTimeout: cfg.WebIdleTimeout, MaxAge: cfg.WebMaxAge, Log: s.log, Title: cfg.Issuer})
+	if err != nil {
+		st.Close()
+		s.cancel()
+		return nil, err
+	}
+	mux.Handle("/", s.withDeadlines(pages.ServeHTTP))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -187,8 +209,14 @@ func (s *Server) prepare() error {
 		s.caFile, _ = filepath.Abs(filepath.Join(s.cfg.DataDir, CAFile))
 	}
 	if !s.src.Info().ManagesPolicy {
-		// The policy is the source's own (AD's domain policy).
+		// The policy is the source's own (AD's domain policy), with
+		// Lockstep's own rules on top where the source takes them.
 		s.tlsConfig = tlsConfigFor(cert)
+		if s.src.Info().ExtraRules {
+			if err := s.st.View(s.ctx, func(tx store.Tx) error { return s.loadExtraRules(s.ctx, tx) }); err != nil {
+				return fmt.Errorf("reading Lockstep's own password rules: %w", err)
+			}
+		}
 		if err := s.loadSourcePolicy(s.ctx); err != nil {
 			return fmt.Errorf("reading the directory's password policy: %w", err)
 		}
@@ -332,6 +360,7 @@ func (s *Server) Start(ln net.Listener) error {
 		return errors.New("directory: already started")
 	}
 	s.started = true
+	s.url = URL(ln.Addr())
 	if err := s.writeAdminInfo(ln.Addr()); err != nil {
 		return err
 	}

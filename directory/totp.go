@@ -75,6 +75,8 @@ func totpMatch(secret []byte, code string, now time.Time) (step int64, ok bool) 
 type secrets struct {
 	aead   cipher.AEAD
 	macKey []byte
+	// webKey keys the web pages' CSRF tokens, the same on every replica.
+	webKey []byte
 }
 
 func newSecrets(master []byte) (*secrets, error) {
@@ -94,7 +96,7 @@ func newSecrets(master []byte) (*secrets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating cipher: %w", err)
 	}
-	return &secrets{aead: aead, macKey: derive("lockstep idempotency v1")}, nil
+	return &secrets{aead: aead, macKey: derive("lockstep idempotency v1"), webKey: derive("lockstep web csrf v1")}, nil
 }
 
 // keyCheck is a one-way check value of the master key. The database keeps

@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"reflect"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
+	"github.com/lockstep-dev/lockstep/packaging/mdm"
+	"github.com/lockstep-dev/lockstep/packaging/mdm/mdmtest"
 )
 
 // point is a place in a flow where something goes wrong: the tool run that
@@ -143,8 +148,11 @@ func (w *crashWorld) adminReset() {
 // every flow, a failure, a crash of lockstepd right after the tool applied
 // its change, and a kill of lockstepd while the tool runs; each must end in
 // sync or in "sync needed" that the normal sync resolves, with every place
-// on one password, no keychain lost, and no failed local login. Each case is
-// its own subtest (flow/tool-verb/kind) on its own Mac.
+// on one password, no keychain lost, and no failed local login. The status
+// file for MDM follows every change of state on the way (the reset, the
+// operation under way, lockstepd dead, the recovery, the resolving sync),
+// and the Jamf extension attribute and the osquery query read it. Each case
+// is its own subtest (flow/tool-verb/kind) on its own Mac.
 func TestEveryStepFailureAndCrashEndsRecoverable(t *testing.T) {
 	t.Parallel()
 	for _, f := range flows {
@@ -179,6 +187,21 @@ func TestEveryStepFailureAndCrashEndsRecoverable(t *testing.T) {
 func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	t := w.t
 	f.prepare(w)
+	// The status file MDM reads follows each change of state: here the
+	// reset (sync, forgot), the forgotten-password sync that kept a
+	// keychain (recover), or nothing yet (change).
+	w.statusFileShows(name + ": before the operation")
+	wantEA := "unknown"
+	if v := w.account().PasswordInSync; v != nil {
+		wantEA = strconv.FormatBool(*v)
+	}
+	if want := map[bool]string{true: "false", false: "true"}[f.name == "sync" || f.name == "forgot"]; wantEA != want {
+		t.Fatalf("%s: before the operation lockstepd says in sync %s, want %s", name, wantEA, want)
+	}
+	if got := mdmtest.RunEA(t, w.statusPlist); got != wantEA {
+		t.Fatalf("%s: the Jamf extension attribute says %q before the operation, want %q", name, got, wantEA)
+	}
+	pre := w.statusFile()
 	fault := macsim.Fault{Tool: p.tool, Verb: p.verb, Count: 1}
 	switch kind {
 	case "fail":
@@ -199,7 +222,13 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	go func() { done <- f.run(w) }()
 	var first cliResult
 	if kind == "kill" {
-		w.killDuringHang(name, len(before), done)
+		w.killDuringHang(name, len(before), done, func() {
+			// Half-way: busy, and no verdict while the operation runs
+			// (a tool that hangs while the request is checked, before
+			// the operation begins, leaves the state as it was).
+			w.statusFileShows(name + ": while the tool hangs")
+			w.statusFileAtStop(name+": while the tool hangs", f, pre, wantEA)
+		})
 	}
 	select {
 	case first = <-done:
@@ -220,11 +249,15 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: lockstepd survived", name)
 		}
+		// Dead lockstepd: the file still says what it last knew, an
+		// operation running, so MDM reads "unknown", never a verdict.
+		w.statusFileAtStop(name+": lockstepd dead", f, pre, wantEA)
 		w.restart()
 	} else if !w.alive() {
 		t.Fatalf("%s: lockstepd died on a plain failure", name)
 	}
 	w.waitSettled(name)
+	w.statusFileShows(name + ": after the fault")
 
 	a := w.account()
 	t.Logf("%s: exit %d, restarted %v, then %s", name, first.code, restarted, a.State)
@@ -239,6 +272,26 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 	if a := w.account(); a.State != localapi.StateInSync {
 		t.Fatalf("%s: not in sync after resolving: %s (%s)", name, a.State, a.Reason)
+	}
+	w.statusFileShows(name + ": in sync")
+	if got := mdmtest.RunEA(t, w.statusPlist); got != "true" {
+		t.Fatalf("%s: the Jamf extension attribute says %q in sync", name, got)
+	}
+	a = w.account()
+	keychain, lastKind, lastResult := "", "", ""
+	if op := a.LastOperation; op != nil {
+		lastKind, lastResult = op.Kind, op.State
+	}
+	for _, pl := range a.Places {
+		if pl.Name == localapi.PlaceKeychain {
+			keychain = pl.State
+		}
+	}
+	rows := mdmtest.Query(t, mdm.StatusQuery, w.statusPlist)
+	if len(rows) != 1 || rows[0]["local_user"] != "alice" || rows[0]["password_in_sync"] != "true" || rows[0]["state"] != localapi.StateInSync ||
+		rows[0]["last_sync_result"] != lastResult || rows[0]["last_sync_kind"] != lastKind ||
+		rows[0]["keychain_place"] != keychain || rows[0]["directory_state"] != localapi.ConnConnected {
+		t.Fatalf("%s: the osquery query says %v\nlockstepd says %+v", name, rows, a)
 	}
 	// Every place holds one password, the one the directory has.
 	final := w.cur
@@ -263,15 +316,44 @@ func (w *crashWorld) inject(name string, f flow, p point, kind string) {
 	}
 	if f.finish != nil {
 		f.finish(w)
+		w.statusFileShows(name + ": finished")
 	}
 	if t.Failed() {
 		t.Fatalf("%s: first run: %s\nlockstepd log:\n%s", name, first, tail(w.logText(), 3000))
 	}
 }
 
-// killDuringHang waits for the tool to hang, then kills lockstepd and the
-// hung tool, as a power cut or a crash would.
-func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult) {
+// statusFileAtStop checks the status file while lockstepd is held in a
+// tool or dead: it says f's operation is running, with no verdict (what
+// lockstepd writes when an operation begins), or, when the tool ran while
+// the request was checked, before the operation began, it is as it was
+// before (pre) and the extension attribute still says wantEA.
+func (w *crashWorld) statusFileAtStop(what string, f flow, pre statusplist.Document, wantEA string) {
+	w.t.Helper()
+	doc := w.statusFile()
+	a := doc.Accounts["alice"]
+	if a.State != localapi.StateBusy {
+		if !reflect.DeepEqual(doc, pre) {
+			w.t.Fatalf("%s: no operation under way, yet the status file changed:\n%+v\nwas\n%+v", what, doc, pre)
+		}
+		if got := mdmtest.RunEA(w.t, w.statusPlist); got != wantEA {
+			w.t.Fatalf("%s: the Jamf extension attribute says %q, want %q", what, got, wantEA)
+		}
+		return
+	}
+	kind := map[string]string{"change": localapi.OpChange, "sync": localapi.OpSync, "forgot": localapi.OpSyncForgot,
+		"recover": localapi.OpKeychainRecover}[f.name]
+	if a.PasswordInSync != nil || a.LastSync == nil || a.LastSync.Kind != kind || a.LastSync.Result != localapi.OpRunning {
+		w.t.Fatalf("%s: the status file says %+v, last sync %+v; want %s running", what, a, a.LastSync, kind)
+	}
+	if got := mdmtest.RunEA(w.t, w.statusPlist); got != "unknown" {
+		w.t.Fatalf("%s: the Jamf extension attribute says %q while an operation runs", what, got)
+	}
+}
+
+// killDuringHang waits for the tool to hang, runs whileHung, then kills
+// lockstepd and the hung tool, as a power cut or a crash would.
+func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult, whileHung func()) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		invs, err := w.sim.Invocations()
@@ -280,6 +362,7 @@ func (w *crashWorld) killDuringHang(name string, skip int, done <-chan cliResult
 		}
 		for _, inv := range invs[skip:] {
 			if inv.Fault == "hang" && len(inv.HangPIDs) > 0 {
+				whileHung()
 				w.daemon.Process.Signal(syscall.SIGKILL)
 				syscall.Kill(-inv.PGID, syscall.SIGKILL)
 				return

@@ -462,6 +462,16 @@ func assertNoSecrets(t *testing.T, m *mac, u *user, passwords ...string) {
 		t.Error("no secret went over stdin or a terminal: was anything checked?")
 	}
 	logs := m.logText() + m.dir.log.String()
+	// The status file MDM reads, which every local user can read.
+	if b, err := os.ReadFile(m.statusPlist); err == nil {
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("a secret is in the status file %s", m.statusPlist)
+			}
+		}
+	} else {
+		t.Errorf("no status file: %v", err)
+	}
 	filepath.WalkDir(m.stateDir, func(p string, de os.DirEntry, err error) error {
 		if err != nil || de.IsDir() {
 			if de != nil && de.IsDir() && de.Name() == "secrets" {

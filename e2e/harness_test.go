@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,11 +25,15 @@ import (
 
 	"github.com/lockstep-dev/lockstep/agent/journal"
 	"github.com/lockstep-dev/lockstep/agent/session"
+	"github.com/lockstep-dev/lockstep/agent/statusplist"
 	"github.com/lockstep-dev/lockstep/directory/admin"
+	"github.com/lockstep-dev/lockstep/internal/tools/browsertest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
+	"github.com/lockstep-dev/lockstep/internal/tools/slapdtest"
 	"github.com/lockstep-dev/lockstep/localapi"
 	"github.com/lockstep-dev/lockstep/macsim"
 	"github.com/lockstep-dev/lockstep/macsim/macsimtest"
+	"github.com/lockstep-dev/lockstep/packaging/mdm/mdmtest"
 	"github.com/lockstep-dev/lockstep/platform"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
@@ -86,7 +91,21 @@ func run(m *testing.M) (int, error) {
 	}
 	defer shared.stop()
 	defer sambatest.Stop() // the AD tests' domain controller, if one started
+	defer slapdtest.Stop() // the LDAP tests' slapd, if one started
+	defer stopSourceDirectories()
+	defer browsertest.Stop() // the web tests' Chromium, if one started
 	return m.Run(), nil
+}
+
+// stopSourceDirectories stops the directories the AD and LDAP tests share,
+// before their servers stop.
+func stopSourceDirectories() {
+	for _, d := range []*dirProc{adShared(), ldapShared()} {
+		if d != nil {
+			d.stop()
+			_ = os.RemoveAll(d.data)
+		}
+	}
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -110,6 +129,7 @@ func (s *syncBuffer) String() string {
 // dirProc is a running lockstep-directory process.
 type dirProc struct {
 	data, addr, ca string
+	extra          []string // serve's flags beyond directoryArgs (a source's)
 	cmd            *exec.Cmd
 	log            *syncBuffer
 	admin          *admin.Client
@@ -122,7 +142,7 @@ var directoryArgs = []string{"--argon2-time", "1", "--argon2-memory-kib", "8192"
 	"--ping-interval", "5s"}
 
 func startDirectory(data, addr string, extra ...string) (*dirProc, error) {
-	d := &dirProc{data: data, log: &syncBuffer{}}
+	d := &dirProc{data: data, log: &syncBuffer{}, extra: extra}
 	args := append(append([]string{"serve", "--data", data, "--listen", addr}, directoryArgs...), extra...)
 	d.cmd = exec.Command(bin.directory, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -162,14 +182,15 @@ func (d *dirProc) stop() {
 	}
 }
 
-// restart stops the directory and starts it again on the same address.
+// restart stops the directory and starts it again on the same address,
+// with the same flags.
 func (d *dirProc) restart(t testing.TB) {
 	t.Helper()
 	d.stop()
 	var nd *dirProc
 	var err error
 	for i := 0; i < 50; i++ {
-		if nd, err = startDirectory(d.data, d.addr); err == nil {
+		if nd, err = startDirectory(d.data, d.addr, d.extra...); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -265,13 +286,15 @@ type mac struct {
 	base     string
 	stateDir string
 	socket   string
-	cfgPath  string
-	token    string
-	daemon   *exec.Cmd
-	exited   chan struct{}
-	logs     []*syncBuffer
-	client   *localapi.Client
-	probe    *session.Session
+	// statusPlist is lockstepd's status file for MDM.
+	statusPlist string
+	cfgPath     string
+	token       string
+	daemon      *exec.Cmd
+	exited      chan struct{}
+	logs        []*syncBuffer
+	client      *localapi.Client
+	probe       *session.Session
 }
 
 // macSpec is the simulated Mac: a token-holding admin, alice (SecureToken,
@@ -328,7 +351,8 @@ func newMacFrom(t testing.TB, d *dirProc, u *user, spec macsim.Spec, users []str
 	}
 	m := &mac{t: t, dir: d, u: u, base: base, sim: macsimtest.New(t, bin.macsim, spec),
 		stateDir: filepath.Join(base, "state"), socket: filepath.Join(base, "d.sock"), cfgPath: filepath.Join(base, "config.json"),
-		token: string(tok.Token)}
+		statusPlist: filepath.Join(base, "status.plist"),
+		token:       string(tok.Token)}
 	m.writeConfig()
 	m.client = localapi.NewClient(m.socket)
 	m.start()
@@ -340,7 +364,7 @@ func newMacFrom(t testing.TB, d *dirProc, u *user, spec macsim.Spec, users []str
 func (m *mac) writeConfig() {
 	cfg := map[string]any{
 		"DirectoryURL": "wss://" + m.dir.addr, "DirectoryCA": m.dir.ca, "EnrollmentToken": m.token,
-		"StateDir": m.stateDir, "Socket": m.socket, "ToolsDir": m.sim.ToolsDir(), "LogLevel": "debug",
+		"StateDir": m.stateDir, "Socket": m.socket, "StatusPlist": m.statusPlist, "ToolsDir": m.sim.ToolsDir(), "LogLevel": "debug",
 		"UserMap": map[string]string{"alice": m.u.name},
 	}
 	b, _ := json.Marshal(cfg)
@@ -669,4 +693,42 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("no certificate in %s", path)
 	}
 	return pool, nil
+}
+
+// statusFileShows waits until the status file for MDM shows what the local
+// API says to root (read before and after the file, so that the state did
+// not move in between), and that every local user may read it. The file
+// is rewritten before any watcher hears of a change, so once lockstepd
+// settles the two agree.
+func (m *mac) statusFileShows(what string) {
+	m.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		before := m.status()
+		err := mdmtest.Matches(m.statusPlist, before)
+		after := m.status()
+		if err == nil && !reflect.DeepEqual(before, after) {
+			err = errors.New("lockstepd's state moved while the file was read")
+		}
+		if err == nil {
+			err = mdmtest.CheckFile(m.statusPlist, os.Getuid())
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("%s: the status file does not show lockstepd's state:\n%v\nlockstepd log:\n%s", what, err, tail(m.logText(), 3000))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// statusFile reads the status file as it is on disk.
+func (m *mac) statusFile() statusplist.Document {
+	m.t.Helper()
+	doc, err := statusplist.Read(m.statusPlist)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return doc
 }

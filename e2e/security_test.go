@@ -74,7 +74,8 @@ func TestDeepManagedPreferencesAreRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.json")
-	b, _ := json.Marshal(map[string]any{"DirectoryURL": "wss://127.0.0.1:1", "StateDir": filepath.Join(dir, "state"), "Socket": filepath.Join(dir, "d.sock")})
+	b, _ := json.Marshal(map[string]any{"DirectoryURL": "wss://127.0.0.1:1", "StateDir": filepath.Join(dir, "state"), "Socket": filepath.Join(dir, "d.sock"),
+		"StatusPlist": filepath.Join(dir, "status.plist")})
 	if err := os.WriteFile(cfg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

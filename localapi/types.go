@@ -135,7 +135,13 @@ type Account struct {
 	DisplayName   string `json:"display_name,omitempty"`
 	State         string `json:"state"`
 	// Reason says why the state is what it is (a reason.* code).
-	Reason            Text       `json:"reason"`
+	Reason Text `json:"reason"`
+	// PasswordInSync says whether every place holds the directory's
+	// password: false while a sync is needed (even when the state shown is
+	// locked), absent while an operation runs, while lockstepd has no word
+	// from the directory and while the directory does not link this Mac to
+	// the user. The status file for MDM carries the same.
+	PasswordInSync    *bool      `json:"password_in_sync,omitempty"`
 	MFA               bool       `json:"mfa"`
 	Temporary         bool       `json:"temporary"`
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`

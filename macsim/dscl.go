@@ -130,7 +130,7 @@ func formatAttr(key string, vals []string) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(key)
+	b.WriteString(printedName(key))
 	b.WriteString(":")
 	if multi {
 		b.WriteString("\n")
@@ -171,9 +171,43 @@ func (in *inv) dsclRead(rest []string) int {
 			fmt.Fprintf(in.stderr, "No such key: %s\n", k)
 			continue
 		}
+		if k == "accountPolicyData" {
+			fmt.Fprint(in.stdout, formatPlistAttr(k, v))
+			continue
+		}
 		fmt.Fprint(in.stdout, formatAttr(k, v))
 	}
 	return 0
+}
+
+// nativeAttrs are the attributes macsim keeps that have no standard
+// (dsAttrTypeStandard) name: dscl -read prints them as
+// "dsAttrTypeNative:NAME" (public captures of `dscl . -read /Users/NAME`
+// and `dscl . read /Users/NAME IsHidden` → "dsAttrTypeNative:IsHidden: 1";
+// facts-issue9 §0.1).
+var nativeAttrs = map[string]bool{"IsHidden": true, "accountPolicyData": true, "ShadowHashData": true, "LinkedIdentity": true}
+
+// printedName is the name dscl -read prints for attribute k.
+func printedName(k string) string {
+	if nativeAttrs[k] || strings.HasPrefix(k, "_writers_") {
+		return "dsAttrTypeNative:" + k
+	}
+	return k
+}
+
+// formatPlistAttr prints a property-list attribute as dscl -read does: the
+// name alone, the plist's first line indented by one space and the rest as
+// they are (facts-issue9 §0.1).
+func formatPlistAttr(key string, lines []string) string {
+	var b strings.Builder
+	b.WriteString(printedName(key) + ":\n")
+	for i, l := range lines {
+		if i == 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String()
 }
 
 // policyLines is accountPolicyData as dscl prints it: an XML property list,

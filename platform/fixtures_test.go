@@ -226,6 +226,22 @@ func TestParsersOnReferenceCaptures(t *testing.T) {
 		if len(aa) != 4 || aa[2] != ";SecureToken;" || aa[3] != "DisabledUser" {
 			t.Errorf("AuthenticationAuthority = %q", aa)
 		}
+		// A full read as macOS prints it: native attributes named
+		// dsAttrTypeNative:…, and accountPolicyData's plist with only its
+		// first line indented (public captures, facts-issue9 §0.1).
+		native := "dsAttrTypeNative:accountPolicyData:\n <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" +
+			"<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n" +
+			"<plist version=\"1.0\">\n<dict>\n\t<key>creationTime</key>\n\t<real>1540611063.535651</real>\n" +
+			"\t<key>failedLoginCount</key>\n\t<integer>0</integer>\n\t<key>failedLoginTimestamp</key>\n\t<integer>0</integer>\n" +
+			"\t<key>passwordLastSetTime</key>\n\t<real>1540611064.6205959</real>\n</dict>\n</plist>\n" +
+			"dsAttrTypeNative:IsHidden: 1\nNFSHomeDirectory: /Users/user1\nRealName:\n User One\n"
+		rec = parseDsclRecord(native)
+		if got := passwordLastSet(rec["accountPolicyData"]); got != 1540611064.6205959 {
+			t.Errorf("passwordLastSetTime = %v from %q", got, rec["accountPolicyData"])
+		}
+		if rec["IsHidden"] == nil || rec["IsHidden"][0] != "1" || rec["NFSHomeDirectory"][0] != "/Users/user1" || rec["RealName"][0] != "User One" {
+			t.Errorf("record after accountPolicyData = %q", rec)
+		}
 		mobile := "AuthenticationAuthority:\n ;LocalCachedUser;/Active Directory/CORP/corp.example.com:alice:E9F6E0ED-138E-40C9-B9E7-A7F3F661DB14\n ;Kerberosv5;;alice@CORP.EXAMPLE.COM;CORP.EXAMPLE.COM;\n ;ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>\nOriginalNodeName:\n /Active Directory/CORP/corp.example.com\n"
 		rec = parseDsclRecord(mobile)
 		if len(rec["AuthenticationAuthority"]) != 3 || rec["OriginalNodeName"][0] != "/Active Directory/CORP/corp.example.com" {

@@ -10,23 +10,34 @@ import (
 
 // parseDsclRecord parses `dscl -read` output: "Key: v1 v2" on one line, or
 // "Key:" followed by one value per line indented by one space (how dscl
-// prints values containing spaces). Keys may contain ':' themselves
-// (dsAttrTypeNative:…); a key never contains a space.
+// prints values containing spaces). Attributes without a standard name are
+// printed as "dsAttrTypeNative:Key" (IsHidden, accountPolicyData); they are
+// stored under Key, as they are asked for. A property list value
+// (accountPolicyData) has only its first line indented: every line up to
+// "</plist>" belongs to it (facts-issue9 §0.1: public captures of
+// `dscl . -read /Users/NAME` on macOS).
 func parseDsclRecord(out string) map[string][]string {
 	rec := map[string][]string{}
-	key := ""
+	key, inPlist := "", false
 	for _, line := range strings.Split(out, "\n") {
+		if inPlist {
+			rec[key] = append(rec[key], strings.TrimPrefix(line, " "))
+			inPlist = strings.TrimSpace(line) != "</plist>"
+			continue
+		}
 		if line == "" {
 			continue
 		}
 		if line[0] == ' ' {
 			if key != "" {
-				rec[key] = append(rec[key], line[1:])
+				v := line[1:]
+				rec[key] = append(rec[key], v)
+				inPlist = len(rec[key]) == 1 && (strings.HasPrefix(v, "<?xml") || strings.HasPrefix(v, "<plist")) && !strings.Contains(v, "</plist>")
 			}
 			continue
 		}
 		if k, v, ok := strings.Cut(line, ": "); ok && !strings.Contains(k, " ") {
-			key = k
+			key = strings.TrimPrefix(k, nativePrefix)
 			rec[key] = append(rec[key], strings.Fields(v)...)
 			if rec[key] == nil {
 				rec[key] = []string{}
@@ -34,7 +45,7 @@ func parseDsclRecord(out string) map[string][]string {
 			continue
 		}
 		if strings.HasSuffix(line, ":") && !strings.Contains(line, " ") {
-			key = strings.TrimSuffix(line, ":")
+			key = strings.TrimPrefix(strings.TrimSuffix(line, ":"), nativePrefix)
 			if _, ok := rec[key]; !ok {
 				rec[key] = []string{}
 			}
@@ -44,6 +55,10 @@ func parseDsclRecord(out string) map[string][]string {
 	}
 	return rec
 }
+
+// nativePrefix starts the name dscl prints for an attribute that has no
+// standard (dsAttrTypeStandard) name.
+const nativePrefix = "dsAttrTypeNative:"
 
 // dsErrLine matches dscl's stderr status line "<dscl_cmd> DS Error: -14090 (eDSAuthFailed)".
 var dsErrLine = regexp.MustCompile(`DS Error: (-?\d+) \((\w+)\)`)

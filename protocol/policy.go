@@ -72,6 +72,24 @@ type Policy struct {
 	// no minimum. Only the directory can check it (the current password's
 	// age is its to know).
 	MinAgeDays int `json:"min_age_days,omitempty"`
+
+	// Lockstep lists, comma-separated, the codes of the rules that are
+	// Lockstep's own, added on top of a directory's policy that lacks them
+	// (OpenLDAP's ppolicy has no character classes): the directory checks
+	// them before the password is sent, and they are shown as Lockstep's.
+	// A string, so that a Policy stays comparable.
+	Lockstep string `json:"lockstep,omitempty"`
+}
+
+// IsLockstep reports whether the rule code is one of Lockstep's own rules
+// on top of the directory's.
+func (p Policy) IsLockstep(code string) bool {
+	for _, c := range strings.Split(p.Lockstep, ",") {
+		if c != "" && c == code {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultPolicy is what a new directory starts with.
@@ -120,6 +138,9 @@ type Rule struct {
 	// Local rules can be checked without the directory; the history rule
 	// cannot.
 	Local bool `json:"local"`
+	// Lockstep marks a rule of Lockstep's own on top of the directory's
+	// (Policy.Lockstep).
+	Lockstep bool `json:"lockstep,omitempty"`
 }
 
 // Violation is an unmet rule.
@@ -130,37 +151,42 @@ type Violation struct {
 
 // Rules lists the policy's rules in the order a checklist shows them.
 func (p Policy) Rules() []Rule {
-	rules := []Rule{{RuleMinLength, fmt.Sprintf("At least %d characters", p.MinLength), true}}
+	rules := []Rule{{RuleMinLength, fmt.Sprintf("At least %d characters", p.MinLength), true, false}}
 	if p.RequireUpper {
-		rules = append(rules, Rule{RuleUpper, "An uppercase letter", true})
+		rules = append(rules, Rule{RuleUpper, "An uppercase letter", true, false})
 	}
 	if p.RequireLower {
-		rules = append(rules, Rule{RuleLower, "A lowercase letter", true})
+		rules = append(rules, Rule{RuleLower, "A lowercase letter", true, false})
 	}
 	if p.RequireDigit {
-		rules = append(rules, Rule{RuleDigit, "A number", true})
+		rules = append(rules, Rule{RuleDigit, "A number", true, false})
 	}
 	if p.RequireSymbol {
-		rules = append(rules, Rule{RuleSymbol, "A symbol such as ! or #", true})
+		rules = append(rules, Rule{RuleSymbol, "A symbol such as ! or #", true, false})
 	}
 	if p.MinCategories > 0 {
-		rules = append(rules, Rule{RuleCategories, fmt.Sprintf("Characters of %d kinds: uppercase, lowercase, number, symbol, other letter", p.MinCategories), true})
+		rules = append(rules, Rule{RuleCategories, fmt.Sprintf("Characters of %d kinds: uppercase, lowercase, number, symbol, other letter", p.MinCategories), true, false})
 	}
 	if p.DisallowUsername {
-		rules = append(rules, Rule{RuleNotUsername, "Does not contain your user name", true})
+		rules = append(rules, Rule{RuleNotUsername, "Does not contain your user name", true, false})
 	}
 	if p.DisallowNameParts {
-		rules = append(rules, Rule{RuleNotNameParts, "Does not contain a part of your name", true})
+		rules = append(rules, Rule{RuleNotNameParts, "Does not contain a part of your name", true, false})
 	}
 	rules = append(rules,
-		Rule{RuleMaxLength, fmt.Sprintf("At most %d bytes", MaxPasswordBytes), true},
-		Rule{RulePrintable, "No line breaks or control characters", true},
+		Rule{RuleMaxLength, fmt.Sprintf("At most %d bytes", MaxPasswordBytes), true, false},
+		Rule{RulePrintable, "No line breaks or control characters", true, false},
 	)
 	if p.HistoryCount > 0 {
-		rules = append(rules, Rule{RuleHistory, fmt.Sprintf("Not one of your last %d passwords", p.HistoryCount), false})
+		rules = append(rules, Rule{RuleHistory, fmt.Sprintf("Not one of your last %d passwords", p.HistoryCount), false, false})
 	}
 	if p.MinAgeDays > 0 {
-		rules = append(rules, Rule{RuleMinAge, fmt.Sprintf("At least %d day(s) since the last change", p.MinAgeDays), false})
+		rules = append(rules, Rule{RuleMinAge, fmt.Sprintf("At least %d day(s) since the last change", p.MinAgeDays), false, false})
+	}
+	if p.Lockstep != "" {
+		for i := range rules {
+			rules[i].Lockstep = p.IsLockstep(rules[i].Code)
+		}
 	}
 	return rules
 }

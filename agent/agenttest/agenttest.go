@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +61,9 @@ type Options struct {
 	Version string
 	// Log receives the daemon's log (default: discarded).
 	Log *slog.Logger
+	// StatusPlist makes lockstepd keep its status file for MDM, at
+	// World.StatusPlist.
+	StatusPlist bool
 }
 
 // World is a running lockstepd over a fake Mac and directory.
@@ -70,7 +74,9 @@ type World struct {
 	Dir    *enginetest.Directory
 	link   *link
 	Socket string
-	state  string
+	// StatusPlist is the status file's path when Options.StatusPlist.
+	StatusPlist string
+	state       string
 
 	mu     sync.Mutex
 	ops    []string
@@ -154,6 +160,9 @@ func Start(t testing.TB, o Options) *World {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	w := &World{t: t, o: o, Mac: mac, Dir: dir, Socket: filepath.Join(base, "lockstepd.sock"), state: filepath.Join(base, "state"),
 		link: &link{Directory: dir, state: session.Connected, since: now.Add(-time.Hour), url: "wss://directory.example.com"}}
+	if o.StatusPlist {
+		w.StatusPlist = filepath.Join(base, "status.plist")
+	}
 	w.start()
 	t.Cleanup(w.Stop)
 	return w
@@ -179,7 +188,7 @@ func (l *link) Connection() api.Connection {
 // start runs a daemon on the world's state, as launchd starts lockstepd.
 func (w *World) start() {
 	w.t.Helper()
-	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket,
+	cfg := &config.Config{DirectoryURL: w.link.url, StateDir: w.state, Socket: w.Socket, StatusPlist: w.StatusPlist,
 		UserMap: map[string]string{w.o.LocalUser: w.o.DirectoryUser}}
 	platform := w.Mac.Platform()
 	d, err := agent.New(agent.Options{Config: cfg, Log: w.o.Log, Mac: &platform, Keys: keys{},
@@ -208,7 +217,10 @@ func (w *World) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(w.Socket); err == nil {
+		// The socket answers, not merely exists: its file appears when it
+		// is bound, a moment before it listens.
+		if c, err := net.Dial("unix", w.Socket); err == nil {
+			c.Close()
 			break
 		}
 		select {

@@ -44,7 +44,7 @@ func operation(op *engine.Operation) *localapi.Operation {
 
 func account(a engine.Account) localapi.Account {
 	out := localapi.Account{LocalUser: a.LocalUser, DirectoryUser: a.DirectoryUser, DisplayName: a.DisplayName, State: a.State,
-		Reason: text(a.Reason), MFA: a.MFA, Temporary: a.Temporary, PasswordChangedAt: a.PasswordChangedAt, ExpiresAt: a.ExpiresAt,
+		Reason: text(a.Reason), PasswordInSync: a.InSync, MFA: a.MFA, Temporary: a.Temporary, PasswordChangedAt: a.PasswordChangedAt, ExpiresAt: a.ExpiresAt,
 		DaysLeft: a.DaysLeft, LockedUntil: a.LockedUntil, FileVault: a.FileVault, LastOperation: operation(a.LastOperation),
 		MFAEnrollBy: a.MFAEnrollBy, KeptKeychains: a.KeptKeychains}
 	for _, p := range a.Places {

@@ -31,6 +31,10 @@ const (
 	DefaultFile     = "/Library/Application Support/Lockstep/config.plist"
 	DefaultManaged  = "/Library/Managed Preferences/dev.lockstep.agent.plist"
 	DefaultStateDir = "/Library/Application Support/Lockstep"
+	// DefaultStatusPlist is where lockstepd publishes its non-secret sync
+	// state for MDM (packaging/layout.StatusPlist; cmd/lockstepd's test
+	// keeps the two equal).
+	DefaultStatusPlist = DefaultStateDir + "/status.plist"
 )
 
 // DefaultSocket is the local API's socket (localapi.DefaultSocket, which
@@ -54,6 +58,9 @@ type Config struct {
 	StateDir string
 	// Socket is the local API's unix socket.
 	Socket string
+	// StatusPlist is the world-readable status file for MDM inventory;
+	// empty writes none.
+	StatusPlist string
 	// ToolsDir replaces the directories of the macOS tools (simulator only).
 	ToolsDir string
 	// Deprecated lists the keys that were set but are no longer used, so
@@ -84,6 +91,7 @@ var Keys = []Key{
 	{"DirectoryCA", "string", "", "Path of a PEM file with the CA(s) that sign the directory's certificate; default: system roots."},
 	{"StateDir", "string", DefaultStateDir, "Where lockstepd keeps its journal and device identity (root only)."},
 	{"Socket", "string", DefaultSocket, "The local API socket the menu-bar app and CLI use."},
+	{"StatusPlist", "string", DefaultStatusPlist, "World-readable plist of each account's sync state (no secret), for MDM inventory; empty: none."},
 	{"ToolsDir", "string", "", "Directory that replaces the macOS tools' paths; for the simulator only."},
 	{"ExpiryWarningDays", "integer", nil, "Deprecated and ignored (any value): the directory's policy says when expiry warnings start."},
 	{"UserMap", "dictionary", map[string]string{}, "Local short name → directory user name, where they differ."},
@@ -93,10 +101,11 @@ var Keys = []Key{
 // Defaults returns a Config with every default applied.
 func Defaults() *Config {
 	return &Config{
-		StateDir: DefaultStateDir,
-		Socket:   DefaultSocket,
-		UserMap:  map[string]string{},
-		LogLevel: "info",
+		StateDir:    DefaultStateDir,
+		Socket:      DefaultSocket,
+		StatusPlist: DefaultStatusPlist,
+		UserMap:     map[string]string{},
+		LogLevel:    "info",
 	}
 }
 
@@ -224,6 +233,8 @@ func (c *Config) set(name string, v any) error {
 		c.StateDir, err = str()
 	case "Socket":
 		c.Socket, err = str()
+	case "StatusPlist":
+		c.StatusPlist, err = str()
 	case "ToolsDir":
 		c.ToolsDir, err = str()
 	case "LogLevel":
@@ -291,6 +302,9 @@ func (c *Config) Validate() error {
 		bad("Socket", "must be an absolute path, got %q", c.Socket)
 	} else if len(c.Socket) > maxSocketPath {
 		bad("Socket", "path is %d bytes; a unix socket path must be at most %d", len(c.Socket), maxSocketPath)
+	}
+	if c.StatusPlist != "" && (!filepath.IsAbs(c.StatusPlist) || strings.HasSuffix(c.StatusPlist, "/")) {
+		bad("StatusPlist", "must be an absolute path of a file, got %q", c.StatusPlist)
 	}
 	if c.ToolsDir != "" && !filepath.IsAbs(c.ToolsDir) {
 		bad("ToolsDir", "must be an absolute path, got %q", c.ToolsDir)
@@ -385,7 +399,7 @@ func (c *Config) Redacted() map[string]any {
 	}
 	return map[string]any{
 		"DirectoryURL": c.DirectoryURL, "EnrollmentToken": tok, "DirectoryCA": c.DirectoryCA,
-		"StateDir": c.StateDir, "Socket": c.Socket, "ToolsDir": c.ToolsDir,
+		"StateDir": c.StateDir, "Socket": c.Socket, "StatusPlist": c.StatusPlist, "ToolsDir": c.ToolsDir,
 		"UserMap": c.UserMap, "LogLevel": c.LogLevel, "Sources": c.Sources, "Deprecated": c.Deprecated,
 	}
 }

@@ -42,7 +42,7 @@ func TestManagedPreferencesWin(t *testing.T) {
 	if c.DirectoryUser("alice") != "alice.smith" || c.DirectoryUser("bob") != "bob" {
 		t.Fatalf("UserMap not applied: %v", c.UserMap)
 	}
-	if c.Socket == "" || c.StateDir == "" || c.LogLevel != "info" {
+	if c.Socket == "" || c.StateDir == "" || c.LogLevel != "info" || c.StatusPlist != DefaultStatusPlist {
 		t.Fatalf("defaults missing: %+v", c)
 	}
 	if string(c.EnrollmentToken) != "tok-123" {
@@ -73,6 +73,8 @@ func TestInvalid(t *testing.T) {
 		{"http scheme", `{"DirectoryURL":"https://dir.example.com"}`, "scheme must be wss://"},
 		{"relative socket", `{"DirectoryURL":"wss://d","Socket":"lockstepd.sock"}`, "Socket: must be an absolute path"},
 		{"long socket", `{"DirectoryURL":"wss://d","Socket":"/` + strings.Repeat("s", 120) + `"}`, "at most 103"},
+		{"relative status plist", `{"DirectoryURL":"wss://d","StatusPlist":"status.plist"}`, "StatusPlist: must be an absolute path of a file"},
+		{"status plist a directory", `{"DirectoryURL":"wss://d","StatusPlist":"/var/db/"}`, "StatusPlist: must be an absolute path of a file"},
 		{"bad level", `{"DirectoryURL":"wss://d","LogLevel":"chatty"}`, "LogLevel: must be debug"},
 		{"bad map", `{"DirectoryURL":"wss://d","UserMap":{"alice":7}}`, `value for "alice" must be a string`},
 		{"bad ca", `{"DirectoryURL":"wss://d","DirectoryCA":"` + ca + `"}`, "holds no PEM certificate"},
@@ -95,6 +97,19 @@ func TestDeprecatedKeyNeverStopsLockstepd(t *testing.T) {
 		c, err := Load(write(t, "c.json", `{"DirectoryURL":"wss://d","ExpiryWarningDays":`+v+`}`), "")
 		if err != nil || !slices.Equal(c.Deprecated, []string{"ExpiryWarningDays"}) {
 			t.Errorf("ExpiryWarningDays %s: %v, deprecated %v", v, err, c.Deprecated)
+		}
+	}
+}
+
+// IT may turn the status file off with an empty path, or move it.
+func TestStatusPlistOffOrMoved(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"DirectoryURL":"wss://d","StatusPlist":""}`:                       "",
+		`{"DirectoryURL":"wss://d","StatusPlist":"/var/db/lockstep.plist"}`: "/var/db/lockstep.plist",
+	} {
+		c, err := Load(write(t, "c.json", doc), "")
+		if err != nil || c.StatusPlist != want {
+			t.Errorf("%s: StatusPlist %q, err %v; want %q", doc, c.StatusPlist, err, want)
 		}
 	}
 }

@@ -379,12 +379,16 @@ func (e *Engine) Bound() []string {
 // Touch makes local a known account without asking the directory yet.
 func (e *Engine) Touch(local string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.accounts[local]; !ok {
+	_, known := e.accounts[local]
+	if !known {
 		e.recordLocked(local)
 		if err := e.saveLocked(); err != nil {
 			e.log.Error("account state not saved", "err", err)
 		}
+	}
+	e.mu.Unlock()
+	if !known {
+		e.opt.Emit(Event{Type: EventStatus})
 	}
 }
 
@@ -607,6 +611,10 @@ func (e *Engine) viewLocked(r *record) Account {
 			a.LastOperation = opFromJournal(ent)
 		}
 	}
+	if e.running[r.LocalUser] == nil && r.Dir != nil && !r.NotLinked {
+		inSync := !r.SyncNeeded
+		a.InSync = &inSync
+	}
 	switch {
 	case e.running[r.LocalUser] != nil:
 		a.State, a.Reason = StateBusy, T(codes.ReasonBusy)
@@ -637,6 +645,37 @@ func (e *Engine) viewLocked(r *record) Account {
 		a.State, a.Reason = StateInSync, T(codes.ReasonInSync)
 	}
 	return a
+}
+
+// NextChange says when, by the engine's clock, an account's state next
+// changes by the clock alone, with no push and no operation: a lock's
+// announced end, or the next local midnight while an account has an expiry
+// date (its days left, and in the warning window its state, change then).
+// ok is false when no state waits on the clock.
+func (e *Engine) NextChange() (at time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opt.Now()
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (!ok || t.Before(next)) {
+			next, ok = t, true
+		}
+	}
+	for _, r := range e.accounts {
+		d := r.Dir
+		if d == nil {
+			continue
+		}
+		if end := lockEnd(d.LockedUntil); d.Locked && end != nil {
+			consider(*end)
+		}
+		if d.ExpiresAt != nil {
+			y, m, day := now.Local().Date()
+			consider(time.Date(y, m, day+1, 0, 0, 0, 0, time.Local))
+		}
+	}
+	return next, ok
 }
 
 // daysUntil counts calendar days, in local time, from now to t: an expiry

@@ -201,11 +201,17 @@ type Place struct {
 
 // Account is what the user sees of one account.
 type Account struct {
-	LocalUser         string
-	DirectoryUser     string
-	DisplayName       string
-	State             string
-	Reason            Text
+	LocalUser     string
+	DirectoryUser string
+	DisplayName   string
+	State         string
+	Reason        Text
+	// InSync says whether every place holds the directory's password, as
+	// far as the engine knows: false while a sync is needed, whatever else
+	// applies (a lock, an expiry); nil while an operation runs (its outcome
+	// decides), and while the engine has no word from the directory or the
+	// directory does not link this Mac to the user.
+	InSync            *bool
 	MFA               bool
 	Temporary         bool
 	PasswordChangedAt *time.Time

@@ -263,8 +263,17 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) 
 	if q.User != "" {
 		v.Set("user", q.User)
 	}
+	if q.Actor != "" {
+		v.Set("actor", q.Actor)
+	}
+	if q.Event != "" {
+		v.Set("event", q.Event)
+	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.Format(time.RFC3339Nano))
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))

@@ -85,6 +85,10 @@ type User struct {
 	// (MFA is then true; after it codes are required and none can be
 	// given until MFA is reset again).
 	MFAEnrollBy *time.Time `json:"mfa_enroll_by,omitempty"`
+	// Expired is a password past its maximum age; GraceLogins how many
+	// more logins it allows (an LDAP directory's pwdGraceAuthNLimit).
+	Expired     bool `json:"expired,omitempty"`
+	GraceLogins int  `json:"grace_logins,omitempty"`
 }
 
 // Binding is one device a user is bound to, with what it has synced.
@@ -215,8 +219,14 @@ type EnrollToken struct {
 
 // AuditQuery filters the audit log; zero fields match everything.
 type AuditQuery struct {
-	User  string
+	User string
+	// Actor is who acted exactly ("admin:alice" for a console
+	// administrator, "admin" for the admin token); Event an event name.
+	Actor string
+	Event string
 	Since time.Time
+	// Until is exclusive; zero means now.
+	Until time.Time
 	Limit int
 }
 

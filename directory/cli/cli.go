@@ -8,6 +8,7 @@
 //	lockstep-directory device list|revoke|assign|unassign ...
 //	lockstep-directory policy show|set
 //	lockstep-directory audit
+//	lockstep-directory admin add|list|delete|recover ...   (the web console's administrators)
 //
 // Admin commands talk to the running server's admin API; they find it from
 // --data DIR alone (admin.json), or take --server URL --token-file F [--ca F].
@@ -42,6 +43,10 @@ const usage = `usage:
   lockstep-directory user mfa NAME --enable|--disable|--reset
   lockstep-directory user delete NAME
   lockstep-directory enroll-token create [--ttl DURATION] [--note TEXT] [--user NAME]...
+  lockstep-directory enroll-token list | revoke TOKEN_ID
+  lockstep-directory admin add NAME [--role admin|helpdesk|auditor]   (web console; password on stdin)
+  lockstep-directory admin list | delete NAME
+  lockstep-directory admin recover NAME      (break-glass: one-time password, TOTP cleared)
   lockstep-directory device list
   lockstep-directory device revoke DEVICE_ID
   lockstep-directory device assign|unassign DEVICE_ID USER
@@ -72,7 +77,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdin, stdout, stderr)
-	case "user", "enroll-token", "device", "policy", "audit":
+	case "user", "enroll-token", "device", "policy", "audit", "admin":
 		err = adminCommand(ctx, args, stdin, stdout, stderr)
 	case "version":
 		err = printVersion(stdout)

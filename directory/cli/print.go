@@ -76,6 +76,9 @@ func (p *printer) user(u *admin.User) error {
 	fmt.Fprintf(p.w, "password changed:  %s\n", u.PasswordChangedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(p.w, "expires:           %s\n", fmtTime(u.ExpiresAt))
 	fmt.Fprintf(p.w, "must change:       %s\n", yesNo(u.MustChange))
+	if u.Expired {
+		fmt.Fprintf(p.w, "expired:           yes, %d grace login(s) left\n", u.GraceLogins)
+	}
 	mfa := onOff(u.MFA)
 	if u.MFAEnrollBy != nil {
 		if u.MFAEnrollBy.After(time.Now()) {
@@ -121,7 +124,11 @@ func (p *printer) policy(pol protocol.Policy) error {
 		return p.encode(pol)
 	}
 	for _, r := range pol.Rules() {
-		fmt.Fprintf(p.w, "- %s (%s)\n", r.Message, r.Code)
+		mark := ""
+		if r.Lockstep {
+			mark = ", Lockstep's rule on top of the directory's"
+		}
+		fmt.Fprintf(p.w, "- %s (%s%s)\n", r.Message, r.Code, mark)
 	}
 	if pol.MaxAgeDays > 0 {
 		fmt.Fprintf(p.w, "passwords expire after %d days; agents warn %d days before\n", pol.MaxAgeDays, pol.ExpiryWarningDays)

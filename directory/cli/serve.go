@@ -53,6 +53,7 @@ var configFlags = map[string]string{
 	"DiskReserveMiB":       "disk-reserve-mib",
 	"DataDir":              "data",
 	"ResetLinkTTL":         "reset-link-ttl",
+	"WebIdleTimeout":       "web-idle-timeout",
 }
 
 // positiveFlags must be above zero: the directory takes a zero setting as
@@ -61,7 +62,7 @@ var configFlags = map[string]string{
 var positiveFlags = []string{"argon2-time", "argon2-memory-kib", "argon2-threads", "lockout-threshold", "lockout-window",
 	"lockout-duration", "account-rate-every", "account-rate-burst", "device-rate-every", "device-rate-burst",
 	"address-rate-every", "address-rate-burst", "ping-interval", "scan-interval", "shutdown-timeout", "request-timeout",
-	"audit-retention", "idempotency-retention", "max-conns-per-address", "reset-link-ttl"}
+	"audit-retention", "idempotency-retention", "max-conns-per-address", "reset-link-ttl", "web-idle-timeout"}
 
 func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -98,6 +99,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	dbURL := fs.String("database", "", "PostgreSQL connection string `URL` without a password (default: SQLite in --data)")
 	dbURLFile := fs.String("database-url-file", "", "read the PostgreSQL connection string, which may hold a password, from `FILE` (mode 0600; - for the first line of stdin)")
 	dbPassFile := fs.String("database-password-file", "", "read the PostgreSQL password from `FILE` (mode 0600; - for the first line of stdin)")
+	publicURL := fs.String("public-url", "", "the `URL` people reach the portal at, for the links in reset mail (default: the listener's address)")
+	webIdle := fs.Duration("web-idle-timeout", 15*time.Minute, "web console and portal sessions end after this long without a request")
 	masterKey := fs.String("master-key-file", "", "the master key `FILE` every replica of one database shares (default: DIR/server.key, made on first start)")
 	srcFlags := registerSourceFlags(fs)
 	mailFl := registerMailFlags(fs)
@@ -106,6 +109,9 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	if *data == "" {
 		return usageError("serve needs --data DIR")
+	}
+	if *publicURL != "" && (!strings.HasPrefix(*publicURL, "https://") || len(*publicURL) <= len("https://")) {
+		return usageError("--public-url must be an https:// URL, not %q", *publicURL)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
@@ -186,6 +192,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		DiskReserveMiB:       diskReserve,
 		PingInterval:         *ping,
 		ScanInterval:         *scan,
+		WebIdleTimeout:       *webIdle,
+		PublicURL:            *publicURL,
 		Source:               src,
 		Mailer:               mailerCfg,
 		ResetLinkTTL:         *mailFl.linkTTL,
@@ -213,12 +221,14 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "storage: SQLite in %s\n", *data)
 	}
 	if src != nil {
-		fmt.Fprintf(stdout, "passwords: Active Directory at %s, users under %s\n", *srcFlags.url, *srcFlags.baseDN)
+		fmt.Fprintf(stdout, "passwords: %s at %s, users under %s\n", src.Info().Name, *srcFlags.url, *srcFlags.baseDN)
 	}
 	if ca := srv.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "CA certificate for agents to trust: %s\n", ca)
 	}
 	fmt.Fprintf(stdout, "admin commands: lockstep-directory user list --data %s\n", *data)
+	fmt.Fprintf(stdout, "web console: %s/admin/ (first administrator: lockstep-directory admin add NAME --data %s); user portal: %s/\n",
+		directory.URL(ln.Addr()), *data, directory.URL(ln.Addr()))
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

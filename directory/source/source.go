@@ -1,6 +1,6 @@
 // Package source is the contract between lockstep-directory's hub and the
 // directory that holds the passwords: its own store, Active Directory
-// (package ad) or, later, OpenLDAP.
+// (package ad) or OpenLDAP (package ldap).
 //
 // The hub (the agent websocket, the admin API, the CLI and the web console
 // through them) knows only this interface. It keeps what is Lockstep's own
@@ -67,13 +67,23 @@ type Source interface {
 	// may report a change twice or one of its own: the hub compares with
 	// what it recorded. It returns ctx's error; a source with no other
 	// writer (the built-in store) just waits.
-	Watch(ctx context.Context, fn func(Event)) error
+	//
+	// from is the last Event.Checkpoint the hub stored (nil at first): a
+	// source that can resume (OpenLDAP's sync cookie) reports only what
+	// changed since; one that cannot reports every user at start.
+	Watch(ctx context.Context, from []byte, fn func(Event)) error
 }
 
 // Info describes a source.
 type Info struct {
-	// Kind names it in logs and answers: "builtin", "ad".
+	// Kind names it in logs and answers: "builtin", "ad", "ldap".
 	Kind string
+	// Name names it for people: "Lockstep's own store", "Active
+	// Directory", "OpenLDAP".
+	Name string
+	// UserAttr is the attribute users are found by (AD: sAMAccountName;
+	// OpenLDAP: uid by default), for messages to administrators.
+	UserAttr string
 	// ManagesUsers is false when users are created and deleted in the
 	// source's own tools (Active Directory), not through Lockstep.
 	ManagesUsers bool
@@ -85,6 +95,11 @@ type Info struct {
 	// ManagesPolicy is false when the policy is the source's own (AD's
 	// domain and fine-grained policies) and cannot be set in Lockstep.
 	ManagesPolicy bool
+	// ExtraRules is true when the policy is the source's but Lockstep's
+	// own rules may be added on top (ppolicy has no character classes):
+	// the hub keeps them, enforces them before a password is sent, and
+	// marks them as Lockstep's.
+	ExtraRules bool
 }
 
 // Attempt says who is trying a password.
@@ -127,6 +142,9 @@ type Account struct {
 	MustChange bool
 	// Expired tells an expired password from a temporary one.
 	Expired bool
+	// GraceLogins is how many more logins an expired password allows
+	// (ppolicy's graceAuthNsRemaining); 0 when none.
+	GraceLogins int
 	// Locked is a lockout in force; LockedUntil its end, nil until an
 	// administrator unlocks it.
 	Locked      bool
@@ -177,6 +195,10 @@ type Event struct {
 	Account Account
 	// Policy means the default or a fine-grained policy changed.
 	Policy bool
+	// Checkpoint, when set, is where the source can resume watching: the
+	// hub stores it once it has handled every event before it, and gives
+	// it back to the next Watch (after a restart).
+	Checkpoint []byte
 }
 
 // Errors a source returns; callers test them with errors.Is or errors.As.

@@ -306,6 +306,7 @@ ALTER TABLE enroll_tokens ADD COLUMN users text[] NOT NULL DEFAULT '{}';
 CREATE INDEX idempotency_device ON idempotency (device_id, created_at);`,
 	pgSchemaV3,
 	pgSchemaV4,
+	pgSchemaConsoleV1,
 }
 
 // migrateLock is the advisory lock key held while migrating ("lockstep").
@@ -992,6 +993,20 @@ func (t *pgTx) Setting(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
+func (t *pgTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return t.fail(err, "storing setting "+name)
+	}
+	if strings.HasPrefix(name, PolicySettingPrefix) {
+		t.policy = true // replicas reload their policy
+	}
+	return nil
+}
+
 func (t *pgTx) CreateSetting(ctx context.Context, name string, value []byte) error {
 	if value == nil {
 		value = []byte{}
@@ -1041,9 +1056,16 @@ func (t *pgTx) PruneAudit(ctx context.Context, before time.Time, limit int) (int
 func (t *pgTx) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	q := `SELECT id, at, event, actor, user_name, device, source, detail::text FROM audit WHERE at >= $1`
 	args := []any{pgTime(f.Since)}
-	if f.User != "" {
-		q += ` AND user_name = $2`
-		args = append(args, f.User)
+	for _, c := range []struct {
+		col string
+		v   any
+		set bool
+	}{{"user_name =", f.User, f.User != ""}, {"actor =", f.Actor, f.Actor != ""}, {"event =", f.Event, f.Event != ""},
+		{"at <", pgTime(f.Until), !f.Until.IsZero()}} {
+		if c.set {
+			args = append(args, c.v)
+			q += fmt.Sprintf(` AND %s $%d`, c.col, len(args))
+		}
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -149,7 +149,7 @@ func constraint(err error) bool {
 // user_version. Entries are never edited once released: a change is a new
 // entry. The first is idempotent, so a database made before versions were
 // recorded (user_version 0) passes through it unchanged.
-var sqliteMigrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
+var sqliteMigrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaConsoleV1}
 
 const schemaV1 = `
 CREATE TABLE IF NOT EXISTS users (
@@ -767,6 +767,17 @@ func (t *sqliteTx) Setting(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
+func (t *sqliteTx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value=excluded.value`, name, value); err != nil {
+		return fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	return nil
+}
+
 func (t *sqliteTx) CreateSetting(ctx context.Context, name string, value []byte) error {
 	if value == nil {
 		value = []byte{}
@@ -819,6 +830,18 @@ func (t *sqliteTx) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent
 	if f.User != "" {
 		q += ` AND user = ?`
 		args = append(args, f.User)
+	}
+	if f.Actor != "" {
+		q += ` AND actor = ?`
+		args = append(args, f.Actor)
+	}
+	if f.Event != "" {
+		q += ` AND event = ?`
+		args = append(args, f.Event)
+	}
+	if !f.Until.IsZero() {
+		q += ` AND at < ?`
+		args = append(args, ts(f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -23,6 +23,10 @@ var (
 	ErrExists   = errors.New("already exists")
 )
 
+// PolicySettingPrefix starts the names of settings that are part of the
+// password policy (PutSetting).
+const PolicySettingPrefix = "policy."
+
 // Store opens transactions. Update runs fn in a read-write transaction that
 // commits when fn returns nil and rolls back otherwise; View runs a read-only
 // one. fn may be called again when the backend asks for a retry, so it must
@@ -102,6 +106,10 @@ type Tx interface {
 	// CreateSetting stores a named value once: ErrExists when the name is
 	// already set (by this process or, with a shared database, another).
 	CreateSetting(ctx context.Context, name string, value []byte) error
+	// PutSetting stores a named value, replacing the one before; a name
+	// that starts with PolicySettingPrefix is part of the policy (other
+	// replicas reload theirs, as after SetPolicy).
+	PutSetting(ctx context.Context, name string, value []byte) error
 
 	// SourceAccount returns what the hub recorded of a user's account in
 	// the source, or ErrNotFound; PutSourceAccount stores it.
@@ -138,6 +146,8 @@ type Tx interface {
 	// PruneAudit deletes at most limit events older than before, oldest
 	// first, and says how many it deleted.
 	PruneAudit(ctx context.Context, before time.Time, limit int) (int, error)
+
+	ConsoleTx
 }
 
 // Change is what other directory replicas committed to a shared database
@@ -271,6 +281,9 @@ type EnrollToken struct {
 	DeviceID  string
 	// Users are bound to the device that enrolls with the token.
 	Users []string
+	// RevokedAt is when an administrator revoked the unused token (zero:
+	// not revoked); it then expired at once.
+	RevokedAt time.Time
 }
 
 // IdempotencyRecord remembers the first outcome of a mutating request.
@@ -322,7 +335,13 @@ type AuditEvent struct {
 
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
-	User  string
+	User string
+	// Actor matches the actor exactly ("admin:alice" for a console
+	// administrator); Event the event's name.
+	Actor string
+	Event string
+	// Since and Until bound the time (Until exclusive; zero: now).
 	Since time.Time
+	Until time.Time
 	Limit int
 }

@@ -363,6 +363,15 @@ func TestSettingsAndIdempotency(t *testing.T) {
 			if v, err := tx.Setting(ctx, "k"); err != nil || string(v) != "v1" {
 				return fmt.Errorf("setting %q %v", v, err)
 			}
+			// PutSetting replaces a value (a source's sync checkpoint).
+			for _, v := range []string{"c1", "c2"} {
+				if err := tx.PutSetting(ctx, "cp", []byte(v)); err != nil {
+					return err
+				}
+			}
+			if v, err := tx.Setting(ctx, "cp"); err != nil || string(v) != "c2" {
+				return fmt.Errorf("put setting: %q %v", v, err)
+			}
 			err := tx.PutIdempotency(ctx, IdempotencyRecord{DeviceID: "d", Key: "k1", Fingerprint: []byte("g"), Outcome: []byte("o2"), CreatedAt: t0}, 10)
 			if !errors.Is(err, ErrExists) {
 				return fmt.Errorf("second record: %v", err)

@@ -48,6 +48,11 @@ const (
 	LocalConfigPath = SupportDir + "/config.plist"
 	// StateDir is the daemon's default state directory.
 	StateDir = SupportDir
+	// StatusPlist is the daemon's default status file: the non-secret sync
+	// state of every account, world-readable, for MDM inventory (Jamf Pro
+	// extension attributes, osquery's plist table). SupportDir is 0755, so
+	// every local user and tool can read it.
+	StatusPlist = SupportDir + "/status.plist"
 	// CLILink is the symlink the postinstall makes to CLIPath.
 	CLILink = "/usr/local/bin/lockstep"
 	// DaemonPlistPath is the LaunchDaemon property list.

@@ -82,6 +82,11 @@ func Markdown() []byte {
 	fmt.Fprintf(&b, "  it to the MDM. `lockstep-pkg profile` writes a filled one.\n")
 	fmt.Fprintf(&b, "- `%s.schema.json`: a JSON schema (Jamf Pro \"Application & Custom Settings\" → External\n", Domain)
 	fmt.Fprintf(&b, "  Applications → Custom Schema, preference domain `%s`).\n", Domain)
+	fmt.Fprintf(&b, "- `jamf-ea-password-in-sync.sh`: a Jamf Pro extension attribute (String, Script) that reads the\n")
+	fmt.Fprintf(&b, "  status file (`%s`) and prints `<result>true</result>`, `false` or `unknown`.\n", KeyStatusPlist)
+	fmt.Fprintf(&b, "- `osquery-lockstep-status.sql` (and `fleet-lockstep-status.yml`, the same for `fleetctl apply`):\n")
+	fmt.Fprintf(&b, "  each account's sync state from osquery's `plist` table; `osquery-lockstep-in-sync-policy.sql`: a\n")
+	fmt.Fprintf(&b, "  policy that returns a row when every account is in sync.\n")
 	return b.Bytes()
 }
 

@@ -47,6 +47,7 @@ const (
 	KeyDirectoryCA       = "DirectoryCA"
 	KeyStateDir          = "StateDir"
 	KeySocket            = "Socket"
+	KeyStatusPlist       = "StatusPlist"
 	KeyToolsDir          = "ToolsDir"
 	KeyExpiryWarningDays = "ExpiryWarningDays"
 	KeyUserMap           = "UserMap"
@@ -110,6 +111,11 @@ var keys = []Key{
 		Name: KeySocket, Type: String, Default: layout.Socket, AbsolutePath: true, MaxLen: MaxSocketPath,
 		Title:       "Local API socket",
 		Description: "Unix socket of the local API used by the menu-bar app and the lockstep CLI.",
+	},
+	{
+		Name: KeyStatusPlist, Type: String, Default: layout.StatusPlist, AbsolutePath: true,
+		Title:       "Status file for MDM",
+		Description: "Absolute path of the property list where lockstepd keeps each account's sync state (passwordInSync, state, places, last sync) for MDM inventory: root-owned, readable by everyone, no secret. Read by the Jamf Pro extension attribute and the osquery query in packaging/mdm/. An empty string writes none.",
 	},
 	{
 		Name: KeyToolsDir, Type: String, Default: "", Internal: true, AbsolutePath: true,

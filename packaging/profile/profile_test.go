@@ -95,7 +95,7 @@ func TestDefaultsAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"StateDir": "/Library/Application Support/Lockstep", "Socket": "/var/run/lockstepd.sock",
-		"LogLevel": "info", "ToolsDir": ""}
+		"LogLevel": "info", "ToolsDir": "", "StatusPlist": "/Library/Application Support/Lockstep/status.plist"}
 	for k, v := range want {
 		if d[k] != v {
 			t.Errorf("default %s = %v, want %v", k, d[k], v)

@@ -246,6 +246,7 @@ func installed(t *testing.T) *fakeMac {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
 	m.write("/var/run/lockstepd.sock", "", 0o666)
+	m.write("/Library/Application Support/Lockstep/status.plist", "<plist/>", 0o644)
 	m.write("/Library/Application Support/Lockstep/journal/op-1.json", "{}", 0o600)
 	m.write("/Library/Application Support/Lockstep/config.plist", "<plist/>", 0o600)
 	m.write("/Library/Logs/Lockstep/lockstepd.log", "log", 0o644)
@@ -288,7 +289,7 @@ func TestUninstallKeepState(t *testing.T) {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
 	for _, p := range []string{m.vars.DaemonPlist, m.vars.AgentPlist, m.vars.AppPath, m.vars.CLILink, m.vars.Socket,
-		m.vars.DaemonPath, m.vars.CLIPath, m.vars.UninstallScript} {
+		m.vars.DaemonPath, m.vars.CLIPath, m.vars.UninstallScript, m.vars.StatusPlist} {
 		if exists(p) {
 			t.Errorf("%s left behind", p)
 		}

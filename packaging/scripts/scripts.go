@@ -44,6 +44,9 @@ type Vars struct {
 	LogDir          string
 	InstallLog      string
 	Socket          string
+	// StatusPlist is lockstepd's status file for MDM, removed with the
+	// daemon so that inventory stops reporting a Mac as in sync.
+	StatusPlist string
 	// Console is the console device whose owner is the GUI user.
 	Console string
 	// SetupDone exists once Setup Assistant has finished.
@@ -72,6 +75,7 @@ func Production(version string) Vars {
 		LogDir:          layout.LogDir,
 		InstallLog:      layout.InstallLog,
 		Socket:          layout.Socket,
+		StatusPlist:     layout.StatusPlist,
 		Console:         "/dev/console",
 		SetupDone:       "/var/db/.AppleSetupDone",
 		BootstrapTries:  30,
@@ -84,7 +88,7 @@ func (v Vars) Rooted(root string) Vars {
 	r := v
 	for _, p := range []*string{&r.SupportDir, &r.DaemonPath, &r.CLIPath, &r.CLILink, &r.UninstallScript,
 		&r.DaemonPlist, &r.AgentPlist, &r.AppPath, &r.AppExecutable, &r.LogDir, &r.InstallLog, &r.Socket,
-		&r.Console, &r.SetupDone} {
+		&r.StatusPlist, &r.Console, &r.SetupDone} {
 		*p = root + *p
 	}
 	return r

@@ -66,6 +66,7 @@ var (
 	zone   = time.Local
 	now    = time.Now
 	inUse  []string
+	lang   = "en"
 )
 
 func init() { Use(Settings{}) }
@@ -74,8 +75,10 @@ func init() { Use(Settings{}) }
 // reader is.
 type Settings struct {
 	// Languages are BCP 47 tags or POSIX locales ("de_DE.UTF-8"), best
-	// first; the first with a translation is used, else English. Pseudo
-	// selects the pseudo-locale.
+	// first, as macOS's AppleLanguages lists them; the first whose language
+	// has a translation is used ("de-CH" is said in German), else English.
+	// A string a translation lacks is said in English. Pseudo selects the
+	// pseudo-locale.
 	Languages []string
 	// Zone is where times are shown (nil: local time).
 	Zone *time.Location
@@ -84,18 +87,24 @@ type Settings struct {
 }
 
 // Use sets how everything is rendered from now on.
-func Use(s Settings) {
+func Use(s Settings) { use(translations, s) }
+
+// use loads the translations in fsys (translations/*.json) and renders in
+// the first of s.Languages that has one.
+func use(fsys fs.FS, s Settings) {
 	langs, where := s.Languages, s.Zone
 	b := i18n.NewBundle(language.English)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)
-	files, _ := fs.Glob(translations, "translations/*.json")
+	shipped := map[string]bool{"en": true}
+	files, _ := fs.Glob(fsys, "translations/*.json")
 	for _, f := range files {
 		if strings.HasSuffix(f, "/en.json") {
 			continue // the template is English itself
 		}
-		if _, err := b.LoadMessageFileFS(translations, f); err != nil {
+		if _, err := b.LoadMessageFileFS(fsys, f); err != nil {
 			panic(fmt.Sprintf("translation %s: %v", f, err))
 		}
+		shipped[strings.TrimSuffix(strings.TrimPrefix(f, "translations/"), ".json")] = true
 	}
 	tags := make([]string, 0, len(langs))
 	ps := false
@@ -105,6 +114,7 @@ func Use(s Settings) {
 		}
 		tags = append(tags, posixToBCP47(l))
 	}
+	chosen := choose(tags, shipped)
 	if where == nil {
 		where = time.Local
 	}
@@ -113,9 +123,40 @@ func Use(s Settings) {
 		clock = time.Now
 	}
 	mu.Lock()
-	bundle, loc, pseudo, zone, now = b, i18n.NewLocalizer(b, tags...), ps, where, clock
+	bundle, loc, pseudo, zone, now = b, i18n.NewLocalizer(b, chosen), ps, where, clock
+	lang = chosen
 	inUse = append(tags, "en")
 	mu.Unlock()
+}
+
+// choose returns the base language of the first preference that has a
+// translation: macOS lists regional variants ("de-CH", "fr-CA", "es-419",
+// "ja-JP"), and each is said in its language's one catalogue. English when
+// none has one. This is done here rather than left to go-i18n's matcher,
+// which weighs every preference and may prefer a later one.
+func choose(prefs []string, shipped map[string]bool) string {
+	for _, p := range prefs {
+		t, err := language.Parse(p)
+		if err != nil {
+			continue
+		}
+		base, conf := t.Base()
+		if conf == language.No {
+			continue
+		}
+		if shipped[base.String()] {
+			return base.String()
+		}
+	}
+	return "en"
+}
+
+// Language is the language everything is rendered in now: "en" or the
+// tag of a shipped translation.
+func Language() string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return lang
 }
 
 // posixToBCP47 turns "de_DE.UTF-8" into "de-DE".
@@ -182,6 +223,9 @@ func (m Message) render(data map[string]any, count any) string {
 	dm := &i18n.Message{ID: m.id, Other: m.other, One: m.one}
 	out, err := l.Localize(&i18n.LocalizeConfig{DefaultMessage: dm, TemplateData: data, PluralCount: count})
 	if err != nil {
+		if fallback != nil {
+			fallback(m.id, err)
+		}
 		// A translation that does not render falls back to English.
 		src := m.other
 		if count == 1 && m.one != "" {
@@ -191,6 +235,10 @@ func (m Message) render(data map[string]any, count any) string {
 	}
 	return out
 }
+
+// fallback, when set (by tests), hears of every message said in English
+// because its translation did not render.
+var fallback func(id string, err error)
 
 func execute(id, src string, data map[string]any) string {
 	t, err := template.New(id).Option("missingkey=zero").Parse(src)

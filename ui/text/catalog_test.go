@@ -171,7 +171,7 @@ func bad(s string) string {
 		return "empty"
 	case strings.Contains(s, "<no value>"), strings.Contains(s, "{{"), strings.Contains(s, "%!"):
 		return "unfilled template"
-	case strings.Contains(s, "Lockstep reports “"):
+	case strings.Contains(s, strings.SplitN(Unknown.S(map[string]any{"code": "\x00"}), "\x00", 2)[0]):
 		return "unknown code"
 	case strings.Contains(s, "(<nil>)"), strings.Contains(s, "<nil>"):
 		return "a nil value shown"
@@ -182,8 +182,9 @@ func bad(s string) string {
 // Every Text code lockstepd can send renders, with each of its parameter
 // sets, to a whole sentence that shows its data; the app and the CLI both
 // say Texts through Render.
-func TestEveryTextRenders(t *testing.T) {
-	Use(Settings{Zone: time.UTC, Now: func() time.Time { return t0 }})
+func TestEveryTextRenders(t *testing.T) { inEachLanguage(t, everyTextRenders) }
+
+func everyTextRenders(t *testing.T) {
 	n := 0
 	for _, code := range slices.Sorted(maps.Keys(codes.Texts)) {
 		for _, p := range sets(t, code, codes.Texts[code]) {
@@ -207,8 +208,9 @@ func TestEveryTextRenders(t *testing.T) {
 
 // Every error lockstepd can send, with each parameter set, in each window
 // it can reach, has its own sentence and belongs to a box or the window.
-func TestEveryErrorRenders(t *testing.T) {
-	Use(Settings{Zone: time.UTC, Now: func() time.Time { return t0 }})
+func TestEveryErrorRenders(t *testing.T) { inEachLanguage(t, everyErrorRenders) }
+
+func everyErrorRenders(t *testing.T) {
 	// Directory codes the Mac cannot act on are said generically.
 	generic := map[string]bool{protocol.CodeInternal: true, protocol.CodeUnsupported: true,
 		protocol.CodeUnauthorized: true, protocol.CodeIdempotencyReuse: true}
@@ -248,8 +250,9 @@ func TestEveryErrorRenders(t *testing.T) {
 }
 
 // Each notice kind has a title and a body, for each of its parameters.
-func TestEveryNoticeRenders(t *testing.T) {
-	Use(Settings{Zone: time.UTC, Now: func() time.Time { return t0 }})
+func TestEveryNoticeRenders(t *testing.T) { inEachLanguage(t, everyNoticeRenders) }
+
+func everyNoticeRenders(t *testing.T) {
 	for _, n := range []localapi.Notice{
 		{Kind: localapi.NoticeReset}, {Kind: localapi.NoticeReset, Params: map[string]string{"temporary": "true"}},
 		{Kind: localapi.NoticeSynced},
@@ -267,7 +270,9 @@ func TestEveryNoticeRenders(t *testing.T) {
 }
 
 // Every rule of the directory's policy is said, with its numbers.
-func TestEveryRuleRenders(t *testing.T) {
+func TestEveryRuleRenders(t *testing.T) { inEachLanguage(t, everyRuleRenders) }
+
+func everyRuleRenders(t *testing.T) {
 	p := protocol.DefaultPolicy()
 	p.RequireSymbol, p.DisallowUsername, p.HistoryCount = true, true, 5
 	p.MinCategories, p.DisallowNameParts, p.MinAgeDays = 3, true, 1
@@ -294,17 +299,5 @@ func TestPseudoLocaleMarksEveryMessage(t *testing.T) {
 	}
 	if got := Render(localapi.Text{Code: codes.ReasonInSync}); !IsPseudo(got) || strings.Contains(got, "Every place") {
 		t.Errorf("pseudo render %q", got)
-	}
-}
-
-// The user's languages pick the translation; English is the fallback.
-func TestLanguagesInUse(t *testing.T) {
-	Use(Settings{Languages: []string{"de_DE.UTF-8", "fr"}})
-	defer Use(Settings{})
-	if got := InUse(); !slices.Equal(got, []string{"de-DE", "fr", "en"}) {
-		t.Errorf("InUse = %v", got)
-	}
-	if got := ReasonInSync.S(); got != "Every place uses your directory password." {
-		t.Errorf("no translation shipped, want English: %q", got)
 	}
 }

@@ -245,8 +245,17 @@ var byCode = map[string]Message{
 	codes.ServiceUncheckable: ServiceUncheckable, codes.ServiceNotUsable: ServiceNotUsable,
 }
 
-// RuleText says a password rule of the directory's policy p.
+// RuleText says a password rule of the directory's policy p, marked as
+// Lockstep's when it is Lockstep's own on top of the directory's.
 func RuleText(code string, p protocol.Policy) string {
+	said := ruleText(code, p)
+	if p.IsLockstep(code) {
+		return RuleLockstep.S(map[string]any{"Rule": said})
+	}
+	return said
+}
+
+func ruleText(code string, p protocol.Policy) string {
 	switch code {
 	case protocol.RuleMinLength:
 		return RuleMinLength.N(p.MinLength)
@@ -303,4 +312,7 @@ var (
 	RuleCategories   = PM("rule.categories", "Characters of {{.N}} kind: uppercase, lowercase, number, symbol, other letter", "Characters of {{.N}} kinds: uppercase, lowercase, number, symbol, other letter")
 	RuleNotNameParts = M("rule.not_name_parts", "Does not contain a part of your name")
 	RuleMinAge       = PM("rule.min_age", "At least {{.N}} day since the last change", "At least {{.N}} days since the last change")
+	// RuleLockstep marks a rule Lockstep adds on top of the directory's
+	// own policy (an OpenLDAP directory has no character classes).
+	RuleLockstep = M("rule.lockstep", "{{.Rule}} — Lockstep's rule, on top of the directory's")
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 )
 
 // userAttrs are what the source reads of a user.
@@ -50,13 +51,13 @@ func (s *Source) find(ctx context.Context, name string) (*ldap.Entry, error) {
 		return nil, source.ErrUnknownUser
 	}
 	var es []*ldap.Entry
-	err := s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		es, err = s.d.search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, s.userFilter(name), userAttrs)
+		es, err = s.d.Search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, s.userFilter(name), userAttrs)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("looking up "+name, err)
+		return nil, ldapconn.Unavailable("looking up "+name, err)
 	}
 	switch len(es) {
 	case 0:
@@ -69,9 +70,9 @@ func (s *Source) find(ctx context.Context, name string) (*ldap.Entry, error) {
 	// msDS-ResultantPSO is constructed: some DCs give it on base reads only.
 	if e.GetAttributeValue("msDS-ResultantPSO") == "" {
 		var base []*ldap.Entry
-		if err := s.svc.do(ctx, func(c *ldap.Conn) error {
+		if err := s.svc.Do(ctx, func(c *ldap.Conn) error {
 			var err error
-			base, err = s.d.search(c, e.DN, ldap.ScopeBaseObject, "(objectClass=*)", []string{"msDS-ResultantPSO"})
+			base, err = s.d.Search(c, e.DN, ldap.ScopeBaseObject, "(objectClass=*)", []string{"msDS-ResultantPSO"})
 			return err
 		}); err == nil && len(base) == 1 {
 			if v := base[0].GetAttributeValue("msDS-ResultantPSO"); v != "" {
@@ -88,24 +89,24 @@ func (s *Source) Account(ctx context.Context, user string) (source.Account, erro
 	if err != nil {
 		return source.Account{}, err
 	}
-	s.watcher.watchContainer(parentDN(e.DN))
+	s.watcher.watchContainer(ldapconn.ParentDN(e.DN))
 	return s.account(ctx, e), nil
 }
 
 // Accounts implements source.Source.
 func (s *Source) Accounts(ctx context.Context) ([]source.Account, error) {
 	var es []*ldap.Entry
-	err := s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		es, err = s.d.search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, "(&"+s.filter+")(sAMAccountName=*))", userAttrs)
+		es, err = s.d.Search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, "(&"+s.filter+")(sAMAccountName=*))", userAttrs)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("listing users", err)
+		return nil, ldapconn.Unavailable("listing users", err)
 	}
 	out := make([]source.Account, 0, len(es))
 	for _, e := range es {
-		s.watcher.watchContainer(parentDN(e.DN))
+		s.watcher.watchContainer(ldapconn.ParentDN(e.DN))
 		out = append(out, s.account(ctx, e))
 	}
 	return out, nil
@@ -119,14 +120,14 @@ func (s *Source) AccountsByEmail(ctx context.Context, email string) ([]source.Ac
 		return nil, nil
 	}
 	var es []*ldap.Entry
-	err := s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		es, err = s.d.search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree,
+		es, err = s.d.Search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree,
 			"(&"+s.filter+")(sAMAccountName=*)(mail="+ldap.EscapeFilter(email)+"))", userAttrs)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("looking up an address", err)
+		return nil, ldapconn.Unavailable("looking up an address", err)
 	}
 	out := make([]source.Account, 0, len(es))
 	for _, e := range es {

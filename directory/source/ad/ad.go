@@ -15,10 +15,7 @@ package ad
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -27,6 +24,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 )
 
 // Config configures the source. URL, BaseDN, BindDN and BindPassword are
@@ -60,30 +58,17 @@ type Config struct {
 
 // ConfigError is a setting the DC or the checks refused; Field names the
 // Config field, so that a command line can name its flag.
-type ConfigError struct {
-	Field   string
-	Problem string
-	Err     error
-}
-
-func (e *ConfigError) Error() string {
-	if e.Err != nil {
-		return e.Field + " " + e.Problem + ": " + e.Err.Error()
-	}
-	return e.Field + " " + e.Problem
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+type ConfigError = ldapconn.ConfigError
 
 // Source is Active Directory.
 type Source struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
-	d      *dialer
-	svc    *service
-	binds  chan *ldap.Conn // idle connections for user binds
-	ops    counters
+	d      *ldapconn.Dialer
+	svc    *ldapconn.Service
+	binds  *ldapconn.Pool // idle connections for user binds
+	ops    ldapconn.Counters
 	filter string // the users-in-scope filter, without the name
 	caps   capabilities
 
@@ -134,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if _, err := ldap.ParseDN(cfg.BaseDN); err != nil {
 		return nil, &ConfigError{Field: "BaseDN", Problem: "is not a distinguished name", Err: err}
 	}
-	s := &Source{cfg: cfg, log: cfg.Log, now: cfg.Now, binds: make(chan *ldap.Conn, 4), psos: map[string]source.Policy{}}
+	s := &Source{cfg: cfg, log: cfg.Log, now: cfg.Now, psos: map[string]source.Policy{}}
 	s.filter = "(&(objectCategory=person)(objectClass=user)"
 	if f := strings.TrimSpace(cfg.UserFilter); f != "" {
 		if !strings.HasPrefix(f, "(") {
@@ -145,18 +130,18 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		}
 		s.filter += f
 	}
-	d, err := newDialer(cfg.URL, cfg.CAFile, cfg.Timeout, &s.ops)
+	d, err := ldapconn.NewDialer(cfg.URL, cfg.CAFile, cfg.Timeout, &s.ops)
 	if err != nil {
 		return nil, err
 	}
-	s.d = d
-	s.svc = &service{d: d, bindDN: cfg.BindDN, password: cfg.BindPassword}
+	s.d, s.binds = d, ldapconn.NewPool(d, 4)
+	s.svc = ldapconn.NewService(d, cfg.BindDN, cfg.BindPassword)
 	if err := s.check(ctx); err != nil {
-		s.svc.close()
+		s.svc.Close()
 		return nil, err
 	}
 	if _, err := s.loadPolicies(ctx); err != nil {
-		s.svc.close()
+		s.svc.Close()
 		return nil, err
 	}
 	s.watcher = newWatcher(s)
@@ -166,29 +151,19 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 // check connects, binds and reads the rootDSE and the base DN, turning
 // each failure into the setting it is about.
 func (s *Source) check(ctx context.Context) error {
-	c, err := s.d.dial(ctx)
+	c, err := s.d.Dial(ctx)
 	if err != nil {
-		var ce *tls.CertificateVerificationError
-		var ue x509.UnknownAuthorityError
-		var he x509.HostnameError
-		switch {
-		case errors.As(err, &ce) || errors.As(err, &ue):
-			field := "CAFile"
-			return &ConfigError{Field: field, Problem: "does not hold the CA that signed the domain controller's certificate", Err: err}
-		case errors.As(err, &he):
-			return &ConfigError{Field: "URL", Problem: "names a host the domain controller's certificate is not for", Err: err}
-		}
-		return &ConfigError{Field: "URL", Problem: "cannot be reached", Err: err}
+		return ldapconn.DialError(err, "the domain controller")
 	}
 	defer c.Close()
-	if err := s.d.bind(c, s.cfg.BindDN, s.cfg.BindPassword); err != nil {
+	if err := s.svc.BindAs(c); err != nil {
 		var le *ldap.Error
 		if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials {
 			return &ConfigError{Field: "BindPassword", Problem: "was refused for " + s.cfg.BindDN + " (" + bindReason(err) + ")", Err: err}
 		}
 		return &ConfigError{Field: "BindDN", Problem: "could not bind", Err: err}
 	}
-	root, err := s.d.search(c, "", ldap.ScopeBaseObject, "(objectClass=*)",
+	root, err := s.d.Search(c, "", ldap.ScopeBaseObject, "(objectClass=*)",
 		[]string{"supportedControl", "dsServiceName", "defaultNamingContext", "highestCommittedUSN"})
 	if err != nil || len(root) != 1 {
 		return &ConfigError{Field: "URL", Problem: "does not look like Active Directory (no rootDSE)", Err: err}
@@ -204,7 +179,7 @@ func (s *Source) check(ctx context.Context) error {
 		return &ConfigError{Field: "URL", Problem: "does not look like Active Directory (no defaultNamingContext)"}
 	}
 	s.caps.passwordsNC = "CN=Password Settings Container,CN=System," + s.caps.defaultNC
-	if _, err := s.d.search(c, s.cfg.BaseDN, ldap.ScopeBaseObject, "(objectClass=*)", []string{"objectClass"}); err != nil {
+	if _, err := s.d.Search(c, s.cfg.BaseDN, ldap.ScopeBaseObject, "(objectClass=*)", []string{"objectClass"}); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return &ConfigError{Field: "BaseDN", Problem: "does not exist in the directory", Err: err}
 		}
@@ -213,7 +188,7 @@ func (s *Source) check(ctx context.Context) error {
 	if !strings.HasSuffix(strings.ToLower(normDN(s.cfg.BaseDN)), strings.ToLower(normDN(s.caps.defaultNC))) {
 		return &ConfigError{Field: "BaseDN", Problem: "is not in the domain " + s.caps.defaultNC}
 	}
-	if _, err := s.d.search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, "(&"+s.filter+")(sAMAccountName=lockstep-probe-none))", []string{"dn"}); err != nil {
+	if _, err := s.d.Search(c, s.cfg.BaseDN, ldap.ScopeWholeSubtree, "(&"+s.filter+")(sAMAccountName=lockstep-probe-none))", []string{"dn"}); err != nil {
 		return &ConfigError{Field: "UserFilter", Problem: "was refused by the directory", Err: err}
 	}
 	s.log.Info("active directory connected", "url", s.cfg.URL, "dc", s.caps.service, "base_dn", s.cfg.BaseDN,
@@ -223,20 +198,14 @@ func (s *Source) check(ctx context.Context) error {
 
 // Info implements source.Source.
 func (s *Source) Info() source.Info {
-	return source.Info{Kind: "ad", ManagesUsers: false, External: true, ManagesPolicy: false}
+	return source.Info{Kind: "ad", Name: "Active Directory", UserAttr: "sAMAccountName", ManagesUsers: false, External: true, ManagesPolicy: false}
 }
 
 // Close ends every connection.
 func (s *Source) Close() error {
-	s.svc.close()
-	for {
-		select {
-		case c := <-s.binds:
-			c.Close()
-		default:
-			return nil
-		}
-	}
+	s.svc.Close()
+	s.binds.Close()
+	return nil
 }
 
 // Stats counts the LDAP operations made so far.
@@ -250,16 +219,11 @@ type Stats struct {
 
 // Stats returns the operation counts.
 func (s *Source) Stats() Stats {
-	st := Stats{Dials: s.ops.dials.Load(), Binds: s.ops.binds.Load(), Searches: s.ops.searches.Load(), Modifies: s.ops.modifies.Load()}
+	st := Stats{Dials: s.ops.Dials.Load(), Binds: s.ops.Binds.Load(), Searches: s.ops.Searches.Load(), Modifies: s.ops.Modifies.Load()}
 	if s.watcher != nil {
 		st.Notifications, st.Polling = s.watcher.state()
 	}
 	return st
-}
-
-// unavailable wraps an error of the DC as source.ErrUnavailable.
-func unavailable(what string, err error) error {
-	return fmt.Errorf("%s: %w: %v", what, source.ErrUnavailable, err)
 }
 
 // normDN removes spaces after commas, for suffix comparisons.
@@ -269,14 +233,4 @@ func normDN(dn string) string {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
 	return strings.Join(parts, ",")
-}
-
-// parentDN is the container of dn.
-func parentDN(dn string) string {
-	p, err := ldap.ParseDN(dn)
-	if err != nil || len(p.RDNs) < 2 {
-		return ""
-	}
-	out := &ldap.DN{RDNs: p.RDNs[1:]}
-	return out.String()
 }

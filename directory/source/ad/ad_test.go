@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-dev/lockstep/directory/source"
 	"github.com/lockstep-dev/lockstep/directory/source/sourcetest"
 	"github.com/lockstep-dev/lockstep/internal/tools/sambatest"
+	"github.com/lockstep-dev/lockstep/internal/tools/tcpproxy"
 )
 
 func TestMain(m *testing.M) { sambatest.Main(m) }
@@ -184,14 +185,14 @@ func setNotificationLimit(t *testing.T, dc *sambatest.DC, n int) {
 func TestPollingFallback(t *testing.T) {
 	e := newEnv(t)
 	setNotificationLimit(t, e.dc, 1)
-	logs := &syncBuffer{}
+	logs := &sourcetest.LogBuffer{}
 	s := e.source(t, func(c *Config) {
 		c.PollInterval = 300 * time.Millisecond
 		c.Log = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	u := e.dc.AddUser(t, e.ou, "poll", sourcetest.Password())
-	events := watch(t, s, u.Name)
-	waitFor(t, "the polling fallback", func() bool { return s.Stats().Polling })
+	events := sourcetest.Events(t, s, nil, u.Name)
+	sourcetest.WaitFor(t, "the polling fallback", func() bool { return s.Stats().Polling })
 	if !strings.Contains(logs.String(), "change notification refused by the domain controller, polling uSNChanged") {
 		t.Fatalf("the log does not say notification was refused:\n%s", logs)
 	}
@@ -215,8 +216,8 @@ func TestNoPollingWhileNotified(t *testing.T) {
 	e := newEnv(t)
 	s := e.source(t, nil)
 	u := e.dc.AddUser(t, e.ou, "idle", sourcetest.Password())
-	events := watch(t, s, u.Name)
-	waitFor(t, "notification searches", func() bool { n, _ := s.watcher.state(); return n >= 2 })
+	events := sourcetest.Events(t, s, nil, u.Name)
+	sourcetest.WaitFor(t, "notification searches", func() bool { n, _ := s.watcher.state(); return n >= 2 })
 	time.Sleep(500 * time.Millisecond) // the catch-up's searches end
 	before := s.Stats()
 	time.Sleep(3 * time.Second)
@@ -239,13 +240,13 @@ func TestNoPollingWhileNotified(t *testing.T) {
 // reported once it is back.
 func TestReconnectCatchUp(t *testing.T) {
 	e := newEnv(t)
-	p := newProxy(t, "127.0.0.1:636")
-	s := e.source(t, func(c *Config) { c.URL = "ldaps://127.0.0.1:" + p.port })
+	p := tcpproxy.New(t, "127.0.0.1:636")
+	s := e.source(t, func(c *Config) { c.URL = "ldaps://127.0.0.1:" + p.Port })
 	u := e.dc.AddUser(t, e.ou, "cut", sourcetest.Password())
-	events := watch(t, s, u.Name)
-	waitFor(t, "notification searches", func() bool { n, _ := s.watcher.state(); return n >= 2 })
-	p.cut(true) // every connection dropped, new ones refused
-	waitFor(t, "the watcher to notice", func() bool { n, _ := s.watcher.state(); return n == 0 })
+	events := sourcetest.Events(t, s, nil, u.Name)
+	sourcetest.WaitFor(t, "notification searches", func() bool { n, _ := s.watcher.state(); return n >= 2 })
+	p.Cut(true) // every connection dropped, new ones refused
+	sourcetest.WaitFor(t, "the watcher to notice", func() bool { n, _ := s.watcher.state(); return n == 0 })
 	e.dc.SetPassword(t, u.DN, sourcetest.Password(), true)
 	quiet := time.After(1500 * time.Millisecond)
 	for waiting := true; waiting; {
@@ -258,7 +259,7 @@ func TestReconnectCatchUp(t *testing.T) {
 			waiting = false
 		}
 	}
-	p.cut(false)
+	p.Cut(false)
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
@@ -311,7 +312,7 @@ func BenchmarkWatchIdle(b *testing.B) {
 		wctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		t0 := time.Now()
-		go func() { done <- s.Watch(wctx, func(source.Event) { events.Add(1) }) }()
+		go func() { done <- s.Watch(wctx, nil, func(source.Event) { events.Add(1) }) }()
 		for s.Stats().Notifications < 2 || events.Load() < users {
 			time.Sleep(20 * time.Millisecond)
 		}

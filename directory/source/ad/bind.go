@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 )
 
 // AD's bind sub-codes: the "data NNN" of an invalidCredentials (49)
@@ -62,40 +63,6 @@ func bindReason(err error) string {
 	return "refused"
 }
 
-// userConn returns an idle connection for a user bind, or a new one.
-func (s *Source) userConn(ctx context.Context) (*ldap.Conn, error) {
-	for {
-		select {
-		case c := <-s.binds:
-			if !c.IsClosing() {
-				return c, nil
-			}
-			c.Close()
-			continue
-		default:
-		}
-		c, err := s.d.dial(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
-}
-
-// release gives a user-bind connection back, or closes it. A connection
-// left bound as a user is never used for anything but the next user bind.
-func (s *Source) release(c *ldap.Conn) {
-	if c.IsClosing() {
-		c.Close()
-		return
-	}
-	select {
-	case s.binds <- c:
-	default:
-		c.Close()
-	}
-}
-
 // bindAs binds as the user at dn. It returns the connection, bound, when
 // the password is right and nothing stands in the way (the caller releases
 // it), and otherwise the bind's verdict: nil connection with must=true for
@@ -103,27 +70,27 @@ func (s *Source) release(c *ldap.Conn) {
 // (source.ErrWrongPassword, ErrDisabled, *LockedError is left to the
 // caller, which knows the account).
 func (s *Source) bindAs(ctx context.Context, dn string, password []byte) (c *ldap.Conn, sub string, err error) {
-	c, err = s.userConn(ctx)
+	c, err = s.binds.Get(ctx)
 	if err != nil {
-		return nil, "", unavailable("connecting for a user bind", err)
+		return nil, "", ldapconn.Unavailable("connecting for a user bind", err)
 	}
-	err = s.d.bind(c, dn, password)
+	_, err = s.d.Bind(c, dn, password)
 	if err == nil {
 		return c, "", nil
 	}
 	sub = subCode(err)
 	if sub == "" {
 		c.Close()
-		if isNetwork(err) {
-			return nil, "", unavailable("binding as a user", err)
+		if ldapconn.IsNetwork(err) {
+			return nil, "", ldapconn.Unavailable("binding as a user", err)
 		}
 		var le *ldap.Error
 		if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials {
 			return nil, subWrongPassword, nil
 		}
-		return nil, "", unavailable("binding as a user", err)
+		return nil, "", ldapconn.Unavailable("binding as a user", err)
 	}
-	s.release(c) // a refused bind leaves the connection anonymous
+	s.binds.Put(c) // a refused bind leaves the connection anonymous
 	return nil, sub, nil
 }
 
@@ -154,7 +121,7 @@ func (s *Source) Verify(ctx context.Context, user string, password []byte, _ sou
 		return source.Account{}, err
 	}
 	if c != nil {
-		s.release(c)
+		s.binds.Put(c)
 	}
 	if e == nil {
 		return source.Account{}, source.ErrUnknownUser

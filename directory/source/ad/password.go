@@ -6,11 +6,11 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -33,15 +33,6 @@ func unicodePwd(pw []byte) []byte {
 	return out
 }
 
-// view is a string sharing b's bytes (go-ldap takes attribute values as
-// strings): no copy is left behind when b is wiped.
-func view(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
-}
-
 // Change implements source.Source with AD's change operation: in one
 // modify, delete the current unicodePwd and add the new one, so that AD
 // checks the current password and applies its complexity, history and
@@ -61,7 +52,7 @@ func (s *Source) Change(ctx context.Context, user string, current, next []byte, 
 		return source.Account{}, err
 	}
 	if c != nil {
-		defer s.release(c)
+		defer s.binds.Put(c)
 	}
 	before, err := s.verdict(ctx, user, sub)
 	if err != nil {
@@ -76,21 +67,21 @@ func (s *Source) Change(ctx context.Context, user string, current, next []byte, 
 	defer clear(oldPwd)
 	defer clear(newPwd)
 	m := ldap.NewModifyRequest(e.DN, nil)
-	m.Delete("unicodePwd", []string{view(oldPwd)})
-	m.Add("unicodePwd", []string{view(newPwd)})
-	s.ops.modifies.Add(1)
+	m.Delete("unicodePwd", []string{ldapconn.View(oldPwd)})
+	m.Add("unicodePwd", []string{ldapconn.View(newPwd)})
+	s.ops.Modifies.Add(1)
 	if c != nil {
 		err = c.Modify(m)
 	} else {
-		err = s.svc.do(ctx, func(sc *ldap.Conn) error { return sc.Modify(m) })
+		err = s.svc.Do(ctx, func(sc *ldap.Conn) error { return sc.Modify(m) })
 	}
 	if err != nil {
-		if isNetwork(err) {
+		if ldapconn.IsNetwork(err) {
 			// The answer was lost: see whether AD took the change.
 			if after, aerr := s.Account(ctx, user); aerr == nil && after.Stamp != before.Stamp {
 				return s.committed(ctx, after, h)
 			}
-			return before, unavailable("changing the password", err)
+			return before, ldapconn.Unavailable("changing the password", err)
 		}
 		return before, s.changeError(ctx, err, before)
 	}
@@ -126,7 +117,7 @@ const (
 func (s *Source) changeError(ctx context.Context, err error, a source.Account) error {
 	var le *ldap.Error
 	if !errors.As(err, &le) {
-		return unavailable("changing the password", err)
+		return ldapconn.Unavailable("changing the password", err)
 	}
 	msg := ""
 	if le.Err != nil {
@@ -141,7 +132,7 @@ func (s *Source) changeError(ctx context.Context, err error, a source.Account) e
 	case le.ResultCode == ldap.LDAPResultInsufficientAccessRights || strings.Contains(msg, errInsuffAccess) || strings.Contains(msg, errAccessDenied):
 		return &source.NotPermittedError{Action: "change", Need: "the Change Password right (granted to Everyone by default)"}
 	}
-	return unavailable("changing the password", err)
+	return ldapconn.Unavailable("changing the password", err)
 }
 
 // policyError says which rules a refused password broke. Windows DCs say
@@ -197,12 +188,12 @@ func (s *Source) Reset(ctx context.Context, user string, password []byte, tempor
 	pwd := unicodePwd(password)
 	defer clear(pwd)
 	m := ldap.NewModifyRequest(e.DN, nil)
-	m.Replace("unicodePwd", []string{view(pwd)})
+	m.Replace("unicodePwd", []string{ldapconn.View(pwd)})
 	if temporary {
 		m.Replace("pwdLastSet", []string{"0"})
 	}
-	s.ops.modifies.Add(1)
-	if err := s.svc.do(ctx, func(c *ldap.Conn) error { return c.Modify(m) }); err != nil {
+	s.ops.Modifies.Add(1)
+	if err := s.svc.Do(ctx, func(c *ldap.Conn) error { return c.Modify(m) }); err != nil {
 		if denied(err) {
 			need := "the Reset Password right on the users' OU"
 			if temporary {
@@ -214,7 +205,7 @@ func (s *Source) Reset(ctx context.Context, user string, password []byte, tempor
 		if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultConstraintViolation {
 			return source.Account{}, s.policyError(ctx, strings.ToLower(le.Error()), s.account(ctx, e))
 		}
-		return source.Account{}, unavailable("resetting the password", err)
+		return source.Account{}, ldapconn.Unavailable("resetting the password", err)
 	}
 	a, err := s.Account(ctx, user)
 	if err != nil {
@@ -232,12 +223,12 @@ func (s *Source) Unlock(ctx context.Context, user string, h source.Hooks) (sourc
 	}
 	m := ldap.NewModifyRequest(e.DN, nil)
 	m.Replace("lockoutTime", []string{"0"})
-	s.ops.modifies.Add(1)
-	if err := s.svc.do(ctx, func(c *ldap.Conn) error { return c.Modify(m) }); err != nil {
+	s.ops.Modifies.Add(1)
+	if err := s.svc.Do(ctx, func(c *ldap.Conn) error { return c.Modify(m) }); err != nil {
 		if denied(err) {
 			return source.Account{}, &source.NotPermittedError{Action: "unlock accounts", Need: "Write lockoutTime on the users' OU"}
 		}
-		return source.Account{}, unavailable("unlocking the account", err)
+		return source.Account{}, ldapconn.Unavailable("unlocking the account", err)
 	}
 	a, err := s.Account(ctx, user)
 	if err != nil {

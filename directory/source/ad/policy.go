@@ -8,6 +8,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 	"github.com/lockstep-dev/lockstep/protocol"
 )
 
@@ -37,22 +38,22 @@ func (s *Source) Policy(ctx context.Context) (source.Policy, error) {
 // the bind account can read, and reports whether anything changed.
 func (s *Source) loadPolicies(ctx context.Context) (bool, error) {
 	var head, psos []*ldap.Entry
-	err := s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		if head, err = s.d.search(c, s.caps.defaultNC, ldap.ScopeBaseObject, "(objectClass=*)", domainPolicyAttrs); err != nil {
+		if head, err = s.d.Search(c, s.caps.defaultNC, ldap.ScopeBaseObject, "(objectClass=*)", domainPolicyAttrs); err != nil {
 			return err
 		}
-		psos, err = s.d.search(c, s.caps.passwordsNC, ldap.ScopeSingleLevel, "(objectClass=msDS-PasswordSettings)", psoAttrs)
+		psos, err = s.d.Search(c, s.caps.passwordsNC, ldap.ScopeSingleLevel, "(objectClass=msDS-PasswordSettings)", psoAttrs)
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || ldap.IsErrorWithCode(err, ldap.LDAPResultInsufficientAccessRights) {
 			psos, err = nil, nil // no PSOs, or none this account may read
 		}
 		return err
 	})
 	if err != nil {
-		return false, unavailable("reading the password policy", err)
+		return false, ldapconn.Unavailable("reading the password policy", err)
 	}
 	if len(head) != 1 {
-		return false, unavailable("reading the password policy", ldap.NewError(ldap.LDAPResultNoSuchObject, nil))
+		return false, ldapconn.Unavailable("reading the password policy", ldap.NewError(ldap.LDAPResultNoSuchObject, nil))
 	}
 	h := head[0]
 	dom := policyFrom(h.GetAttributeValue("minPwdLength"), attrInt(h, "pwdProperties")&domainPasswordComplex != 0,

@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockstep-dev/lockstep/directory/source"
+	"github.com/lockstep-dev/lockstep/directory/source/ldapconn"
 )
 
 // maxNotificationsPerConn is AD's default MaxNotificationPerConn (Samba's
@@ -80,8 +81,9 @@ func (w *watcher) targets() []string {
 	return out
 }
 
-// Watch implements source.Source.
-func (s *Source) Watch(ctx context.Context, fn func(source.Event)) error {
+// Watch implements source.Source. AD's notifications cannot resume (from
+// is ignored): at start every user in scope is reported.
+func (s *Source) Watch(ctx context.Context, _ []byte, fn func(source.Event)) error {
 	// Learn the containers of every user in scope first.
 	if _, err := s.Accounts(ctx); err != nil {
 		s.log.Warn("users not listed for watching; containers are added as users are read", "err", err)
@@ -159,11 +161,11 @@ func (w *watcher) notify(ctx context.Context, fn func(source.Event)) error {
 	start := func(base string, scope int) error {
 		i := len(conns) - 1
 		if i < 0 || perConn[i] >= maxNotificationsPerConn {
-			c, err := w.s.d.dial(sctx)
+			c, err := w.s.d.Dial(sctx)
 			if err != nil {
 				return err
 			}
-			if err := w.s.d.bind(c, w.s.cfg.BindDN, w.s.cfg.BindPassword); err != nil {
+			if err := w.s.svc.BindAs(c); err != nil {
 				c.Close()
 				return err
 			}
@@ -172,7 +174,7 @@ func (w *watcher) notify(ctx context.Context, fn func(source.Event)) error {
 			i++
 		}
 		perConn[i]++
-		w.s.ops.searches.Add(1)
+		w.s.ops.Searches.Add(1)
 		attrs := userAttrs
 		if scope == ldap.ScopeBaseObject {
 			attrs = domainPolicyAttrs
@@ -270,9 +272,9 @@ func (w *watcher) searchError(r result) error {
 // records the DC's highest USN.
 func (w *watcher) catchUp(ctx context.Context, fn func(source.Event)) error {
 	var root []*ldap.Entry
-	err := w.s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := w.s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		root, err = w.s.d.search(c, "", ldap.ScopeBaseObject, "(objectClass=*)", []string{"highestCommittedUSN", "dsServiceName"})
+		root, err = w.s.d.Search(c, "", ldap.ScopeBaseObject, "(objectClass=*)", []string{"highestCommittedUSN", "dsServiceName"})
 		return err
 	})
 	if err != nil || len(root) != 1 {
@@ -303,9 +305,9 @@ func (w *watcher) catchUp(ctx context.Context, fn func(source.Event)) error {
 func (w *watcher) changedSince(ctx context.Context, from int64, fn func(source.Event)) error {
 	var es []*ldap.Entry
 	f := "(&" + w.s.filter + ")(sAMAccountName=*)(uSNChanged>=" + strconv.FormatInt(from+1, 10) + "))"
-	err := w.s.svc.do(ctx, func(c *ldap.Conn) error {
+	err := w.s.svc.Do(ctx, func(c *ldap.Conn) error {
 		var err error
-		es, err = w.s.d.search(c, w.s.cfg.BaseDN, ldap.ScopeWholeSubtree, f, userAttrs)
+		es, err = w.s.d.Search(c, w.s.cfg.BaseDN, ldap.ScopeWholeSubtree, f, userAttrs)
 		return err
 	})
 	if err != nil {
@@ -314,7 +316,7 @@ func (w *watcher) changedSince(ctx context.Context, from int64, fn func(source.E
 	var high int64
 	for _, e := range es {
 		high = max(high, attrInt(e, "uSNChanged"))
-		w.s.watcher.watchContainer(parentDN(e.DN))
+		w.s.watcher.watchContainer(ldapconn.ParentDN(e.DN))
 		if a := w.s.account(ctx, e); a.User != "" {
 			fn(source.Event{User: a.User, Account: a})
 		}

@@ -373,7 +373,7 @@ func testWatch(t *testing.T, f Fixture) {
 	events := make(chan source.Event, 64)
 	done := make(chan error, 1)
 	go func() {
-		done <- f.Source.Watch(wctx, func(e source.Event) {
+		done <- f.Source.Watch(wctx, nil, func(e source.Event) {
 			if e.User != u {
 				return // other tests' users
 			}

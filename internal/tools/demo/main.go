@@ -146,7 +146,7 @@ func (d *demo) run(ctx context.Context, dir string, script, noUI bool) error {
 	if err := writeJSON(cfgFile, map[string]any{
 		"DirectoryURL": fmt.Sprintf("wss://127.0.0.1:%d", d.port), "DirectoryCA": filepath.Join(dirData, "ca.pem"),
 		"EnrollmentToken": string(tok.Token), "StateDir": filepath.Join(d.dir, "state"), "Socket": d.socket,
-		"ToolsDir": filepath.Join(macDir, "tools"),
+		"ToolsDir": filepath.Join(macDir, "tools"), "StatusPlist": filepath.Join(d.dir, "status.plist"),
 	}, 0o600); err != nil {
 		return err
 	}

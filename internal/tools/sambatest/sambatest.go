@@ -17,17 +17,12 @@ package sambatest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -41,6 +36,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/lockstep-dev/lockstep/internal/tools/testpki"
 )
 
 // The domain every DC of this package serves.
@@ -165,17 +162,19 @@ func provision(lock *os.File) (*DC, error) {
 		}
 	}()
 	d := &DC{Dir: dir, lock: lock, exited: make(chan struct{}), AdminPassword: "Adm1n-" + randHex(8) + "!"}
-	if err := d.makeTLS(); err != nil {
+	pki, err := testpki.Write(dir, "dc."+strings.ToLower(Realm), "vm."+strings.ToLower(Realm))
+	if err != nil {
 		return nil, fmt.Errorf("making the DC's certificate: %w", err)
 	}
+	d.CAFile = pki.CA
 	target := filepath.Join(dir, "dc")
 	opt := func(s string) string { return "--option=" + s }
 	args := []string{"domain", "provision", "--server-role=dc", "--dns-backend=NONE", "--use-rfc2307",
 		"--realm=" + Realm, "--domain=" + Domain, "--adminpass=" + d.AdminPassword, "--targetdir=" + target,
 		opt("posix:eadb=" + filepath.Join(target, "eadb.tdb")), opt("xattr_tdb:file=" + filepath.Join(target, "xattr.tdb")),
 		opt("interfaces=lo"), opt("bind interfaces only=yes"),
-		opt("tls enabled=yes"), opt("tls keyfile=" + filepath.Join(dir, "dc-key.pem")),
-		opt("tls certfile=" + filepath.Join(dir, "dc.pem")), opt("tls cafile=" + d.CAFile),
+		opt("tls enabled=yes"), opt("tls keyfile=" + pki.Key),
+		opt("tls certfile=" + pki.Cert), opt("tls cafile=" + d.CAFile),
 		// Only what the tests use: LDAP and Kerberos, in one process.
 		opt("server services=ldap kdc"), opt("pid directory=" + target),
 		opt("log file=" + filepath.Join(target, "log.%m")),
@@ -477,49 +476,4 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// makeTLS writes a CA and a DC certificate for IP:127.0.0.1 (and
-// localhost) signed by it.
-func (d *DC) makeTLS() error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Lockstep sambatest CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "dc." + strings.ToLower(Realm)},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost", "vm." + strings.ToLower(Realm)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	d.CAFile = filepath.Join(d.Dir, "ca.pem")
-	for _, f := range []struct {
-		name, typ string
-		der       []byte
-		mode      os.FileMode
-	}{{"ca.pem", "CERTIFICATE", caDER, 0o644}, {"dc.pem", "CERTIFICATE", der, 0o644}, {"dc-key.pem", "EC PRIVATE KEY", keyDER, 0o600}} {
-		if err := os.WriteFile(filepath.Join(d.Dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
 }
