@@ -7,6 +7,9 @@ export LANG ?= C.UTF-8
 # RACE is the race detector's flag for every test run; `make test RACE=` runs
 # without it (CI's second, unprivileged pass: the root pass already races).
 RACE    ?= -race
+# TESTFLAGS go to every test run (CI's unprivileged pass gives -short: the
+# web console's flows then run on SQLite only).
+TESTFLAGS ?=
 
 # The cgo-free binaries that run on a Mac; they must cross-build from Linux.
 DARWIN_CMDS := $(wildcard cmd/lockstepd cmd/lockstep cmd/lockstep-directory)
@@ -31,7 +34,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test $(RACE) -count=1 -timeout 25m ./...
+	$(GO) test $(RACE) $(TESTFLAGS) -count=1 -timeout 25m ./...
 
 cross:
 	@set -e; for arch in arm64 amd64; do \

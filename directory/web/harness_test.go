@@ -97,12 +97,20 @@ type env struct {
 	secrets []string
 }
 
-// stores are the storage kinds every flow runs with.
-var stores = []string{"sqlite", "postgres"}
+// stores are the storage kinds every flow runs with: both, or SQLite only
+// under -short (CI's unprivileged pass: the PostgreSQL half is most of this
+// package's time, it ran in the root pass, and the store's own conformance
+// tests run on PostgreSQL in both passes).
+func stores() []string {
+	if testing.Short() {
+		return []string{"sqlite"}
+	}
+	return []string{"sqlite", "postgres"}
+}
 
 // eachStore runs fn as a subtest per store.
 func eachStore(t *testing.T, fn func(t *testing.T, store string)) {
-	for _, s := range stores {
+	for _, s := range stores() {
 		t.Run(s, func(t *testing.T) { fn(t, s) })
 	}
 }
