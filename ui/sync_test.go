@@ -135,7 +135,10 @@ func TestSyncTemporaryPasswordGoesOnToChange(t *testing.T) {
 	if h.world.DirectoryPassword() != newPassword || h.world.MacPassword() != newPassword {
 		t.Error("the permanent password is not everywhere")
 	}
-	if got := h.world.Operations(); !slices.Equal(got, []string{localapi.OpSync, localapi.OpChange}) {
+	// The test's record of results is a subscriber of its own: it may
+	// hear of the last one a moment after the app does.
+	if !h.tryWait(func() bool { return slices.Equal(h.world.Operations(), []string{localapi.OpSync, localapi.OpChange}) }) {
+		got := h.world.Operations()
 		t.Errorf("operations %q, want sync then change", got)
 	}
 	h.waitFor("in sync", func() bool { return h.app.account().State == localapi.StateInSync })
@@ -164,7 +167,10 @@ func TestSyncForgotPrevious(t *testing.T) {
 	h.shot("sync-forgot", s.w)
 	test.Tap(s.save)
 	h.waitFor("the result", func() bool { return s.done && h.settled() })
-	if got := h.world.Operations(); !slices.Equal(got, []string{localapi.OpSyncForgot}) {
+	// The test's record of results is a subscriber of its own: it may
+	// hear of the last one a moment after the app does.
+	if !h.tryWait(func() bool { return slices.Equal(h.world.Operations(), []string{localapi.OpSyncForgot}) }) {
+		got := h.world.Operations()
 		t.Errorf("operations %q", got)
 	}
 	// The Mac moved the keychain aside, and the success screen says where.
