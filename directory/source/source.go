@@ -122,6 +122,17 @@ type Hooks struct {
 	Commit func(ctx context.Context, a Account) error
 }
 
+// Committed runs Commit, if any, for a change a remote source holds, and
+// returns a with Commit's error.
+func (h Hooks) Committed(ctx context.Context, a Account) (Account, error) {
+	if h.Commit != nil {
+		if err := h.Commit(ctx, a); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
 // Account is what a source knows of one user.
 type Account struct {
 	// User is the name Macs map to (AD: sAMAccountName).

@@ -79,7 +79,7 @@ func (s *Source) Change(ctx context.Context, user string, current, next []byte, 
 		if ldapconn.IsNetwork(err) {
 			// The answer was lost: see whether AD took the change.
 			if after, aerr := s.Account(ctx, user); aerr == nil && after.Stamp != before.Stamp {
-				return s.committed(ctx, after, h)
+				return h.Committed(ctx, after)
 			}
 			return before, ldapconn.Unavailable("changing the password", err)
 		}
@@ -89,17 +89,7 @@ func (s *Source) Change(ctx context.Context, user string, current, next []byte, 
 	if err != nil {
 		return before, err
 	}
-	return s.committed(ctx, after, h)
-}
-
-// committed runs the hub's commit for a change AD holds.
-func (s *Source) committed(ctx context.Context, a source.Account, h source.Hooks) (source.Account, error) {
-	if h.Commit != nil {
-		if err := h.Commit(ctx, a); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
+	return h.Committed(ctx, after)
 }
 
 // AD's error codes in a refused password write (the Win32 error that
@@ -211,7 +201,7 @@ func (s *Source) Reset(ctx context.Context, user string, password []byte, tempor
 	if err != nil {
 		return a, err
 	}
-	return s.committed(ctx, a, h)
+	return h.Committed(ctx, a)
 }
 
 // Unlock implements source.Source: lockoutTime set to 0 (writing
@@ -234,7 +224,7 @@ func (s *Source) Unlock(ctx context.Context, user string, h source.Hooks) (sourc
 	if err != nil {
 		return a, err
 	}
-	return s.committed(ctx, a, h)
+	return h.Committed(ctx, a)
 }
 
 // denied reports a write AD refused for want of a right.
